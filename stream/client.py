@@ -1,0 +1,84 @@
+"""What an application does with Eddy: send queries and feedback, read what comes back."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Callable, Iterator
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Producer, TopicPartition
+
+from stream import events
+from stream.config import Settings
+
+
+class EddyClient:
+    """Producer of queries and feedback, keyed by user id (so a user's events share a partition)."""
+
+    def __init__(self, settings: Settings, **producer_overrides):
+        self.s = settings
+        self._producer = Producer(settings.producer_config(**producer_overrides))
+
+    def send(self, event: events.Query | events.Feedback) -> None:
+        topic = self.s.topic("queries" if isinstance(event, events.Query) else "feedback")
+        self.send_raw(topic, event.user_id.encode(), events.encode(event))
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, key=key, value=value)
+                self._producer.poll(0)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise TimeoutError(f"{remaining} messages not delivered within {timeout}s")
+
+
+def reader(settings: Settings, topics: list[str], *, from_beginning: bool = False) -> Consumer:
+    """A group-less consumer assigned to every partition of ``topics`` (read_committed)."""
+    consumer = Consumer(settings.consumer_config(group=f"eddy-reader-{uuid.uuid4().hex[:8]}",
+                                                 **{"enable.partition.eof": False}))
+    md = consumer.list_topics(timeout=10)
+    tps = []
+    for t in topics:
+        if t not in md.topics:
+            raise ValueError(f"topic {t!r} does not exist")
+        for p in md.topics[t].partitions:
+            tps.append(TopicPartition(t, p, OFFSET_BEGINNING if from_beginning else OFFSET_END))
+    consumer.assign(tps)
+    if not from_beginning:  # resolve END now, so records produced after this call are seen
+        for tp in tps:
+            _, high = consumer.get_watermark_offsets(tp, timeout=10)
+            tp.offset = high
+        consumer.assign(tps)
+    return consumer
+
+
+def drain(consumer: Consumer, *, until: Callable[[list[Message]], bool] | None = None, timeout_s: float = 30.0,
+          idle_s: float | None = None) -> list[Message]:
+    """Read until ``until(messages)`` is true, ``idle_s`` passes with nothing new, or ``timeout_s`` ends."""
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    last = time.monotonic()
+    while time.monotonic() < deadline:
+        batch = consumer.consume(500, 0.1)
+        got = [m for m in batch if not m.error()]
+        if got:
+            out.extend(got)
+            last = time.monotonic()
+            if until is not None and until(out):
+                break
+        elif idle_s is not None and time.monotonic() - last > idle_s:
+            break
+    return out
+
+
+def iterate(consumer: Consumer, poll_s: float = 0.2) -> Iterator[Message]:
+    while True:
+        for m in consumer.consume(500, poll_s):
+            if not m.error():
+                yield m

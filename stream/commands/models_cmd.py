@@ -1,0 +1,64 @@
+"""eddy models list|show|promote|rollback"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from stream import config
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("list", help="every registered version, the live one marked")
+    show = sub.add_parser("show", help="one version's metadata and metrics")
+    show.add_argument("version")
+    promote = sub.add_parser("promote", help="make a version live; workers switch without restart")
+    promote.add_argument("version")
+    sub.add_parser("rollback", help="make the previously live version live again")
+    config.add_arguments(p, only=("bootstrap", "redis_url", "topic_prefix", "partitions", "model_dir"))
+
+
+def publish_swap(settings, old: str | None, new: str) -> None:
+    """Tell subscribers of model-updates which feature net is now live."""
+    from confluent_kafka import Producer
+
+    from stream import events
+    from stream.kafka_io import ensure_topics
+
+    ensure_topics(settings, ("model-updates",))
+    update = events.ModelUpdate(kind="feature_net", feature_net_version=new, version=new, user_id=None,
+                                request_id=None, summary={"replaced": old or ""}, ts=time.time())
+    producer = Producer(settings.producer_config())
+    producer.produce(settings.topic("model-updates"), key=b"feature_net", value=events.encode(update))
+    producer.flush(10)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stream.registry import Registry
+    from stream.store import RedisStore
+
+    s = config.from_args(args)
+    registry = Registry(RedisStore(s.redis_url, s.topic_prefix, decision_ttl_s=1).client, s.topic_prefix, s.model_dir)
+    if args.action == "list":
+        live = registry.live()
+        rows = registry.versions()
+        if not rows:
+            print("no versions registered (eddy train ...)")
+        for e in rows:
+            m = e.get("metrics", {})
+            mark = "*" if e["version"] == live else " "
+            created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.get("created_at", 0)))
+            print(f"{mark} {e['version']:8s} {created}  val_rmse={m.get('val_rmse', float('nan')):.4f}  {e.get('source', '')}")
+    elif args.action == "show":
+        print(json.dumps(registry.show(args.version), indent=2))
+    elif args.action == "promote":
+        old = registry.promote(args.version)
+        publish_swap(s, old, args.version)
+        print(f"live: {args.version} (was {old or 'none'})")
+    elif args.action == "rollback":
+        old, new = registry.rollback()
+        publish_swap(s, old, new)
+        print(f"live: {new} (rolled back from {old})")
+    return 0

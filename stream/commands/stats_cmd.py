@@ -1,0 +1,35 @@
+"""eddy stats"""
+
+from __future__ import annotations
+
+import argparse
+
+from stream import config
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    config.add_arguments(p, only=("redis_url", "topic_prefix", "group"))
+
+
+def reconcile(stats: dict[str, int]) -> tuple[int, int]:
+    """(consumed, processed + dead-lettered): equal when nothing was lost."""
+    processed = stats.get("predictions", 0) + stats.get("feedback_applied", 0) + stats.get("feedback_redelivered", 0)
+    return stats.get("consumed", 0), processed + stats.get("dead_lettered", 0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stream.store import RedisStore
+
+    s = config.from_args(args)
+    store = RedisStore(s.redis_url, s.topic_prefix, decision_ttl_s=1)
+    workers = store.read_stats(s.group)
+    if not workers:
+        print(f"no stats from group {s.group!r} under prefix {s.topic_prefix!r}")
+        return 1
+    for inst, st in sorted(workers.items()):
+        consumed, accounted = reconcile(st)
+        ok = "reconciles" if consumed == accounted else f"MISMATCH ({consumed} != {accounted})"
+        print(f"{inst}: {ok}")
+        for k, v in sorted(st.items()):
+            print(f"  {k:32s} {v}")
+    return 0

@@ -1,0 +1,191 @@
+"""All configuration in one place: defaults < environment (EDDY_*) < CLI flags.
+
+Defaults run against the local stack from ``deploy/stack up``. Every field
+has one environment variable, ``EDDY_<FIELD>`` in upper case, and one flag,
+``--<field-with-dashes>``, added by :func:`add_arguments`.
+
+Kafka client settings are chosen for latency, and written down here because
+client defaults would dominate every figure:
+
+* consumer ``fetch.wait.max.ms=5``: librdkafka's default (500 ms) is how long
+  the broker holds an empty fetch; with ``fetch.min.bytes=1`` data returns at
+  once anyway, but a short wait keeps shutdown, rebalances and idle
+  partitions responsive.
+* producer ``linger.ms=1``: librdkafka waits 5 ms by default to fill batches,
+  which would add 5 ms to every prediction. 1 ms still batches under load.
+* ``acks=all`` and idempotence: required for transactions, and a prediction
+  that is acknowledged must not be lost.
+* ``transaction.timeout.ms=10000``: a killed worker's open transaction blocks
+  ``read_committed`` readers until it times out or the worker restarts with
+  the same ``transactional.id``; 10 s bounds that stall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from features.errors import EddyError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(EddyError, ValueError):
+    """A bad setting; the message names the setting and the value."""
+
+
+def _default_state_dir() -> str:
+    return os.environ.get("EDDY_STATE_DIR", str(REPO_ROOT / ".eddy"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str = field(default="127.0.0.1:9092", metadata={"help": "Kafka bootstrap servers"})
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis URL (redis:// or unix://)"})
+    topic_prefix: str = field(default="eddy.", metadata={"help": "prefix of every topic name"})
+    partitions: int = field(default=4, metadata={"help": "partitions of each topic Eddy creates"})
+    group: str = field(default="eddy-worker", metadata={"help": "consumer group of the workers"})
+    instance_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}-0",
+        metadata={"help": "stable id of this worker (its transactional.id); unique per running worker"},
+    )
+    processing: str = field(
+        default="exactly_once",
+        metadata={"help": "exactly_once (Kafka transactions) or at_least_once (state stays exactly-once)"},
+    )
+    learner: str = field(default="river", metadata={"help": "per-user online learner: river or bayes"})
+    policy: str = field(
+        default="epsilon_greedy:epsilon=0.1",
+        metadata={"help": "exploration policy spec, e.g. softmax:temperature=0.5, thompson, vw:exploration=squarecb"},
+    )
+    join_window_s: float = field(default=600.0, metadata={"help": "feedback later than this after its decision is late"})
+    max_batch: int = field(default=256, metadata={"help": "most messages handled in one batch"})
+    poll_timeout_ms: int = field(default=20, metadata={"help": "longest wait for the next message"})
+    fetch_wait_ms: int = field(default=5, metadata={"help": "consumer fetch.wait.max.ms"})
+    linger_ms: float = field(default=1.0, metadata={"help": "producer linger.ms"})
+    cache_users: int = field(default=100_000, metadata={"help": "per-user models kept in the worker's memory"})
+    model_dir: str = field(
+        default_factory=lambda: str(Path(_default_state_dir()) / "models"),
+        metadata={"help": "directory of feature-net artifacts (the registry's files)"},
+    )
+    prior_refresh_s: float = field(default=5.0, metadata={"help": "how often the population prior is re-read"})
+    seed: int = field(default=0, metadata={"help": "base seed of the exploration draws"})
+    torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker"})
+
+    # ------------------------------------------------------------------ topics
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {n: self.topic(n) for n in TOPIC_NAMES}
+
+    # --------------------------------------------------------------- validate
+    def validated(self) -> "Settings":
+        if self.processing not in ("exactly_once", "at_least_once"):
+            raise ConfigError(f"processing must be exactly_once or at_least_once, got {self.processing!r}")
+        if self.learner not in ("river", "bayes", "ridge"):
+            raise ConfigError(f"learner must be river or bayes, got {self.learner!r}")
+        for name in ("partitions", "max_batch", "cache_users", "torch_threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("join_window_s", "prior_refresh_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.poll_timeout_ms < 0 or self.fetch_wait_ms < 0 or self.linger_ms < 0:
+            raise ConfigError("poll_timeout_ms, fetch_wait_ms and linger_ms must be >= 0")
+        if ":" not in self.bootstrap:
+            raise ConfigError(f"bootstrap must be host:port, got {self.bootstrap!r}")
+        if not self.redis_url.startswith(("redis://", "unix://", "rediss://")):
+            raise ConfigError(f"redis_url must start with redis:// or unix://, got {self.redis_url!r}")
+        return self
+
+    # ----------------------------------------------------------- kafka configs
+    def consumer_config(self, group: str | None = None, **extra: Any) -> dict[str, Any]:
+        cfg = {
+            "bootstrap.servers": self.bootstrap,
+            "group.id": group or self.group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": self.fetch_wait_ms,
+            "fetch.min.bytes": 1,
+            # range keeps partition i of queries and of feedback on one worker,
+            # so each user's state is written and read in one process.
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1_000,
+        }
+        cfg.update(extra)
+        return cfg
+
+    def producer_config(self, transactional: bool = False, **extra: Any) -> dict[str, Any]:
+        cfg = {
+            "bootstrap.servers": self.bootstrap,
+            "linger.ms": self.linger_ms,
+            "acks": "all",
+            "enable.idempotence": True,
+            # Same partitioner as the Java client, so keys land on the same
+            # partition whichever client produced them.
+            "partitioner": "murmur2_random",
+        }
+        if transactional:
+            cfg["transactional.id"] = f"eddy-{self.group}-{self.instance_id}"
+            cfg["transaction.timeout.ms"] = 10_000
+        cfg.update(extra)
+        return cfg
+
+
+TOPIC_NAMES = ("queries", "feedback", "predictions", "decisions", "outcomes", "model-updates", "dead-letter")
+
+
+def _default_of(f) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def _env_value(f, raw: str) -> Any:
+    typ = type(_default_of(f))
+    try:
+        return typ(raw)
+    except ValueError:
+        raise ConfigError(f"EDDY_{f.name.upper()} must be {typ.__name__}, got {raw!r}") from None
+
+
+def from_env(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        key = f"EDDY_{f.name.upper()}"
+        if key in env:
+            values[f.name] = _env_value(f, env[key])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values).validated()
+
+
+def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Add ``--<setting>`` flags; unset flags fall back to the environment, then defaults."""
+    group = parser.add_argument_group("settings (flag > EDDY_<NAME> environment variable > default)")
+    for f in fields(Settings):
+        if only is not None and f.name not in only:
+            continue
+        default = _default_of(f)
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=type(default),
+            default=None,
+            metavar=type(default).__name__.upper(),
+            help=f"{f.metadata.get('help', '')} (default: {default}; env EDDY_{f.name.upper()})",
+        )
+
+
+def from_args(args: argparse.Namespace) -> Settings:
+    overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    return from_env(**overrides)
+
+
+__all__ = ["Settings", "ConfigError", "from_env", "from_args", "add_arguments", "TOPIC_NAMES", "replace"]

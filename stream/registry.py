@@ -1,0 +1,98 @@
+"""Model registry: feature-net artifacts as files, their index and the live pointer in Redis.
+
+Files: ``<model_dir>/<version>/`` as written by ``FeatureModel.save``.
+Redis (under the deployment prefix): ``registry:versions`` (hash version ->
+metadata JSON), ``registry:live`` (the one live version) and
+``registry:history`` (previously live versions, newest first, for rollback).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import redis
+
+from features.errors import EddyError
+from features.model import FeatureModel
+
+
+class RegistryError(EddyError, ValueError):
+    """Unknown version, missing artifact, or nothing to roll back to."""
+
+
+class Registry:
+    def __init__(self, client: redis.Redis, prefix: str, model_dir: str | Path):
+        self._r = client
+        self._p = prefix
+        self.model_dir = Path(model_dir)
+
+    def _k(self, name: str) -> str:
+        return f"{self._p}registry:{name}"
+
+    def next_version(self) -> str:
+        n = self._r.incr(self._k("counter"))
+        return f"v{n}"
+
+    def path(self, version: str) -> Path:
+        return self.model_dir / version
+
+    def register(self, model: FeatureModel, meta: dict | None = None) -> str:
+        """Save ``model`` under its version and index it. Returns the version."""
+        path = self.path(model.version)
+        model.save(path)
+        entry = {
+            "version": model.version,
+            "path": str(path),
+            "created_at": time.time(),
+            "metrics": model.metrics,
+            **(meta or {}),
+        }
+        self._r.hset(self._k("versions"), model.version, json.dumps(entry))
+        return model.version
+
+    def versions(self) -> list[dict]:
+        raw = self._r.hgetall(self._k("versions"))
+        entries = [json.loads(v) for v in raw.values()]
+        return sorted(entries, key=lambda e: e.get("created_at", 0))
+
+    def show(self, version: str) -> dict:
+        raw = self._r.hget(self._k("versions"), version)
+        if raw is None:
+            known = ", ".join(e["version"] for e in self.versions()) or "none"
+            raise RegistryError(f"unknown model version {version!r} (known: {known})")
+        return json.loads(raw)
+
+    def live(self) -> str | None:
+        v = self._r.get(self._k("live"))
+        return v.decode() if v else None
+
+    def promote(self, version: str) -> str | None:
+        """Make ``version`` live; returns the version it replaced."""
+        entry = self.show(version)
+        if not Path(entry["path"]).exists():
+            raise RegistryError(f"artifact of {version!r} is missing at {entry['path']}")
+        previous = self.live()
+        if previous == version:
+            return previous
+        pipe = self._r.pipeline(transaction=True)
+        if previous:
+            pipe.lpush(self._k("history"), previous)
+        pipe.set(self._k("live"), version)
+        pipe.execute()
+        return previous
+
+    def rollback(self) -> tuple[str, str]:
+        """Make the previously live version live again; returns (from, to)."""
+        current = self.live()
+        previous = self._r.lpop(self._k("history"))
+        if previous is None:
+            raise RegistryError("nothing to roll back to: no version was live before the current one")
+        previous = previous.decode()
+        self._r.set(self._k("live"), previous)
+        return current or "", previous
+
+    def load(self, version: str, device: str | None = None) -> FeatureModel:
+        entry = self.show(version)
+        return FeatureModel.load(Path(entry["path"]), device=device)
