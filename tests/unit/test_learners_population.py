@@ -1,0 +1,127 @@
+"""PopulationModel: additive statistics, the ridge solution, the offline-average prior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from learners import LearnerError, PopulationModel, make_user_model
+
+pytestmark = pytest.mark.unit
+
+DIM = 5
+
+
+def data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, DIM))
+    return X, X @ rng.normal(size=DIM) - 1.0 + rng.normal(scale=0.2, size=n)
+
+
+def learned(X, y, **kwargs):
+    model = PopulationModel(DIM, **kwargs)
+    for x, t in zip(X, y):
+        model.learn_one(x, t)
+    return model
+
+
+def test_mean_is_the_ridge_solution():
+    X, y = data()
+    model = learned(X, y, prior_precision=3.0)
+    Xt = np.column_stack([X, np.ones(len(X))])
+    expected = np.linalg.solve(3.0 * np.eye(DIM + 1) + Xt.T @ Xt, Xt.T @ y)
+    np.testing.assert_allclose(model.mean(), expected, rtol=0, atol=1e-10)
+
+
+def test_merge_of_two_halves_equals_one_model_on_all_data():
+    X, y = data()
+    whole = learned(X, y)
+    left, right = learned(X[:150], y[:150]), learned(X[150:], y[150:])
+    for merged in (left + right, left.merge(right), sum([left, right])):
+        assert merged.n_obs == whole.n_obs == 300
+        np.testing.assert_allclose(merged.mean(), whole.mean(), rtol=0, atol=1e-10)
+    assert left.n_obs == 150 and right.n_obs == 150  # merge does not mutate its inputs
+
+
+def test_in_place_accumulation():
+    X, y = data()
+    total = PopulationModel(DIM)
+    for part in np.array_split(np.arange(len(X)), 4):
+        total += learned(X[part], y[part])
+    np.testing.assert_allclose(total.mean(), learned(X, y).mean(), rtol=0, atol=1e-10)
+
+
+def test_merge_needs_the_same_prior():
+    with pytest.raises(LearnerError, match="^other has dim"):
+        PopulationModel(DIM) + PopulationModel(DIM + 1)
+    with pytest.raises(LearnerError, match="^other has a different prior"):
+        PopulationModel(DIM) + PopulationModel(DIM, prior_precision=2.0)
+    with pytest.raises(LearnerError, match="^other has a different prior"):
+        PopulationModel(DIM) + PopulationModel(DIM, prior_mean=np.ones(DIM + 1))
+    with pytest.raises(LearnerError, match="^other must be a PopulationModel"):
+        PopulationModel(DIM).merge(1)
+
+
+def test_from_user_weights_starts_at_the_average():
+    rng = np.random.default_rng(1)
+    W, b = rng.normal(size=(50, DIM)), rng.normal(size=50)
+    pop = PopulationModel.from_user_weights(W, b, prior_precision=10.0)
+    np.testing.assert_allclose(pop.mean(), np.append(W.mean(axis=0), b.mean()), rtol=1e-12)
+    assert pop.n_obs == 0
+
+
+def test_online_data_pulls_away_from_the_offline_average():
+    X, y = data(n=2000)
+    W, b = np.zeros((3, DIM)), np.full(3, 50.0)
+    pop = PopulationModel.from_user_weights(W, b, prior_precision=1.0)
+    for x, t in zip(X, y):
+        pop.learn_one(x, t)
+    assert abs(pop.mean()[-1] - (-1.0)) < 0.1
+
+
+def test_a_new_user_starts_from_the_population_mean():
+    X, y = data()
+    prior = learned(X, y).mean()
+    for kind in ("river", "bayes"):
+        user = make_user_model(kind, DIM, prior_mean=prior)
+        assert user.predict_one(X[0]) == pytest.approx(X[0] @ prior[:-1] + prior[-1], rel=1e-12)
+
+
+def test_round_trip_is_exact_and_size_is_compact():
+    X, y = data()
+    model = learned(X, y, prior_precision=2.0, prior_mean=np.arange(DIM + 1.0))
+    data_ = model.to_bytes()
+    clone = PopulationModel.from_bytes(data_)
+    assert clone == model and clone.n_obs == 300
+    np.testing.assert_array_equal(clone.mean(), model.mean())
+    n = DIM + 1
+    assert len(data_) == 12 + 8 * (1 + 2 * n + n * (n + 1) // 2) + 4
+
+
+def test_from_bytes_rejects_user_models_and_corruption():
+    with pytest.raises(LearnerError, match="^data holds a river model, expected population"):
+        PopulationModel.from_bytes(make_user_model("river", DIM).to_bytes())
+    good = PopulationModel(DIM).to_bytes()
+    with pytest.raises(LearnerError, match="^data is corrupt"):
+        PopulationModel.from_bytes(good[:30] + bytes([good[30] ^ 4]) + good[31:])
+    with pytest.raises(LearnerError, match="^data has format version 9"):
+        PopulationModel.from_bytes(bytes([9]) + good[1:])
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: PopulationModel(0), "dim"),
+        (lambda: PopulationModel(DIM, prior_precision=0.0), "prior_precision"),
+        (lambda: PopulationModel(DIM, prior_mean=np.zeros(DIM)), "prior_mean"),
+        (lambda: PopulationModel(DIM).learn_one(np.zeros(DIM + 1), 0.0), "x"),
+        (lambda: PopulationModel(DIM).learn_one(np.zeros(DIM), float("nan")), "y"),
+        (lambda: PopulationModel.from_user_weights(np.zeros((0, DIM)), np.zeros(0)), "W"),
+        (lambda: PopulationModel.from_user_weights(np.zeros(DIM), np.zeros(1)), "W"),
+        (lambda: PopulationModel.from_user_weights(np.full((2, DIM), np.nan), np.zeros(2)), "W"),
+        (lambda: PopulationModel.from_user_weights(np.zeros((2, DIM)), np.zeros(3)), "b"),
+    ],
+)
+def test_invalid_inputs(call, name):
+    with pytest.raises(LearnerError, match=f"^{name} "):
+        call()

@@ -1,0 +1,142 @@
+"""BayesianLinearUserModel: Sherman-Morrison against closed-form batch ridge, and the posterior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from learners import BayesianLinearUserModel, LearnerError
+
+pytestmark = pytest.mark.unit
+
+
+def fitted(dim=6, n=200, lam=2.0, sigma2=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    m0 = rng.normal(size=dim + 1)
+    X = rng.normal(size=(n, dim))
+    y = X @ rng.normal(size=dim) + 0.3 + rng.normal(scale=0.5, size=n)
+    model = BayesianLinearUserModel(dim, prior_mean=m0, prior_precision=lam, noise_variance=sigma2)
+    for x, t in zip(X, y):
+        model.learn_one(x, t)
+    Xt = np.column_stack([X, np.ones(n)])
+    A = lam * np.eye(dim + 1) + Xt.T @ Xt
+    return model, A, lam * m0 + Xt.T @ y
+
+
+def test_posterior_mean_is_the_batch_ridge_solution():
+    model, A, rhs = fitted()
+    mean, _ = model.posterior()
+    np.testing.assert_allclose(mean, np.linalg.solve(A, rhs), rtol=0, atol=1e-6)
+    w, b = model.weights
+    np.testing.assert_allclose(np.append(w, b), mean, rtol=0, atol=1e-12)
+
+
+def test_sherman_morrison_tracks_the_inverse():
+    model, A, _ = fitted()
+    _, cov = model.posterior()
+    np.testing.assert_allclose(cov / model.noise_variance, np.linalg.inv(A), rtol=0, atol=1e-6)
+
+
+def test_inverse_stays_exactly_symmetric_and_accurate_over_long_runs():
+    dim, lam = 16, 1.0
+    rng = np.random.default_rng(1)
+    model = BayesianLinearUserModel(dim, prior_precision=lam)
+    X = rng.normal(size=(5_000, dim)) * rng.uniform(0.01, 10.0, size=dim)  # badly scaled features
+    for x in X:
+        model.learn_one(x, 1.0)
+    P = model.posterior()[1]
+    assert np.array_equal(P, P.T)
+    Xt = np.column_stack([X, np.ones(len(X))])
+    P_exact = np.linalg.inv(lam * np.eye(dim + 1) + Xt.T @ Xt)
+    np.testing.assert_allclose(P, P_exact, rtol=1e-6, atol=1e-12)
+    assert np.all(np.linalg.eigvalsh(P) > 0)
+
+
+def test_posterior_covariance_scales_with_noise_variance():
+    a, _, _ = fitted(sigma2=1.0)
+    b, _, _ = fitted(sigma2=4.0)
+    np.testing.assert_allclose(b.posterior()[1], 4.0 * a.posterior()[1], rtol=1e-12)
+    np.testing.assert_array_equal(a.posterior()[0], b.posterior()[0])
+
+
+def test_posterior_returns_copies():
+    model, _, _ = fitted()
+    mean, cov = model.posterior()
+    mean[:] = 0.0
+    cov[:] = 0.0
+    assert np.any(model.posterior()[0] != 0.0) and np.any(model.posterior()[1] != 0.0)
+
+
+def test_predict_var_many_is_the_quadratic_form():
+    model, _, _ = fitted()
+    X = np.random.default_rng(2).normal(size=(20, model.dim))
+    Xt = np.column_stack([X, np.ones(len(X))])
+    cov = model.posterior()[1]
+    np.testing.assert_allclose(model.predict_var_many(X), np.einsum("ij,jk,ik->i", Xt, cov, Xt), rtol=1e-10)
+    assert model.predict_var_many(np.empty((0, model.dim))).shape == (0,)
+
+
+def test_prior_variance_before_data():
+    model = BayesianLinearUserModel(3, prior_precision=2.0, noise_variance=0.5)
+    # cov = 0.5 / 2 * I, so x~' cov x~ = 0.25 * (|x|^2 + 1)
+    np.testing.assert_allclose(model.predict_var_many(np.array([[1.0, 2.0, 2.0]])), [0.25 * 10])
+
+
+def test_variance_shrinks_with_data():
+    rng = np.random.default_rng(3)
+    model = BayesianLinearUserModel(4)
+    X = rng.normal(size=(10, 4))
+    before = model.predict_var_many(X)
+    for x in rng.normal(size=(100, 4)):
+        model.learn_one(x, 0.0)
+    assert np.all(model.predict_var_many(X) < before)
+
+
+def test_thompson_samples_follow_the_posterior():
+    model, _, _ = fitted(dim=3, n=20)
+    mean, cov = model.posterior()
+    rng = np.random.default_rng(4)
+    draws = np.array([np.append(*model.sample_weights(rng)) for _ in range(20_000)])
+    np.testing.assert_allclose(draws.mean(axis=0), mean, atol=4 * np.sqrt(np.diag(cov).max() / 20_000))
+    np.testing.assert_allclose(np.cov(draws.T), cov, rtol=0.05, atol=0.05 * np.abs(cov).max())
+
+
+def test_thompson_sampling_is_seeded():
+    model, _, _ = fitted()
+    a = model.sample_weights(np.random.default_rng(7))
+    b = model.sample_weights(np.random.default_rng(7))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1]
+    model.learn_one(np.ones(model.dim), 100.0)  # the cached Cholesky factor is refreshed
+    c = model.sample_weights(np.random.default_rng(7))
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_sample_weights_rejects_legacy_random_state():
+    with pytest.raises(LearnerError, match="^rng "):
+        BayesianLinearUserModel(2).sample_weights(np.random.RandomState(0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"prior_precision": 0.0}, "prior_precision"),
+        ({"prior_precision": -1.0}, "prior_precision"),
+        ({"prior_precision": float("inf")}, "prior_precision"),
+        ({"noise_variance": 0.0}, "noise_variance"),
+        ({"noise_variance": float("nan")}, "noise_variance"),
+        ({"noise_variance": "1"}, "noise_variance"),
+    ],
+)
+def test_invalid_hyperparameters(kwargs, name):
+    with pytest.raises(LearnerError, match=f"^{name} "):
+        BayesianLinearUserModel(4, **kwargs)
+
+
+def test_round_trip_keeps_the_posterior_exactly():
+    model, _, _ = fitted()
+    clone = BayesianLinearUserModel.from_bytes(model.to_bytes())
+    for a, b in zip(model.posterior(), clone.posterior()):
+        np.testing.assert_array_equal(a, b)
+    assert clone.prior_mean is None
+    assert (clone.prior_precision, clone.noise_variance) == (model.prior_precision, model.noise_variance)

@@ -1,0 +1,72 @@
+"""RiverUserModel: it is river's SGD linear regression, started from the prior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from river import linear_model, optim
+
+from learners import LearnerError, RiverUserModel
+
+pytestmark = pytest.mark.unit
+
+
+def test_matches_a_plain_river_model_step_for_step():
+    dim, lr, l2 = 5, 0.03, 0.01
+    rng = np.random.default_rng(0)
+    prior = rng.normal(size=dim + 1)
+    ours = RiverUserModel(dim, prior_mean=prior, lr=lr, l2=l2)
+    theirs = linear_model.LinearRegression(optimizer=optim.SGD(lr), l2=l2, intercept_init=prior[-1], intercept_lr=lr)
+    for i in range(dim):
+        theirs._weights[i] = prior[i]
+    for _ in range(100):
+        x, y = rng.normal(size=dim), float(rng.normal())
+        ours.learn_one(x, y)
+        theirs.learn_one(dict(enumerate(x)), y)
+    w, b = ours.weights
+    np.testing.assert_array_equal(w, [theirs.weights[i] for i in range(dim)])
+    assert b == theirs.intercept
+    x = rng.normal(size=dim)
+    assert ours.predict_one(x) == pytest.approx(theirs.predict_one(dict(enumerate(x))), rel=1e-12)
+
+
+def test_one_step_by_hand():
+    # river's squared loss has gradient 2 (y_hat - y): one step moves w by 2 lr (y - y_hat) x
+    model = RiverUserModel(2, prior_mean=np.array([1.0, 0.0, 0.5]), lr=0.1)
+    model.learn_one(np.array([1.0, 2.0]), 3.0)
+    w, b = model.weights
+    np.testing.assert_allclose(w, [1.3, 0.6])
+    assert b == pytest.approx(0.8)
+
+
+def test_intercept_lr_defaults_to_lr_and_can_be_set_apart():
+    x = np.array([1.0])
+    same, frozen = RiverUserModel(1, lr=0.1), RiverUserModel(1, lr=0.1, intercept_lr=0.0)
+    same.learn_one(x, 1.0)
+    frozen.learn_one(x, 1.0)
+    assert same.weights[1] == pytest.approx(0.2)
+    assert frozen.weights[1] == 0.0
+    assert RiverUserModel.from_bytes(frozen.to_bytes()).intercept_lr == 0.0
+
+
+def test_optimizer_iteration_count_survives_round_trip():
+    model = RiverUserModel(3)
+    for _ in range(7):
+        model.learn_one(np.ones(3), 1.0)
+    clone = RiverUserModel.from_bytes(model.to_bytes())
+    assert clone._model.optimizer.n_iterations == model._model.optimizer.n_iterations == 7
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"lr": 0.0}, "lr"),
+        ({"lr": -0.1}, "lr"),
+        ({"lr": float("nan")}, "lr"),
+        ({"l2": -1.0}, "l2"),
+        ({"intercept_lr": -0.5}, "intercept_lr"),
+    ],
+)
+def test_invalid_hyperparameters(kwargs, name):
+    with pytest.raises(LearnerError, match=f"^{name} "):
+        RiverUserModel(4, **kwargs)
