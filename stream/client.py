@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Callable, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from stream import events
 from stream.config import Settings
@@ -52,10 +52,22 @@ def reader(settings: Settings, topics: list[str], *, from_beginning: bool = Fals
     consumer.assign(tps)
     if not from_beginning:  # resolve END now, so records produced after this call are seen
         for tp in tps:
-            _, high = consumer.get_watermark_offsets(tp, timeout=10)
-            tp.offset = high
+            tp.offset = _high_watermark(consumer, tp)
         consumer.assign(tps)
     return consumer
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout_s: float = 15.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=5)[1]
+        except KafkaException as exc:  # leadership still settling right after topic creation
+            if not exc.args[0].retriable() and exc.args[0].code() != KafkaError.NOT_LEADER_FOR_PARTITION:
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def drain(consumer: Consumer, *, until: Callable[[list[Message]], bool] | None = None, timeout_s: float = 30.0,

@@ -59,7 +59,8 @@ def _wait_for_metadata(client: AdminClient, topics: list[str], timeout_s: float)
     deadline = time.monotonic() + timeout_s
     while True:
         md = client.list_topics(timeout=5).topics
-        if all(t in md and md[t].partitions and not md[t].error for t in topics):
+        if all(t in md and md[t].partitions and not md[t].error
+               and all(pm.leader >= 0 and not pm.error for pm in md[t].partitions.values()) for t in topics):
             return
         if time.monotonic() > deadline:
             raise KafkaUnavailable(f"topics {topics} not ready after {timeout_s}s")

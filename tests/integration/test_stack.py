@@ -53,14 +53,16 @@ def test_consumer_group_resumes_from_committed_offsets(settings):
     assert sorted(again) == sorted(f"second-{i}".encode() for i in range(5))
 
 
-def test_faust_agent_consumes_one_topic_and_produces_to_another(settings):
+def test_faust_agent_consumes_one_topic_and_produces_to_another(settings, tmp_path):
     source, sink = settings.topic("queries"), settings.topic("predictions")
     env = {**os.environ, "ECHO_APP_ID": f"{settings.topic_prefix}echo", "ECHO_SOURCE": source, "ECHO_SINK": sink,
            "EDDY_BOOTSTRAP": settings.bootstrap}
     app_dir = Path(__file__).parent
+    log_path = tmp_path / "faust.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "faust", "-A", "faust_echo_app", "worker", "-l", "warning", "--without-web"],
-        cwd=app_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "faust", "-A", "faust_echo_app", "--datadir", str(tmp_path / "faust-data"),
+         "worker", "-l", "info", "--without-web"],
+        cwd=app_dir, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
     )
     try:
         from stream.client import drain, reader
@@ -75,14 +77,14 @@ def test_faust_agent_consumes_one_topic_and_produces_to_another(settings):
                 p.produce(source, value=w.encode())
             p.flush(10)
             got |= {m.value() for m in drain(out, timeout_s=3)}
-        assert {w.upper().encode() for w in words} <= got
+        assert {w.upper().encode() for w in words} <= got, log_path.read_text()[-3000:]
     finally:
         proc.terminate()
         try:
-            output = proc.communicate(timeout=30)[0].decode(errors="replace")
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            output = proc.communicate()[0].decode(errors="replace")
+    output = log_path.read_text(errors="replace")
     assert "Traceback" not in output, output[-3000:]
 
 

@@ -151,7 +151,9 @@ def test_learning_converges(kind):
     X = rng.normal(size=(200, DIM))
     err = model.predict_many(X) - (X @ w_true + b_true)
     rmse = float(np.sqrt(np.mean(err**2)))
-    assert rmse < 0.1, rmse
+    # Constant-step SGD keeps hovering around w* (LMS misadjustment ~ lr * E|x|^2 * noise);
+    # the exact posterior mean does not.
+    assert rmse < {"river": 0.15, "bayes": 0.05}[kind], rmse
     # and it beats the prior by far
     assert rmse < 0.05 * float(np.sqrt(np.mean((X @ w_true + b_true) ** 2)))
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from river import linear_model, optim
 
-from learners import LearnerError, RiverUserModel
+from learners import LearnerError, RiverUserModel, _codec
 
 pytestmark = pytest.mark.unit
 
@@ -70,3 +70,18 @@ def test_optimizer_iteration_count_survives_round_trip():
 def test_invalid_hyperparameters(kwargs, name):
     with pytest.raises(LearnerError, match=f"^{name} "):
         RiverUserModel(4, **kwargs)
+
+
+
+def test_divergence_is_bounded_by_rivers_gradient_clipping():
+    """lr * (|x|^2 + 1) > 1 overshoots every step; river clips gradients at 1e12, so the weights
+    blow up to huge but finite values (no inf): the only symptom is absurd predictions."""
+    model = RiverUserModel(4, lr=1.0)
+    for _ in range(200):
+        model.learn_one(np.full(4, 3.0), 1.0)
+    assert 1e9 < abs(model.predict_one(np.ones(4))) < np.inf
+
+
+def test_non_finite_state_refuses_to_serialise():
+    with pytest.raises(LearnerError, match="^model state is not finite"):
+        _codec.encode(_codec.Kind.RIVER, 1, 0, np.array([0.05, 0.05, 0.0, np.inf, 0.0]))
