@@ -1,0 +1,31 @@
+"""Exploration policies and off-policy estimators: pure numpy (and VW), no I/O.
+
+Policies map one decision's :class:`Candidates` to a full action distribution
+and sample from it with the caller's seeded generator; :mod:`bandits.ope`
+estimates a target policy's value from the resulting logs.
+"""
+
+from bandits.base import Candidates, Decision, Policy, decision_seed
+from bandits.epsilon_greedy import EpsilonGreedy, Greedy
+from bandits.errors import BanditError
+from bandits.factory import POLICIES, make_policy
+from bandits.softmax import Softmax
+from bandits.thompson import ThompsonSampling
+from bandits.ucb import UCB
+from bandits.vw import VWExplorePolicy
+
+__all__ = [
+    "BanditError",
+    "Candidates",
+    "Decision",
+    "EpsilonGreedy",
+    "Greedy",
+    "POLICIES",
+    "Policy",
+    "Softmax",
+    "ThompsonSampling",
+    "UCB",
+    "VWExplorePolicy",
+    "decision_seed",
+    "make_policy",
+]

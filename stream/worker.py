@@ -57,7 +57,7 @@ class Worker:
         self.t = settings.topics
         self.store = RedisStore(settings.redis_url, settings.topic_prefix, decision_ttl_s=2 * settings.join_window_s)
         self.registry = Registry(self.store.client, settings.topic_prefix, settings.model_dir)
-        self.policy = make_policy(settings.policy)
+        self.policy = self._restore_policy(make_policy(settings.policy))
         self.stats: Counter[str] = Counter()
         self._stopping = False
         self._epochs: dict[int, int] = {}
@@ -71,6 +71,27 @@ class Worker:
         torch.set_num_threads(settings.torch_threads)
         self.model = model or self._load_live_model()
         self._install(self.model)
+
+    # ----------------------------------------------------------------- policy
+    def _policy_key(self) -> str:
+        return self.store.key("policy", self.s.group, self.policy.name)
+
+    def _restore_policy(self, policy):
+        """A learning policy (VW) resumes from its last snapshot in Redis."""
+        if not hasattr(policy, "to_bytes"):
+            return policy
+        self.policy = policy
+        blob = self.store.client.get(self._policy_key())
+        if blob is not None:
+            policy = type(policy).from_bytes(blob)
+            log.info("policy %s restored from snapshot (%s)", policy.name, policy.version)
+        return policy
+
+    def _snapshot_policy(self, force: bool = False) -> None:
+        # VW is one model per deployment, learned from the feedback each worker
+        # joins; snapshots bound what a crash loses to the last 200 examples.
+        if hasattr(self.policy, "to_bytes") and (force or self.policy.n_learned % 200 == 0):
+            self.store.client.set(self._policy_key(), self.policy.to_bytes())
 
     # ------------------------------------------------------------------ model
     def _load_live_model(self) -> FeatureModel:
@@ -189,6 +210,7 @@ class Worker:
                     self._next_stats = now + 1.0
                     self.store.publish_stats(self.s.group, self.s.instance_id, self.stats)
         finally:
+            self._snapshot_policy(force=True)
             self.store.publish_stats(self.s.group, self.s.instance_id, self.stats)
             consumer.close()
             producer.flush(10)
@@ -312,6 +334,7 @@ class Worker:
             if hasattr(self.policy, "learn") and verdict.item_index == decision.chosen_index:
                 self.policy.learn(self._candidates(decision.scores, emb, decision), decision.chosen_index,
                                   fb.reward, decision.propensity)
+                self._snapshot_policy()
             update = ModelUpdate(
                 kind="user_weights", feature_net_version=fn, version=model.n_obs, user_id=fb.user_id,
                 request_id=fb.request_id, summary={"n_obs": model.n_obs, "delta_norm": delta, "error": err},

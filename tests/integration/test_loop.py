@@ -148,3 +148,26 @@ def test_malformed_events_are_dead_lettered_with_original_bytes_and_counts_recon
         assert int(hdrs["eddy.source.offset"]) >= 0 and hdrs["eddy.error"]
     assert stats["dead_lettered"] == len(MALFORMED)
     assert stats["consumed"] == len(MALFORMED) + 1 == stats["predictions"] + stats["dead_lettered"]
+
+
+@pytest.mark.parametrize("policy, learner", [
+    ("softmax:temperature=0.5", "river"),
+    ("thompson:n_samples=32", "bayes"),
+    ("ucb:alpha=1,epsilon=0.05", "bayes"),
+    ("vw:exploration=squarecb", "river"),
+])
+def test_every_policy_serves_and_learns_through_the_loop(settings, live_model, worker_thread, policy, learner):
+    import dataclasses
+
+    from stream.loop import run_closed_loop
+
+    s = dataclasses.replace(settings, policy=policy, learner=learner)
+    with worker_thread(s):
+        result = run_closed_loop(s, count=60, rate=200, users=5, items=10, wait_s=30)
+        updates = read_json(s, "model-updates", n=60, timeout_s=30)
+    assert result["unanswered"] == 0
+    decisions = read_json(s, "decisions", n=60)
+    assert {d["policy"] for d in decisions} == {policy.split(":")[0]}
+    for d in decisions:
+        assert abs(sum(d["pmf"]) - 1) < 1e-6 and d["propensity"] > 0
+    assert len(updates) == 60

@@ -1,5 +1,6 @@
 """The VW adapter: it learns, round-trips, versions its model; plus the VW 0.7.0 API facts we rely on."""
 
+import json
 import pickle
 
 import numpy as np
@@ -156,7 +157,8 @@ def test_learn_rejects_bad_input(kwargs, needle):
         lambda blob: VWExplorePolicy().model_bytes(),  # raw VW model, no header
         lambda blob: blob[:9],  # truncated header
         lambda blob: blob[:7] + b"\x00\x00\x00\x02{]" + blob[11:],  # header not JSON
-        lambda blob: blob[:-100],  # truncated model
+        lambda blob: blob[:-100],  # truncated model: VW itself would load this silently
+        lambda blob: blob[:-1] + bytes([blob[-1] ^ 1]),  # one flipped bit
         lambda blob: "text",
     ],
 )
@@ -185,3 +187,38 @@ def test_vw_dsjson_parser_reads_labels_only_before_c():
     assert all(ex.get_label().label is None for ex in late[1:])
     workspace.learn_one(good)
     assert len(workspace.predict_one(good)) == 2
+
+
+def dsjson_line(candidates, chosen, reward, propensity):
+    """The DSJSON form of one logged decision, with the features VWExplorePolicy uses (labels before "c")."""
+    multi = [
+        {"a": {f"e{j}": v for j, v in enumerate(row)}, "i": {item: 1}, "s": {"score": score}}
+        for row, item, score in zip(candidates.embeddings.tolist(), candidates.action_ids, candidates.scores.tolist())
+    ]
+    record = {
+        "_label_cost": -reward,
+        "_label_probability": propensity,
+        "_label_Action": chosen + 1,  # 1-based
+        "_labelIndex": chosen,  # 0-based
+        "a": list(range(1, candidates.n + 1)),
+        "c": {"_multi": multi},
+        "p": [propensity] * candidates.n,
+    }
+    return json.dumps(record)
+
+
+def test_dsjson_replay_reproduces_the_online_model():
+    online = VWExplorePolicy(exploration="epsilon", epsilon=0.1)
+    replayed = VWExplorePolicy(exploration="epsilon", epsilon=0.1)
+    parser = vw.DSJsonFormatParser(replayed._workspace)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        c = random_candidates(rng)
+        chosen = int(rng.integers(c.n))
+        reward = float(chosen == BEST)
+        online.learn(c, chosen, reward, propensity=1 / c.n)
+        examples = parser.parse_json(dsjson_line(c, chosen, reward, 1 / c.n))
+        assert len(examples) == c.n + 1  # an empty shared example comes first
+        replayed._workspace.learn_one(examples)
+    # equal up to float32 rounding: text writes %.9g, JSON writes the full float64
+    np.testing.assert_allclose(online._workspace.weights(), replayed._workspace.weights(), rtol=1e-5, atol=1e-7)

@@ -1,0 +1,289 @@
+"""What every exploration policy shares: its input, its output, its base class.
+
+A policy sees one decision's :class:`Candidates` and returns a full action
+distribution (the pmf). :meth:`Policy.decide` samples one action from that pmf
+with a single uniform draw from the caller's ``numpy.random.Generator``, so a
+decision is reproducible from the seed the caller recorded (see
+:func:`decision_seed`), and the logged propensity is exactly the probability
+the pmf gave the chosen action: off-policy estimators need both.
+
+>>> import numpy as np
+>>> from bandits import Candidates, EpsilonGreedy, decision_seed
+>>> candidates = Candidates(scores=np.array([0.2, 0.9, 0.4]))
+>>> seed = decision_seed("request-42")
+>>> first = EpsilonGreedy(epsilon=0.3).decide(candidates, np.random.default_rng(seed))
+>>> again = EpsilonGreedy(epsilon=0.3).decide(candidates, np.random.default_rng(seed))
+>>> first == again
+True
+>>> first.pmf.round(3).tolist()
+[0.1, 0.8, 0.1]
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bandits.errors import BanditError
+
+__all__ = ["Candidates", "Decision", "Policy", "decision_seed", "PMF_TOLERANCE"]
+
+PMF_TOLERANCE = 1e-6
+"""How far from 1 a policy's pmf may sum before :meth:`Policy.decide` refuses it."""
+
+
+def decision_seed(key: str | bytes) -> int:
+    """A stable 64-bit seed from a request id (unlike ``hash``, not salted per process).
+
+    >>> decision_seed("request-42") == decision_seed(b"request-42")
+    True
+    >>> 0 <= decision_seed("request-42") < 2**64
+    True
+    """
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    if not isinstance(key, bytes):
+        raise BanditError(f"key must be str or bytes; got {type(key).__name__}")
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+def _float_array(name: str, value: Any, ndim: int) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise BanditError(f"{name} must be numeric; got {value!r:.80}") from exc
+    if array.ndim != ndim:
+        raise BanditError(f"{name} must be {ndim}-D; got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise BanditError(f"{name} must be finite; got NaN or inf at {np.argwhere(~np.isfinite(array))[0].tolist()}")
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """What a policy sees for one decision. Arrays are validated, never modified.
+
+    Attributes:
+        scores: (n,) hybrid-model score of each candidate; higher is better.
+        embeddings: (n, d) feature-net output f(x, item) per candidate, or None.
+        posterior_mean: (d,) the user's posterior mean weight, or None.
+        posterior_cov: (d, d) the user's posterior covariance, or None.
+        action_ids: n item ids, or None.
+
+    >>> Candidates(scores=[1.0, 2.0]).n
+    2
+    >>> Candidates(scores=[1.0, float("nan")])
+    Traceback (most recent call last):
+    ...
+    bandits.errors.BanditError: scores must be finite; got NaN or inf at [1]
+    """
+
+    scores: np.ndarray
+    embeddings: np.ndarray | None = None
+    posterior_mean: np.ndarray | None = None
+    posterior_cov: np.ndarray | None = None
+    action_ids: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        scores = _float_array("scores", self.scores, 1)
+        if scores.size == 0:
+            raise BanditError("scores must hold at least one candidate; got shape (0,)")
+        object.__setattr__(self, "scores", scores)
+        n = scores.shape[0]
+        d = None
+        if self.embeddings is not None:
+            emb = _float_array("embeddings", self.embeddings, 2)
+            if emb.shape[0] != n:
+                raise BanditError(f"embeddings must have {n} rows, one per score; got shape {emb.shape}")
+            object.__setattr__(self, "embeddings", emb)
+            d = emb.shape[1]
+        if self.posterior_mean is not None:
+            mean = _float_array("posterior_mean", self.posterior_mean, 1)
+            if d is not None and mean.shape[0] != d:
+                raise BanditError(f"posterior_mean must have length {d} to match embeddings; got {mean.shape[0]}")
+            object.__setattr__(self, "posterior_mean", mean)
+            d = mean.shape[0]
+        if self.posterior_cov is not None:
+            cov = _float_array("posterior_cov", self.posterior_cov, 2)
+            if cov.shape[0] != cov.shape[1] or (d is not None and cov.shape[0] != d):
+                raise BanditError(f"posterior_cov must be square ({d}, {d}); got shape {cov.shape}")
+            object.__setattr__(self, "posterior_cov", cov)
+        if self.action_ids is not None:
+            ids = tuple(self.action_ids)
+            if len(ids) != n or not all(isinstance(i, str) for i in ids):
+                raise BanditError(f"action_ids must be {n} strings, one per score; got {ids!r:.80}")
+            object.__setattr__(self, "action_ids", ids)
+
+    @property
+    def n(self) -> int:
+        """Number of candidates."""
+        return int(self.scores.shape[0])
+
+    def require(self, *fields: str, policy: str) -> None:
+        """Raise a BanditError naming each field ``policy`` needs but did not get."""
+        missing = [f for f in fields if getattr(self, f) is None]
+        if missing:
+            raise BanditError(f"{policy} needs candidates.{', candidates.'.join(missing)}; got None")
+
+
+@dataclass(frozen=True, eq=False)
+class Decision:
+    """One sampled decision: everything the propensity log needs.
+
+    Attributes:
+        pmf: (n,) the full action distribution (read-only), sums to 1.
+        chosen: index of the sampled candidate.
+        propensity: ``pmf[chosen]``.
+        policy: the policy's name, e.g. ``"epsilon_greedy"``.
+        policy_version: stable string from name and parameters (and model version).
+    """
+
+    pmf: np.ndarray
+    chosen: int
+    propensity: float
+    policy: str
+    policy_version: str
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return (
+            self.chosen == other.chosen
+            and self.propensity == other.propensity
+            and self.policy == other.policy
+            and self.policy_version == other.policy_version
+            and np.array_equal(self.pmf, other.pmf)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python form for a decision log record."""
+        return {
+            "pmf": self.pmf.tolist(),
+            "chosen": self.chosen,
+            "propensity": self.propensity,
+            "policy": self.policy,
+            "policy_version": self.policy_version,
+        }
+
+
+@functools.cache
+def _param_names(cls: type) -> tuple[str, ...]:
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return tuple(
+        p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )
+
+
+def _format_param(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        return "+".join(_format_param(v) for v in value)
+    return str(value)
+
+
+class Policy(ABC):
+    """Base class: subclasses implement :meth:`distribution`, the rest lives here.
+
+    Constructor arguments are hyperparameters and are stored under the same
+    name (so :meth:`params` can read them back); learned state starts with ``_``.
+    """
+
+    name: str = "policy"
+    version_number: int = 1
+    """Bump when a change alters the pmf for the same parameters."""
+
+    @abstractmethod
+    def distribution(self, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:
+        """The (n,) action distribution for ``candidates``."""
+
+    def decide(self, candidates: Candidates, rng: np.random.Generator) -> Decision:
+        """Compute the pmf, check it, and sample one action by inverse CDF on one uniform draw."""
+        if not isinstance(candidates, Candidates):
+            raise BanditError(f"candidates must be a Candidates; got {type(candidates).__name__}")
+        if not isinstance(rng, np.random.Generator):
+            raise BanditError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
+        pmf = self._checked_pmf(self.distribution(candidates, rng), candidates.n)
+        cdf = np.cumsum(pmf)
+        chosen = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+        if chosen >= pmf.shape[0]:  # u * total rounded up to total
+            chosen = int(np.flatnonzero(pmf)[-1])
+        return Decision(
+            pmf=pmf,
+            chosen=chosen,
+            propensity=float(pmf[chosen]),
+            policy=self.name,
+            policy_version=self.version,
+        )
+
+    def _checked_pmf(self, pmf: Any, n: int) -> np.ndarray:
+        pmf = np.array(pmf, dtype=np.float64)  # a copy we own
+        if pmf.shape != (n,):
+            raise BanditError(f"{self.name} returned a pmf of shape {pmf.shape}; expected ({n},)")
+        total = float(pmf.sum())
+        if not pmf.min() >= 0.0 or not math.isfinite(total):  # NaN fails the comparison
+            raise BanditError(f"{self.name} returned a pmf with negative or non-finite values: {pmf!r:.120}")
+        if abs(total - 1.0) > PMF_TOLERANCE:
+            raise BanditError(f"{self.name} returned a pmf summing to {total!r}; expected 1 within {PMF_TOLERANCE}")
+        pmf /= total
+        pmf.flags.writeable = False
+        return pmf
+
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments, read back from the attributes of the same name."""
+        return {name: getattr(self, name) for name in _param_names(type(self))}
+
+    @property
+    def version(self) -> str:
+        """``name/version_number?k=v&...`` with parameters sorted by name."""
+        query = "&".join(f"{k}={_format_param(v)}" for k, v in sorted(self.params().items()))
+        base = f"{self.name}/{self.version_number}"
+        return f"{base}?{query}" if query else base
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+# ---- small shared helpers for policies -------------------------------------------------
+
+
+def check_probability(name: str, value: Any, *, low_open: bool = False) -> float:
+    """``value`` as a float in [0, 1] (or (0, 1] if ``low_open``), else a BanditError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise BanditError(f"{name} must be a number in [0, 1]; got {value!r}")
+    value = float(value)
+    if not (0.0 <= value <= 1.0) or (low_open and value == 0.0) or math.isnan(value):
+        interval = "(0, 1]" if low_open else "[0, 1]"
+        raise BanditError(f"{name} must be in {interval}; got {value!r}")
+    return value
+
+
+def check_positive(name: str, value: Any, *, allow_zero: bool = False, integer: bool = False) -> Any:
+    """``value`` as a positive float (or int), else a BanditError naming ``name``."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise BanditError(f"{name} must be a {'integer' if integer else 'number'}; got {value!r}")
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or not math.isfinite(value):
+        raise BanditError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite; got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def argmax_mask(values: np.ndarray) -> np.ndarray:
+    """(n,) float mask spreading mass 1 evenly over the maxima of ``values``."""
+    mask = (values == values.max()).astype(np.float64)
+    return mask / mask.sum()
