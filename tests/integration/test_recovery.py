@@ -78,7 +78,7 @@ def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(settings, li
     log = tmp_path / "worker.log"
     worker = start_worker(settings, log, max_batch=16)
     try:
-        wait_for(lambda: "assigned partitions" in log.read_text(errors="replace"), timeout_s=60)
+        wait_for(lambda: "assigned partitions" in log.read_text(errors="replace"), timeout_s=180)
         updates = Counting(settings, "model-updates")
         t, result = _loop_in_background(settings, count=900, rate=150, users=25, items=15, wait_s=60)
         wait_for(lambda: updates.poll() >= 100, timeout_s=30, interval_s=0)
@@ -101,11 +101,11 @@ def test_second_worker_joining_and_first_leaving_keep_every_users_state(settings
     a = start_worker(settings, tmp_path / "a.log", instance_id="wa", max_batch=32)
     b = None
     try:
-        wait_for(lambda: "assigned partitions" in (tmp_path / "a.log").read_text(errors="replace"), timeout_s=60)
+        wait_for(lambda: "assigned partitions" in (tmp_path / "a.log").read_text(errors="replace"), timeout_s=180)
         t, result = _loop_in_background(settings, count=1200, rate=150, users=25, items=15, wait_s=60)
         time.sleep(2)
         b = start_worker(settings, tmp_path / "b.log", instance_id="wb", max_batch=32)  # rebalance
-        wait_for(lambda: "assigned partitions" in (tmp_path / "b.log").read_text(errors="replace"), timeout_s=60)
+        wait_for(lambda: "assigned partitions" in (tmp_path / "b.log").read_text(errors="replace"), timeout_s=180)
         time.sleep(1.5)
         a.send_signal(signal.SIGTERM)  # graceful leave: another rebalance, b takes everything
         a.wait(timeout=30)
