@@ -238,9 +238,10 @@ class Worker:
             except EventError as exc:
                 out.dead.append((m, exc.reason, exc.detail))
         write = BatchWrite()
-        learned = self._learn(feedback, write, out) if feedback else {}
+        # Queries first: feedback later in the same batch can then join to them.
         if queries:
             self._predict(queries, write, out, t0)
+        learned = self._learn(feedback, write, out) if feedback else {}
         if not self.store.commit(write, group=self.s.group, epochs=self._epochs):
             self._fenced(consumer, producer, eos, offsets, msgs)
             return
@@ -295,7 +296,8 @@ class Worker:
     # --------------------------------------------------------------- feedback
     def _learn(self, batch: list[tuple[Message, Feedback]], write: BatchWrite, out: Outputs) -> dict:
         rids = list(dict.fromkeys(f.request_id for _, f in batch))
-        stored = self.store.load_decisions(rids)
+        stored = self.store.load_decisions([r for r in rids if r not in write.decisions])
+        stored.update({r: write.decisions[r] for r in rids if r in write.decisions})
         markers = {r: json.loads(v) for r, v in self.store.load_applied(rids).items()}
         learned: dict[tuple[str, str], object] = {}
         now = time.time()
