@@ -32,8 +32,12 @@ class RiverUserModel(UserModel):
         Initial ``[w, b]``, shape (dim + 1,): weights first, bias last. Defaults to zeros.
     lr
         SGD learning rate of the weights. River's squared loss has gradient
-        ``2 (y_hat - y)``, so steps are stable only while ``lr * (|x|^2 + 1) < 1``:
-        keep embeddings L2-normalised or scale `lr` down with dim.
+        ``2 (y_hat - y)``, so plain steps are stable only while ``lr * (|x|^2 + 1) < 1``.
+    normalized
+        Normalised LMS (default): each step is weighted by ``1 / (1 + |x|^2)`` (river's
+        sample weight), so a step corrects at most a ``2 lr`` share of the error whatever
+        the scale of the feature net's outputs. Without it an unnormalised embedding
+        (|x|^2 of 10 or more is common) makes SGD diverge.
     l2
         River's L2 penalty: shrinks the weights (not the bias) towards 0, not towards `prior_mean`.
     intercept_lr
@@ -46,7 +50,7 @@ class RiverUserModel(UserModel):
     >>> import numpy as np
     >>> from learners.sgd import RiverUserModel
 
-    >>> model = RiverUserModel(dim=2, prior_mean=np.array([1.0, 0.0, 0.5]), lr=0.1)
+    >>> model = RiverUserModel(dim=2, prior_mean=np.array([1.0, 0.0, 0.5]), lr=0.1, normalized=False)
     >>> x = np.array([1.0, 2.0])
     >>> model.predict_one(x)  # the prior: 1*1 + 0*2 + 0.5
     1.5
@@ -64,7 +68,7 @@ class RiverUserModel(UserModel):
     """
 
     _kind = Kind.RIVER
-    _N_HYPER = 3  # lr, intercept_lr, l2 lead the serialised payload
+    _N_HYPER = 4  # lr, intercept_lr, l2, normalized lead the serialised payload
 
     def __init__(
         self,
@@ -73,8 +77,10 @@ class RiverUserModel(UserModel):
         lr: float = 0.05,
         l2: float = 0.0,
         intercept_lr: float | None = None,
+        normalized: bool = True,
     ):
         super().__init__(dim)
+        self.normalized = bool(normalized)
         self.prior_mean = prior_mean
         self.lr = check_positive("lr", lr)
         self.l2 = check_positive("l2", l2, allow_zero=True)
@@ -100,7 +106,8 @@ class RiverUserModel(UserModel):
     def learn_one(self, x: np.ndarray, y: float) -> None:
         x = check_vector(x, self.dim)
         y = check_target(y)
-        self._model.learn_one(dict(enumerate(x.tolist())), y)
+        weight = 1.0 / (1.0 + float(x @ x)) if self.normalized else 1.0
+        self._model.learn_one(dict(enumerate(x.tolist())), y, w=weight)
         self._stale = True
         self._n_obs += 1
 
@@ -119,16 +126,16 @@ class RiverUserModel(UserModel):
         # The optimizer's iteration count is n_obs (one SGD step per learn_one),
         # so the header already carries what a learning-rate schedule would need.
         intercept_lr = self.lr if self.intercept_lr is None else self.intercept_lr
-        payload = np.concatenate(([self.lr, intercept_lr, self.l2], self._coef()))
+        payload = np.concatenate(([self.lr, intercept_lr, self.l2, float(self.normalized)], self._coef()))
         return _codec.encode(self._kind, self.dim, self._n_obs, payload)
 
     @classmethod
     def _from_payload(cls, dim: int, n_obs: int, payload: np.ndarray) -> RiverUserModel:
         _codec.check_length(payload, cls._N_HYPER + dim + 1, cls._kind, dim)
-        lr, intercept_lr, l2 = (float(v) for v in payload[: cls._N_HYPER])
+        lr, intercept_lr, l2, normalized = (float(v) for v in payload[: cls._N_HYPER])
         if lr <= 0 or intercept_lr < 0 or l2 < 0:
             raise LearnerError(f"data holds lr={lr}, intercept_lr={intercept_lr}, l2={l2}; need lr > 0, others >= 0")
-        model = cls(dim, lr=lr, l2=l2, intercept_lr=intercept_lr)
+        model = cls(dim, lr=lr, l2=l2, intercept_lr=intercept_lr, normalized=bool(normalized))
         model._set_state(np.array(payload[cls._N_HYPER :]))
         model._model.optimizer.n_iterations = n_obs
         model._n_obs = n_obs

@@ -244,5 +244,5 @@ def test_invalid_prior_mean(kind, prior_mean):
 
 
 def test_serialised_size_is_compact(kind):
-    expected = {"river": 12 + 8 * (3 + DIM + 1) + 4, "bayes": 12 + 8 * (2 + (DIM + 1) + (DIM + 1) * (DIM + 2) // 2) + 4}
+    expected = {"river": 12 + 8 * (4 + DIM + 1) + 4, "bayes": 12 + 8 * (2 + (DIM + 1) + (DIM + 1) * (DIM + 2) // 2) + 4}
     assert len(trained(kind).to_bytes()) == expected[kind]

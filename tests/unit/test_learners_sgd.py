@@ -15,7 +15,7 @@ def test_matches_a_plain_river_model_step_for_step():
     dim, lr, l2 = 5, 0.03, 0.01
     rng = np.random.default_rng(0)
     prior = rng.normal(size=dim + 1)
-    ours = RiverUserModel(dim, prior_mean=prior, lr=lr, l2=l2)
+    ours = RiverUserModel(dim, prior_mean=prior, lr=lr, l2=l2, normalized=False)
     theirs = linear_model.LinearRegression(optimizer=optim.SGD(lr), l2=l2, intercept_init=prior[-1], intercept_lr=lr)
     for i in range(dim):
         theirs._weights[i] = prior[i]
@@ -32,7 +32,7 @@ def test_matches_a_plain_river_model_step_for_step():
 
 def test_one_step_by_hand():
     # river's squared loss has gradient 2 (y_hat - y): one step moves w by 2 lr (y - y_hat) x
-    model = RiverUserModel(2, prior_mean=np.array([1.0, 0.0, 0.5]), lr=0.1)
+    model = RiverUserModel(2, prior_mean=np.array([1.0, 0.0, 0.5]), lr=0.1, normalized=False)
     model.learn_one(np.array([1.0, 2.0]), 3.0)
     w, b = model.weights
     np.testing.assert_allclose(w, [1.3, 0.6])
@@ -41,7 +41,7 @@ def test_one_step_by_hand():
 
 def test_intercept_lr_defaults_to_lr_and_can_be_set_apart():
     x = np.array([1.0])
-    same, frozen = RiverUserModel(1, lr=0.1), RiverUserModel(1, lr=0.1, intercept_lr=0.0)
+    same, frozen = RiverUserModel(1, lr=0.1, normalized=False), RiverUserModel(1, lr=0.1, intercept_lr=0.0, normalized=False)
     same.learn_one(x, 1.0)
     frozen.learn_one(x, 1.0)
     assert same.weights[1] == pytest.approx(0.2)
@@ -76,7 +76,7 @@ def test_invalid_hyperparameters(kwargs, name):
 def test_divergence_is_bounded_by_rivers_gradient_clipping():
     """lr * (|x|^2 + 1) > 1 overshoots every step; river clips gradients at 1e12, so the weights
     blow up to huge but finite values (no inf): the only symptom is absurd predictions."""
-    model = RiverUserModel(4, lr=1.0)
+    model = RiverUserModel(4, lr=1.0, normalized=False)
     for _ in range(200):
         model.learn_one(np.full(4, 3.0), 1.0)
     assert 1e9 < abs(model.predict_one(np.ones(4))) < np.inf
@@ -85,3 +85,17 @@ def test_divergence_is_bounded_by_rivers_gradient_clipping():
 def test_non_finite_state_refuses_to_serialise():
     with pytest.raises(LearnerError, match="^model state is not finite"):
         _codec.encode(_codec.Kind.RIVER, 1, 0, np.array([0.05, 0.05, 0.0, np.inf, 0.0]))
+
+
+def test_normalized_steps_stay_stable_where_plain_sgd_diverges():
+    rng = np.random.default_rng(0)
+    true_w = rng.normal(size=16)
+    plain, nlms = RiverUserModel(16, normalized=False), RiverUserModel(16)
+    for _ in range(1000):
+        x = rng.normal(scale=3.0, size=16)  # |x|^2 ~ 144: plain lr=0.05 overshoots every step
+        y = float(true_w @ x)
+        plain.learn_one(x, y)
+        nlms.learn_one(x, y)
+    X = rng.normal(scale=3.0, size=(50, 16))
+    assert np.mean(np.abs(nlms.predict_many(X) - X @ true_w)) < 0.1 * np.mean(np.abs(X @ true_w))
+    assert np.mean(np.abs(plain.predict_many(X))) > 1e6
