@@ -1,0 +1,110 @@
+"""eddy replay [--policy SPEC ...] [--learn] [log slice options]
+
+Off-policy evaluation over the decision log: IPS, SNIPS, DM, DR and SNDR
+estimates of each target policy with bootstrap intervals, effective sample
+sizes and diagnostics; a table on stdout, a JSON report and a PNG plot.
+``--learn`` trains a VW policy on the earlier part of the slice and
+evaluates it on the later part. See docs/replay.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stream import config
+from stream.replay.slicing import add_slice_arguments, slice_request
+
+DEFAULT_TARGETS = ("logging", "greedy", "uniform")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", action="append", default=None, metavar="SPEC",
+                   help="target policy, repeatable: logging | uniform | a policy spec over the logged scores "
+                        "(greedy, epsilon_greedy:epsilon=0.05, softmax:temperature=0.2) | fn=<version>:<spec> "
+                        "(feature net + users' CURRENT weights) | vw=<model file> | table=<file.json> "
+                        f"(default: {' '.join(DEFAULT_TARGETS)})")
+    p.add_argument("--estimators", default="ips,snips,dm,dr,sndr", help="comma-separated (default: all five)")
+    p.add_argument("--bootstrap", dest="n_bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap samples per interval (default 1000)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the intervals (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the cross-fitting folds")
+    p.add_argument("--context-dim", type=int, default=64, metavar="D", help="hashed context columns of the reward model")
+    p.add_argument("--output-json", default=None, metavar="PATH", help="default: reports/replay-<timestamp>.json")
+    p.add_argument("--plot", default=None, metavar="PATH", help="default: reports/replay-<timestamp>.png")
+    learn = p.add_argument_group("offline learning (--learn)")
+    learn.add_argument("--learn", action="store_true",
+                       help="train a VW --cb_explore_adf policy on the earlier slice, evaluate it on the later one")
+    learn.add_argument("--train-until", type=float, default=0.7, metavar="X",
+                       help="fraction of decisions by time (0..1), or an epoch timestamp (default 0.7)")
+    learn.add_argument("--cb-type", choices=("dr", "ips"), default="dr", help="VW cost estimator (default dr)")
+    learn.add_argument("--learn-epsilon", type=float, default=0.05, help="exploration of the learned policy (default 0.05)")
+    learn.add_argument("--learn-passes", type=int, default=1, help="passes over the training slice (default 1)")
+    learn.add_argument("--vw-args", default="", metavar="ARGS", help="extra VW arguments, e.g. \"--l2 1e-6 -l 0.1\"")
+    learn.add_argument("--save-model", default=None, metavar="PATH", help="write the learned VW model here")
+    add_slice_arguments(p)
+    # --bootstrap is the bootstrap sample count here, so Kafka's servers get --bootstrap-servers
+    p.add_argument("--bootstrap-servers", dest="bootstrap", default=None, metavar="HOST:PORT",
+                   help="Kafka bootstrap servers (default: env EDDY_BOOTSTRAP, else 127.0.0.1:9092)")
+    config.add_arguments(p, only=("redis_url", "topic_prefix", "model_dir", "join_window_s", "learner", "partitions"))
+
+
+def run(args: argparse.Namespace) -> int:
+    import shlex
+    import time
+
+    from stream.replay.evaluate import parse_estimators
+    from stream.replay.pipeline import LearnOptions, ReplayOptions, learn_and_replay, replay
+    from stream.replay.report import default_output, format_table, write_json, write_plot
+    from stream.replay.targets import parse_target
+
+    settings = config.from_args(args)
+    req = slice_request(args)
+    if args.n_bootstrap < 1:
+        raise config.ConfigError(f"--bootstrap must be >= 1, got {args.n_bootstrap}")
+    if not 0 < args.alpha < 1:
+        raise config.ConfigError(f"--alpha must be in (0, 1), got {args.alpha}")
+    if args.context_dim < 1:
+        raise config.ConfigError(f"--context-dim must be >= 1, got {args.context_dim}")
+    given = args.policy or (["logging", "greedy"] if args.learn else list(DEFAULT_TARGETS))
+    options = ReplayOptions(
+        targets=tuple(parse_target(t) for t in given),
+        estimators=tuple(parse_estimators(args.estimators)),
+        n_bootstrap=args.n_bootstrap,
+        alpha=args.alpha,
+        seed=args.seed,
+        context_dim=args.context_dim,
+    )
+    if args.learn:
+        from stream.replay.pipeline import check_train_until
+        from stream.replay.vw_target import check_vw_args, vw_args
+
+        try:
+            extra = shlex.split(args.vw_args)
+        except ValueError as exc:
+            raise config.ConfigError(f"--vw-args {args.vw_args!r}: {exc}") from None
+        command = vw_args(cb_type=args.cb_type, epsilon=args.learn_epsilon, seed=args.seed, extra=extra)
+        check_vw_args(command)
+        check_train_until(args.train_until)
+        if args.learn_passes < 1:
+            raise config.ConfigError(f"--learn-passes must be >= 1, got {args.learn_passes}")
+        learn = LearnOptions(train_until=args.train_until, passes=args.learn_passes, save_model=args.save_model,
+                             label=f"vw-learned(cb_type={args.cb_type})")
+        outcome = learn_and_replay(settings, req, options, learn, command)
+    else:
+        outcome = replay(settings, req, options)
+    report, results, log = outcome.report, outcome.results, outcome.log
+    print(f"eddy replay: {outcome.extras['summary']}", file=sys.stderr)
+    if args.learn:
+        lr = report["learn"]
+        print(f"learned on {lr['train_rounds']} decisions, evaluating on the later {lr['eval_rounds']}"
+              + (f"; model saved to {lr['saved_model']}" if lr["saved_model"] else ""))
+    print(format_table(results, on_policy_value=report["on_policy_value"], n_rounds=log.n_rounds, alpha=args.alpha))
+    now = time.time()
+    json_path = write_json(args.output_json or default_output("replay", "json", now=now), report)
+    title = f"Off-policy estimates, {log.n_rounds} decisions" + (" (later slice)" if args.learn else "")
+    plot_path = write_plot(args.plot or default_output("replay", "png", now=now), results,
+                           on_policy_value=report["on_policy_value"], title=title)
+    rate = report.get("decisions_per_s")
+    print(f"wrote {json_path} and {plot_path}" + (f"  ({rate:,.0f} decisions/s of targets + estimation)" if rate else ""))
+    return 0

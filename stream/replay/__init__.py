@@ -1,0 +1,21 @@
+"""Offline work on the decision log: export it, join it, and evaluate policies on it.
+
+Kept in small modules, imported lazily by ``eddy export`` and ``eddy replay``
+(this package's ``__init__`` imports nothing heavy, so ``eddy --help`` stays fast):
+
+* :mod:`stream.replay.rounds`: the joined log record and the two join modes
+  (Outcome records, or decisions + raw feedback under ``stream.joins.classify``);
+* :mod:`stream.replay.source`: reading a slice from Kafka or an exported file;
+* :mod:`stream.replay.dataset`: the (n, n_actions) arrays everything else uses;
+* :mod:`stream.replay.dsjson` and :mod:`stream.replay.obp`: the two export formats;
+* :mod:`stream.replay.targets`, :mod:`stream.replay.fn_target`,
+  :mod:`stream.replay.vw_target`: target policies as (n, n_actions) action distributions;
+* :mod:`stream.replay.reward_model`: the cross-fitted reward model of DM/DR/SNDR;
+* :mod:`stream.replay.evaluate` and :mod:`stream.replay.bootstrap`: estimates, intervals, ESS, diagnostics;
+* :mod:`stream.replay.report`: the console table, the JSON report and the plot;
+* :mod:`stream.replay.slicing` (light: the shared CLI options) and
+  :mod:`stream.replay.pipeline` (the ``eddy replay`` steps as functions);
+* :mod:`stream.replay.synthetic`: seeded synthetic logs for tests and benchmarks.
+
+docs/replay.md is the user's guide.
+"""

@@ -1,0 +1,234 @@
+"""Vowpal Wabbit DSJSON (decision-service JSON): one line per joined decision, and back.
+
+Each line is what ``vw --cb_explore_adf --dsjson`` and vowpal-wabbit-next's
+``DSJsonFormatParser`` train on, keys in this order::
+
+    {"_label_cost": -reward, "_label_probability": propensity,
+     "_label_Action": chosen + 1, "_labelIndex": chosen,
+     "Timestamp": "...Z", "Version": "1", "EventId": request_id,
+     "a": [chosen + 1, other action ids...],
+     "c": {"u": {"user_id": ...}, "x": {context...},
+           "_multi": [{"i": {"id": item}, "f": {item features...}}, ...]},
+     "p": [probability of each id in "a"],
+     "_eddy": {scores, seed, policy, versions, reward, feedback_ts, ...}}
+
+* The label keys come before ``"c"``: VW's streaming parser attaches a label to
+  the example being built, and labels that arrive after ``"c"`` are silently
+  dropped (the line still parses, and trains nothing).
+* ``cost = -reward``: VW minimises cost, Eddy maximises reward.
+* ``"a"`` and ``"p"`` follow the decision-service convention: ``a[0]`` is the
+  chosen action (1-based index into ``_multi``), then the others in candidate
+  order, and ``p[j]`` is the logging probability of action ``a[j]``; so
+  ``p[0]`` is the propensity and ``pmf[a[j] - 1] = p[j]`` restores the pmf.
+* Namespaces: ``u`` (user id), ``x`` (context; a string value ``"s"`` of key
+  ``k`` is VW feature ``ks``, a number is a weighted feature), ``i`` (item id)
+  and ``f`` (item features). Interactions worth asking VW for: ``ui``, ``xi``, ``xf``.
+* ``_eddy`` holds what VW does not need but replay does (logged scores, seed,
+  policy and model versions, the reward itself); VW ignores unknown keys.
+
+>>> from stream.events import Decision, Item
+>>> from stream.replay.rounds import LoggedRound
+>>> d = Decision("r1", "u1", 0.0, {"device": "tv"}, (Item("a"), Item("b")), (0.1, 0.7), (0.25, 0.75), 1, 0.75,
+...              "epsilon_greedy", "epsilon_greedy/1?epsilon=0.5", 7, "v1", 0)
+>>> obj = to_dsjson(LoggedRound(d, 1.0, 1.5))
+>>> list(obj)[:8]
+['_label_cost', '_label_probability', '_label_Action', '_labelIndex', 'Timestamp', 'Version', 'EventId', 'a']
+>>> obj["a"], obj["p"], obj["_label_cost"]
+([2, 1], [0.75, 0.25], -1.0)
+>>> back = from_dsjson(obj)
+>>> back.decision == d, back.reward
+(True, 1.0)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from stream.events import Decision, Item
+from stream.replay.errors import ReplayError
+from stream.replay.rounds import LoggedRound
+
+__all__ = ["to_dsjson", "dsjson_line", "from_dsjson", "write_dsjson", "read_dsjson", "LABEL_KEYS", "unlabeled_line"]
+
+LABEL_KEYS = ("_label_cost", "_label_probability", "_label_Action", "_labelIndex")
+FORMAT_VERSION = 1
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _multi(decision: Decision) -> list[dict[str, Any]]:
+    out = []
+    for c in decision.candidates:
+        action: dict[str, Any] = {"i": {"id": c.id}}
+        if c.features:
+            action["f"] = dict(c.features)
+        out.append(action)
+    return out
+
+
+def to_dsjson(r: LoggedRound) -> dict[str, Any]:
+    """The DSJSON object of one round, keys in the order VW needs (see the module docstring)."""
+    d = r.decision
+    chosen = d.chosen_index
+    order = [chosen] + [k for k in range(len(d.candidates)) if k != chosen]
+    obj: dict[str, Any] = {}
+    obj["_label_cost"] = 0.0 - float(r.reward)  # never -0.0
+    obj["_label_probability"] = float(d.propensity)
+    obj["_label_Action"] = chosen + 1
+    obj["_labelIndex"] = chosen
+    obj["Timestamp"] = _iso(d.ts)
+    obj["Version"] = "1"
+    obj["EventId"] = d.request_id
+    obj["a"] = [k + 1 for k in order]
+    obj["c"] = {"u": {"user_id": d.user_id}, "x": dict(d.context), "_multi": _multi(d)}
+    obj["p"] = [float(d.pmf[k]) for k in order]
+    obj["_eddy"] = {
+        "format": FORMAT_VERSION,
+        "user_id": d.user_id,
+        "ts": d.ts,
+        "scores": [float(s) for s in d.scores] if all(math.isfinite(s) for s in d.scores) else None,
+        "seed": d.seed,
+        "policy": d.policy,
+        "policy_version": d.policy_version,
+        "feature_net_version": d.feature_net_version,
+        "user_weights_version": d.user_weights_version,
+        "reward": float(r.reward),
+        "feedback_ts": r.feedback_ts,
+        "imputed": r.imputed,
+    }
+    return obj
+
+
+def dsjson_line(r: LoggedRound) -> str:
+    """One compact DSJSON line (no newline)."""
+    return json.dumps(to_dsjson(r), separators=(",", ":"), allow_nan=False)
+
+
+def unlabeled_line(r: LoggedRound) -> str:
+    """The round's DSJSON without label keys: what a policy is asked to score."""
+    obj = to_dsjson(r)
+    for key in LABEL_KEYS:
+        del obj[key]
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def _need(obj: dict, key: str, kind: type | tuple[type, ...]) -> Any:
+    v = obj.get(key)
+    if v is None:
+        raise ReplayError(f"missing key {key!r}")
+    if not isinstance(v, kind) or isinstance(v, bool):
+        raise ReplayError(f"key {key!r} has the wrong type ({type(v).__name__})")
+    return v
+
+
+def _ts(obj: dict, eddy: dict) -> float:
+    if isinstance(eddy.get("ts"), (int, float)):
+        return float(eddy["ts"])
+    stamp = obj.get("Timestamp")
+    if isinstance(stamp, str):
+        try:
+            return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise ReplayError(f"Timestamp {stamp!r} is not ISO 8601") from None
+    return 0.0
+
+
+def from_dsjson(obj: dict[str, Any], *, default_id: str = "dsjson") -> LoggedRound:
+    """Rebuild a round from a DSJSON object (Eddy's, or any cb_explore_adf DSJSON with a/p/labels).
+
+    ``default_id`` is the request id when the line has no ``EventId``.
+    """
+    if not isinstance(obj, dict):
+        raise ReplayError("a DSJSON line must be a JSON object")
+    eddy = obj.get("_eddy") if isinstance(obj.get("_eddy"), dict) else {}
+    context_block = _need(obj, "c", dict)
+    multi = _need(context_block, "_multi", list)
+    if not multi:
+        raise ReplayError("'c._multi' holds no actions")
+    candidates = []
+    for k, m in enumerate(multi):
+        ident = m.get("i", {}).get("id") if isinstance(m, dict) and isinstance(m.get("i"), dict) else None
+        feats = m.get("f", {}) if isinstance(m, dict) else {}
+        candidates.append(Item(str(ident) if ident is not None else f"action{k + 1}", dict(feats or {})))
+    n = len(candidates)
+    if "_labelIndex" in obj:
+        chosen = _need(obj, "_labelIndex", int)
+    else:
+        chosen = _need(obj, "_label_Action", int) - 1
+    if not 0 <= chosen < n:
+        raise ReplayError(f"chosen action {chosen + 1} is outside the {n} actions")
+    cost = float(_need(obj, "_label_cost", (int, float)))
+    propensity = float(_need(obj, "_label_probability", (int, float)))
+    actions = _need(obj, "a", list)
+    probs = _need(obj, "p", list)
+    if len(actions) != len(probs) or sorted(actions) != list(range(1, n + 1)):
+        raise ReplayError(f"'a' must list the action ids 1..{n} once each, with one 'p' per id")
+    pmf = [0.0] * n
+    for a, p in zip(actions, probs):
+        pmf[a - 1] = float(p)
+    scores = eddy.get("scores")
+    user = eddy.get("user_id") or (context_block.get("u") or {}).get("user_id") or "unknown"
+    context = context_block.get("x") if isinstance(context_block.get("x"), dict) else {}
+    decision = Decision(
+        request_id=str(obj.get("EventId") or default_id),
+        user_id=str(user),
+        ts=_ts(obj, eddy),
+        context=dict(context),
+        candidates=tuple(candidates),
+        scores=tuple(float(s) for s in scores) if isinstance(scores, list) and len(scores) == n else (math.nan,) * n,
+        pmf=tuple(pmf),
+        chosen_index=chosen,
+        propensity=propensity,
+        policy=str(eddy.get("policy", "unknown")),
+        policy_version=str(eddy.get("policy_version", "unknown")),
+        seed=int(eddy.get("seed", 0)),
+        feature_net_version=str(eddy.get("feature_net_version", "unknown")),
+        user_weights_version=int(eddy.get("user_weights_version", 0)),
+    )
+    reward = float(eddy["reward"]) if isinstance(eddy.get("reward"), (int, float)) else -cost
+    fts = eddy.get("feedback_ts")
+    return LoggedRound(decision, reward, float(fts) if isinstance(fts, (int, float)) else None,
+                       imputed=bool(eddy.get("imputed", False)))
+
+
+def write_dsjson(rounds: Iterable[LoggedRound], path: str | Path) -> int:
+    """Write one line per round; returns the number of lines."""
+    count = 0
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in rounds:
+            fh.write(dsjson_line(r))
+            fh.write("\n")
+            count += 1
+    return count
+
+
+def iter_dsjson(path: str | Path) -> Iterator[LoggedRound]:
+    """Rounds from a DSJSON file; a bad line raises ReplayError naming the file and line."""
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise ReplayError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    name = Path(path).name
+    with fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield from_dsjson(json.loads(line), default_id=f"{name}:{lineno}")
+            except json.JSONDecodeError as exc:
+                raise ReplayError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+            except (ReplayError, TypeError, ValueError, AttributeError) as exc:
+                raise ReplayError(f"{path}:{lineno}: not a usable DSJSON decision: {exc}") from None
+
+
+def read_dsjson(path: str | Path) -> list[LoggedRound]:
+    """Every round of a DSJSON file, in file order."""
+    return list(iter_dsjson(path))

@@ -1,0 +1,164 @@
+"""Off-policy evaluation of target policies on a joined log: estimates, intervals, ESS, diagnostics.
+
+Everything is computed on (n, n_actions) arrays built once
+(:class:`~stream.replay.dataset.BanditLog`): each target becomes one
+``action_dist`` matrix, the reward model one ``estimated_rewards`` matrix
+(only when DM, DR or SNDR is asked for), and the estimators of
+:mod:`bandits.ope` give the values. The 95% intervals come from one bootstrap
+shared by every (target, estimator) pair (:mod:`stream.replay.bootstrap`):
+the same resampled logs for all of them, one matrix product per chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from bandits import BanditError, make_policy
+from bandits.ope import ESTIMATORS, diagnose, effective_sample_size
+from stream.config import Settings
+from stream.replay.bootstrap import shared_intervals
+from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog
+from stream.replay.errors import ReplayError
+from stream.replay.targets import TargetSpec, policy_distribution, table_distribution, uniform_distribution
+
+__all__ = ["Estimate", "PolicyResult", "Target", "resolve_target", "evaluate", "parse_estimators", "MODEL_ESTIMATORS"]
+
+MODEL_ESTIMATORS = ("dm", "dr", "sndr")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target policy ready to evaluate: its label, its (n, K) action distribution and notes."""
+
+    label: str
+    action_dist: np.ndarray
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimator's value with its bootstrap interval (NaN and ``error`` when undefined)."""
+
+    value: float
+    lower: float
+    upper: float
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        def f(v: float) -> float | None:
+            return None if math.isnan(v) else v
+
+        out: dict[str, Any] = {"value": f(self.value), "lower": f(self.lower), "upper": f(self.upper)}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class PolicyResult:
+    """Every estimate of one target policy, its effective sample size and the diagnostics' warnings."""
+
+    label: str
+    ess: float
+    estimates: dict[str, Estimate]
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.label,
+            "ess": self.ess,
+            "estimates": {k: e.to_dict() for k, e in self.estimates.items()},
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+
+def parse_estimators(text: str) -> list[str]:
+    """``"ips,snips"`` -> ``["ips", "snips"]``, checked against :data:`bandits.ope.ESTIMATORS`.
+
+    >>> parse_estimators("IPS, dr")
+    ['ips', 'dr']
+    """
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in ESTIMATORS]
+    if not names or unknown:
+        raise ReplayError(f"--estimators must be a comma-separated subset of {sorted(ESTIMATORS)}, got {text!r}")
+    return list(dict.fromkeys(names))
+
+
+def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None = None) -> Target:
+    """Turn a parsed ``--policy`` into its (n, K) action distribution on ``log``."""
+    notes: list[str] = []
+    if spec.kind == "logging":
+        dist = log.pmf
+    elif spec.kind == "uniform":
+        dist = uniform_distribution(log)
+    elif spec.kind == "scores":
+        dist = policy_distribution(make_policy(spec.policy), log.scores, log.mask, log.seed)
+    elif spec.kind == "table":
+        dist, notes = table_distribution(spec.path, log)
+    elif spec.kind == "vw":
+        from stream.replay.vw_target import load_vw, vw_distribution
+
+        dist = vw_distribution(load_vw(spec.path), log)
+    elif spec.kind == "fn":
+        if settings is None:
+            raise ReplayError(f"--policy {spec.label!r} needs Redis and the model registry (settings)")
+        from stream.replay.fn_target import fn_distribution
+
+        dist, notes = fn_distribution(settings, spec.version, spec.policy, log)
+    else:
+        raise ReplayError(f"unknown target kind {spec.kind!r}")
+    return Target(spec.label, dist, tuple(notes))
+
+
+def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[str] = tuple(ESTIMATORS),
+             n_bootstrap: int = 1000, alpha: float = 0.05, seed: int = 0,
+             estimated_rewards: np.ndarray | None = None, context_dim: int = DEFAULT_CONTEXT_DIM) -> list[PolicyResult]:
+    """Every estimator on every target; the reward model is fitted once (cross-fitted) if any needs it."""
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 1:
+        raise ReplayError(f"--bootstrap must be a positive integer, got {n_bootstrap!r}")
+    if not 0 < alpha < 1:
+        raise ReplayError(f"alpha must be in (0, 1), got {alpha!r}")
+    if estimated_rewards is None and any(e in MODEL_ESTIMATORS for e in estimators):
+        from stream.replay.reward_model import cross_fitted_rewards
+
+        estimated_rewards = cross_fitted_rewards(log, context_dim=context_dim, seed=seed)
+    results = []
+    pending = []  # (result, estimator name, value, per-round terms)
+    rows = np.arange(log.n_rounds)
+    for target in targets:
+        dist = target.action_dist
+        if dist.shape != (log.n_rounds, log.n_actions):
+            raise ReplayError(f"target {target.label!r} has action_dist of shape {dist.shape}; "
+                              f"expected {(log.n_rounds, log.n_actions)}")
+        try:
+            warnings = diagnose(log.pscore, log.action, dist)  # validates dist too
+            ess = effective_sample_size(dist[rows, log.action] / log.pscore)
+        except BanditError as exc:
+            raise ReplayError(f"target {target.label!r}: {exc}") from None
+        result = PolicyResult(target.label, ess, {}, warnings=warnings, notes=list(target.notes))
+        for name in estimators:
+            estimator = ESTIMATORS[name]()
+            arrays = dict(reward=log.reward, action=log.action, pscore=log.pscore, action_dist=dist,
+                          estimated_rewards=estimated_rewards if name in MODEL_ESTIMATORS else None)
+            try:
+                value = estimator.estimate_policy_value(**arrays)
+                # The estimator's own per-round terms, so the shared bootstrap computes exactly its statistic.
+                terms = estimator._prepare(arrays["reward"], arrays["action"], arrays["pscore"], dist,
+                                           arrays["estimated_rewards"])
+            except BanditError as exc:
+                result.estimates[name] = Estimate(math.nan, math.nan, math.nan, error=str(exc))
+                continue
+            result.estimates[name] = Estimate(value, math.nan, math.nan)  # keeps the estimator order
+            pending.append((result, name, value, terms))
+        results.append(result)
+    intervals = shared_intervals([p[3] for p in pending], n_bootstrap=n_bootstrap, alpha=alpha, seed=seed)
+    for (result, name, value, _), (lower, upper) in zip(pending, intervals):
+        result.estimates[name] = Estimate(value, lower, upper)
+    return results

@@ -1,0 +1,184 @@
+"""Target policies: vectorised pmfs equal the policies' own, tables, VW models, reward model, estimates."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bandits import Candidates, make_policy
+from stream.replay.dataset import BanditLog
+from stream.replay.errors import ReplayError
+from stream.replay.evaluate import Target, evaluate, parse_estimators, resolve_target
+from stream.replay.reward_model import cross_fitted_rewards
+from stream.replay.synthetic import synthetic_rounds, true_value
+from stream.replay.targets import parse_target, policy_distribution, table_distribution
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def data():
+    rounds, truth = synthetic_rounds(1500, users=20, items=15, seed=7)
+    return BanditLog.from_rounds(rounds), truth
+
+
+def ragged_log():
+    from stream.events import Decision, Item
+    from stream.replay.rounds import LoggedRound
+
+    rng = np.random.default_rng(3)
+    rounds = []
+    for i in range(60):
+        n = int(rng.integers(1, 7))
+        scores = np.round(rng.normal(size=n), 1)  # rounding makes ties
+        pmf = np.full(n, 1.0 / n)
+        rounds.append(LoggedRound(Decision(f"r{i}", "u", float(i), {}, tuple(Item(f"i{j}") for j in range(n)),
+                                           tuple(scores.tolist()), tuple(pmf.tolist()), 0, pmf[0], "e", "e",
+                                           int(rng.integers(2**62)), "v1", 0), 1.0))
+    return BanditLog.from_rounds(rounds)
+
+
+@pytest.mark.parametrize("spec", ["greedy", "epsilon_greedy:epsilon=0.2", "epsilon_greedy:epsilon=1.0",
+                                  "softmax:temperature=0.3", "softmax:temperature=5"])
+def test_vectorised_pmf_equals_the_policy_decision_by_decision(spec):
+    log = ragged_log()
+    policy = make_policy(spec)
+    fast = policy_distribution(policy, log.scores, log.mask, log.seed)
+    for i in range(log.n_rounds):
+        m = log.n_candidates[i]
+        slow = policy.decide(Candidates(scores=log.scores[i, :m]), np.random.default_rng(int(log.seed[i]))).pmf
+        assert np.allclose(fast[i, :m], slow, atol=1e-12)
+        assert not fast[i, m:].any()
+
+
+def test_logging_spec_reproduces_the_logged_pmf(data):
+    log, _ = data
+    again = resolve_target(parse_target("epsilon_greedy:epsilon=0.3"), log).action_dist
+    assert np.allclose(again, log.pmf, atol=1e-12)
+
+
+def test_policies_that_need_more_than_scores_fail_with_a_hint(data):
+    log, _ = data
+    with pytest.raises(ReplayError, match="fn=<version>"):
+        resolve_target(parse_target("thompson"), log)
+
+
+def test_uniform_target(data):
+    log, _ = data
+    dist = resolve_target(parse_target("uniform"), log).action_dist
+    assert np.allclose(dist.sum(axis=1), 1.0) and np.allclose(dist[log.mask], np.repeat(1 / log.n_candidates, log.n_candidates))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "non-empty"), ("fn=v3", "fn=<version>:<policy spec>"), ("fn=:greedy", "fn=<version>"),
+    ("bogus", "unknown policy name"), ("epsilon_greedy:epsilon=2", "epsilon must be in"),
+    ("table=/no/such.json", "no such file"),
+])
+def test_bad_targets_are_named(text, message):
+    with pytest.raises(ReplayError, match=message):
+        parse_target(text)
+
+
+def test_table_target_with_key_names_star_row_and_fallbacks(tmp_path):
+    log = ragged_log()
+    table = {"_key": ["user_id"], "user_id=u": {"i4": 1.0, "i5": 3.0}, "*": {"i1": 1.0}}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(table))
+    dist, notes = table_distribution(str(path), log)
+    assert np.allclose(dist.sum(axis=1), 1.0) and not dist[~log.mask].any()
+    n = log.n_candidates
+    assert np.allclose(dist[n == 6, 4], 0.25) and np.allclose(dist[n == 6, 5], 0.75)
+    assert np.allclose(dist[n == 5, 4], 1.0)
+    assert np.allclose(dist[(n >= 2) & (n <= 4), 1], 1.0)  # the '*' entry
+    assert np.allclose(dist[n == 1, 0], 1.0)  # nothing anywhere: uniform
+    assert any("'*'" in s for s in notes) and any("uniform" in s for s in notes)
+
+
+def test_table_key_defaults_to_every_context_feature(tmp_path):
+    from stream.events import Decision, Item
+    from stream.replay.rounds import LoggedRound
+
+    d = Decision("r", "u", 0.0, {"hour": 3.0, "device": "tv"}, (Item("a"), Item("b")), (0.0, 0.0), (0.5, 0.5), 0,
+                 0.5, "e", "e", 0, "v1", 0)
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"device=tv,hour=3": {"b": 1.0}}))
+    dist, notes = table_distribution(str(path), BanditLog.from_rounds([LoggedRound(d, 1.0)]))
+    assert dist.tolist() == [[0.0, 1.0]] and notes == []
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]", "must be a JSON object"), ('{"a": 3}', "must be an object"), ('{"a": {"i0": -1}}', ">= 0"),
+    ('{"_key": "device", "a": {}}', "'_key' must be a list"), ("{", "not JSON"), ("{}", "no entries"),
+])
+def test_bad_tables_are_named(tmp_path, content, message):
+    path = tmp_path / "t.json"
+    path.write_text(content)
+    with pytest.raises(ReplayError, match=message):
+        table_distribution(str(path), ragged_log())
+
+
+def test_cross_fitted_reward_model_is_close_to_the_truth_and_padded_with_zero(data):
+    log, truth = data
+    q = cross_fitted_rewards(log, seed=0)
+    assert q.shape == log.pmf.shape and not q[~log.mask].any()
+    assert q.min() >= log.reward.min() and q.max() <= log.reward.max()
+    err = np.abs(q - truth)[log.mask].mean()
+    base = np.abs(log.reward.mean() - truth)[log.mask].mean()
+    assert err < base  # better than predicting the mean
+
+
+def test_estimates_bracket_the_true_values(data):
+    log, truth = data
+    targets = [resolve_target(parse_target(s), log) for s in ("logging", "greedy", "softmax:temperature=0.3")]
+    results = evaluate(log, targets, n_bootstrap=300, seed=1)
+    for target, result in zip(targets, results):
+        truth_value = true_value(target.action_dist, truth)
+        for name in ("ips", "snips", "dr", "sndr"):
+            e = result.estimates[name]
+            assert e.lower <= e.value <= e.upper
+            assert abs(e.value - truth_value) < 0.06, (target.label, name, e.value, truth_value)
+    logging = results[0]
+    assert logging.estimates["ips"].value == pytest.approx(log.on_policy_value())
+    assert logging.estimates["snips"].value == pytest.approx(log.on_policy_value())
+    assert logging.ess == pytest.approx(log.n_rounds)
+    assert results[1].ess < log.n_rounds
+
+
+def test_undefined_estimates_are_reported_not_raised(data):
+    log, _ = data
+    never = np.zeros_like(log.pmf)
+    rows = np.arange(log.n_rounds)
+    other = (log.action + 1) % log.n_candidates  # always a candidate the logger did not choose
+    never[rows, other] = 1.0
+    [result] = evaluate(log, [Target("never-logged", never)], estimators=["snips", "ips"], n_bootstrap=50)
+    assert result.estimates["snips"].error and np.isnan(result.estimates["snips"].value)
+    assert result.estimates["ips"].value == 0.0
+    from stream.replay.report import format_table
+
+    table = format_table([result], on_policy_value=0.5, n_rounds=log.n_rounds)
+    assert "undefined" in table and "snips:" in table
+
+
+def test_parse_estimators():
+    assert parse_estimators("ips, SNIPS,ips") == ["ips", "snips"]
+    with pytest.raises(ReplayError, match="subset of"):
+        parse_estimators("ips,switch")
+
+
+def test_vw_target_from_a_saved_model(data, tmp_path):
+    from stream.replay.vw_target import save_vw, train_vw, vw_args, vw_distribution
+
+    log, truth = data
+    ws = train_vw(log.subset(np.arange(1000)), vw_args(cb_type="dr"))
+    path = save_vw(ws, tmp_path / "m.vw")
+    test = log.subset(np.arange(1000, 1500))
+    dist = resolve_target(parse_target(f"vw={path}"), test).action_dist
+    assert dist.shape == test.pmf.shape and np.allclose(dist.sum(axis=1), 1.0) and not dist[~test.mask].any()
+    assert np.array_equal(dist, vw_distribution(ws, test))
+
+
+def test_not_a_vw_model_is_a_clear_error(tmp_path):
+    path = tmp_path / "junk.vw"
+    path.write_bytes(b"not a model")
+    with pytest.raises(ReplayError, match="VW"):
+        resolve_target(parse_target(f"vw={path}"), ragged_log())
