@@ -159,12 +159,20 @@ class Worker:
         fn = self.model.version
         cache = self._caches[fn]
         for p in parts:
-            blob = self.store.client.get(self.store.key("pop", fn, p))
-            self._pop[(fn, p)] = PopulationModel.from_bytes(blob) if blob else cache.new_population()
+            self._population(fn, p, cache)
             users = self.store.users_of(fn, p, max(1, self.s.cache_users // max(1, len(parts)) // 2))
             cache.get_many(users, lambda ids: self.store.load_users(fn, ids))
         self.stats["rebalances"] += 1
         log.info("assigned partitions %s (epochs %s), warmed %d users", parts, self._epochs, len(cache))
+
+    def _population(self, fn: str, partition: int, cache: UserCache) -> PopulationModel:
+        """This partition's population statistics: in memory, else from Redis, else empty."""
+        pop = self._pop.get((fn, partition))
+        if pop is None:
+            blob = self.store.client.get(self.store.key("pop", fn, partition))
+            pop = PopulationModel.from_bytes(blob) if blob else cache.new_population()
+            self._pop[(fn, partition)] = pop
+        return pop
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # State is written through to Redis every batch, so nothing to flush:
@@ -247,7 +255,17 @@ class Worker:
             return
         for (fn, uid), model in learned.items():
             self._caches[fn].put(uid, model)
-        self._publish(out, consumer, producer, eos, offsets)
+        try:
+            self._publish(out, consumer, producer, eos, offsets)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if not (eos and err.txn_requires_abort()):
+                raise  # fatal (e.g. fenced by a newer instance): exit, a restart resumes from committed offsets
+            # Redis already holds this batch: re-reading it re-emits its outputs, learns nothing twice.
+            log.warning("transaction aborted (%s); re-reading the batch", err)
+            producer.abort_transaction(30)
+            self.stats["aborted_batches"] += 1
+            self._rewind(consumer, msgs)
 
     def _publish(self, out: Outputs, consumer: Consumer, producer: Producer, eos: bool,
                  offsets: dict[tuple[str, int], int]) -> None:
@@ -283,6 +301,11 @@ class Worker:
         log.warning("batch fenced by a newer owner; dropping it and rewinding")
         for c in self._caches.values():
             c.clear()
+        self._pop.clear()  # ahead of Redis now: reloaded from Redis on next use
+        self._rewind(consumer, msgs)
+
+    @staticmethod
+    def _rewind(consumer: Consumer, msgs: list[Message]) -> None:
         first: dict[tuple[str, int], int] = {}
         for m in msgs:
             if not m.error():
@@ -328,9 +351,7 @@ class Worker:
             delta = float(np.linalg.norm(np.concatenate([*map(np.atleast_1d, model.weights)]) - w_before))
             learned[(fn, fb.user_id)] = model
             write.users[(fn, fb.user_id)] = (model.to_bytes(), m.partition())
-            pop = self._pop.get((fn, m.partition()))
-            if pop is None:
-                pop = self._pop[(fn, m.partition())] = cache.new_population()
+            pop = self._population(fn, m.partition(), cache)
             pop.learn_one(x, fb.reward)
             write.population[(fn, m.partition())] = pop.to_bytes()
             if hasattr(self.policy, "learn") and verdict.item_index == decision.chosen_index:
