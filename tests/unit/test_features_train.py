@@ -11,6 +11,15 @@ from features import FeatureError, FeatureNetConfig, examples_from_records, trai
 pytestmark = pytest.mark.unit
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors gain nothing from threads; on a busy CI box extra threads only add stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def planted(n=20_000, n_users=200, n_items=100, d=8, seed=0):
     """reward = true_user_vec . true_item_vec / sqrt(d) (unit variance), in random order."""
     rng = np.random.default_rng(seed)
@@ -23,9 +32,9 @@ def planted(n=20_000, n_users=200, n_items=100, d=8, seed=0):
 def test_learns_planted_factors_well_below_the_mean_baseline():
     torch.manual_seed(1234)
     state = torch.get_rng_state()
-    m = train_feature_net(planted(), epochs=5, batch_size=256, progress=False, device="cpu", version="syn")
+    m = train_feature_net(planted(), progress=False, device="cpu", version="syn")  # default schedule
     met = m.metrics
-    assert met["val_rmse"] < 0.8 * met["baseline_val_rmse"], met
+    assert met["val_rmse"] < 0.5 * met["baseline_val_rmse"], met  # about 0.18x on CPU
     assert met["train_rmse"] < met["baseline_val_rmse"]
     assert {"train_rmse", "val_rmse", "val_mae", "baseline_val_rmse", "epochs", "seconds", "device"} <= set(met)
     assert (met["n_train"], met["n_val"], met["epochs"], met["device"]) == (18_000, 2_000, 5, "cpu")
@@ -37,12 +46,32 @@ def test_learns_planted_factors_well_below_the_mean_baseline():
 
 
 def test_offline_user_weights_reproduce_the_training_predictions():
-    ex = planted(n=3000, n_users=20, n_items=15)
-    m = train_feature_net(ex, epochs=3, batch_size=128, progress=False, device="cpu", val_fraction=0.0)
+    ex = planted(n=600, n_users=20, n_items=15)
+    m = train_feature_net(ex, epochs=3, batch_size=64, progress=False, device="cpu", val_fraction=0.0)
     assert m.metrics["val_rmse"] is None and m.metrics["baseline_val_rmse"] is None
     preds = np.array([m.predict(u, c, [it])[0] for u, c, it, _ in ex])
     rmse = float(np.sqrt(np.mean((preds - np.array([e[3] for e in ex])) ** 2)))
     assert rmse == pytest.approx(m.metrics["train_rmse"], rel=1e-4)
+
+
+def test_offline_user_weights_are_the_ridge_solution_given_the_final_net():
+    """The online ridge learner, fed a user's training examples, would land on the same weights."""
+    ex = planted(n=1000, n_users=10, n_items=15)
+    lam = 2.5
+    m = train_feature_net(ex, epochs=2, batch_size=128, weight_decay=lam, progress=False, device="cpu")
+    n_train = m.metrics["n_train"]
+    g = float(np.mean(np.array([e[3] for e in ex[:n_train]], dtype=np.float32)))
+    d = m.output_dim
+    for user in ["u0", "u3", "u7"]:
+        rows = [e for e in ex[:n_train] if e[0] == user]
+        X = np.vstack([m.embed(c, [it]) for _, c, it, _ in rows]).astype(np.float64)
+        X = np.column_stack([X, np.ones(len(X))])
+        y = np.array([e[3] for e in rows])
+        m0 = np.append(np.zeros(d), g)
+        theta = np.linalg.solve(lam * np.eye(d + 1) + X.T @ X, lam * m0 + X.T @ y)
+        w, b = m.user_weights[user]
+        np.testing.assert_allclose(w, theta[:d], rtol=1e-3, atol=1e-4)
+        assert b == pytest.approx(theta[d], rel=1e-3, abs=1e-4)
 
 
 def test_same_seed_same_model_different_seed_different_model():
@@ -66,7 +95,7 @@ def test_validation_is_the_tail_and_unseen_users_get_the_mean_user():
 def test_progress_bar_goes_to_stderr(capsys):
     train_feature_net(planted(n=300, n_users=5, n_items=5), epochs=1, batch_size=64, progress=True, device="cpu")
     captured = capsys.readouterr()
-    assert "epoch 1/1" in captured.err and captured.out == ""
+    assert "epoch 1/1" in captured.err and "val_rmse=" in captured.err and captured.out == ""
 
 
 def test_config_is_inferred_when_absent():
@@ -82,7 +111,8 @@ EX = [("u", {}, {"id": "a"}, 1.0)] * 4
     ((EX,), {"epochs": 0}, "epochs must be an int >= 1, got 0"),
     ((EX,), {"batch_size": 1.5}, "batch_size must be an int >= 1, got 1.5"),
     ((EX,), {"lr": 0}, "lr must be a finite number > 0, got 0"),
-    ((EX,), {"weight_decay": -1.0}, "weight_decay must be a finite number >= 0, got -1.0"),
+    ((EX,), {"weight_decay": -1.0}, "weight_decay must be a finite number > 0, got -1.0"),
+    ((EX,), {"weight_decay": 0}, "weight_decay must be a finite number > 0, got 0"),
     ((EX,), {"val_fraction": 1.0}, "val_fraction must be a finite number in [0, 1), got 1.0"),
     ((EX,), {"seed": -1}, "seed must be an int >= 0, got -1"),
     ((EX,), {"device": "bogus"}, "device must name a torch device, got 'bogus'"),
