@@ -61,12 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_missing", False):
         print(f"eddy {args.verb}: not available in this build", file=sys.stderr)
         return 2
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
     from features.errors import EddyError
 
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except EddyError as exc:
         print(f"eddy {args.verb}: {exc}", file=sys.stderr)
+        return 2
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        print(f"eddy {args.verb}: Redis did not answer (start it with: deploy/stack up): {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
