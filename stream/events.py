@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from features.errors import EddyError
@@ -155,9 +155,12 @@ class Decision:
         return self.candidates[self.chosen_index].id
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # Not asdict(): it deep-copies every candidate's features only to be replaced
+        # here, and this runs up to three times per request (pack, decision, outcome).
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["candidates"] = [c.to_dict() for c in self.candidates]
         d["context"] = dict(self.context)
+        d["scores"], d["pmf"] = list(self.scores), list(self.pmf)
         return {"schema": self.SCHEMA, **d}
 
 

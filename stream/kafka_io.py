@@ -68,7 +68,8 @@ def _wait_for_metadata(client: AdminClient, topics: list[str], timeout_s: float)
 
 
 def delete_topics(settings: Settings, topics: list[str]) -> None:
-    futures = admin(settings).delete_topics(topics, operation_timeout=30)
+    client = admin(settings)  # held until the futures resolve: a temporary is destroyed at once (_DESTROY)
+    futures = client.delete_topics(topics, operation_timeout=30)
     for fut in futures.values():
         try:
             fut.result(timeout=30)

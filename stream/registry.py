@@ -32,8 +32,10 @@ class Registry:
         return f"{self._p}registry:{name}"
 
     def next_version(self) -> str:
-        n = self._r.incr(self._k("counter"))
-        return f"v{n}"
+        while True:  # skip labels registered directly (e.g. a model saved as "v1" elsewhere)
+            version = f"v{self._r.incr(self._k('counter'))}"
+            if not self._r.hexists(self._k("versions"), version):
+                return version
 
     def path(self, version: str) -> Path:
         return self.model_dir / version

@@ -10,14 +10,20 @@ from stream import config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # The settings flags work before and after the action (eddy models list --topic-prefix x.)
+    only = ("bootstrap", "redis_url", "topic_prefix", "partitions", "model_dir")
+    common = argparse.ArgumentParser(add_help=False)
+    config.add_arguments(common, only=only)
+    for action in common._actions:  # unset after the action must not erase a value given before it
+        action.default = argparse.SUPPRESS
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    sub.add_parser("list", help="every registered version, the live one marked")
-    show = sub.add_parser("show", help="one version's metadata and metrics")
+    sub.add_parser("list", parents=[common], help="every registered version, the live one marked")
+    show = sub.add_parser("show", parents=[common], help="one version's metadata and metrics")
     show.add_argument("version")
-    promote = sub.add_parser("promote", help="make a version live; workers switch without restart")
+    promote = sub.add_parser("promote", parents=[common], help="make a version live; workers switch without restart")
     promote.add_argument("version")
-    sub.add_parser("rollback", help="make the previously live version live again")
-    config.add_arguments(p, only=("bootstrap", "redis_url", "topic_prefix", "partitions", "model_dir"))
+    sub.add_parser("rollback", parents=[common], help="make the previously live version live again")
+    config.add_arguments(p, only=only)
 
 
 def publish_swap(settings, old: str | None, new: str) -> None:

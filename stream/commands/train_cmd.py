@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     version = registry.next_version()
     model = train_feature_net(examples, cfg, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               seed=s.seed, device=args.device, progress=not args.no_progress, version=version)
+    ts = [float(r["ts"]) for r in records if isinstance(r.get("ts"), (int, float))]
+    model.meta["data_range"] = meta["data_range"] = {
+        "from_ts": min(ts, default=None), "to_ts": max(ts, default=None), "n_examples": len(records)}
     registry.register(model, {**meta, "n_examples": len(examples)})
     m = model.metrics
     print(f"registered {version}: val_rmse={m.get('val_rmse'):.4f} (baseline {m.get('baseline_val_rmse'):.4f}) "

@@ -1,0 +1,161 @@
+"""eddy demo [--quick]: the whole loop live on MovieLens-100K, with a comparison report.
+
+Run it after ``deploy/stack up``. Steps: fetch MovieLens-100K into the cache
+(or fall back to the simulator, loudly); train the feature net offline on
+the first part of the ratings by time; register and promote it; start a
+worker; stream the remaining ratings through Kafka as queries then feedback;
+score three in-process references on the same stream; write
+``reports/demo/<timestamp>/{report.md, report.json, prequential.png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from stream import config
+
+QUICK = {"limit": 3000, "epochs": 1, "retrains": 1}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true",
+                   help=f"CI mode: the first {QUICK['limit']} ratings, {QUICK['epochs']} epoch, "
+                        f"{QUICK['retrains']} periodic retrain (about a minute)")
+    p.add_argument("--data", choices=("movielens", "simulator"), default="movielens",
+                   help="movielens (downloaded into the cache; falls back to the simulator) or simulator")
+    p.add_argument("--cache-dir", default=None, help="where MovieLens is cached (default $EDDY_CACHE_DIR/movielens "
+                                                     "or ~/.cache/eddy/movielens)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N ratings by time")
+    p.add_argument("--train-fraction", type=float, default=0.5, help="share of ratings (by time) trained offline")
+    p.add_argument("--candidates", type=int, default=5, help="candidates per query: the rated movie + sampled ones")
+    p.add_argument("--epochs", type=int, default=None, help="offline training epochs (default 3; --quick 1)")
+    p.add_argument("--retrains", type=int, default=None,
+                   help="periodic-retrain arm: retrains over the stream (default 10; --quick 1)")
+    p.add_argument("--window", type=int, default=10_000,
+                   help="live arm: ratings admitted but not yet learned from (default 10000); "
+                        "a user's own ratings always go one after another")
+    p.add_argument("--worker", choices=("process", "thread"), default="process",
+                   help="run the worker as an `eddy worker` subprocess (default) or a thread of this process")
+    p.add_argument("--out", default=None, help="report directory root (default <repo>/reports/demo)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the demo's topics, Redis keys and model files (only removed when the demo chose its "
+                        "own --topic-prefix)")
+    p.add_argument("--no-progress", action="store_true")
+    config.add_arguments(p, only=("bootstrap", "redis_url", "topic_prefix", "partitions", "model_dir", "seed",
+                                  "learner", "policy", "processing", "poll_timeout_ms", "max_batch", "torch_threads"))
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.limit is not None and args.limit < 100:
+        raise config.ConfigError(f"--limit must be >= 100, got {args.limit}")
+    if not 0.05 <= args.train_fraction <= 0.95:
+        raise config.ConfigError(f"--train-fraction must be in [0.05, 0.95], got {args.train_fraction}")
+    if args.candidates < 1:
+        raise config.ConfigError(f"--candidates must be >= 1, got {args.candidates}")
+    for name in ("epochs", "retrains", "window"):
+        v = getattr(args, name)
+        if v is not None and v < (0 if name == "retrains" else 1):
+            raise config.ConfigError(f"--{name} must be >= {0 if name == 'retrains' else 1}, got {v}")
+
+
+def _settings(args: argparse.Namespace, run_id: str) -> tuple[config.Settings, bool]:
+    """The demo's settings; its own topic prefix (and model dir) unless one was given. Returns (settings, owned)."""
+    import os
+
+    owned = args.topic_prefix is None and "EDDY_TOPIC_PREFIX" not in os.environ
+    # demo defaults (a flag or EDDY_<NAME> wins): see docs/demo.md for why
+    overrides = {"policy": "greedy", "poll_timeout_ms": 5, "instance_id": f"demo-{run_id}"}
+    if owned:
+        prefix = f"demo{run_id}."
+        base = config.from_args(args)
+        overrides.update(topic_prefix=prefix, model_dir=str(Path(base.model_dir) / prefix.rstrip(".")))
+    for name in ("policy", "poll_timeout_ms"):
+        if getattr(args, name) is not None or f"EDDY_{name.upper()}" in os.environ:
+            overrides.pop(name)
+    s = config.from_args(args)
+    s = config.replace(s, **overrides, group=f"{overrides.get('topic_prefix', s.topic_prefix)}demo-workers")
+    from bandits import BanditError, make_policy
+
+    try:  # fail now, not in the worker
+        make_policy(s.policy)
+    except BanditError as exc:
+        raise config.ConfigError(f"--policy {s.policy!r}: {exc}") from None
+    return s.validated(), owned
+
+
+def _check_stack(s: config.Settings) -> None:
+    """One clear line when the stack is down (a plain TCP probe first: librdkafka would retry noisily)."""
+    import socket
+
+    from stream.kafka_io import wait_for_broker
+    from stream.store import RedisStore
+
+    host, _, port = s.bootstrap.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=3).close()
+    except (OSError, ValueError) as exc:
+        raise config.ConfigError(f"no Kafka broker at {s.bootstrap} ({getattr(exc, 'strerror', None) or exc}); "
+                                 "start the stack first: deploy/stack up") from None
+    wait_for_broker(s, timeout_s=10)
+    try:
+        RedisStore(s.redis_url, s.topic_prefix, decision_ttl_s=1).ping()
+    except Exception as exc:  # noqa: BLE001 - any connection failure means the same thing here
+        raise config.ConfigError(f"no Redis answered at {s.redis_url} (start it with: deploy/stack up): {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from stream.demo import data
+
+    _check(args)
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    s, owned = _settings(args, run_id)
+    _check_stack(s)
+    torch.set_num_threads(s.torch_threads)
+    quick = args.quick
+    limit = args.limit or (QUICK["limit"] if quick else None)
+    epochs = args.epochs or (QUICK["epochs"] if quick else 3)
+    retrains = args.retrains if args.retrains is not None else (QUICK["retrains"] if quick else 10)
+    say = (lambda *a: None) if args.no_progress else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    out_root = Path(args.out) if args.out else config.REPO_ROOT / "reports" / "demo"
+    out_dir = _fresh_dir(out_root, run_id)
+
+    ds = data.load(args.data, cache_dir=Path(args.cache_dir) if args.cache_dir else None, limit=limit,
+                   sim_size=QUICK["limit"] if quick else 20_000, seed=s.seed)
+    if ds.fallback_reason:
+        banner = "!" * 78
+        print(f"{banner}\n!! MovieLens-100K is NOT available: {ds.fallback_reason}\n"
+              f"!! FALLING BACK to the built-in simulator: the figures below are NOT MovieLens figures.\n{banner}",
+              file=sys.stderr, flush=True)
+    say(f"data: {ds.description}")
+    say(f"deployment: topics {s.topic_prefix}*, models in {s.model_dir}, report in {out_dir}")
+
+    from stream.demo.pipeline import Demo
+
+    demo = Demo(s, ds, out_dir=out_dir, run_id=run_id, train_fraction=args.train_fraction, epochs=epochs,
+                retrains=retrains, n_candidates=args.candidates, window=args.window, worker_mode=args.worker,
+                progress=not args.no_progress)
+    try:
+        result = demo.run()
+    finally:
+        if owned and not args.keep:
+            demo.cleanup()
+    print(result["table"])
+    for name, path in result["paths"].items():
+        print(f"{name}: {path}")
+    if owned and args.keep:
+        print(f"kept: topics {s.topic_prefix}*, models in {s.model_dir} "
+              f"(e.g. eddy models --topic-prefix {s.topic_prefix} --model-dir {s.model_dir} list)")
+    return 0
+
+
+def _fresh_dir(root: Path, run_id: str) -> Path:
+    out, k = root / run_id, 1
+    while out.exists():
+        k += 1
+        out = root / f"{run_id}-{k}"
+    return out

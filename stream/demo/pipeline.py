@@ -1,0 +1,157 @@
+"""The demo, step by step: train offline, serve live through Kafka, score the references, report."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream.config import ConfigError, Settings
+from stream.demo import arms, report, training
+from stream.demo.data import Dataset
+from stream.demo.live import EVENTS_PER_RATING, LiveRun
+from stream.demo.metrics import percentiles, rmse
+
+
+class Demo:
+    def __init__(self, settings: Settings, dataset: Dataset, *, out_dir: Path, run_id: str,
+                 train_fraction: float = 0.5, epochs: int = 3, retrains: int = 10, n_candidates: int = 5,
+                 window: int = 10_000, worker_mode: str = "process", progress: bool = True, probe_n: int = 100):
+        self.s = settings
+        self.ds = dataset
+        self.out_dir = out_dir
+        self.run_id = run_id
+        self.n_train = max(20, int(len(dataset.records) * train_fraction))
+        self.opts = training.TrainOptions(epochs=epochs, progress=progress).check()
+        self.retrains = retrains
+        self.n_candidates = n_candidates
+        self.window = window
+        self.worker_mode = worker_mode
+        self.progress = progress
+        self.probe_n = probe_n
+        self._created_topics: list[str] = []
+
+    def say(self, msg: str) -> None:
+        if self.progress:
+            print(msg, file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------------ steps
+    def run(self) -> dict[str, Any]:
+        from stream.kafka_io import ensure_topics
+        from stream.registry import Registry
+        from stream.store import RedisStore
+
+        train, stream = self.ds.records[: self.n_train], self.ds.records[self.n_train :]
+        if len(stream) < 10:
+            raise ConfigError(f"only {len(stream)} ratings left to stream; use more data or a smaller "
+                                       "--train-fraction")
+        self._created_topics = ensure_topics(self.s)
+        registry = Registry(RedisStore(self.s.redis_url, self.s.topic_prefix, decision_ttl_s=1).client,
+                            self.s.topic_prefix, self.s.model_dir)
+
+        self.say(f"[1/4] offline training on the first {len(train)} ratings ({self.opts.epochs} epochs)")
+        w0, c0 = time.perf_counter(), time.process_time()
+        model = training.train(train, self.opts, version=registry.next_version(), seed=self.s.seed)
+        offline = {"wall_s": time.perf_counter() - w0, "cpu_s": time.process_time() - c0,
+                   "val_rmse": model.metrics.get("val_rmse"), "n_val": model.metrics.get("n_val"),
+                   "version": model.version}
+        training.register(self.s, registry, model, {"source": f"demo:{self.ds.source}", "trigger": "demo"},
+                          promote=True)
+
+        self.say(f"[2/4] live: {len(stream)} ratings through Kafka ({self.worker_mode} worker, "
+                 f"learner {self.s.learner}, policy {self.s.policy})")
+        live, worker_cpu = self._live(stream)
+
+        self.say("[3/4] in-process references on the same stream")
+        frozen = arms.frozen_offline(model, stream)
+        self.say(f"  (a) frozen offline: RMSE {rmse(frozen.pred, _y(stream)):.4f}")
+        every = max(1, -(-len(stream) // (self.retrains + 1)))
+        retrain = arms.periodic_retrain(model, train, stream, self.opts, every=every, seed=self.s.seed,
+                                        progress=self.progress)
+        self.say(f"  (c) periodic retrain: RMSE {rmse(retrain.pred, _y(stream)):.4f}")
+        mf = arms.river_biased_mf(train, stream, seed=self.s.seed)
+        self.say(f"  (d) river BiasedMF: RMSE {rmse(mf.pred, _y(stream)):.4f}")
+
+        self.say("[4/4] report")
+        hybrid = arms.ArmResult(
+            "eddy_live", "Eddy hybrid, online per-user updates (live, Kafka)", live.pred, worker_cpu or float("nan"),
+            live.wall_s, f"feature net {model.version} frozen; per-user weights ({self.s.learner}) learned online "
+            "by the worker from each feedback; scores read from the prediction events")
+        all_arms = [frozen, hybrid, retrain, mf]
+        return self._report(all_arms, train, stream, offline, live)
+
+    def _live(self, stream: list[dict]):
+        from stream.demo.worker_handle import start_worker
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        worker = start_worker(self.worker_mode, self.s, self.out_dir / "worker.log")
+        cpu = None
+        try:
+            driver = LiveRun(self.s, stream, self.ds.catalog, run_id=self.run_id, n_candidates=self.n_candidates,
+                             window=self.window, seed=self.s.seed, progress=self.progress, check_worker=worker.check)
+            driver.warm_up()
+            probe = driver.probe(self.probe_n)
+            live = driver.run()
+            live.probe_ms = probe
+        finally:
+            cpu = worker.stop()
+        return live, cpu
+
+    def _report(self, all_arms, train, stream, offline, live) -> dict[str, Any]:
+        y = _y(stream)
+        trained_users = {r["user_id"] for r in train}
+        known = np.array([r["user_id"] in trained_users for r in stream])
+        dicts = [asdict(a) for a in all_arms]
+        rows = report.arm_rows(dicts, y, known)
+        lat = live.latency_ms[np.isfinite(live.latency_ms)]
+        wlat = live.worker_latency_ms[np.isfinite(live.worker_latency_ms)]
+        rate = live.answered / live.wall_s if live.wall_s > 0 else 0.0
+        summary = {
+            "title": f"Eddy demo on {self.ds.source}: prequential RMSE of four arms",
+            "run_id": self.run_id,
+            "data": {"source": self.ds.source, "description": self.ds.description,
+                     "fallback_reason": self.ds.fallback_reason},
+            "split": {"n_train": len(train), "n_stream": len(stream), "new_user_share": float(1 - known.mean())},
+            "offline": offline,
+            "training": asdict(self.opts),
+            "worker": {"mode": self.worker_mode, "learner": self.s.learner, "policy": self.s.policy,
+                       "processing": self.s.processing, "partitions": self.s.partitions,
+                       "topic_prefix": self.s.topic_prefix},
+            "live": {"worker": self.worker_mode, "wall_s": live.wall_s, "ratings_per_s": rate,
+                     "events_per_s": rate * EVENTS_PER_RATING, "latency_ms": percentiles(lat, (50, 90, 99)),
+                     "unloaded_latency_ms": percentiles(live.probe_ms, (50, 90, 99)),
+                     "worker_latency_ms": percentiles(wlat, (50, 90, 99)), "answered": live.answered,
+                     "dead_lettered": live.dead_lettered, "feature_net_versions": live.versions,
+                     "candidates": self.n_candidates, "window": self.window},
+            "retrains": all_arms[2].extra,
+        }
+        paths = report.write(self.out_dir, rows=rows, arms=dicts, y=y, summary=summary, window=min(2000, len(y)))
+        paths["worker.log"] = self.out_dir / "worker.log"
+        return {"table": report.table(rows), "rows": rows, "paths": paths, "summary": summary}
+
+    def cleanup(self) -> None:
+        """Remove what this run created: its topics, Redis keys and model files."""
+        import shutil
+
+        import redis
+
+        from stream.kafka_io import delete_topics
+
+        try:
+            if self._created_topics:
+                delete_topics(self.s, self._created_topics)
+            r = redis.Redis.from_url(self.s.redis_url)
+            keys = list(r.scan_iter(f"{self.s.topic_prefix}*", count=1000))
+            for i in range(0, len(keys), 500):
+                r.delete(*keys[i : i + 500])
+            shutil.rmtree(self.s.model_dir, ignore_errors=True)
+        except Exception as exc:  # noqa: BLE001 - clean-up is best effort; say what was left
+            print(f"clean-up incomplete ({exc}); topics {self.s.topic_prefix}* may remain", file=sys.stderr)
+
+
+def _y(records: list[dict]) -> np.ndarray:
+    return np.array([r["reward"] for r in records], dtype=float)
