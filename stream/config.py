@@ -13,8 +13,14 @@ client defaults would dominate every figure:
   partitions responsive.
 * producer ``linger.ms=1``: librdkafka waits 5 ms by default to fill batches,
   which would add 5 ms to every prediction. 1 ms still batches under load.
+* ``socket.nagle.disable=true`` (both): librdkafka leaves Nagle's algorithm on,
+  which holds small requests back on loopback; one query is a small request.
 * ``acks=all`` and idempotence: required for transactions, and a prediction
   that is acknowledged must not be lost.
+* ``retry.backoff.ms=5`` (transactional producer): a transaction begun right
+  after the previous commit gets CONCURRENT_TRANSACTIONS until the broker has
+  written the commit markers; librdkafka's 100 ms default backoff would stall
+  every back-to-back batch by 100 ms.
 * ``transaction.timeout.ms=10000``: a killed worker's open transaction blocks
   ``read_committed`` readers until it times out or the worker restarts with
   the same ``transactional.id``; 10 s bounds that stall.
@@ -114,6 +120,7 @@ class Settings:
             "isolation.level": "read_committed",
             "fetch.wait.max.ms": self.fetch_wait_ms,
             "fetch.min.bytes": 1,
+            "socket.nagle.disable": True,
             # range keeps partition i of queries and of feedback on one worker,
             # so each user's state is written and read in one process.
             "partition.assignment.strategy": "range",
@@ -127,6 +134,7 @@ class Settings:
         cfg = {
             "bootstrap.servers": self.bootstrap,
             "linger.ms": self.linger_ms,
+            "socket.nagle.disable": True,
             "acks": "all",
             "enable.idempotence": True,
             # Same partitioner as the Java client, so keys land on the same
@@ -136,6 +144,9 @@ class Settings:
         if transactional:
             cfg["transactional.id"] = f"eddy-{self.group}-{self.instance_id}"
             cfg["transaction.timeout.ms"] = 10_000
+            # Back-to-back transactions meet CONCURRENT_TRANSACTIONS while the last
+            # commit's markers are written; the default 100 ms backoff stalls a batch.
+            cfg["retry.backoff.ms"] = 5
         cfg.update(extra)
         return cfg
 

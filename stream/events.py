@@ -112,7 +112,7 @@ class Prediction:
             "schema": self.SCHEMA,
             "request_id": self.request_id,
             "user_id": self.user_id,
-            "ranked": [asdict(r) for r in self.ranked],
+            "ranked": [{"item_id": r.item_id, "score": r.score, "probability": r.probability} for r in self.ranked],
             "chosen": list(self.chosen),
             "versions": {
                 "feature_net": self.feature_net_version,

@@ -208,7 +208,12 @@ class Worker:
         log.info("worker %s consuming %s + %s (%s)", self.s.instance_id, self.t["queries"], self.t["feedback"], self.s.processing)
         try:
             while not self._stopping and (deadline is None or time.monotonic() < deadline):
-                msgs = consumer.consume(self.s.max_batch, self.s.poll_timeout_ms / 1000)
+                # Wait for the first record only, then take whatever else has already
+                # arrived: consume(max_batch, timeout) would hold a lone query for the
+                # whole timeout to fill a batch. Batches grow with load by themselves.
+                msgs = consumer.consume(1, self.s.poll_timeout_ms / 1000)
+                if msgs:
+                    msgs += consumer.consume(self.s.max_batch - 1, 0)
                 now = time.monotonic()
                 self._maybe_swap(now)
                 self._refresh_prior(now)
