@@ -1,0 +1,237 @@
+"""BENCHMARKS.md, generated from one result file (and its plots). Nothing in it is written by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from benchmarks.stats import fmt_ms
+
+
+def _rel(path: Path, md_path: Path) -> str:
+    return os.path.relpath(path, md_path.parent)
+
+
+def _n(x, fmt: str = "{:,.0f}", none: str = "n/a") -> str:
+    return none if x is None else fmt.format(x)
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out + [""]
+
+
+def _headline(r: dict) -> list[str]:
+    s = r["summary"]
+    slos = list(next(iter(s["systems"].values()))["max_rate_p99_within"]) if s["systems"] else []
+    rows = []
+    for name, sys_ in r["systems"].items():
+        e = s["systems"][name]
+        fb = e.get("feedback_throughput", {})
+        ll = e.get("learning_latency_ms", {})
+        rows.append([sys_["title"], *(_n(e["max_rate_p99_within"][k], "{:,g}/s", "-") for k in slos),
+                     _n(e["saturated_at"], "{:,g}/s", "not reached"), _n(e["max_throughput"], "{:,.0f}/s"),
+                     _n(fb.get("updates_per_s"), "{:,.0f}/s", "-"),
+                     f"{_n(ll.get('p50'), '{:.1f}', '-')} / {_n(ll.get('p99'), '{:.1f}', '-')}"])
+    out = ["Highest offered rate whose p99 stayed within each bound with every query answered (`-`: not even "
+           f"the lowest rate tried, {min(r['plan']['rates']):g}/s), the rate at which the system saturated, the most "
+           "answers per second it gave, feedback updates per second (one worker) and learning latency.", ""]
+    out += _table(["system", *(f"p99 <= {k} ms" for k in slos), "saturated at", "max answered/s",
+                   "feedback updates/s", "learning latency p50 / p99 (ms)"], rows)
+    for name in ("eddy-eos", "eddy-alo"):
+        e = s["systems"].get(name)
+        if not e:
+            continue
+        title = r["systems"][name]["title"]
+        if "vs_http_max_rate_ratio_by_slo" in e:
+            parts = [f"p99 <= {k} ms: {_n(e['max_rate_p99_within'][k], '{:,g}/s', 'none')} vs "
+                     f"{_n(s['systems']['http']['max_rate_p99_within'][k], '{:,g}/s', 'none')}"
+                     + (f" (**{v:g}x**)" if v else "") for k, v in e["vs_http_max_rate_ratio_by_slo"].items()]
+            out.append(f"- {title} against the HTTP baseline: {'; '.join(parts)}; most answers per second "
+                       f"{_n(e['max_throughput'], '{:,.0f}')} vs {_n(s['systems']['http']['max_throughput'], '{:,.0f}')}"
+                       + (f" (**{e['vs_http_max_throughput_ratio']:g}x**)." if e["vs_http_max_throughput_ratio"] else "."))
+        pf = e.get("p50_minus_floor_ms")
+        if pf and pf["median"] is not None:
+            by = ", ".join(f"{k:g}/s: {v:+.2f}" for k, v in sorted(pf["by_rate"].items(), key=lambda kv: float(kv[0])))
+            out.append(f"- {title}: p50 minus its Kafka floor's p50, median over the rates both sustained "
+                       f"**{pf['median']:+.2f} ms** ({by}).")
+    return out + [""]
+
+
+def _machine(r: dict) -> list[str]:
+    m = r["machine"]
+    pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
+    return [
+        f"- {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB memory, {m['os']}",
+        f"- Apache Kafka {m['kafka']['version']} ({m['kafka']['source']}), one KRaft broker on localhost; "
+        f"Redis {m['redis_server'].get('version')} on localhost",
+        f"- Python {m['python']}; {pk}",
+        f"- Load average at start {m['loadavg_at_start']}, at end {m.get('loadavg_at_end')}",
+        f"- **Shared machine:** {m['shared_machine']}.",
+        "",
+    ]
+
+
+def _method(r: dict) -> list[str]:
+    p = r["plan"]
+    return [
+        "- **Open loop.** Query *i* of a step is scheduled at `t0 + i/rate` and sent then, whatever happened to "
+        "earlier queries. Latency runs from the *scheduled* send time to the moment the answer is consumed "
+        "(Kafka: the prediction read back by the generator's `read_committed` consumer; HTTP: the end of the "
+        "response), so queueing anywhere, the generator included, is counted (no coordinated omission). "
+        "The generator's own lag (actual minus scheduled send) is in the tables.",
+        f"- **Unanswered = infinitely slow.** A query not answered {p['drain_s']:g} s after the step's last send "
+        "counts as infinite latency; a percentile past it reads `timeout`.",
+        f"- **Steps.** Rates {', '.join(f'{x:g}' for x in p['rates'])}/s, each for max({p['step_s']:g} s, "
+        f"{p['min_samples']} queries), stopping at the first saturated step (a query unanswered, p99 > "
+        f"{p['saturate_ms']:g} ms, or answered/s < 90% of offered). Feedback for {p['feedback_ratio']:.0%} of "
+        "the answers is sent as they arrive (chosen item, Bernoulli reward).",
+        "- **Same model, same data.** One feature net (trained at the start of the run on the simulator), the "
+        "same simulated queries (10 candidates), users, learner and exploration policy for every system. Each "
+        "system runs in its own OS process, on its own topics (4 partitions), consumer group and Redis keys; the "
+        "generator runs in the benchmark's process.",
+        f"- **Learning.** Feedback throughput: {p['feedback_n']:,} decisions, then that many feedback events "
+        "at once; model-update events counted as consumed. Learning latency: a new user's query, feedback for "
+        "its chosen item at t0, then queries for that user, one in flight at a time, until a prediction's "
+        f"`versions.user_weights` increments; latency = that prediction consumed - t0 ({p['learning_samples']} "
+        "users, otherwise idle system).",
+        "",
+    ]
+
+
+def _steps(name: str, sys_: dict) -> list[str]:
+    rows = []
+    for s in sys_["steps"]:
+        lat = s["latency_ms"]
+        rows.append([f"{s['rate']:,g}", f"{s['duration_s']:.1f}", f"{s['sent']:,}", f"{lat['answered']:,}",
+                     f"{s['throughput']:,.0f}", fmt_ms(lat["p50"]), fmt_ms(lat["p95"]), fmt_ms(lat["p99"]),
+                     fmt_ms(lat["p99.9"]), fmt_ms(s["send_lag_ms"]["p99"]), f"{s['feedback_sent']:,}",
+                     s["saturation_reason"] or ""])
+    head = [f"### {sys_['title']} (`{name}`)", "", sys_["description"] + ".", ""]
+    if sys_.get("error"):
+        return head + [f"**Failed:** {sys_['error']}", ""]
+    return head + _table(
+        ["offered/s", "s", "sent", "answered", "answered/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms",
+         "gen. lag p99 ms", "feedback", "saturation"], rows)
+
+
+def _users(r: dict) -> list[str]:
+    rows = []
+    for u in r["users"]:
+        lat = u["step"]["latency_ms"]
+        rows.append([f"{u['users']:,}", f"{u['state_bytes']}", f"{u['bytes_per_user_info']:,.0f}",
+                     f"{u['bytes_per_user_memory_usage']:,.0f}", f"{u['writes_per_s']:,.0f}", f"{u['rate']:g}",
+                     fmt_ms(lat["p50"]), fmt_ms(lat["p99"]), f"{lat['answered']:,}/{u['step']['sent']:,}"])
+    return ["Per-user state written with the worker's key layout (`user:<fn>:<user>` + the partition's user set), "
+            "real learner bytes (river model after 5 observations). Memory per user from `INFO memory` "
+            "(`used_memory` delta / users; other clients of a shared Redis add noise at small N) and from "
+            "`MEMORY USAGE` of sampled keys plus the partition sets. Latency: a fresh Eddy worker "
+            "(exactly_once, partition sets dropped so nothing is pre-warmed: every user's first query reads Redis) "
+            "answering queries for users drawn uniformly from the population, open loop.", ""] + _table(
+        ["users", "state bytes", "Redis B/user (INFO)", "Redis B/user (MEMORY USAGE)", "writes/s", "rate/s",
+         "p50 ms", "p99 ms", "answered"], rows)
+
+
+def _ope(r: dict) -> list[str]:
+    o = r["ope"]
+    out = []
+    if "estimators" in o:
+        e = o["estimators"]
+        rows = [[n, f"{v['estimate']:.4f}", f"{v['abs_error']:.4f}", f"{v['decisions_per_s']:,}",
+                 f"{v['bootstrap_decisions_per_s']:,}"] for n, v in e["estimators"].items()]
+        out += [f"`bandits.ope` on {e['n_rounds']:,} synthetic logged decisions ({e['n_actions']} actions; target: "
+                f"epsilon-greedy on a noisy reward model; true value {e['true_value']:.4f}).", ""]
+        out += _table(["estimator", "estimate", "abs. error", "decisions/s (point)",
+                       f"decisions/s (bootstrap, {e['n_bootstrap_samples']} samples)"], rows)
+    if "kafka_log" in o:
+        k = o["kafka_log"]
+        out.append(f"- Reading the decision log from Kafka (`stream.logread.read_slice` + `decode_decision`, "
+                   f"{k['decisions']:,} decisions of ~{_n(k['mean_record_bytes'])} bytes written by Eddy in this "
+                   f"run): **{_n(k['decisions_per_s'])} decisions/s**.")
+    if "replay" in o:
+        rp = o["replay"]
+        if rp["status"] == "ok":
+            out.append(f"- `stream.replay.pipeline.replay` end to end (read + join decisions and outcomes from "
+                       f"Kafka, targets greedy and uniform, estimators {', '.join(rp['estimators'])}, "
+                       f"{rp['bootstrap_samples']} bootstrap samples) on {rp['n_rounds']:,} decisions: "
+                       f"**{_n(rp['decisions_per_s_end_to_end'])} decisions/s** end to end, "
+                       f"{_n(rp['decisions_per_s_estimation'])}/s for the estimation alone (timings "
+                       f"{rp['timing_s']}).")
+        else:
+            out.append(f"- `stream.replay` end to end: not measured ({rp['error']}).")
+    return out + [""]
+
+
+def _profile(r: dict) -> list[str]:
+    profiles = r["profile"] if isinstance(r["profile"], list) else [r["profile"]]
+    out = ["Eddy (exactly_once, as shipped) under cProfile for one open-loop step at the lowest rate of the ramp "
+           "and one at the highest rate it sustained (profiling slows it: the second step may saturate). "
+           "cProfile's clock is wall time: `consume()` includes waiting for messages (and, with "
+           "`consume(max_batch, poll_timeout_ms)`, for the batch to fill). Stages nest inside `whole batch`, "
+           "the worker's busy time.", ""]
+    names = [s["stage"] for s in profiles[0]["stages"]]
+    head = ["stage"] + [f"{p['rate']:g}/s: s (share)" for p in profiles]
+    rows = []
+    for i, name in enumerate(names):
+        rows.append([name] + [f"{p['stages'][i]['cumtime_s']:.3f} ({100 * (p['stages'][i]['share_of_loop'] or 0):.1f}%)"
+                              for p in profiles])
+    rows.append(["(profiled wall time; answered; p50 / p99 under the profiler)"]
+                + [f"{p['profiled_wall_s']:.1f} s; {p['answered']:,}/{p['sent']:,}; {fmt_ms(p['latency_ms']['p50'])} / "
+                   f"{fmt_ms(p['latency_ms']['p99'])} ms" for p in profiles])
+    out += _table(head, rows)
+    for p in profiles:
+        out += [f"Top functions by cumulative time at {p['rate']:g}/s:", "", "```"]
+        out += [f"{t['cumtime_s']:9.3f}s {100 * (t['share_of_loop'] or 0):5.1f}%  {t['ncalls']:>8}  {t['function']}"
+                for t in p["top_cumulative"][:20]]
+        out += ["```", ""]
+    return out
+
+
+def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> str:
+    when = dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M")
+    took = (r.get("finished_at", r["started_at"]) - r["started_at"]) / 60
+    out = ["# Eddy benchmarks", "",
+           f"Generated by `python -m benchmarks{' --quick' if r['quick'] else ''}` (same as `eddy bench`) on {when} "
+           f"in {took:.1f} min, from [`{_rel(json_path, md_path)}`]({_rel(json_path, md_path)}). Do not edit: "
+           "re-run, or re-render with `python -m benchmarks --from-json FILE`.", ""]
+    if r["quick"]:
+        out += ["> **Quick mode:** every benchmark ran briefly to prove the harness works. These numbers are "
+                "not measurements; run `python -m benchmarks` for those.", ""]
+    out += ["## Headline", ""] + _headline(r)
+    if "p99_vs_load" in plots:
+        out += [f"![p99 against offered load]({_rel(plots['p99_vs_load'], md_path)})", ""]
+    if "cdf_all" in plots:
+        out += [f"![all systems at one rate]({_rel(plots['cdf_all'], md_path)})", ""]
+    out += ["## Machine", ""] + _machine(r) + ["## Method", ""] + _method(r)
+    out += ["## Latency and throughput by offered rate", ""]
+    for name, sys_ in r["systems"].items():
+        out += _steps(name, sys_)
+        if f"cdf_{name}" in plots:
+            out += [f"![{name} latency CDFs]({_rel(plots[f'cdf_{name}'], md_path)})", ""]
+    if any("feedback_throughput" in s for s in r["systems"].values()):
+        rows = []
+        for name, s in r["systems"].items():
+            if "feedback_throughput" in s:
+                fb, ll = s["feedback_throughput"], s["learning_latency_ms"]
+                rows.append([s["title"], f"{fb['updates']:,}/{fb['feedback_sent']:,}", _n(fb["updates_per_s"]),
+                             _n(ll.get("p50"), "{:.1f}"), _n(ll.get("p99"), "{:.1f}"), _n(ll.get("max"), "{:.1f}"),
+                             f"{ll['observed']}/{ll['samples']}"])
+        out += ["## Learning: feedback throughput and learning latency", ""] + _table(
+            ["system", "updates/feedback", "updates/s (one worker)", "learning p50 ms", "p99 ms", "max ms",
+             "observed"], rows)
+    if r.get("users"):
+        out += ["## Cost as users grow", ""] + _users(r)
+    if r.get("ope"):
+        out += ["## Replay / off-policy evaluation throughput", ""] + _ope(r)
+    if r.get("profile"):
+        out += ["## Where the time goes (Eddy hot path)", ""] + _profile(r)
+    out += ["## Configuration of every system", "",
+            f"Model: {json.dumps({k: v for k, v in r['model'].items() if k != 'config'})}; feature net "
+            f"`{json.dumps(r['model']['config'])}`.", ""]
+    for name, s in r["systems"].items():
+        out += [f"**{s['title']}** (`{name}`)", "", "```json", json.dumps(s["config"], indent=1), "```", ""]
+    out += ["Benchmark plan:", "", "```json", json.dumps(r["plan"], indent=1), "```", ""]
+    return "\n".join(out)

@@ -1,0 +1,84 @@
+"""Cost as users grow: Redis bytes per user, and prediction latency for random users with a cold cache.
+
+For each population size N, under its own prefix: N per-user states (real
+learner bytes: river models that each learned a few observations) are
+written with the worker's key layout (``user:<fn>:<user>`` plus the
+partition's ``users:<fn>:<p>`` set), and Redis memory is read before and
+after (``INFO memory`` delta / N; ``MEMORY USAGE`` of sampled keys as a
+cross-check, since other clients of a shared Redis move the delta). The
+partition sets are then dropped so a fresh worker warms nothing: every
+user's first query misses the in-process cache and reads Redis. One
+open-loop step at a fixed rate then queries users drawn uniformly from N.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import redis
+
+from learners import make_user_model
+from stream.store import RedisStore
+
+
+def sample_states(dim: int, kinds: int = 64, observations: int = 5, seed: int = 0) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(kinds):
+        m = make_user_model("river", dim)
+        for _ in range(observations):
+            m.learn_one(rng.normal(size=dim) / np.sqrt(dim), float(rng.random() < 0.3))
+        out.append(m.to_bytes())
+    return out
+
+
+def write_users(r: redis.Redis, store: RedisStore, fn: str, n: int, states: list[bytes], partitions: int,
+                progress=None) -> None:
+    """The worker's layout, written in bulk: MSET of the states, SADD of each partition's new members."""
+    chunk = 20_000
+    for start in range(0, n, chunk):
+        ids = [f"cu{u}" for u in range(start, min(n, start + chunk))]
+        pipe = r.pipeline(transaction=False)
+        pipe.mset({store.key("user", fn, uid): states[(start + i) % len(states)] for i, uid in enumerate(ids)})
+        for p in range(partitions):
+            members = ids[(p - start) % partitions::partitions]
+            if members:
+                pipe.sadd(store.key("users", fn, p), *members)
+        pipe.execute()
+        if progress:
+            progress(start + len(ids), n)
+
+
+def redis_memory(r: redis.Redis) -> int:
+    return int(r.info("memory")["used_memory"])
+
+
+def measure_memory(r: redis.Redis, store: RedisStore, fn: str, n: int, states: list[bytes], partitions: int,
+                   progress=None) -> dict:
+    before = redis_memory(r)
+    t0 = time.perf_counter()
+    write_users(r, store, fn, n, states, partitions, progress)
+    write_s = time.perf_counter() - t0
+    after = redis_memory(r)
+    rng = np.random.default_rng(0)
+    sample = [f"cu{u}" for u in rng.integers(0, n, size=min(n, 200))]
+    key_bytes = np.mean([r.memory_usage(store.key("user", fn, u), samples=0) for u in sample])
+    set_bytes = sum(r.memory_usage(store.key("users", fn, p), samples=0) or 0 for p in range(partitions)) / n
+    return {
+        "users": n, "state_bytes": len(states[0]), "write_seconds": round(write_s, 2),
+        "writes_per_s": round(n / write_s, 1),
+        "info_used_memory_delta": after - before, "bytes_per_user_info": round((after - before) / n, 1),
+        "bytes_per_user_memory_usage": round(float(key_bytes + set_bytes), 1),
+        "memory_usage_user_key": round(float(key_bytes), 1), "memory_usage_partition_set_per_user": round(set_bytes, 1),
+    }
+
+
+def drop_partition_sets(r: redis.Redis, store: RedisStore, fn: str, partitions: int) -> None:
+    r.unlink(*[store.key("users", fn, p) for p in range(partitions)])
+
+
+def user_ids(n: int, count: int, seed: int) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    return [f"cu{u}".encode() for u in rng.integers(0, n, size=count)]
+
