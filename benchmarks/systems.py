@@ -15,15 +15,17 @@ import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
 from features.errors import EddyError
-from features.model import FeatureModel
 from stream import config
 from stream.config import REPO_ROOT, Settings
 from stream.kafka_io import delete_topics, ensure_topics
-from stream.registry import Registry
+
+if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep torch out of it
+    from features.model import FeatureModel
 
 
 class BenchError(EddyError, RuntimeError):
@@ -92,6 +94,8 @@ class Deployment:
                                        model_dir=str(model_dir), **overrides).validated()
         self.topics = ensure_topics(self.settings)
         self.redis = redis.Redis.from_url(self.settings.redis_url)
+        from stream.registry import Registry
+
         registry = Registry(self.redis, prefix, model_dir)
         registry.register(model, {"source": "benchmark"})
         registry.promote(model.version)
