@@ -96,8 +96,9 @@ def draw_all(results: dict, out_dir: Path, stem: str) -> dict[str, Path]:
     out["p99_vs_load"] = p99_vs_load(systems, out_dir / f"{stem}-p99-vs-load.png", slo, results["plan"]["saturate_ms"])
     ran = [sys["steps"] for sys in systems.values() if sys["steps"]]
     common = set.intersection(*({s["rate"] for s in steps} for steps in ran)) if ran else set()
-    if common:
-        rate = max(common)
+    if common:  # the highest rate every system sustained, else the lowest they share
+        clean = [r for r in common if all(not s["saturated"] for steps in ran for s in steps if s["rate"] == r)]
+        rate = max(clean) if clean else min(common)
         got = cdf_all(systems, rate, out_dir / f"{stem}-cdf-all-{rate:g}.png", slo)
         if got:
             out["cdf_all"] = got

@@ -93,6 +93,9 @@ def _method(r: dict) -> list[str]:
         "same simulated queries (10 candidates), users, learner and exploration policy for every system. Each "
         "system runs in its own OS process, on its own topics (4 partitions), consumer group and Redis keys; the "
         "generator runs in the benchmark's process.",
+        "- **Kafka floors.** `floor-eos` / `floor-alo` are the worker itself (`benchmarks.processors.EchoWorker`: "
+        "same client settings, poll loop, batching and publish path) with the work taken out: queries are echoed "
+        "to the predictions topic. Eddy's p50 minus its floor's p50 is the cost of Eddy's own work.",
         f"- **Learning.** Feedback throughput: {p['feedback_n']:,} decisions, then that many feedback events "
         "at once; model-update events counted as consumed. Learning latency: a new user's query, feedback for "
         "its chosen item at t0, then queries for that user, one in flight at a time, until a prediction's "
@@ -169,9 +172,8 @@ def _profile(r: dict) -> list[str]:
     profiles = r["profile"] if isinstance(r["profile"], list) else [r["profile"]]
     out = ["Eddy (exactly_once, as shipped) under cProfile for one open-loop step at the lowest rate of the ramp "
            "and one at the highest rate it sustained (profiling slows it: the second step may saturate). "
-           "cProfile's clock is wall time: `consume()` includes waiting for messages (and, with "
-           "`consume(max_batch, poll_timeout_ms)`, for the batch to fill). Stages nest inside `whole batch`, "
-           "the worker's busy time.", ""]
+           "cProfile's clock is wall time: `consume()` includes waiting for messages to arrive. Stages nest "
+           "inside `whole batch`, the worker's busy time.", ""]
     names = [s["stage"] for s in profiles[0]["stages"]]
     head = ["stage"] + [f"{p['rate']:g}/s: s (share)" for p in profiles]
     rows = []
