@@ -1,4 +1,4 @@
-"""Shared validation, importance weights and the vectorised bootstrap for OPE estimators.
+"""Shared validation, importance weights and the estimator base class for OPE estimators.
 
 Shapes (n rounds, K action columns):
 
@@ -11,7 +11,8 @@ Shapes (n rounds, K action columns):
 
 Every estimator writes its value as ``mean(direct) + mean(weighted) / mean(norm)``
 over rounds (``norm`` is 1 unless self-normalised), which lets the bootstrap
-resample rounds with one index matrix instead of a Python loop.
+(:mod:`bandits.ope.bootstrap`) resample rounds with one matrix product instead
+of a Python loop.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from bandits.errors import BanditError
+from bandits.ope.bootstrap import bootstrap_estimates, percentile_interval
 
 __all__ = [
     "BaseOffPolicyEstimator",
@@ -31,11 +33,9 @@ __all__ = [
     "ROW_SUM_TOLERANCE",
     "validate_logged",
     "validate_input",
-    "bootstrap_values",
 ]
 
 ROW_SUM_TOLERANCE = 1e-5
-_BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000
 
 
 class OPEInput(NamedTuple):
@@ -150,36 +150,18 @@ def validate_input(
     return OPEInput(reward, action, pscore, action_dist, estimated_rewards)
 
 
-def _combine(terms: Terms, index: np.ndarray | None = None) -> np.ndarray | float:
-    """Apply ``mean(direct) + mean(weighted) / mean(norm)`` to the rounds in ``index`` (rows of a matrix)."""
-
-    def mean(values: np.ndarray) -> np.ndarray | float:
-        return values.mean() if index is None else values[index].mean(axis=1)
-
-    value: Any = 0.0
+def _value(terms: Terms) -> float:
+    """``mean(direct) + mean(weighted) / mean(norm)`` on every round; NaN when the norm sums to 0."""
+    value = 0.0
     if terms.direct is not None:
-        value = value + mean(terms.direct)
+        value += float(terms.direct.mean())
     if terms.weighted is not None:
-        part = mean(terms.weighted)
+        part = float(terms.weighted.mean())
         if terms.norm is not None:
-            norm = mean(terms.norm)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                part = np.where(norm > 0, part / np.where(norm > 0, norm, 1.0), np.nan)
-        value = value + part
+            norm = float(terms.norm.mean())
+            part = part / norm if norm > 0 else float("nan")
+        value += part
     return value
-
-
-def bootstrap_values(terms: Terms, *, n_bootstrap_samples: int, random_state: int | np.random.Generator) -> np.ndarray:
-    """(n_bootstrap_samples,) estimates on rounds resampled with replacement, in index-matrix chunks."""
-    rng = np.random.default_rng(random_state)
-    n = next(t for t in terms if t is not None).shape[0]
-    chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
-    out = np.empty(n_bootstrap_samples)
-    for start in range(0, n_bootstrap_samples, chunk):
-        stop = min(start + chunk, n_bootstrap_samples)
-        index = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = _combine(terms, index)
-    return out
 
 
 @dataclass(frozen=True)
@@ -219,7 +201,7 @@ class BaseOffPolicyEstimator(ABC):
         estimated_rewards: np.ndarray | None = None,
     ) -> float:
         """The target policy's estimated value (mean reward per round)."""
-        value = float(_combine(self._prepare(reward, action, pscore, action_dist, estimated_rewards)))
+        value = _value(self._prepare(reward, action, pscore, action_dist, estimated_rewards))
         if np.isnan(value):
             raise BanditError(
                 f"{self.name} is undefined: the importance weights sum to 0 "
@@ -256,9 +238,8 @@ class BaseOffPolicyEstimator(ABC):
         if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer, np.random.Generator)):
             raise BanditError(f"random_state must be an int or numpy Generator; got {random_state!r}")
         terms = self._prepare(reward, action, pscore, action_dist, estimated_rewards)
-        samples = bootstrap_values(terms, n_bootstrap_samples=int(n_bootstrap_samples), random_state=random_state)
-        samples = samples[~np.isnan(samples)]
-        if samples.size == 0:
+        samples = bootstrap_estimates([terms], n_bootstrap=int(n_bootstrap_samples), seed=random_state)[:, 0]
+        lower, upper = percentile_interval(samples, alpha)
+        if np.isnan(lower):
             raise BanditError(f"{self.name} is undefined on every bootstrap sample: importance weights sum to 0")
-        lower, upper = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
-        return {"mean": float(samples.mean()), "lower": float(lower), "upper": float(upper)}
+        return {"mean": float(np.nanmean(samples)), "lower": lower, "upper": upper}

@@ -6,12 +6,13 @@ Kept in small modules, imported lazily by ``eddy export`` and ``eddy replay``
 * :mod:`stream.replay.rounds`: the joined log record and the two join modes
   (Outcome records, or decisions + raw feedback under ``stream.joins.classify``);
 * :mod:`stream.replay.source`: reading a slice from Kafka or an exported file;
-* :mod:`stream.replay.dataset`: the (n, n_actions) arrays everything else uses;
+* :mod:`stream.replay.dataset`: the log as :class:`bandits.ope.dataset.BanditFeedback` arrays;
 * :mod:`stream.replay.dsjson` and :mod:`stream.replay.obp`: the two export formats;
 * :mod:`stream.replay.targets`, :mod:`stream.replay.fn_target`,
   :mod:`stream.replay.vw_target`: target policies as (n, n_actions) action distributions;
-* :mod:`stream.replay.reward_model`: the cross-fitted reward model of DM/DR/SNDR;
-* :mod:`stream.replay.evaluate` and :mod:`stream.replay.bootstrap`: estimates, intervals, ESS, diagnostics;
+* :mod:`stream.replay.evaluate`: estimates, intervals, ESS, diagnostics, with
+  :mod:`bandits.ope`'s estimators, bootstrap (:mod:`bandits.ope.bootstrap`) and
+  cross-fitted reward model (:mod:`bandits.ope.reward_model`);
 * :mod:`stream.replay.report`: the console table, the JSON report and the plot;
 * :mod:`stream.replay.slicing` (light: the shared CLI options) and
   :mod:`stream.replay.pipeline` (the ``eddy replay`` steps as functions);

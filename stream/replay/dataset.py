@@ -1,9 +1,8 @@
 """The joined log as (n, n_actions) arrays, built once and shared by every estimator and export.
 
-Action columns are *candidate positions*: column ``k`` of round ``i`` is the
-``k``-th candidate of that decision, so a round with fewer candidates than
-``n_actions`` has its remaining columns padded (``mask`` False, pmf 0, score
-0, item id ``""``). Item ids say which item a column held.
+The arrays and their padding are :class:`bandits.ope.dataset.BanditFeedback`'s
+(pure, shared with the estimators and the reward model); this module reads
+them from logged rounds and keeps the rounds alongside.
 
 Context features become a numeric matrix by feature hashing (see
 :func:`context_matrix`): a numeric feature ``name: v`` adds ``v`` to column
@@ -27,11 +26,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Sequence
 
 import numpy as np
 
+from bandits.ope.dataset import BanditFeedback
 from stream.replay.errors import ReplayError
 from stream.replay.rounds import LoggedRound
 
@@ -88,36 +87,15 @@ def context_matrix(rounds: Sequence[LoggedRound], dim: int = DEFAULT_CONTEXT_DIM
 
 
 @dataclass(frozen=True, eq=False)
-class BanditLog:
-    """A joined log as arrays (n rounds, K = n_actions = most candidates in any round).
+class BanditLog(BanditFeedback):
+    """Eddy's joined decision log as :class:`bandits.ope.dataset.BanditFeedback` arrays, with its rounds.
 
-    Attributes:
-        rounds: the rounds, in time order (decision ts).
-        reward: (n,) reward of the logged action.
-        action: (n,) int column of the logged action (its candidate position).
-        pscore: (n,) logged propensity of that action, in (0, 1].
-        pmf: (n, K) the logging policy's pmf, padded with 0.
-        scores: (n, K) the logged scores, padded with 0 (NaN rows when a file had no scores).
-        mask: (n, K) bool, True for real candidates.
-        n_candidates: (n,) candidates per round.
-        item_ids: (n, K) str item id per column, ``""`` for padding.
-        ts: (n,) decision time, epoch seconds.
-        seed: (n,) uint64 exploration seed of each decision.
-        imputed: (n,) bool, True where the reward is the missing-outcome default.
+    The arrays are documented on the parent class; ``rounds`` (in time order,
+    decision ts) are the records they were read from, for the targets that
+    look at a decision's context or candidates again (tables, VW, feature nets).
     """
 
-    rounds: tuple[LoggedRound, ...]
-    reward: np.ndarray
-    action: np.ndarray
-    pscore: np.ndarray
-    pmf: np.ndarray
-    scores: np.ndarray
-    mask: np.ndarray
-    n_candidates: np.ndarray
-    item_ids: np.ndarray
-    ts: np.ndarray
-    seed: np.ndarray
-    imputed: np.ndarray
+    rounds: tuple[LoggedRound, ...] = ()
 
     @classmethod
     def from_rounds(cls, rounds: Sequence[LoggedRound], *, n_actions: int | None = None) -> BanditLog:
@@ -158,40 +136,18 @@ class BanditLog:
             raise ReplayError(f"decision {rounds[bad].decision.request_id!r} has chosen_index {action[bad]} "
                               f"outside its {counts[bad]} candidates")
         return cls(
-            rounds=rounds,
             reward=np.fromiter((r.reward for r in rounds), dtype=np.float64, count=n),
             action=action,
             pscore=pscore,
             pmf=pmf,
             scores=scores,
             mask=mask,
-            n_candidates=counts,
             item_ids=item_ids,
             ts=np.fromiter((r.decision.ts for r in rounds), dtype=np.float64, count=n),
             seed=np.fromiter((r.decision.seed for r in rounds), dtype=np.uint64, count=n),
             imputed=np.fromiter((r.imputed for r in rounds), dtype=bool, count=n),
+            rounds=rounds,
         )
-
-    @property
-    def n_rounds(self) -> int:
-        return int(self.reward.shape[0])
-
-    @property
-    def n_actions(self) -> int:
-        return int(self.pmf.shape[1])
-
-    @cached_property
-    def has_scores(self) -> bool:
-        """False when the source (e.g. a foreign DSJSON file) carried no logged scores."""
-        return bool(np.all(np.isfinite(self.scores)))
-
-    @cached_property
-    def item_index(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(vocabulary (m,) str, index (n, K) int)``: a global id per item; padding is -1."""
-        vocab, inverse = np.unique(self.item_ids[self.mask], return_inverse=True)
-        index = np.full(self.mask.shape, -1, dtype=np.intp)
-        index[self.mask] = inverse
-        return vocab, index
 
     def subset(self, rows: np.ndarray) -> BanditLog:
         """The rounds selected by a boolean mask or index array (same column count)."""
@@ -200,8 +156,4 @@ class BanditLog:
             rows = np.flatnonzero(rows)
         if rows.size == 0:
             raise ReplayError("the selected part of the log is empty")
-        return BanditLog.from_rounds([self.rounds[i] for i in rows], n_actions=self.n_actions)
-
-    def on_policy_value(self) -> float:
-        """The logging policy's observed average reward over these rounds."""
-        return float(self.reward.mean())
+        return BanditLog(**self.rows(rows), rounds=tuple(self.rounds[i] for i in rows))

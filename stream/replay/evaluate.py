@@ -5,7 +5,7 @@ Everything is computed on (n, n_actions) arrays built once
 ``action_dist`` matrix, the reward model one ``estimated_rewards`` matrix
 (only when DM, DR or SNDR is asked for), and the estimators of
 :mod:`bandits.ope` give the values. The 95% intervals come from one bootstrap
-shared by every (target, estimator) pair (:mod:`stream.replay.bootstrap`):
+shared by every (target, estimator) pair (:mod:`bandits.ope.bootstrap`):
 the same resampled logs for all of them, one matrix product per chunk.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 from bandits import BanditError, make_policy
 from bandits.ope import ESTIMATORS, diagnose, effective_sample_size
 from stream.config import Settings
-from stream.replay.bootstrap import shared_intervals
+from bandits.ope.bootstrap import shared_intervals
 from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog
 from stream.replay.errors import ReplayError
 from stream.replay.targets import TargetSpec, policy_distribution, table_distribution, uniform_distribution
@@ -126,9 +126,10 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
     if not 0 < alpha < 1:
         raise ReplayError(f"alpha must be in (0, 1), got {alpha!r}")
     if estimated_rewards is None and any(e in MODEL_ESTIMATORS for e in estimators):
-        from stream.replay.reward_model import cross_fitted_rewards
+        from bandits.ope.reward_model import cross_fitted_rewards
+        from stream.replay.dataset import context_matrix
 
-        estimated_rewards = cross_fitted_rewards(log, context_dim=context_dim, seed=seed)
+        estimated_rewards = cross_fitted_rewards(log, context_matrix(log.rounds, context_dim), seed=seed)
     results = []
     pending = []  # (result, estimator name, value, per-round terms)
     rows = np.arange(log.n_rounds)

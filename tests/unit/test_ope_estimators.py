@@ -152,11 +152,11 @@ def test_wider_interval_for_smaller_alpha():
 
 
 def test_bootstrap_chunking_matches_unchunked(monkeypatch):
-    import bandits.ope.base as base
+    import bandits.ope.bootstrap as bootstrap
 
     inputs, _, _ = scenario(5, n_rounds=400)
     whole = SelfNormalizedDoublyRobust().estimate_interval(**inputs, n_bootstrap_samples=64)
-    monkeypatch.setattr(base, "_BOOTSTRAP_CHUNK_ELEMENTS", 400 * 5)  # 5 resamples per chunk
+    monkeypatch.setattr(bootstrap, "CHUNK_ELEMENTS", 400 * 5)  # 5 resamples per chunk
     chunked = SelfNormalizedDoublyRobust().estimate_interval(**inputs, n_bootstrap_samples=64)
     assert chunked == pytest.approx(whole)
 

@@ -14,8 +14,7 @@ from stream.replay.rounds import LoggedRound, join_outcomes, join_raw
 
 pytestmark = pytest.mark.unit
 
-MODULES = ["rounds", "dataset", "dsjson", "obp", "targets", "reward_model", "slicing", "vw_target", "bootstrap",
-           "evaluate", "synthetic"]
+MODULES = ["rounds", "dataset", "dsjson", "obp", "targets", "slicing", "vw_target", "evaluate", "synthetic"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,8 +1,8 @@
 """The reward model DM, DR and SNDR need: per-item ridge regression, cross-fitted on the log itself.
 
 Model: for item a, ``q(x, a) = mu + x . w_a`` where ``x`` is the round's
-hashed context (:func:`stream.replay.dataset.context_matrix`, user id
-included) plus an intercept, ``mu`` the mean logged reward, and ``w_a`` a
+context row (in Eddy's replay: the hashed context of
+:func:`stream.replay.dataset.context_matrix`, user id included) plus an intercept, ``mu`` the mean logged reward, and ``w_a`` a
 ridge fit (penalty ``l2`` on every coefficient, so rarely shown items shrink
 to ``mu``) on the rounds where item a was the logged action. Items never
 logged in the training folds get ``mu``. Predictions are clipped to the
@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog, context_matrix
+from bandits.errors import BanditError
+from bandits.ope.dataset import BanditFeedback
 
 __all__ = ["cross_fitted_rewards", "fit_per_item", "predict"]
 
@@ -56,11 +57,15 @@ def predict(w: np.ndarray, mu: float, x: np.ndarray, index: np.ndarray) -> np.nd
     return mu + np.einsum("rkd,rd->rk", w[idx], x)
 
 
-def cross_fitted_rewards(log: BanditLog, *, n_folds: int = 2, l2: float = 1.0,
-                         context_dim: int = DEFAULT_CONTEXT_DIM, seed: int = 0) -> np.ndarray:
-    """(n, K) estimated reward of every candidate of every round, each fold predicted out of fold."""
-    x = context_matrix(log.rounds, context_dim)
-    x = np.hstack([x, np.ones((log.n_rounds, 1))])
+def cross_fitted_rewards(log: BanditFeedback, context: np.ndarray, *, n_folds: int = 2, l2: float = 1.0,
+                         seed: int = 0) -> np.ndarray:
+    """(n, K) estimated reward of every candidate of every round, each fold predicted out of fold.
+
+    ``context`` is (n, d), one row per round of ``log``.
+    """
+    if context.shape[0] != log.n_rounds or context.ndim != 2:
+        raise BanditError(f"context must have shape ({log.n_rounds}, d); got {context.shape}")
+    x = np.hstack([context, np.ones((log.n_rounds, 1))])
     vocab, index = log.item_index
     logged = index[np.arange(log.n_rounds), log.action]
     fold = np.random.default_rng(seed).permutation(log.n_rounds) % n_folds

@@ -6,7 +6,7 @@ import pytest
 from bandits.ope import ESTIMATORS
 from bandits.ope.base import Terms
 from bandits.ope.synthetic import make_synthetic_log
-from stream.replay.bootstrap import shared_intervals
+from bandits.ope.bootstrap import shared_intervals
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +30,7 @@ def test_matches_each_estimators_own_interval():
 
 
 def test_chunks_give_the_same_answer_as_one_pass(monkeypatch):
-    import stream.replay.bootstrap as b
+    import bandits.ope.bootstrap as b
 
     t = [Terms(direct=None, weighted=np.arange(50.0), norm=np.ones(50))]
     whole = b.shared_intervals(t, n_bootstrap=300, alpha=0.05, seed=0)
