@@ -101,7 +101,7 @@ def _check_stack(s: config.Settings) -> None:
                                  "start the stack first: deploy/stack up") from None
     wait_for_broker(s, timeout_s=10)
     try:
-        RedisStore(s.redis_url, s.topic_prefix, decision_ttl_s=1).ping()
+        RedisStore.from_settings(s).ping()
     except Exception as exc:  # noqa: BLE001 - any connection failure means the same thing here
         raise config.ConfigError(f"no Redis answered at {s.redis_url} (start it with: deploy/stack up): {exc}") from None
 

@@ -51,10 +51,9 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.demo.metrics import RetrainTrigger
-    from stream.demo.training import TrainOptions
     from stream.registry import Registry
-    from stream.store import RedisStore
+    from stream.retrain_trigger import RetrainTrigger
+    from stream.training import TrainOptions
 
     _check(args)
     s = config.from_args(args)
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                              time.monotonic())
     opts = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, output_dim=args.output_dim,
                         device=args.device, progress=not args.no_progress, min_examples=args.min_examples).check()
-    registry = Registry(RedisStore(s.redis_url, s.topic_prefix, decision_ttl_s=1).client, s.topic_prefix, s.model_dir)
+    registry = Registry.from_settings(s)
     if not args.watch:
         from stream.kafka_io import ensure_topics
 
@@ -78,23 +77,24 @@ def run(args: argparse.Namespace) -> int:
 def retrain_once(s: config.Settings, registry, opts, *, reason: str, since_minutes: float | None,
                  promote: bool, extra: dict | None = None) -> str | None:
     """Train from the logged outcomes and register (+ promote); None when too few outcomes."""
-    from stream.commands.train_cmd import records_from_log
-    from stream.demo import training
+    from stream import training
 
-    records, meta = records_from_log(s, since_minutes)
+    records, meta = training.records_from_log(s, since_minutes, progress=opts.progress)
     if len(records) < opts.min_examples:
         print(f"retrain skipped: {len(records)} logged outcomes < --min-examples {opts.min_examples}",
               file=sys.stderr, flush=True)
         return None
     model = training.train(records, opts, version=registry.next_version(), seed=s.seed)
-    training.register(s, registry, model, {**meta, "trigger": reason, **(extra or {})}, promote=promote)
+    training.register(registry, model, {**meta, "trigger": reason, **(extra or {})})
+    if promote:
+        training.promote(s, registry, model.version)
     return model.version
 
 
 def watch(s: config.Settings, registry, opts, trigger, args: argparse.Namespace) -> int:
     from stream.client import reader
-    from stream.demo.metrics import RollingRMSE
     from stream.kafka_io import ensure_topics
+    from stream.retrain_trigger import RollingRMSE
 
     ensure_topics(s, ("model-updates", "outcomes"))
     live = registry.live()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from stream import config
 
@@ -26,85 +24,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     config.add_arguments(p, only=("bootstrap", "redis_url", "topic_prefix", "partitions", "model_dir", "seed"))
 
 
-def read_records(path: str) -> list[dict]:
-    if path.endswith(".parquet"):
-        import pandas as pd
-
-        frame = pd.read_parquet(path)
-        rows = frame.to_dict("records")
-        for r in rows:
-            for k in ("context", "item"):
-                if isinstance(r.get(k), str):
-                    r[k] = json.loads(r[k])
-        return rows
-    rows = []
-    try:
-        with open(path) as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError as exc:
-                        raise config.ConfigError(f"{path}:{lineno}: not JSON ({exc})") from None
-    except OSError as exc:
-        raise config.ConfigError(f"--from-file {path!r}: {exc.strerror}") from None
-    return rows
-
-
-def records_from_log(settings: config.Settings, since_minutes: float | None) -> tuple[list[dict], dict]:
-    from stream import events
-    from stream.logread import Slice, read_slice
-
-    rows, first, last = [], None, None
-    for _, _, ts, value in read_slice(settings, settings.topic("outcomes"), Slice.last_minutes(since_minutes), progress=True):
-        o = events.decode_outcome(value)
-        item = next(c for c in o.decision.candidates if c.id == o.item_id)
-        rows.append({"user_id": o.decision.user_id, "context": o.decision.context, "item": item.to_dict(),
-                     "reward": o.reward, "ts": o.decision.ts})
-        first = ts if first is None else min(first, ts)
-        last = ts if last is None else max(last, ts)
-    rows.sort(key=lambda r: r["ts"])
-    return rows, {"source": "log", "topic": settings.topic("outcomes"), "from_ts": first, "to_ts": last}
-
-
 def run(args: argparse.Namespace) -> int:
-    from features.config import FeatureNetConfig
-    from features.train import examples_from_records, train_feature_net
+    from stream import training
     from stream.registry import Registry
-    from stream.store import RedisStore
 
     s = config.from_args(args)
+    opts = training.TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                 output_dim=args.output_dim, device=args.device, progress=not args.no_progress).check()
     if args.from_file:
-        records = read_records(args.from_file)
-        meta = {"source": f"file:{args.from_file}"}
+        records, meta = training.read_records(args.from_file), {"source": f"file:{args.from_file}"}
     elif args.from_log:
-        records, meta = records_from_log(s, args.since_minutes)
+        records, meta = training.records_from_log(s, args.since_minutes, progress=not args.no_progress)
     else:
         from stream.simulator import SimulatedWorld
 
         records = [{"user_id": u, "context": c, "item": i, "reward": r}
                    for u, c, i, r in SimulatedWorld(seed=s.seed).training_examples(args.simulate)]
         meta = {"source": f"simulator:{args.simulate}"}
-    if len(records) < 20:
-        raise config.ConfigError(f"only {len(records)} training examples; need at least 20")
-    examples = examples_from_records(records)
-    cfg = FeatureNetConfig.infer(examples, output_dim=args.output_dim)
-    registry = Registry(RedisStore(s.redis_url, s.topic_prefix, decision_ttl_s=1).client, s.topic_prefix, s.model_dir)
-    version = registry.next_version()
-    model = train_feature_net(examples, cfg, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                              seed=s.seed, device=args.device, progress=not args.no_progress, version=version)
-    ts = [float(r["ts"]) for r in records if isinstance(r.get("ts"), (int, float))]
-    model.meta["data_range"] = meta["data_range"] = {
-        "from_ts": min(ts, default=None), "to_ts": max(ts, default=None), "n_examples": len(records)}
-    registry.register(model, {**meta, "n_examples": len(examples)})
-    m = model.metrics
-    print(f"registered {version}: val_rmse={m.get('val_rmse'):.4f} (baseline {m.get('baseline_val_rmse'):.4f}) "
-          f"on {m.get('device')} in {m.get('seconds', 0):.1f}s", file=sys.stderr)
+    if len(records) < opts.min_examples:  # before the registry: a bad file needs no Redis to be refused
+        raise config.ConfigError(f"only {len(records)} training examples; need at least {opts.min_examples}")
+    registry = Registry.from_settings(s)
+    model = training.train(records, opts, version=registry.next_version(), seed=s.seed)
+    training.register(registry, model, {**meta, "trigger": "eddy train"})
     if args.promote:
-        from stream.commands.models_cmd import publish_swap
-
-        old = registry.promote(version)
-        publish_swap(s, old, version)
-        print(f"live: {version} (was {old or 'none'})", file=sys.stderr)
-    print(version)
+        training.promote(s, registry, model.version)
+    print(model.version)
     return 0

@@ -5,14 +5,15 @@ Modules, in the order the demo uses them:
 * :mod:`stream.demo.data`: MovieLens-100K fetched at run time into a local
   cache (never into the repository), or the built-in simulator as a fallback;
   both become the same time-ordered ``(user, context, item, reward)`` records.
-* :mod:`stream.demo.training`: train, register (with data range and held-out
-  metric) and promote a feature net; shared with ``eddy retrain``.
+* :mod:`stream.training` (the product's, not the demo's): train, register
+  (with data range and held-out metric) and promote a feature net, as
+  ``eddy train`` and ``eddy retrain`` do.
 * :mod:`stream.demo.worker_handle`: the demo's worker, as a subprocess or a thread.
 * :mod:`stream.demo.live`: the live arm, driven through Kafka against that worker.
 * :mod:`stream.demo.arms`: the in-process reference arms (frozen offline
   model, periodic full retraining, river's BiasedMF).
-* :mod:`stream.demo.metrics`: rolling RMSE, prequential curves, latency
-  percentiles and the retrain trigger (shared with ``eddy retrain --watch``).
+* :mod:`stream.demo.metrics`: RMSE, prequential curves and latency
+  percentiles (the rolling RMSE is :mod:`stream.retrain_trigger`'s).
 * :mod:`stream.demo.report`: table, JSON, markdown and the prequential plot.
 * :mod:`stream.demo.pipeline`: the steps above in order.
 """

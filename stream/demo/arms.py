@@ -75,7 +75,7 @@ def frozen_offline(model, stream: list[dict]) -> ArmResult:
 def periodic_retrain(model, train: list[dict], stream: list[dict], opts, *, every: int, seed: int = 0,
                      progress: bool = True) -> ArmResult:
     """Retrain from scratch on ``train + stream[:s]`` at s = every, 2 every, ...; frozen in between."""
-    from stream.demo import training
+    from stream import training
 
     pred = np.empty(len(stream))
     starts = list(range(0, len(stream), every))

@@ -30,7 +30,8 @@ from features.errors import EddyError
 from stream import events
 from stream.client import EddyClient, reader
 from stream.config import Settings
-from stream.demo.metrics import RollingRMSE, percentiles
+from stream.demo.metrics import percentiles
+from stream.retrain_trigger import RollingRMSE
 
 EVENTS_PER_RATING = 6  # in: query, feedback; out: prediction, decision, model-update, outcome
 

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from stream.config import ConfigError, Settings
-from stream.demo import arms, report, training
+from stream import training
+from stream.demo import arms, report
 from stream.demo.data import Dataset
 from stream.demo.live import EVENTS_PER_RATING, LiveRun
 from stream.demo.metrics import percentiles, rmse
@@ -43,15 +44,13 @@ class Demo:
     def run(self) -> dict[str, Any]:
         from stream.kafka_io import ensure_topics
         from stream.registry import Registry
-        from stream.store import RedisStore
 
         train, stream = self.ds.records[: self.n_train], self.ds.records[self.n_train :]
         if len(stream) < 10:
             raise ConfigError(f"only {len(stream)} ratings left to stream; use more data or a smaller "
                                        "--train-fraction")
         self._created_topics = ensure_topics(self.s)
-        registry = Registry(RedisStore(self.s.redis_url, self.s.topic_prefix, decision_ttl_s=1).client,
-                            self.s.topic_prefix, self.s.model_dir)
+        registry = Registry.from_settings(self.s)
 
         self.say(f"[1/4] offline training on the first {len(train)} ratings ({self.opts.epochs} epochs)")
         w0, c0 = time.perf_counter(), time.process_time()
@@ -59,8 +58,8 @@ class Demo:
         offline = {"wall_s": time.perf_counter() - w0, "cpu_s": time.process_time() - c0,
                    "val_rmse": model.metrics.get("val_rmse"), "n_val": model.metrics.get("n_val"),
                    "version": model.version}
-        training.register(self.s, registry, model, {"source": f"demo:{self.ds.source}", "trigger": "demo"},
-                          promote=True)
+        training.register(registry, model, {"source": f"demo:{self.ds.source}", "trigger": "demo"})
+        training.promote(self.s, registry, model.version)
 
         self.say(f"[2/4] live: {len(stream)} ratings through Kafka ({self.worker_mode} worker, "
                  f"learner {self.s.learner}, policy {self.s.policy})")

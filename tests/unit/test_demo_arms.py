@@ -9,7 +9,7 @@ import pytest
 
 from stream.demo import arms, data, report
 from stream.demo.live import LiveRun
-from stream.demo.training import TrainOptions, data_range, train
+from stream.training import TrainOptions, data_range, train
 
 pytestmark = pytest.mark.unit
 
