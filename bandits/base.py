@@ -27,7 +27,7 @@ import inspect
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -205,6 +205,10 @@ class Policy(ABC):
     name: str = "policy"
     version_number: int = 1
     """Bump when a change alters the pmf for the same parameters."""
+    needs: ClassVar[frozenset[str]] = frozenset({"scores"})
+    """The :class:`Candidates` fields :meth:`distribution` reads. ``{"scores"}``: the
+    policy decides from scores alone, so a logged decision's scores are enough to
+    replay it; anything more (embeddings, a posterior) the caller must compute."""
 
     @abstractmethod
     def distribution(self, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:

@@ -76,13 +76,14 @@ class ThompsonSampling(Policy):
     """
 
     name = "thompson"
+    needs = frozenset({"embeddings", "posterior_mean", "posterior_cov"})
 
     def __init__(self, n_samples: int = 64, min_propensity: float = 1e-3) -> None:
         self.n_samples = check_positive("n_samples", n_samples, integer=True)
         self.min_propensity = check_probability("min_propensity", min_propensity)
 
     def distribution(self, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:
-        candidates.require("embeddings", "posterior_mean", "posterior_cov", policy=self.name)
+        candidates.require(*sorted(self.needs), policy=self.name)
         n = candidates.n
         factor = covariance_factor(candidates.posterior_cov)
         normals = rng.standard_normal((self.n_samples, factor.shape[0]))

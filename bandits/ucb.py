@@ -38,6 +38,7 @@ class UCB(Policy):
     """
 
     name = "ucb"
+    needs = frozenset({"embeddings", "posterior_mean", "posterior_cov"})
 
     def __init__(self, alpha: float = 1.0, epsilon: float = 0.05) -> None:
         self.alpha = check_positive("alpha", alpha, allow_zero=True)
@@ -45,7 +46,7 @@ class UCB(Policy):
 
     def upper_bounds(self, candidates: Candidates) -> np.ndarray:
         """(n,) UCB score of each candidate."""
-        candidates.require("embeddings", "posterior_mean", "posterior_cov", policy=self.name)
+        candidates.require(*sorted(self.needs), policy=self.name)
         x = candidates.embeddings
         cov = 0.5 * (candidates.posterior_cov + candidates.posterior_cov.T)
         variance = np.sum((x @ cov) * x, axis=1)

@@ -86,6 +86,7 @@ class VWExplorePolicy(Policy):
     """
 
     name = "vw"
+    needs = frozenset({"scores", "embeddings", "action_ids"})  # embeddings and ids when given: its features
 
     def __init__(
         self,

@@ -8,8 +8,9 @@ was made: replay answers "what would this policy do with today's weights on
 yesterday's traffic". Users with no stored state start where the worker would
 start them: the feature net's offline weights for that user, else the
 population prior (the stored population statistics, else the offline
-average). Policies that need more than scores (Thompson sampling, UCB) get
-the embeddings and, for Bayesian user models, the posterior, as in the worker.
+average). A policy that needs more than scores (``Policy.needs``: Thompson
+sampling, UCB, VW) gets the embeddings and, for Bayesian user models, the
+posterior, as in the worker.
 """
 
 from __future__ import annotations
@@ -40,34 +41,29 @@ def embed_log(model, log: BanditLog, *, batch: int = 512) -> np.ndarray:
 
 def fn_distribution(settings: Settings, version: str, spec: str, log: BanditLog) -> tuple[np.ndarray, list[str]]:
     """(n, K) pmf of ``spec`` over scores from feature net ``version`` and current user weights; and notes."""
-    import redis
+    from stream.store import StoreUnavailable
 
     try:
         return _fn_distribution(settings, version, spec, log)
-    except redis.RedisError as exc:
+    except StoreUnavailable as exc:
         raise ReplayError(f"--policy fn={version}:{spec} needs Redis at {settings.redis_url}: {exc}") from None
 
 
 def _fn_distribution(settings: Settings, version: str, spec: str, log: BanditLog) -> tuple[np.ndarray, list[str]]:
-    from learners import PopulationModel
-    from stream.registry import Registry
+    from stream.engine import serving
+    from stream.engine.users import UserCache, merged_population
     from stream.store import RedisStore
-    from stream.users import UserCache, merged_population
 
-    store = RedisStore(settings.redis_url, settings.topic_prefix, decision_ttl_s=1)
+    store = RedisStore.from_settings(settings)
     try:
-        model = Registry(store.client, settings.topic_prefix, settings.model_dir).load(version, device="cpu")
+        model = store.registry(settings.model_dir).load(version, device="cpu")
     except FileNotFoundError as exc:
         raise ReplayError(f"--policy fn={version}: artifact missing ({exc})") from None
-    base = None
-    if model.user_weights:
-        w = np.stack([w for w, _ in model.user_weights.values()])
-        b = np.array([b for _, b in model.user_weights.values()])
-        base = PopulationModel.from_user_weights(w, b).mean()
+    base = serving.base_prior(model)
     users = sorted({r.decision.user_id for r in log.rounds})
     cache = UserCache(kind=settings.learner, dim=model.output_dim, capacity=len(users) + 1, base_prior=base,
                       offline=model.user_weights)
-    pop = merged_population(store.population(version, settings.partitions))
+    pop = merged_population(store.populations(version, settings.partitions))
     if pop is not None:
         cache.set_prior(pop.mean())
     stored = store.load_users(version, users)
@@ -82,16 +78,11 @@ def _fn_distribution(settings: Settings, version: str, spec: str, log: BanditLog
     policy = make_policy(spec)
 
     def candidates(i: int, m: int) -> Candidates:
-        um = models[log.rounds[i].decision.user_id]
-        x, mean, cov = emb[i, :m], None, None
-        if hasattr(um, "posterior"):
-            mean, cov = um.posterior()
-            x = np.hstack([x, np.ones((m, 1))])
-        return Candidates(scores=scores[i, :m], embeddings=x, posterior_mean=mean, posterior_cov=cov,
-                          action_ids=tuple(log.item_ids[i, :m].tolist()))
+        return serving.policy_candidates(scores[i, :m], emb[i, :m], tuple(log.item_ids[i, :m].tolist()),
+                                         models[log.rounds[i].decision.user_id])
 
-    needs_more = spec.split(":")[0] not in ("greedy", "epsilon_greedy", "softmax")
-    dist = policy_distribution(policy, scores, log.mask, log.seed, candidates=candidates if needs_more else None)
+    scores_only = policy.needs == {"scores"}
+    dist = policy_distribution(policy, scores, log.mask, log.seed, candidates=None if scores_only else candidates)
     notes = [f"scores from feature net {version} with the users' CURRENT weights in Redis "
              f"({len(stored)} of {len(users)} users stored; the rest start from the prior), "
              "not the weights at decision time"]

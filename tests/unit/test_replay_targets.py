@@ -1,11 +1,13 @@
 """Target policies: vectorised pmfs equal the policies' own, tables, VW models, reward model, estimates."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from bandits import Candidates, make_policy
+from bandits import BanditError, Candidates, make_policy
+from bandits.factory import POLICIES
 from bandits.ope.reward_model import cross_fitted_rewards
 from stream.replay.dataset import BanditLog, context_matrix
 from stream.replay.errors import ReplayError
@@ -61,6 +63,20 @@ def test_policies_that_need_more_than_scores_fail_with_a_hint(data):
     log, _ = data
     with pytest.raises(ReplayError, match="fn=<version>"):
         resolve_target(parse_target("thompson"), log)
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_each_policy_declares_truthfully_what_it_needs(name):
+    """Replay's fn= target hands rich candidates only to policies whose ``needs`` go beyond scores."""
+    policy = make_policy(name)
+    assert policy.needs <= {f.name for f in dataclasses.fields(Candidates)}
+    bare = Candidates(scores=np.array([0.2, 0.9, 0.1]))
+    required = policy.needs - {"scores", "action_ids"} - ({"embeddings"} if name == "vw" else set())
+    if required:
+        with pytest.raises(BanditError, match="needs candidates"):
+            policy.decide(bare, np.random.default_rng(0))
+    else:  # scores alone are enough: a logged decision can be replayed as it is
+        assert policy.decide(bare, np.random.default_rng(0)).pmf.shape == (3,)
 
 
 def test_uniform_target(data):
