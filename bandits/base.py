@@ -36,22 +36,26 @@ from bandits.errors import BanditError
 __all__ = ["Candidates", "Decision", "Policy", "decision_seed", "PMF_TOLERANCE"]
 
 PMF_TOLERANCE = 1e-6
+_SEED_MASK = (1 << 63) - 1
 """How far from 1 a policy's pmf may sum before :meth:`Policy.decide` refuses it."""
 
 
 def decision_seed(key: str | bytes) -> int:
-    """A stable 64-bit seed from a request id (unlike ``hash``, not salted per process).
+    """A stable 63-bit seed from a request id (unlike ``hash``, not salted per process).
+
+    63 bits so that the seed logged with a decision fits a signed 64-bit
+    integer in any consumer (Java, Avro, msgspec).
 
     >>> decision_seed("request-42") == decision_seed(b"request-42")
     True
-    >>> 0 <= decision_seed("request-42") < 2**64
+    >>> 0 <= decision_seed("request-42") < 2**63
     True
     """
     if isinstance(key, str):
         key = key.encode("utf-8")
     if not isinstance(key, bytes):
         raise BanditError(f"key must be str or bytes; got {type(key).__name__}")
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") & _SEED_MASK
 
 
 def _float_array(name: str, value: Any, ndim: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The Kafka baselines, each run as its own process by :mod:`benchmarks.sut`.
 
-* :class:`EchoWorker`: the transport floor. It *is* the worker
-  (:class:`stream.worker.Worker`): the same consumer and producer settings,
+* :func:`echo_worker`: the transport floor. It *is* the worker's shell
+  (:class:`stream.worker.Worker`) around :class:`EchoEngine`: the same consumer and producer settings,
   the same poll loop, batching and publish path (one Kafka transaction per
   batch in ``exactly_once`` mode; flush + synchronous commit in
   ``at_least_once``), with the work taken out: each query is published
@@ -19,34 +19,42 @@ from __future__ import annotations
 
 import signal
 
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, Producer
 
 from stream import events
 from stream.config import Settings
+from stream.engine import Batch, BatchOutputs, BatchWrite, InRecord
 from stream.events import EventError
-from stream.worker import Outputs, Worker
+from stream.kafka_io import produce
+from stream.worker import Worker
 
 
-class EchoWorker(Worker):
-    """The worker with ``_handle_batch`` reduced to echoing queries through the worker's own ``_publish``."""
+class EchoEngine:
+    """An engine with the work taken out: each query's bytes go to the predictions topic as they came."""
 
-    def _handle_batch(self, msgs: list[Message], consumer: Consumer, producer: Producer, eos: bool) -> None:
-        out = Outputs()
-        offsets: dict[tuple[str, int], int] = {}
-        for m in msgs:
-            if m.error():
-                continue
-            offsets[(m.topic(), m.partition())] = m.offset() + 1
-            if m.topic() == self.t["queries"]:
-                out.records.append((self.t["predictions"], m.key(), m.value()))
-                self.stats["echoed"] += 1
-        self._publish(out, consumer, producer, eos, offsets)
+    model = None
 
-    def _maybe_swap(self, now: float) -> None:  # no model is served: no registry polling
+    def process(self, records: list[InRecord], state: object, *, started: float | None = None) -> Batch:
+        batch = Batch(BatchOutputs(), BatchWrite())
+        for r in records:
+            if r.kind == "query":
+                batch.outputs.records.append(("predictions", r.key, r.value))
+                batch.counts["echoed"] += 1
+        return batch
+
+    def commit(self, batch: Batch) -> None:
         pass
 
-    def _refresh_prior(self, now: float) -> None:
+    def forget(self) -> None:
         pass
+
+    def policy_snapshot(self) -> None:
+        return None
+
+
+def echo_worker(settings: Settings) -> Worker:
+    """The worker's own shell (polling, batching, transactions, client settings) around :class:`EchoEngine`."""
+    return Worker(settings, engine=EchoEngine())
 
 
 class _Stop:
@@ -57,15 +65,6 @@ class _Stop:
 
     def set(self, *_: object) -> None:
         self.flag = True
-
-
-def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key)
-            return
-        except BufferError:
-            producer.poll(0.05)
 
 
 def run_naive(settings: Settings) -> int:
@@ -90,13 +89,13 @@ def run_naive(settings: Settings) -> int:
             try:
                 if m.topic() == t["queries"]:
                     prediction, decision = scorer.predict(events.decode_query(m.value()))
-                    _produce(producer, t["predictions"], key, events.encode(prediction))
-                    _produce(producer, t["decisions"], key, events.encode(decision))
+                    produce(producer, t["predictions"], events.encode(prediction), key=key)
+                    produce(producer, t["decisions"], events.encode(decision), key=key)
                     counts["predictions"] += 1
                 else:
                     update = scorer.learn(events.decode_feedback(m.value()))
                     if update is not None:
-                        _produce(producer, t["model-updates"], key, events.encode(update))
+                        produce(producer, t["model-updates"], events.encode(update), key=key)
                         counts["feedback_applied"] += 1
                     else:
                         counts["dropped"] += 1

@@ -18,7 +18,7 @@ STAGES = (
     ("Kafka poll: consume() incl. waiting for data", "~", ("<method 'consume' of 'cimpl.Consumer' objects>",)),
     ("decode queries/feedback (JSON -> events)", "stream/events.py", ("decode_query", "decode_feedback")),
     ("feedback: join + learn (_learn)", "stream/worker.py", ("_learn",)),
-    ("user models: cache + Redis MGET on miss", "stream/users.py", ("get_many",)),
+    ("user models: cache + Redis MGET on miss", "stream/engine/users.py", ("get_many",)),
     ("feature net forward (embed_many)", "features/model.py", ("embed_many",)),
     ("per-user scoring (predict_many)", "learners/base.py", ("predict_many",)),
     ("exploration policy (decide)", "bandits/base.py", ("decide",)),

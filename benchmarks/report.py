@@ -93,7 +93,7 @@ def _method(r: dict) -> list[str]:
         "same simulated queries (10 candidates), users, learner and exploration policy for every system. Each "
         "system runs in its own OS process, on its own topics (4 partitions), consumer group and Redis keys; the "
         "generator runs in the benchmark's process.",
-        "- **Kafka floors.** `floor-eos` / `floor-alo` are the worker itself (`benchmarks.processors.EchoWorker`: "
+        "- **Kafka floors.** `floor-eos` / `floor-alo` are the worker itself (`benchmarks.processors.echo_worker`: the worker's shell around an echo engine, "
         "same client settings, poll loop, batching and publish path) with the work taken out: queries are echoed "
         "to the predictions topic. Eddy's p50 minus its floor's p50 is the cost of Eddy's own work.",
         f"- **Learning.** Feedback throughput: {p['feedback_n']:,} decisions, then that many feedback events "

@@ -197,7 +197,7 @@ class Run:
         p = self.plan
         system = BY_NAME["eddy-eos"]
         dep = self.deploy(f"users{n}")
-        store = RedisStore(dep.settings.redis_url, dep.settings.topic_prefix, decision_ttl_s=1)
+        store = RedisStore.from_settings(dep.settings)
         proc = gen = None
         try:
             last = [0.0]

@@ -60,9 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.kind in ("eddy", "echo"):
         if args.kind == "eddy":
             from stream.worker import Worker
+
+            worker = Worker(settings)
         else:
-            from benchmarks.processors import EchoWorker as Worker
-        worker = Worker(settings)
+            from benchmarks.processors import echo_worker
+
+            worker = echo_worker(settings)
         if args.profile:
             _profile_on_signals(args.profile)
         stats = worker.run()

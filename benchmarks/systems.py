@@ -95,27 +95,16 @@ class Deployment:
         self.topics = ensure_topics(self.settings)
         self.redis = redis.Redis.from_url(self.settings.redis_url)
         from stream.registry import Registry
+        from stream.store import RedisStore
 
-        registry = Registry(self.redis, prefix, model_dir)
+        self.store = RedisStore.from_settings(self.settings)
+        registry = Registry.from_settings(self.settings)
         registry.register(model, {"source": "benchmark"})
         registry.promote(model.version)
 
     def cleanup(self) -> None:
         delete_topics(self.settings, self.topics)
-        delete_keys(self.redis, self.settings.topic_prefix)
-
-
-def delete_keys(r: redis.Redis, prefix: str) -> int:
-    n = 0
-    batch = []
-    for key in r.scan_iter(f"{prefix}*", count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            n += r.unlink(*batch)
-            batch.clear()
-    if batch:
-        n += r.unlink(*batch)
-    return n
+        self.store.delete_deployment()
 
 
 def free_port() -> int:

@@ -40,11 +40,11 @@ def write_users(r: redis.Redis, store: RedisStore, fn: str, n: int, states: list
     for start in range(0, n, chunk):
         ids = [f"cu{u}" for u in range(start, min(n, start + chunk))]
         pipe = r.pipeline(transaction=False)
-        pipe.mset({store.key("user", fn, uid): states[(start + i) % len(states)] for i, uid in enumerate(ids)})
+        pipe.mset({store.keys.user(fn, uid): states[(start + i) % len(states)] for i, uid in enumerate(ids)})
         for p in range(partitions):
             members = ids[(p - start) % partitions::partitions]
             if members:
-                pipe.sadd(store.key("users", fn, p), *members)
+                pipe.sadd(store.keys.users(fn, p), *members)
         pipe.execute()
         if progress:
             progress(start + len(ids), n)
@@ -63,8 +63,8 @@ def measure_memory(r: redis.Redis, store: RedisStore, fn: str, n: int, states: l
     after = redis_memory(r)
     rng = np.random.default_rng(0)
     sample = [f"cu{u}" for u in rng.integers(0, n, size=min(n, 200))]
-    key_bytes = np.mean([r.memory_usage(store.key("user", fn, u), samples=0) for u in sample])
-    set_bytes = sum(r.memory_usage(store.key("users", fn, p), samples=0) or 0 for p in range(partitions)) / n
+    key_bytes = np.mean([r.memory_usage(store.keys.user(fn, u), samples=0) for u in sample])
+    set_bytes = sum(r.memory_usage(store.keys.users(fn, p), samples=0) or 0 for p in range(partitions)) / n
     return {
         "users": n, "state_bytes": len(states[0]), "write_seconds": round(write_s, 2),
         "writes_per_s": round(n / write_s, 1),
@@ -75,7 +75,7 @@ def measure_memory(r: redis.Redis, store: RedisStore, fn: str, n: int, states: l
 
 
 def drop_partition_sets(r: redis.Redis, store: RedisStore, fn: str, partitions: int) -> None:
-    r.unlink(*[store.key("users", fn, p) for p in range(partitions)])
+    r.unlink(*[store.keys.users(fn, p) for p in range(partitions)])
 
 
 def user_ids(n: int, count: int, seed: int) -> list[bytes]:

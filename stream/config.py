@@ -29,7 +29,9 @@ client defaults would dominate every figure:
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import socket
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -41,7 +43,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(EddyError, ValueError):
-    """A bad setting; the message names the setting and the value."""
+    """A bad setting; the message names the setting and the value.
+
+    ``setting`` is the field at fault when one is: the message then starts with
+    its name, so :func:`from_env` and :func:`from_args` can say where the value
+    came from (``EDDY_PARTITIONS must ...``, ``--partitions must ...``).
+    """
+
+    def __init__(self, message: str, setting: str | None = None):
+        super().__init__(message)
+        self.setting = setting
+
+    def named(self, label: str) -> "ConfigError":
+        text = str(self)
+        if self.setting is None or not text.startswith(self.setting):
+            return self
+        return ConfigError(label + text[len(self.setting):], self.setting)
 
 
 def _default_state_dir() -> str:
@@ -81,6 +98,8 @@ class Settings:
     prior_refresh_s: float = field(default=5.0, metadata={"help": "how often the population prior is re-read"})
     seed: int = field(default=0, metadata={"help": "base seed of the exploration draws"})
     torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker"})
+    outage_give_up_s: float = field(
+        default=600.0, metadata={"help": "how long the worker waits out a Redis or Kafka outage before it exits"})
 
     # ------------------------------------------------------------------ topics
     def topic(self, name: str) -> str:
@@ -92,22 +111,34 @@ class Settings:
 
     # --------------------------------------------------------------- validate
     def validated(self) -> "Settings":
+        """Self, or a :class:`ConfigError` naming the first bad field and its value."""
+        def bad(name: str, rule: str) -> ConfigError:
+            return ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}", setting=name)
+
         if self.processing not in ("exactly_once", "at_least_once"):
-            raise ConfigError(f"processing must be exactly_once or at_least_once, got {self.processing!r}")
+            raise bad("processing", "exactly_once or at_least_once")
         if self.learner not in ("river", "bayes", "ridge"):
-            raise ConfigError(f"learner must be river or bayes, got {self.learner!r}")
+            raise bad("learner", "river or bayes")
         for name in ("partitions", "max_batch", "cache_users", "torch_threads"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+                raise bad(name, ">= 1")
         for name in ("join_window_s", "prior_refresh_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.poll_timeout_ms < 0 or self.fetch_wait_ms < 0 or self.linger_ms < 0:
-            raise ConfigError("poll_timeout_ms, fetch_wait_ms and linger_ms must be >= 0")
-        if ":" not in self.bootstrap:
-            raise ConfigError(f"bootstrap must be host:port, got {self.bootstrap!r}")
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise bad(name, "a finite number > 0")
+        for name in ("poll_timeout_ms", "fetch_wait_ms", "seed"):
+            if getattr(self, name) < 0:
+                raise bad(name, ">= 0")
+        if not (math.isfinite(self.linger_ms) and 0 <= self.linger_ms <= 900_000):  # librdkafka's range
+            raise bad("linger_ms", "in [0, 900000]")
+        if not all(_HOST_PORT.fullmatch(b.strip()) for b in self.bootstrap.split(",")):
+            raise bad("bootstrap", "host:port[,host:port...]")
         if not self.redis_url.startswith(("redis://", "unix://", "rediss://")):
-            raise ConfigError(f"redis_url must start with redis:// or unix://, got {self.redis_url!r}")
+            raise bad("redis_url", "a redis://, rediss:// or unix:// URL")
+        if not _TOPIC_CHARS.fullmatch(self.topic_prefix):
+            raise bad("topic_prefix", "letters, digits, '.', '_' or '-' (Kafka topic names), at most 200")
+        for name in ("group", "instance_id", "policy", "model_dir"):
+            if not getattr(self, name).strip():
+                raise bad(name, "non-empty")
         return self
 
     # ----------------------------------------------------------- kafka configs
@@ -151,6 +182,8 @@ class Settings:
         return cfg
 
 
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\],]+):[0-9]{1,5}")
+_TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]{0,200}")
 TOPIC_NAMES = ("queries", "feedback", "predictions", "decisions", "outcomes", "model-updates", "dead-letter")
 
 
@@ -173,8 +206,14 @@ def from_env(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
         key = f"EDDY_{f.name.upper()}"
         if key in env:
             values[f.name] = _env_value(f, env[key])
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**values).validated()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    try:
+        return Settings(**values).validated()
+    except ConfigError as exc:  # name the variable the bad value came from
+        if exc.setting in values and exc.setting not in given:
+            raise exc.named(f"EDDY_{exc.setting.upper()}") from None
+        raise
 
 
 def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -196,7 +235,12 @@ def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None 
 
 def from_args(args: argparse.Namespace) -> Settings:
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
-    return from_env(**overrides)
+    try:
+        return from_env(**overrides)
+    except ConfigError as exc:  # name the flag the bad value came from
+        if overrides.get(exc.setting) is not None:
+            raise exc.named(f"--{exc.setting.replace('_', '-')}") from None
+        raise
 
 
 __all__ = ["Settings", "ConfigError", "from_env", "from_args", "add_arguments", "TOPIC_NAMES", "replace"]

@@ -12,10 +12,16 @@ import json
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import redis
 
 from features.errors import EddyError
 from features.model import FeatureModel
+
+if TYPE_CHECKING:
+    from stream.config import Settings
+    from stream.store import Keys
 
 
 class RegistryError(EddyError, ValueError):
@@ -23,13 +29,21 @@ class RegistryError(EddyError, ValueError):
 
 
 class Registry:
-    def __init__(self, client: redis.Redis, prefix: str, model_dir: str | Path):
+    """Built by :meth:`from_settings` (or :meth:`stream.store.RedisStore.registry`), never from a bare client."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, model_dir: str | Path):
         self._r = client
-        self._p = prefix
+        self._keys = keys
         self.model_dir = Path(model_dir)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        from stream.store import RedisStore
+
+        return RedisStore.from_settings(settings).registry(settings.model_dir)
+
     def _k(self, name: str) -> str:
-        return f"{self._p}registry:{name}"
+        return self._keys.registry(name)
 
     def next_version(self) -> str:
         while True:  # skip labels registered directly (e.g. a model saved as "v1" elsewhere)
@@ -67,7 +81,12 @@ class Registry:
         return json.loads(raw)
 
     def live(self) -> str | None:
-        v = self._r.get(self._k("live"))
+        from stream.store import StoreUnavailable
+
+        try:
+            v = self._r.get(self._k("live"))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"Redis did not answer: {exc}") from None
         return v.decode() if v else None
 
     def promote(self, version: str) -> str | None:

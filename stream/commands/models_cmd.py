@@ -26,27 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     config.add_arguments(p, only=only)
 
 
-def publish_swap(settings, old: str | None, new: str) -> None:
-    """Tell subscribers of model-updates which feature net is now live."""
-    from confluent_kafka import Producer
-
-    from stream import events
-    from stream.kafka_io import ensure_topics
-
-    ensure_topics(settings, ("model-updates",))
-    update = events.ModelUpdate(kind="feature_net", feature_net_version=new, version=new, user_id=None,
-                                request_id=None, summary={"replaced": old or ""}, ts=time.time())
-    producer = Producer(settings.producer_config())
-    producer.produce(settings.topic("model-updates"), key=b"feature_net", value=events.encode(update))
-    producer.flush(10)
-
-
 def run(args: argparse.Namespace) -> int:
     from stream.registry import Registry
+    from stream.training import publish_swap
     from stream.store import RedisStore
 
     s = config.from_args(args)
-    registry = Registry(RedisStore(s.redis_url, s.topic_prefix, decision_ttl_s=1).client, s.topic_prefix, s.model_dir)
+    registry = Registry.from_settings(s)
     if args.action == "list":
         live = registry.live()
         rows = registry.versions()

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from stream.store import RedisStore
 
     s = config.from_args(args)
-    store = RedisStore(s.redis_url, s.topic_prefix, decision_ttl_s=1)
+    store = RedisStore.from_settings(s)
     workers = store.read_stats(s.group)
     if not workers:
         print(f"no stats from group {s.group!r} under prefix {s.topic_prefix!r}")

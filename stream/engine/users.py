@@ -40,10 +40,6 @@ class UserCache:
         """Empty population statistics around this version's base prior (so they merge)."""
         return PopulationModel(self._dim, prior_mean=self.base_prior)
 
-    @property
-    def prior(self) -> np.ndarray:
-        return self._prior
-
     def fresh(self, user_id: str) -> UserModel:
         """A model for a user the store has never seen: offline weights if trained on, else the prior."""
         if user_id in self._offline:
@@ -79,10 +75,6 @@ class UserCache:
         self._models.move_to_end(user_id)
         while len(self._models) > self._capacity:
             self._models.popitem(last=False)
-
-    def evict(self, user_ids) -> None:
-        for u in user_ids:
-            self._models.pop(u, None)
 
     def clear(self) -> None:
         self._models.clear()

@@ -31,7 +31,7 @@ def _flags(s) -> list[str]:
 
 
 def _registry(s) -> Registry:
-    return Registry(RedisStore(s.redis_url, s.topic_prefix, decision_ttl_s=1).client, s.topic_prefix, s.model_dir)
+    return Registry.from_settings(s)
 
 
 def _register_copy(s, trained_model_dir, version: str) -> FeatureModel:

@@ -1,0 +1,336 @@
+"""The batch engine: records in, outputs and one state write out. No Kafka, no Redis.
+
+:meth:`Engine.process` is the one place where a query is scored and a
+feedback is learned. For one batch it
+
+1. decodes every record (a record that does not decode is a dead letter);
+2. scores the queries: one feature-net forward pass for the whole batch,
+   each user's weights, the exploration policy's seeded draw, then the
+   prediction, the decision log record and the join record;
+3. joins each feedback to its decision (:func:`stream.joins.classify`) and
+   learns from it: the user's model, the partition's population statistics,
+   and a learning policy;
+4. returns the outputs and a :class:`~stream.engine.state.BatchWrite`.
+
+Queries go first, so a feedback later in the same batch joins the decision
+made in it. Whatever one record's content breaks (decoding, embedding,
+scoring, the policy, learning) turns that record into a dead letter with a
+reason, and the rest of the batch goes on. Failures of the state reader
+(Redis) propagate: they are outages, not bad records.
+
+Nothing in the engine's memory changes until the shell has made the batch
+durable and calls :meth:`Engine.commit`: user models are copied before they
+learn, population statistics are copied per batch. (A learning policy, VW,
+learns in place; its snapshot is part of the batch's write.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+import msgspec
+import numpy as np
+
+from bandits import Policy
+from features.model import FeatureModel
+from learners import PopulationModel, UserModel
+from stream import events
+from stream.engine import serving
+from stream.engine.records import BatchOutputs, DeadLetter, InRecord
+from stream.engine.state import BatchWrite, StateReader
+from stream.engine.users import UserCache, merged_population
+from stream.events import EventError, Feedback, ModelUpdate, Outcome, Query
+from stream.joins import Source, classify, pack_decision, unpack_decision
+
+log = logging.getLogger("eddy.engine")
+
+POLICY_SNAPSHOT_EVERY = 200
+"""A learning policy's snapshot joins the batch write every this many examples."""
+
+
+class Marker(msgspec.Struct, array_like=True):
+    """The applied-marker of a request: the feedback record it came from and the outputs it produced."""
+
+    source: tuple[str, int, int]
+    outputs: list[tuple[str, str]]  # (logical topic, encoded event)
+
+
+_marker_encoder = msgspec.json.Encoder()
+_marker_decoder = msgspec.json.Decoder(Marker)
+
+
+@dataclass
+class Batch:
+    """One processed batch: publish ``outputs``, commit ``write``, then :meth:`Engine.commit` it."""
+
+    outputs: BatchOutputs
+    write: BatchWrite
+    counts: Counter[str] = field(default_factory=Counter)
+    learned: dict[tuple[str, str], UserModel] = field(default_factory=dict)
+    populations: dict[tuple[str, int], PopulationModel] = field(default_factory=dict)
+
+    def dead(self, record: InRecord, reason: str, detail: str) -> None:
+        self.outputs.dead.append(DeadLetter(record, reason, detail))
+        self.counts["dead_lettered"] += 1
+        self.counts[f"dead_lettered.{reason}"] += 1
+
+
+class Engine:
+    """Scores queries and learns from feedback for the partitions a worker owns.
+
+    Parameters
+    ----------
+    model
+        The live feature net. :meth:`install` swaps it between batches.
+    policy
+        The exploration policy.
+    learner
+        Per-user learner kind (``river``, ``bayes``).
+    join_window_s
+        Feedback later than this after its decision is late; decisions are
+        kept for twice as long.
+    seed
+        The deployment's base seed of exploration draws.
+    cache_users
+        Per-user models kept in memory for the live feature net.
+    """
+
+    def __init__(self, model: FeatureModel, policy: Policy, *, learner: str, join_window_s: float,
+                 seed: int = 0, cache_users: int = 100_000, clock: Callable[[], float] = time.time):
+        self.policy = policy
+        self.learner = learner
+        self.join_window_s = join_window_s
+        self.seed = seed
+        self.cache_users = cache_users
+        self._clock = clock
+        self._caches: dict[str, UserCache] = {}
+        self._populations: dict[tuple[str, int], PopulationModel] = {}
+        self.model = model
+        self.install(model)
+
+    # ----------------------------------------------------------------- model
+    def install(self, model: FeatureModel) -> None:
+        """Serve ``model`` from the next batch on; feedback for older versions still learns."""
+        self.model = model
+        self._caches[model.version] = UserCache(
+            kind=self.learner, dim=model.output_dim, capacity=self.cache_users,
+            base_prior=serving.base_prior(model), offline=model.user_weights,
+        )
+
+    def _cache(self, version: str, dim: int) -> UserCache:
+        cache = self._caches.get(version)
+        if cache is None:  # feedback for a decision made by a feature net no longer live
+            cache = self._caches[version] = UserCache(
+                kind=self.learner, dim=dim, capacity=max(1000, self.cache_users // 10), base_prior=None)
+        return cache
+
+    def set_prior(self, population_blobs: list[bytes]) -> None:
+        """New users of the live version start from every partition's statistics merged."""
+        pop = merged_population(population_blobs)
+        if pop is not None:
+            self._caches[self.model.version].set_prior(pop.mean())
+
+    def warm(self, states: dict[str, bytes]) -> None:
+        """Load users of the live version into memory (a newly assigned partition's)."""
+        cache = self._caches[self.model.version]
+        cache.get_many(list(states), lambda ids: {u: states[u] for u in ids})
+
+    def forget(self) -> None:
+        """Drop everything held in memory: the partitions' next owner may change it (revoke, fence)."""
+        for cache in self._caches.values():
+            cache.clear()
+        self._populations.clear()
+
+    def cached_users(self) -> int:
+        return len(self._caches[self.model.version])
+
+    # ----------------------------------------------------------------- batch
+    def process(self, records: list[InRecord], state: StateReader, *, started: float | None = None) -> Batch:
+        """Handle one batch; ``started`` is the ``time.perf_counter()`` when it was polled."""
+        started = time.perf_counter() if started is None else started
+        batch = Batch(BatchOutputs(), BatchWrite(decision_ttl_s=2 * self.join_window_s))
+        queries: list[tuple[InRecord, Query]] = []
+        feedback: list[tuple[InRecord, Feedback]] = []
+        for r in records:
+            batch.counts["consumed"] += 1
+            try:
+                if r.kind == "query":
+                    queries.append((r, events.decode_query(r.value)))
+                else:
+                    feedback.append((r, events.decode_feedback(r.value)))
+            except EventError as exc:
+                batch.dead(r, exc.reason, exc.detail)
+            except Exception as exc:  # a decoder bug must not stop the partition
+                batch.dead(r, "undecodable", f"{type(exc).__name__}: {exc}")
+        if queries:
+            self._score(queries, state, batch, started)
+        if feedback:
+            self._learn(feedback, state, batch)
+        n_learned = getattr(self.policy, "n_learned", None)
+        if n_learned is not None and batch.counts["policy_learned"]:
+            if n_learned // POLICY_SNAPSHOT_EVERY != (n_learned - batch.counts["policy_learned"]) // POLICY_SNAPSHOT_EVERY:
+                batch.write.policy = (self.policy.name, self.policy.to_bytes())
+        batch.write.counts = dict(batch.counts)
+        return batch
+
+    def commit(self, batch: Batch) -> None:
+        """The batch is durable: memory takes its new user models and statistics."""
+        for (fn, uid), model in batch.learned.items():
+            self._caches[fn].put(uid, model)
+        self._populations.update(batch.populations)
+
+    def policy_snapshot(self) -> BatchWrite | None:
+        """A write holding only the learning policy's snapshot (on shutdown), or None."""
+        if not hasattr(self.policy, "to_bytes"):
+            return None
+        return BatchWrite(policy=(self.policy.name, self.policy.to_bytes()))
+
+    # ---------------------------------------------------------------- queries
+    def _embed(self, queries: list[tuple[InRecord, Query]], batch: Batch) -> list[tuple[InRecord, Query, np.ndarray]]:
+        """One forward pass for the batch; if it fails, one per query, to find the record that broke it."""
+        inputs = [(q.context, [c.to_dict() for c in q.candidates]) for _, q in queries]
+        try:
+            embs = self.model.embed_many(inputs)
+            return [(r, q, e) for (r, q), e in zip(queries, embs)]
+        except Exception:
+            pass
+        out = []
+        for (r, q), x in zip(queries, inputs):
+            try:
+                out.append((r, q, self.model.embed_many([x])[0]))
+            except Exception as exc:
+                batch.dead(r, "embedding_failed", f"{type(exc).__name__}: {exc}")
+        return out
+
+    def _score(self, queries: list[tuple[InRecord, Query]], state: StateReader, batch: Batch, started: float) -> None:
+        fn = self.model.version
+        cache = self._caches[fn]
+        users = cache.get_many([q.user_id for _, q in queries], lambda ids: state.load_users(fn, ids))
+        now = self._clock()
+        for r, q, emb in self._embed(queries, batch):
+            try:
+                user = users[q.user_id]
+                scores = user.predict_many(emb.astype(np.float64))
+                if not np.all(np.isfinite(scores)):
+                    raise FloatingPointError("the user model scored a candidate NaN or infinite")
+                seed = serving.request_seed(self.seed, q.request_id)
+                action_ids = tuple(c.id for c in q.candidates)
+                d = serving.decide(self.policy, serving.policy_candidates(scores, emb, action_ids, user), seed)
+                decision, prediction = serving.records(
+                    q, scores, d, seed=seed, feature_net_version=fn, user_weights_version=user.n_obs,
+                    latency_ms=(time.perf_counter() - started) * 1000, now=now)
+                encoded = (events.encode(prediction), events.encode(decision))
+                join_record = pack_decision(decision, emb)
+            except Exception as exc:
+                batch.dead(r, "scoring_failed", f"{type(exc).__name__}: {exc}")
+                continue
+            key = q.user_id.encode()
+            batch.write.decisions[q.request_id] = join_record
+            batch.outputs.records.append(("predictions", key, encoded[0]))
+            batch.outputs.records.append(("decisions", key, encoded[1]))
+            batch.counts["predictions"] += 1
+
+    # --------------------------------------------------------------- feedback
+    def _population(self, fn: str, partition: int, cache: UserCache, state: StateReader,
+                    batch: Batch) -> PopulationModel:
+        """This batch's copy of a partition's statistics: from this batch, memory, Redis, or empty."""
+        key = (fn, partition)
+        pop = batch.populations.get(key)
+        if pop is None:
+            current = self._populations.get(key)
+            if current is None:
+                blob = state.load_population(fn, partition)
+                pop = PopulationModel.from_bytes(blob) if blob else cache.new_population()
+            else:
+                pop = PopulationModel.from_bytes(current.to_bytes())
+            batch.populations[key] = pop
+        return pop
+
+    def _learn(self, feedback: list[tuple[InRecord, Feedback]], state: StateReader, batch: Batch) -> None:
+        rids = list(dict.fromkeys(f.request_id for _, f in feedback))
+        made_here = batch.write.decisions
+        stored = state.load_decisions([r for r in rids if r not in made_here])
+        stored.update({r: made_here[r] for r in rids if r in made_here})
+        markers: dict[str, Marker] = {r: _marker_decoder.decode(v) for r, v in state.load_applied(rids).items()}
+        now = self._clock()
+        for r, fb in feedback:
+            source = Source(r.topic, r.partition, r.offset)
+            record = stored.get(fb.request_id)
+            decision, emb = unpack_decision(record) if record is not None else (None, None)
+            marker = markers.get(fb.request_id)
+            verdict = classify(fb, source, decision,
+                               None if marker is None else {"source": list(marker.source)},
+                               join_window_s=self.join_window_s)
+            key = fb.user_id.encode()
+            if verdict.action == "dead_letter":
+                batch.dead(r, verdict.reason, verdict.detail)
+                continue
+            if verdict.action == "redelivered":
+                for topic, value in marker.outputs:
+                    batch.outputs.records.append((topic, key, value.encode()))
+                batch.counts["feedback_redelivered"] += 1
+                continue
+            try:
+                produced = self._apply(fb, decision, emb, verdict.item_index, r.partition, now, state, batch)
+            except Exception as exc:
+                batch.dead(r, "learning_failed", f"{type(exc).__name__}: {exc}")
+                continue
+            marker = Marker(source=(source.topic, source.partition, source.offset), outputs=produced)
+            markers[fb.request_id] = marker  # a second record in this same batch is a duplicate
+            batch.write.applied[fb.request_id] = _marker_encoder.encode(marker)
+            for topic, value in produced:
+                batch.outputs.records.append((topic, key, value.encode()))
+            batch.counts["feedback_applied"] += 1
+
+    def _apply(self, fb: Feedback, decision: events.Decision, emb: np.ndarray, item_index: int, partition: int,
+               now: float, state: StateReader, batch: Batch) -> list[tuple[str, str]]:
+        """Learn one joined feedback into copies; nothing of the batch changes unless all of it succeeds."""
+        fn = decision.feature_net_version  # the version that made the decision, not the live one
+        cache = self._cache(fn, emb.shape[1])
+        current = batch.learned.get((fn, fb.user_id))
+        if current is None:
+            current = cache.get_many([fb.user_id], lambda ids: state.load_users(fn, ids))[fb.user_id]
+        model = type(current).from_bytes(current.to_bytes())  # memory changes only after the commit
+        x = emb[item_index].astype(np.float64)
+        if not np.all(np.isfinite(x)):
+            raise FloatingPointError("the decision's embedding of this item is not finite")
+        w_before = _flat_weights(model)
+        err = fb.reward - model.predict_one(x)
+        model.learn_one(x, fb.reward)
+        w_after = _flat_weights(model)
+        if not (np.all(np.isfinite(w_after)) and np.isfinite(err)):
+            raise FloatingPointError("learning this feedback made the user's weights non-finite")
+        update = ModelUpdate(
+            kind="user_weights", feature_net_version=fn, version=model.n_obs, user_id=fb.user_id,
+            request_id=fb.request_id,
+            summary={"n_obs": model.n_obs, "delta_norm": float(np.linalg.norm(w_after - w_before)), "error": float(err)},
+            ts=now,
+        )
+        outcome = Outcome(decision=decision, item_id=fb.item_id, reward=fb.reward, feedback_ts=fb.ts)
+        produced = [("model-updates", events.encode(update).decode()), ("outcomes", events.encode(outcome).decode())]
+        pop = self._population(fn, partition, cache, state, batch)
+        pop.learn_one(x, fb.reward)  # last: x and the reward are finite, so this cannot fail half-way
+        batch.learned[(fn, fb.user_id)] = model
+        batch.write.users[(fn, fb.user_id)] = (model.to_bytes(), partition)
+        batch.write.population[(fn, partition)] = pop.to_bytes()
+        if hasattr(self.policy, "learn") and item_index == decision.chosen_index:
+            self._policy_learn(decision, emb, fb.reward, batch)
+        return produced
+
+    def _policy_learn(self, decision: events.Decision, emb: np.ndarray, reward: float, batch: Batch) -> None:
+        try:
+            candidates = serving.policy_candidates(np.asarray(decision.scores), emb,
+                                                   tuple(c.id for c in decision.candidates))
+            self.policy.learn(candidates, decision.chosen_index, reward, decision.propensity)
+            batch.counts["policy_learned"] += 1
+        except Exception as exc:  # the user's update stands; the shared policy skips this example
+            batch.counts["policy_learn_failed"] += 1
+            log.warning("policy %s could not learn from request %s: %s", self.policy.name, decision.request_id, exc)
+
+
+def _flat_weights(model: UserModel) -> np.ndarray:
+    return np.concatenate([np.atleast_1d(np.asarray(w, dtype=np.float64)) for w in model.weights])

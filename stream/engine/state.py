@@ -1,0 +1,39 @@
+"""What the engine reads from and writes to durable state, with no I/O of its own.
+
+The engine reads through a :class:`StateReader` (the Redis store implements
+it; unit tests use a dict) and returns everything a batch changes as one
+:class:`BatchWrite`, which the store commits in one MULTI/EXEC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class StateReader(Protocol):
+    """Bulk reads the engine needs; missing keys are absent from the returned dicts."""
+
+    def load_users(self, fn: str, user_ids: list[str]) -> dict[str, bytes]: ...
+
+    def load_decisions(self, request_ids: list[str]) -> dict[str, bytes]: ...
+
+    def load_applied(self, request_ids: list[str]) -> dict[str, bytes]: ...
+
+    def load_population(self, fn: str, partition: int) -> bytes | None: ...
+
+
+@dataclass
+class BatchWrite:
+    """Everything one batch changes, committed atomically (:meth:`stream.store.RedisStore.commit`)."""
+
+    decision_ttl_s: float = 1200.0
+    users: dict[tuple[str, str], tuple[bytes, int]] = field(default_factory=dict)  # (fn, user) -> (state, partition)
+    applied: dict[str, bytes] = field(default_factory=dict)  # request id -> marker
+    population: dict[tuple[str, int], bytes] = field(default_factory=dict)  # (fn, partition) -> stats
+    decisions: dict[str, bytes] = field(default_factory=dict)  # request id -> join record
+    policy: tuple[str, bytes] | None = None  # (policy name, snapshot)
+    counts: dict[str, int] = field(default_factory=dict)  # the batch's counters, durable with its state
+
+    def __bool__(self) -> bool:
+        return bool(self.users or self.applied or self.population or self.decisions or self.policy or self.counts)
