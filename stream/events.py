@@ -1,27 +1,49 @@
 """Event contracts: every record Eddy reads or writes, defined once.
 
-Each event is a frozen dataclass with a ``SCHEMA`` name and version. On the
-wire it is one JSON object whose ``"schema"`` field is ``"<name>/<version>"``
-(for example ``"eddy.query/1"``), so any Kafka client (Python, Java, ``kcat``)
-can produce and read it. ``decode_*`` functions turn bytes into a typed event
-or raise :class:`EventError` naming the field and the problem; the worker
-dead-letters the original bytes with that reason. Producers, processors,
-replay and tests all use these classes; docs/events.md shows one example of
-each.
+Each event is a frozen :mod:`msgspec` Struct with a ``SCHEMA`` name and version. On
+the wire it is one JSON object whose ``"schema"`` field is ``"<name>/<version>"``
+(for example ``"eddy.query/1"``), so any Kafka client (Python, Java, ``kcat``) can
+produce and read it. The Struct definitions are the whole contract: typed decoding,
+encoding, the bounds every field must respect, and the JSON Schemas in
+``docs/schemas/`` (``python -m stream.events --write-schemas docs/schemas``).
+``decode_*`` turn bytes into a typed event or raise :class:`EventError` whose
+``reason`` is one of the dead-letter codes listed in docs/events.md; the worker
+dead-letters the original bytes with that reason.
+
+>>> q = Query("r1", "u1", 1.5, {"hour": 3.0}, (Item("a"), Item("b", {"genre": "doc"})))
+>>> encode(q)
+b'{"schema":"eddy.query/1","request_id":"r1","user_id":"u1","ts":1.5,"context":{"hour":3.0},"candidates":[{"id":"a"},{"id":"b","features":{"genre":"doc"}}],"k":1}'
+>>> decode_query(encode(q)) == q
+True
+>>> decode_query(b'{"schema":"eddy.query/1","request_id":"r1","user_id":"u1","ts":1,"candidates":["a","a"]}')
+Traceback (most recent call last):
+...
+stream.events.EventError: bad_value: candidates[1] repeats item id 'a'
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+from msgspec import Meta, Struct
 
 from features.errors import EddyError
 
 MAX_EVENT_BYTES = 256 * 1024
 MAX_CANDIDATES = 512
 MAX_ID_LENGTH = 256
+MAX_NAME_LENGTH = 1024  # policy names, versions
+MAX_ABS_FEATURE = 1e9  # numeric features; far beyond any real one, far below what float32 maths overflows on
+MAX_ABS_REWARD = 1e6
+MAX_TIMESTAMP_S = 1e10  # epoch seconds, year 2286: a millisecond timestamp is rejected, not misread
+MAX_SEED = 2**63 - 1  # request seeds are 63-bit (bandits.decision_seed)
+MAX_COUNT = 2**63 - 1  # versions and other counters
+_PROBABILITY_SLACK = 1e-9  # a pmf normalised in floating point may exceed 1 by an ulp
 
 
 class EventError(EddyError, ValueError):
@@ -33,99 +55,119 @@ class EventError(EddyError, ValueError):
         self.detail = detail
 
 
-FeatureValue = float | str
-Features = dict[str, FeatureValue]
+Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+Name = Annotated[str, Meta(max_length=MAX_NAME_LENGTH)]
+Timestamp = Annotated[float, Meta(ge=0, le=MAX_TIMESTAMP_S, description="epoch seconds")]
+Reward = Annotated[float, Meta(ge=-MAX_ABS_REWARD, le=MAX_ABS_REWARD)]
+Probability = Annotated[float, Meta(ge=0, le=1 + _PROBABILITY_SLACK)]
+Count = Annotated[int, Meta(ge=0, le=MAX_COUNT)]
+FeatureValue = Annotated[float, Meta(ge=-MAX_ABS_FEATURE, le=MAX_ABS_FEATURE)] | str
+Features = Annotated[dict[str, FeatureValue], Meta(description="name -> number (numeric) or string (categorical)")]
 
 
-@dataclass(frozen=True)
-class Item:
-    id: str
-    features: Features = field(default_factory=dict)
+class _Event(Struct, frozen=True, gc=False):  # gc=False: events hold no reference cycles
+    def to_dict(self) -> dict[str, Any]:
+        """The event as its wire JSON, in plain dicts and lists."""
+        return _object_decoder.decode(encode(self))
+
+
+class Item(Struct, frozen=True, gc=False, omit_defaults=True):
+    """A candidate: its id and, optionally, its features (``null`` means none)."""
+
+    id: Id
+    features: Features | None = {}
 
     def to_dict(self) -> dict[str, Any]:
+        # By hand: the feature net calls it for every candidate of every query.
         return {"id": self.id, "features": dict(self.features)} if self.features else {"id": self.id}
 
 
-@dataclass(frozen=True)
-class Query:
+class Query(_Event, tag_field="schema", tag="eddy.query/1"):
     """A request to rank ``candidates`` for ``user_id`` and choose ``k`` of them."""
 
     SCHEMA: ClassVar[str] = "eddy.query/1"
-    request_id: str
-    user_id: str
-    ts: float
+    request_id: Id
+    user_id: Id
+    ts: Timestamp
     context: Features
     candidates: tuple[Item, ...]
     k: int = 1
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": self.SCHEMA,
-            "request_id": self.request_id,
-            "user_id": self.user_id,
-            "ts": self.ts,
-            "context": dict(self.context),
-            "candidates": [c.to_dict() for c in self.candidates],
-            "k": self.k,
-        }
+
+class _QueryIn(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.query/1"):
+    """A request to rank ``candidates`` for ``user_id`` and choose ``k`` of them.
+
+    Candidates are objects or plain id strings; ids are unique; 1 <= k <= len(candidates).
+    """
+
+    request_id: Id
+    user_id: Id
+    ts: Timestamp
+    candidates: Annotated[tuple[Item | Id, ...], Meta(min_length=1, max_length=MAX_CANDIDATES)]
+    context: Features | None = {}
+    k: Annotated[int, Meta(ge=1, le=MAX_CANDIDATES)] = 1
 
 
-@dataclass(frozen=True)
-class Feedback:
+class Feedback(_Event, tag_field="schema", tag="eddy.feedback/1"):
     """The outcome the application observed for one request: ``reward`` for ``item_id``."""
 
     SCHEMA: ClassVar[str] = "eddy.feedback/1"
-    request_id: str
-    user_id: str
-    item_id: str
-    reward: float
-    ts: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, **asdict(self)}
+    request_id: Id
+    user_id: Id
+    item_id: Id
+    reward: Reward
+    ts: Timestamp
 
 
-@dataclass(frozen=True)
-class RankedItem:
-    item_id: str
+class RankedItem(Struct, frozen=True, gc=False):
+    item_id: Id
     score: float
-    probability: float
+    probability: Probability
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """What Eddy answers: the ranking, the chosen items and the versions used."""
+class Versions(Struct, frozen=True, gc=False):
+    """The model versions a prediction used."""
+
+    feature_net: Name
+    user_weights: Count
+    policy: Name
+
+
+class Prediction(_Event, tag_field="schema", tag="eddy.prediction/1"):
+    """What Eddy answers: the ranking, the chosen items and the versions used.
+
+    On the wire the three versions nest under ``"versions"`` (see :attr:`versions`).
+    """
 
     SCHEMA: ClassVar[str] = "eddy.prediction/1"
-    request_id: str
-    user_id: str
+    request_id: Id
+    user_id: Id
     ranked: tuple[RankedItem, ...]
-    chosen: tuple[str, ...]
-    feature_net_version: str
-    user_weights_version: int
-    policy: str
+    chosen: tuple[Id, ...]
+    feature_net_version: Name
+    user_weights_version: Count
+    policy: Name
     latency_ms: float
-    ts: float
+    ts: Timestamp
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": self.SCHEMA,
-            "request_id": self.request_id,
-            "user_id": self.user_id,
-            "ranked": [{"item_id": r.item_id, "score": r.score, "probability": r.probability} for r in self.ranked],
-            "chosen": list(self.chosen),
-            "versions": {
-                "feature_net": self.feature_net_version,
-                "user_weights": self.user_weights_version,
-                "policy": self.policy,
-            },
-            "latency_ms": self.latency_ms,
-            "ts": self.ts,
-        }
+    @property
+    def versions(self) -> Versions:
+        return Versions(self.feature_net_version, self.user_weights_version, self.policy)
 
 
-@dataclass(frozen=True)
-class Decision:
+class _PredictionOut(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.prediction/1"):
+    """What Eddy answers: the ranking (chosen items first, then by score), the chosen items and the versions used."""
+
+    request_id: Id
+    user_id: Id
+    ranked: tuple[RankedItem, ...]
+    chosen: tuple[Id, ...]
+    versions: Versions
+    latency_ms: Annotated[float, Meta(ge=0)]
+    ts: Timestamp
+
+
+class Decision(_Event, tag_field="schema", tag="eddy.decision/1"):
     """The counterfactual log record, written at decision time.
 
     ``pmf[i]`` is the probability the policy gave ``candidates[i]``; the
@@ -135,230 +177,228 @@ class Decision:
     """
 
     SCHEMA: ClassVar[str] = "eddy.decision/1"
-    request_id: str
-    user_id: str
-    ts: float
-    context: Features
-    candidates: tuple[Item, ...]
+    request_id: Id
+    user_id: Id
+    ts: Timestamp
+    context: Features | None
+    candidates: Annotated[tuple[Item, ...], Meta(min_length=1, max_length=MAX_CANDIDATES)]
     scores: tuple[float, ...]
-    pmf: tuple[float, ...]
-    chosen_index: int
-    propensity: float
-    policy: str
-    policy_version: str
-    seed: int
-    feature_net_version: str
-    user_weights_version: int
+    pmf: tuple[Probability, ...]
+    chosen_index: Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)]
+    propensity: Probability
+    policy: Name
+    policy_version: Name
+    seed: Annotated[int, Meta(ge=0, le=MAX_SEED)]
+    feature_net_version: Name
+    user_weights_version: Count
 
     @property
     def chosen_item(self) -> str:
         return self.candidates[self.chosen_index].id
 
-    def to_dict(self) -> dict[str, Any]:
-        # Not asdict(): it deep-copies every candidate's features only to be replaced
-        # here, and this runs up to three times per request (pack, decision, outcome).
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["candidates"] = [c.to_dict() for c in self.candidates]
-        d["context"] = dict(self.context)
-        d["scores"], d["pmf"] = list(self.scores), list(self.pmf)
-        return {"schema": self.SCHEMA, **d}
 
-
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(_Event, tag_field="schema", tag="eddy.outcome/1"):
     """A decision joined with its feedback: what replay reads without re-joining."""
 
     SCHEMA: ClassVar[str] = "eddy.outcome/1"
     decision: Decision
-    item_id: str
-    reward: float
-    feedback_ts: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": self.SCHEMA,
-            "decision": self.decision.to_dict(),
-            "item_id": self.item_id,
-            "reward": self.reward,
-            "feedback_ts": self.feedback_ts,
-        }
+    item_id: Id
+    reward: Reward
+    feedback_ts: Timestamp
 
 
-@dataclass(frozen=True)
-class ModelUpdate:
+class ModelUpdate(_Event, tag_field="schema", tag="eddy.model_update/1"):
     """A change of model state: one user's weights, or the live feature net."""
 
     SCHEMA: ClassVar[str] = "eddy.model_update/1"
-    kind: str  # "user_weights" | "feature_net"
-    feature_net_version: str
-    version: int | str  # user-weights version (observations applied) or feature-net version
-    user_id: str | None
-    request_id: str | None
+    kind: Literal["user_weights", "feature_net"]
+    feature_net_version: Name
+    version: Count | Name  # user-weights version (observations applied) or feature-net version
+    user_id: Id | None
+    request_id: Id | None
     summary: dict[str, float]
-    ts: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, **asdict(self)}
+    ts: Timestamp
 
 
 # --------------------------------------------------------------------------- wire
+# One decoder per type, built once: msgspec compiles the type into a validator.
+
+_encoder = msgspec.json.Encoder()
+_object_decoder = msgspec.json.Decoder(dict[str, Any])
+_query_decoder = msgspec.json.Decoder(_QueryIn)
+_feedback_decoder = msgspec.json.Decoder(Feedback)
+_prediction_decoder = msgspec.json.Decoder(_PredictionOut)
+_decision_decoder = msgspec.json.Decoder(Decision)
+_outcome_decoder = msgspec.json.Decoder(Outcome)
+
+
+class _Envelope(Struct):
+    schema: str | None = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+_BYTE_AT = re.compile(r"\(byte (\d+)\)")
+_TOO_DEEP = "JSON nested deeper than the decoder's limit (about 1000 levels)"
 
 
 def encode(event: Query | Feedback | Prediction | Decision | Outcome | ModelUpdate) -> bytes:
-    return json.dumps(event.to_dict(), separators=(",", ":"), allow_nan=False).encode()
-
-
-def _load(raw: bytes | None, expected: str) -> dict[str, Any]:
-    if raw is None:
-        raise EventError("empty", "message has no value")
-    if len(raw) > MAX_EVENT_BYTES:
-        raise EventError("oversized", f"{len(raw)} bytes > limit {MAX_EVENT_BYTES}")
+    """The event's wire JSON; non-finite numbers raise (JSON has none) rather than becoming ``null``."""
+    if event.__class__ is Prediction:
+        event = _PredictionOut(event.request_id, event.user_id, event.ranked, event.chosen, event.versions,
+                               event.latency_ms, event.ts)
     try:
-        obj = json.loads(raw, parse_constant=_reject_constant)
-    except EventError:
-        raise
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EventError("not_json", str(exc)[:200]) from None
-    if not isinstance(obj, dict):
-        raise EventError("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    schema = obj.get("schema")
-    if schema != expected:
-        name = expected.split("/")[0]
-        if isinstance(schema, str) and schema.split("/")[0] == name:
-            raise EventError("unknown_schema_version", f"schema {schema!r}; this worker reads {expected!r}")
-        raise EventError("wrong_schema", f"schema {schema!r}; expected {expected!r}")
-    return obj
-
-
-def _reject_constant(name: str) -> None:
-    raise EventError("non_finite_number", f"{name} is not allowed")
-
-
-def _str(obj: dict, key: str, *, max_len: int = MAX_ID_LENGTH) -> str:
-    v = obj.get(key)
-    if v is None:
-        raise EventError("missing_field", f"field {key!r} is required")
-    if not isinstance(v, str) or not v:
-        raise EventError("bad_type", f"field {key!r} must be a non-empty string, got {v!r:.60}")
-    if len(v) > max_len:
-        raise EventError("bad_value", f"field {key!r} longer than {max_len} characters")
-    return v
-
-
-def _num(obj: dict, key: str, *, default: float | None = None) -> float:
-    v = obj.get(key, default)
-    if v is None:
-        raise EventError("missing_field", f"field {key!r} is required")
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise EventError("bad_type", f"field {key!r} must be a number, got {v!r:.60}")
-    if not math.isfinite(v):
-        raise EventError("non_finite_number", f"field {key!r} is {v}")
-    return float(v)
-
-
-def _features(obj: Any, where: str) -> Features:
-    if obj is None:
-        return {}
-    if not isinstance(obj, dict):
-        raise EventError("bad_type", f"{where} must be an object of name -> number or string")
-    out: Features = {}
-    for name, v in obj.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise EventError("bad_type", f"{where}[{name!r}] must be a number or string, got {v!r:.60}")
-        if isinstance(v, float) and not math.isfinite(v):
-            raise EventError("non_finite_number", f"{where}[{name!r}] is {v}")
-        out[name] = v
+        out = _encoder.encode(event)
+    except UnicodeEncodeError as exc:
+        raise EventError("bad_value", f"a string is not valid Unicode: {exc}") from None
+    if b"null" in out:  # msgspec writes NaN and inf as null: look closer only then
+        _check_finite(msgspec.to_builtins(event), "$")
     return out
 
 
-def _items(obj: dict) -> tuple[Item, ...]:
-    raw = obj.get("candidates")
+def _check_finite(obj: Any, where: str) -> None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise EventError("non_finite_number", f"{where} is {obj}")
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            _check_finite(value, f"{where}.{key}")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            _check_finite(value, f"{where}[{i}]")
+
+
+def _decode(raw: bytes | None, decoder: msgspec.json.Decoder, schema: str, field_reason: str | None = None):
+    """``raw`` through ``decoder``; a failure becomes the :class:`EventError` the old validator gave.
+
+    ``field_reason`` replaces the per-field codes (``bad_type``...) for records Eddy
+    writes itself (decisions, outcomes), which have one code each.
+    """
     if raw is None:
-        raise EventError("missing_field", "field 'candidates' is required")
-    if not isinstance(raw, list) or not raw:
-        raise EventError("bad_type", "field 'candidates' must be a non-empty list")
-    if len(raw) > MAX_CANDIDATES:
-        raise EventError("bad_value", f"{len(raw)} candidates > limit {MAX_CANDIDATES}")
-    items = []
-    seen = set()
-    for i, c in enumerate(raw):
-        if isinstance(c, str):
-            c = {"id": c}
-        if not isinstance(c, dict):
-            raise EventError("bad_type", f"candidates[{i}] must be an object with 'id' or a string id")
-        item_id = _str(c, "id")
-        if item_id in seen:
-            raise EventError("bad_value", f"candidates[{i}] repeats item id {item_id!r}")
-        seen.add(item_id)
-        items.append(Item(item_id, _features(c.get("features"), f"candidates[{i}].features")))
-    return tuple(items)
+        raise EventError("empty", "message has no value")
+    if raw.__class__ is not bytes:
+        raw = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventError("oversized", f"{len(raw)} bytes > limit {MAX_EVENT_BYTES}")
+    try:
+        event = decoder.decode(raw)
+    except _DECODE_ERRORS as exc:
+        raise _failure(raw, schema, exc, field_reason) from None
+    # msgspec accepts a record without its tag; Eddy's own encoder puts it first.
+    if not raw.startswith(b'{"schema":"%s"' % schema.encode()):
+        _check_envelope(raw, schema)
+    return event
+
+
+def _failure(raw: bytes, schema: str, exc: Exception, field_reason: str | None) -> EventError:
+    if isinstance(exc, RecursionError):
+        return EventError("bad_value", _TOO_DEEP)
+    _check_envelope(raw, schema)  # the document and its schema come before its fields
+    msg = str(exc)
+    reason = _field_reason(msg)
+    if field_reason and reason != "non_finite_number":
+        reason = field_reason
+    return EventError(reason, msg[:200])
+
+
+def _check_envelope(raw: bytes, schema: str) -> None:
+    try:
+        env = _envelope_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        if "`$.schema`" in str(exc):
+            raise EventError("wrong_schema", f"schema is not a string; expected {schema!r}") from None
+        raise EventError("not_object", f"expected a JSON object: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        at = _BYTE_AT.search(str(exc))
+        if at and raw.startswith((b"NaN", b"Infinity"), int(at[1])):
+            raise EventError("non_finite_number", f"NaN and Infinity are not allowed ({exc})") from None
+        raise EventError("not_json", str(exc)[:200]) from None
+    except RecursionError:
+        raise EventError("bad_value", _TOO_DEEP) from None
+    if env.schema != schema:
+        if env.schema is not None and env.schema.split("/")[0] == schema.split("/")[0]:
+            raise EventError("unknown_schema_version", f"schema {env.schema!r}; this worker reads {schema!r}")
+        raise EventError("wrong_schema", f"schema {env.schema!r}; expected {schema!r}")
+
+
+def _field_reason(msg: str) -> str:
+    """The dead-letter code of a msgspec validation message."""
+    if msg.startswith("Object missing required field") or "got `null`" in msg:
+        return "missing_field"
+    if msg.startswith("Number out of range"):  # a float literal beyond the double range: infinite
+        return "non_finite_number"
+    if msg.endswith("`$.k`"):
+        return "bad_value"
+    if ", got `" in msg or "of length >= 1" in msg:  # wrong type, or an empty string or list
+        return "bad_type"
+    return "bad_value"  # out of range, too long, too many
+
+
+def _items(candidates: tuple[Item | str, ...], where: str = "candidates") -> tuple[Item, ...]:
+    """Plain-id candidates as :class:`Item`; ``features: null`` as ``{}``; ids unique."""
+    ids = [c if c.__class__ is str else c.id for c in candidates]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        for i, item_id in enumerate(ids):
+            if item_id in seen:
+                raise EventError("bad_value", f"{where}[{i}] repeats item id {item_id!r}")
+            seen.add(item_id)
+    if all(c.__class__ is Item and c.features is not None for c in candidates):
+        return candidates  # type: ignore[return-value]
+    return tuple(Item(c) if c.__class__ is str else Item(c.id, c.features or {}) for c in candidates)
 
 
 def decode_query(raw: bytes | None) -> Query:
-    obj = _load(raw, Query.SCHEMA)
-    candidates = _items(obj)
-    k = obj.get("k", 1)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(candidates):
-        raise EventError("bad_value", f"field 'k' must be an integer in [1, {len(candidates)}], got {k!r:.20}")
-    return Query(
-        request_id=_str(obj, "request_id"),
-        user_id=_str(obj, "user_id"),
-        ts=_num(obj, "ts"),
-        context=_features(obj.get("context"), "context"),
-        candidates=candidates,
-        k=k,
-    )
+    w = _decode(raw, _query_decoder, Query.SCHEMA)
+    candidates = _items(w.candidates)
+    if w.k > len(candidates):
+        raise EventError("bad_value", f"field 'k' must be an integer in [1, {len(candidates)}], got {w.k}")
+    return Query(w.request_id, w.user_id, w.ts, w.context or {}, candidates, w.k)
 
 
 def decode_feedback(raw: bytes | None) -> Feedback:
-    obj = _load(raw, Feedback.SCHEMA)
-    return Feedback(
-        request_id=_str(obj, "request_id"),
-        user_id=_str(obj, "user_id"),
-        item_id=_str(obj, "item_id"),
-        reward=_num(obj, "reward"),
-        ts=_num(obj, "ts"),
-    )
+    return _decode(raw, _feedback_decoder, Feedback.SCHEMA)
+
+
+def decode_prediction(raw: bytes | None) -> Prediction:
+    w = _decode(raw, _prediction_decoder, Prediction.SCHEMA)
+    v = w.versions
+    return Prediction(w.request_id, w.user_id, w.ranked, w.chosen, v.feature_net, v.user_weights, v.policy,
+                      w.latency_ms, w.ts)
+
+
+def _checked_decision(d: Decision, reason: str, where: str = "decision") -> Decision:
+    """Cross-field rules a type cannot state; ``context``/``features`` ``null`` as ``{}``."""
+    n = len(d.candidates)
+    if len(d.scores) != n or len(d.pmf) != n:
+        raise EventError(reason, f"{where}: {n} candidates but {len(d.scores)} scores and {len(d.pmf)} pmf entries")
+    if d.chosen_index >= n:
+        raise EventError(reason, f"{where}: chosen_index {d.chosen_index} with {n} candidates")
+    try:
+        candidates = _items(d.candidates, f"{where}.candidates")
+    except EventError as exc:
+        raise EventError(reason, exc.detail) from None
+    if candidates is not d.candidates or d.context is None:
+        d = msgspec.structs.replace(d, candidates=candidates, context=d.context or {})
+    return d
 
 
 def decision_from_dict(d: dict[str, Any]) -> Decision:
-    return Decision(
-        request_id=d["request_id"],
-        user_id=d["user_id"],
-        ts=float(d["ts"]),
-        context=d.get("context") or {},
-        candidates=tuple(Item(c["id"], c.get("features") or {}) for c in d["candidates"]),
-        scores=tuple(d["scores"]),
-        pmf=tuple(d["pmf"]),
-        chosen_index=int(d["chosen_index"]),
-        propensity=float(d["propensity"]),
-        policy=d["policy"],
-        policy_version=d["policy_version"],
-        seed=int(d["seed"]),
-        feature_net_version=d["feature_net_version"],
-        user_weights_version=int(d["user_weights_version"]),
-    )
+    """A decision from its :meth:`Decision.to_dict` form (the join record)."""
+    try:
+        decision = msgspec.convert(d, Decision)
+    except (msgspec.ValidationError, RecursionError) as exc:
+        raise EventError("bad_decision", str(exc)[:200]) from None
+    return _checked_decision(decision, "bad_decision")
 
 
 def decode_decision(raw: bytes | None) -> Decision:
-    obj = _load(raw, Decision.SCHEMA)
-    try:
-        return decision_from_dict(obj)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EventError("bad_decision", repr(exc)[:200]) from None
+    return _checked_decision(_decode(raw, _decision_decoder, Decision.SCHEMA, "bad_decision"), "bad_decision")
 
 
 def decode_outcome(raw: bytes | None) -> Outcome:
-    obj = _load(raw, Outcome.SCHEMA)
-    try:
-        return Outcome(
-            decision=decision_from_dict(obj["decision"]),
-            item_id=obj["item_id"],
-            reward=float(obj["reward"]),
-            feedback_ts=float(obj["feedback_ts"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EventError("bad_outcome", repr(exc)[:200]) from None
+    o = _decode(raw, _outcome_decoder, Outcome.SCHEMA, "bad_outcome")
+    decision = _checked_decision(o.decision, "bad_outcome", "decision")
+    return o if decision is o.decision else msgspec.structs.replace(o, decision=decision)
 
 
 def decode_json(raw: bytes | None) -> dict[str, Any]:
@@ -366,9 +406,65 @@ def decode_json(raw: bytes | None) -> dict[str, Any]:
     if raw is None:
         raise EventError("empty", "message has no value")
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _object_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        raise EventError("bad_value" if " - at `" in msg else "not_object", msg[:200]) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise EventError("not_json", str(exc)[:200]) from None
-    if not isinstance(obj, dict):
-        raise EventError("not_object", "expected a JSON object")
-    return obj
+    except RecursionError:
+        raise EventError("bad_value", _TOO_DEEP) from None
+
+
+# ------------------------------------------------------------------------ schemas
+
+WIRE_TYPES: dict[str, type[Struct]] = {
+    "query": _QueryIn, "feedback": Feedback, "prediction": _PredictionOut,
+    "decision": Decision, "outcome": Outcome, "model_update": ModelUpdate,
+}
+_WIRE_NAMES = {"_QueryIn": "Query", "_PredictionOut": "Prediction"}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """``{event name: JSON Schema}`` of what each decoder accepts (what docs/schemas/ holds)."""
+    out = {}
+    for name, wire_type in WIRE_TYPES.items():
+        text = json.dumps(msgspec.json.schema(wire_type))
+        for private, public in _WIRE_NAMES.items():
+            text = text.replace(private, public)
+        schema = json.loads(text)
+        out[name] = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                     "title": wire_type.__struct_config__.tag, **schema}
+    return out
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def write_schemas(directory: str | Path) -> list[Path]:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, schema in json_schemas().items():
+        path = directory / f"{name}.json"
+        path.write_text(schema_text(schema))
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m stream.events", description="Write the events' JSON Schemas.")
+    parser.add_argument("--write-schemas", metavar="DIR", required=True, help="directory to write <event>.json into")
+    args = parser.parse_args(argv)
+    for path in write_schemas(args.write_schemas):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    from stream.events import main as _main  # the imported module, not this __main__ copy
+
+    raise SystemExit(_main())
