@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learners import BayesianLinearUserModel, LearnerError
+from learners import BayesianLinearUserModel, LearnerError, _codec
+from learners._codec import Kind
 
 pytestmark = pytest.mark.unit
 
@@ -99,6 +100,36 @@ def test_thompson_samples_follow_the_posterior():
     draws = np.array([np.append(*model.sample_weights(rng)) for _ in range(20_000)])
     np.testing.assert_allclose(draws.mean(axis=0), mean, atol=4 * np.sqrt(np.diag(cov).max() / 20_000))
     np.testing.assert_allclose(np.cov(draws.T), cov, rtol=0.05, atol=0.05 * np.abs(cov).max())
+
+
+def stored_model(P, b, noise_variance):
+    """The model that bytes holding exactly this P and b decode to (state written after a long run)."""
+    rows, cols = _codec.triu_indices(P.shape[0])
+    payload = np.concatenate(([1.0, noise_variance], b, P[rows, cols]))
+    return BayesianLinearUserModel.from_bytes(_codec.encode(Kind.BAYES, P.shape[0] - 1, 50, payload))
+
+
+def test_thompson_samples_follow_the_posterior_when_cholesky_fails():
+    # A rank-2 P in 3-D, nudged slightly indefinite as drift in rank-one updates can leave
+    # it: Cholesky fails, so sample_weights takes its eigendecomposition fallback.
+    a, c = np.array([1.0, 1.0, 0.0]), np.array([0.0, 1.0, 2.0])
+    P = np.outer(a, a) + np.outer(c, c) - 1e-6 * np.eye(3)
+    model = stored_model(P, b=np.array([1.0, -1.0, 0.5]), noise_variance=2.0)
+    mean, cov = model.posterior()
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(cov)
+    n = 20_000
+    rng = np.random.default_rng(5)
+    draws = np.array([np.append(*model.sample_weights(rng)) for _ in range(n)])
+    # Gaussian draws: a sample covariance entry has standard error sqrt((C_ij^2 + C_ii C_jj) / n),
+    # so 5 of them bound each entry with a false-failure rate below 1e-5 for the 6 entries. A
+    # transposed factor would give covariance diag(eigenvalues), off by 2 and more here.
+    entry_se = np.sqrt((cov**2 + np.outer(np.diag(cov), np.diag(cov))) / n)
+    np.testing.assert_array_less(np.abs(np.cov(draws.T) - cov), 5 * entry_se)
+    np.testing.assert_array_less(np.abs(draws.mean(axis=0) - mean), 5 * np.sqrt(np.diag(cov) / n))
+    # nothing moves along the null vector a x c: its eigenvalue (-2e-6) is clipped to 0, not flipped
+    null = np.cross(a, c) / np.linalg.norm(np.cross(a, c))
+    assert np.abs((draws - mean) @ null).max() < 1e-5
 
 
 def test_thompson_sampling_is_seeded():
