@@ -25,6 +25,7 @@ from benchmarks.stats import summarize
 from stream import events
 from stream.client import reader
 from stream.config import Settings
+from stream.kafka_io import produce, quiet_logging
 from stream.simulator import SimulatedWorld
 
 _RID = b'"request_id":"'
@@ -87,7 +88,7 @@ class KafkaLoad:
         self.pool = pool
         self.feedback_ratio = feedback_ratio
         self.rng = np.random.default_rng(seed)
-        self.producer = Producer(settings.producer_config())
+        self.producer = Producer(settings.producer_config(**quiet_logging()))
         self.consumer = reader(settings, [settings.topic("predictions")])
         self.t_queries, self.t_feedback = settings.topic("queries"), settings.topic("feedback")
 
@@ -98,12 +99,7 @@ class KafkaLoad:
                 "consumer": {k: v for k, v in settings.consumer_config().items() if k not in strip}}
 
     def produce(self, topic: str, key: bytes, value: bytes) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key)
-                return
-            except BufferError:
-                self.producer.poll(0.01)
+        produce(self.producer, topic, value, key=key)
 
     def close(self) -> None:
         self.producer.flush(10)
@@ -117,7 +113,7 @@ class KafkaLoad:
         tagb = tag.encode()
         lat = np.full(n, np.inf)
         lag = np.zeros(n)
-        pool, produce, topic = self.pool, self.produce, self.t_queries
+        pool, producer, topic = self.pool, self.producer, self.t_queries
         user_of = (lambda i: users[i % len(users)]) if users else (lambda i: None)
 
         failed: list[BaseException] = []
@@ -135,7 +131,7 @@ class KafkaLoad:
                 if wait > 0:
                     time.sleep(wait)
                 key, body = pool.body(i, tagb + str(i).encode(), user_of(i))
-                produce(topic, key, body)
+                produce(producer, topic, body, key=key)
                 lag[i] = time.perf_counter() - due
                 if i % 32 == 0:
                     self.producer.poll(0)

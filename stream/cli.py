@@ -1,5 +1,11 @@
-"""``eddy``: the command line. One verb per job; each verb's module is imported lazily
-so ``eddy --help`` answers at once."""
+"""``eddy``: the command line. One verb per job.
+
+The verb table names each verb's module; a module is imported only when its
+verb runs or its ``--help`` is asked, so ``eddy --help`` lists every verb
+without importing any (it answers at once). Bad input ends in one line on
+stderr, never a traceback: argparse errors and :class:`EddyError` from a verb
+exit 2; an unreachable Kafka or Redis exits 1.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import importlib
 import logging
 import sys
 
-from stream import config
+from stream.argtypes import OneLineParser
 
 VERBS = {
     # verb: (module, one-line help)
@@ -27,29 +33,48 @@ VERBS = {
 }
 
 
+class _LazyVerbs(argparse._SubParsersAction):
+    """Adds a verb's arguments (importing its module) only when that verb is parsed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sub = self._name_parser_map.get(values[0])
+        if sub is not None and not getattr(sub, "_eddy_loaded", True):
+            _load_arguments(sub)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _load_arguments(sub: argparse.ArgumentParser) -> None:
+    sub._eddy_loaded = True
+    module = sub.get_default("_module")
+    try:
+        importlib.import_module(module).add_arguments(sub)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        sub.set_defaults(_missing=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="eddy",
         description="Eddy: streaming online learning over Apache Kafka. "
         "Settings come from flags, then EDDY_* environment variables, then defaults for the local stack.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (librdkafka's log too)")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", action=_LazyVerbs)
     for verb, (module, help_) in VERBS.items():
         p = sub.add_parser(verb, help=help_, description=help_)
         p.set_defaults(_module=module)
-        try:
-            importlib.import_module(module).add_arguments(p)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            p.set_defaults(_missing=True)
+        p._eddy_loaded = False
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad argument (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
     if not args.verb:
         parser.print_help()
         return 2
@@ -58,9 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # librdkafka's own log (connection retries, ~200 lines for a wrong address) only with -v:
+    # what went wrong reaches the user as one line from the error below.
+    logging.getLogger("eddy.librdkafka").setLevel(logging.DEBUG if args.verbose else logging.CRITICAL)
     if getattr(args, "_missing", False):
         print(f"eddy {args.verb}: not available in this build", file=sys.stderr)
         return 2
+    from confluent_kafka import KafkaException
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -68,18 +97,22 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except EddyError as exc:
-        print(f"eddy {args.verb}: {exc}", file=sys.stderr)
-        return 2
+    except EddyError as exc:  # a bad input (2), or Kafka / Redis unreachable (1: an outage, not a mistake)
+        print(f"eddy {args.verb}: {_one_line(exc)}", file=sys.stderr)
+        return 1 if isinstance(exc, ConnectionError) else 2
     except (RedisConnectionError, RedisTimeoutError) as exc:
-        print(f"eddy {args.verb}: Redis did not answer (start it with: deploy/stack up): {exc}", file=sys.stderr)
-        return 2
+        print(f"eddy {args.verb}: Redis did not answer (start it with: deploy/stack up): {_one_line(exc)}",
+              file=sys.stderr)
+        return 1
+    except KafkaException as exc:
+        print(f"eddy {args.verb}: Kafka: {_one_line(exc.args[0] if exc.args else exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
 
-def settings_from(args: argparse.Namespace) -> config.Settings:
-    return config.from_args(args)
+def _one_line(exc: object) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

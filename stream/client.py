@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Callable, Iterator
+from typing import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from stream import events
 from stream.config import Settings
+from stream.kafka_io import TopicMissing, produce, quiet_logging
 
 
 class EddyClient:
@@ -17,20 +18,15 @@ class EddyClient:
 
     def __init__(self, settings: Settings, **producer_overrides):
         self.s = settings
-        self._producer = Producer(settings.producer_config(**producer_overrides))
+        self._producer = Producer(settings.producer_config(**{**quiet_logging(), **producer_overrides}))
 
     def send(self, event: events.Query | events.Feedback) -> None:
         topic = self.s.topic("queries" if isinstance(event, events.Query) else "feedback")
         self.send_raw(topic, event.user_id.encode(), events.encode(event))
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, key=key, value=value)
-                self._producer.poll(0)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        produce(self._producer, topic, value, key=key)
+        self._producer.poll(0)  # serve delivery reports as we go
 
     def flush(self, timeout: float = 30.0) -> None:
         remaining = self._producer.flush(timeout)
@@ -41,12 +37,13 @@ class EddyClient:
 def reader(settings: Settings, topics: list[str], *, from_beginning: bool = False) -> Consumer:
     """A group-less consumer assigned to every partition of ``topics`` (read_committed)."""
     consumer = Consumer(settings.consumer_config(group=f"eddy-reader-{uuid.uuid4().hex[:8]}",
-                                                 **{"enable.partition.eof": False}))
+                                                 **{"enable.partition.eof": False}, **quiet_logging()))
     md = consumer.list_topics(timeout=10)
     tps = []
     for t in topics:
         if t not in md.topics:
-            raise ValueError(f"topic {t!r} does not exist")
+            consumer.close()
+            raise TopicMissing(f"topic {t!r} does not exist (create it with: eddy topics)")
         for p in md.topics[t].partitions:
             tps.append(TopicPartition(t, p, OFFSET_BEGINNING if from_beginning else OFFSET_END))
     consumer.assign(tps)
@@ -88,9 +85,3 @@ def drain(consumer: Consumer, *, until: Callable[[list[Message]], bool] | None =
             break
     return out
 
-
-def iterate(consumer: Consumer, poll_s: float = 0.2) -> Iterator[Message]:
-    while True:
-        for m in consumer.consume(500, poll_s):
-            if not m.error():
-                yield m

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 from typing import Iterable
 
@@ -11,27 +13,83 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from features.errors import EddyError
 from stream.config import TOPIC_NAMES, Settings
 
-DEAD_LETTER_HEADERS = ("eddy.reason", "eddy.error", "eddy.source.topic", "eddy.source.partition", "eddy.source.offset")
+_LIBRDKAFKA_LOG = logging.getLogger("eddy.librdkafka")
 
 
-class KafkaUnavailable(EddyError, RuntimeError):
-    """The broker did not answer in time."""
+class KafkaUnavailable(EddyError, ConnectionError):
+    """The broker did not answer in time (an outage or a wrong address, not a bad record)."""
+
+
+class TopicMissing(EddyError, ValueError):
+    """A topic Eddy reads does not exist (yet)."""
+
+
+def quiet_logging() -> dict:
+    """Client settings that send librdkafka's log and errors to the ``eddy.librdkafka`` logger.
+
+    Left to itself librdkafka prints every failed connection attempt to stderr
+    (about 200 lines for a wrong bootstrap address before any timeout); the
+    CLI shows that logger only with ``-v`` and reports the failure in one line.
+    """
+    return {"logger": _LIBRDKAFKA_LOG, "error_cb": _log_error}
+
+
+def _log_error(err) -> None:
+    _LIBRDKAFKA_LOG.error("%s", err)
+
+
+def produce(producer: Producer, topic: str, value: bytes | None, *, key: bytes | None = None,
+            headers: list[tuple[str, bytes]] | None = None, max_wait_s: float = 30.0) -> None:
+    """``producer.produce``, waiting while the local queue is full (BufferError): poll to let deliveries
+    drain, then retry. Raises :class:`KafkaUnavailable` when the queue stays full for ``max_wait_s``."""
+    deadline = None
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, headers=headers)
+            return
+        except BufferError:
+            now = time.monotonic()
+            deadline = deadline or now + max_wait_s
+            if now > deadline:
+                raise KafkaUnavailable(f"producer queue for {topic} still full after {max_wait_s:g}s: "
+                                       "the broker is not taking records") from None
+            producer.poll(0.01)
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap})
+    return AdminClient({"bootstrap.servers": settings.bootstrap, **quiet_logging()})
 
 
-def wait_for_broker(settings: Settings, timeout_s: float = 10.0) -> AdminClient:
+def wait_for_broker(settings: Settings, timeout_s: float = 5.0) -> AdminClient:
+    """An admin client once the broker answers; :class:`KafkaUnavailable` (one line) after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    why = _unreachable(settings.bootstrap)
+    while why is not None and time.monotonic() < deadline:  # a plain TCP probe: quick, and names the reason
+        time.sleep(0.2)
+        why = _unreachable(settings.bootstrap)
     client = admin(settings)
     try:
-        client.list_topics(timeout=timeout_s)
+        if why is not None:
+            raise KafkaException(why)
+        client.list_topics(timeout=max(0.5, deadline - time.monotonic()))
     except KafkaException as exc:
-        raise KafkaUnavailable(
-            f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:.0f}s "
-            f"(start it with: deploy/stack up): {exc.args[0]}"
-        ) from None
+        reason = exc.args[0].str() if hasattr(exc.args[0], "str") else exc.args[0]
+        raise KafkaUnavailable(f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:g}s "
+                               f"({reason}); start it with: deploy/stack up") from None
     return client
+
+
+def _unreachable(bootstrap: str) -> str | None:
+    """None when some bootstrap address accepts a TCP connection, else why none does."""
+    why = "no bootstrap address"
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+            return None
+        except (OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+    return why
 
 
 def ensure_topics(settings: Settings, names: Iterable[str] = TOPIC_NAMES, timeout_s: float = 30.0) -> list[str]:
@@ -91,7 +149,7 @@ def dead_letter(producer: Producer, topic: str, msg: Message, reason: str, error
         ("eddy.source.partition", str(msg.partition()).encode()),
         ("eddy.source.offset", str(msg.offset()).encode()),
     ]
-    producer.produce(topic, value=msg.value(), key=msg.key(), headers=headers)
+    produce(producer, topic, msg.value(), key=msg.key(), headers=headers)
 
 
 def headers_dict(msg: Message) -> dict[str, str]:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from confluent_kafka import Consumer, TopicPartition
+from tqdm import tqdm
 
 from stream.config import Settings
+from stream.kafka_io import TopicMissing, quiet_logging, wait_for_broker
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,14 @@ class Slice:
 def read_slice(settings: Settings, topic: str, sl: Slice = Slice(), *, progress: bool = False,
                batch: int = 2000) -> Iterator[tuple[int, int, float, bytes | None]]:
     """Yield ``(partition, offset, timestamp_s, value)`` for every record of the slice."""
+    wait_for_broker(settings)  # one line, not a 10 s metadata timeout, when the broker is not there
     consumer = Consumer(settings.consumer_config(group=f"eddy-slice-{uuid.uuid4().hex[:8]}",
-                                                 **{"enable.partition.eof": False}))
+                                                 **{"enable.partition.eof": False}, **quiet_logging()))
+    bar = None
     try:
         md = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error:
-            raise ValueError(f"topic {topic!r} does not exist")
+            raise TopicMissing(f"topic {topic!r} does not exist (create it with: eddy topics)")
         parts = sorted(md.partitions)
         starts, ends = {}, {}
         for p in parts:
@@ -64,8 +68,8 @@ def read_slice(settings: Settings, topic: str, sl: Slice = Slice(), *, progress:
         if not todo:
             return
         consumer.assign([TopicPartition(topic, p, starts[p]) for p in todo])
-        done = 0
-        last = time.monotonic()
+        bar = tqdm(total=total, desc=f"reading {topic}", unit="rec", file=sys.stderr, disable=not progress,
+                   mininterval=1.0, leave=True)
         idle_since = time.monotonic()
         while todo:
             msgs = consumer.consume(batch, 0.5)
@@ -78,7 +82,7 @@ def read_slice(settings: Settings, topic: str, sl: Slice = Slice(), *, progress:
                 p, o = m.partition(), m.offset()
                 if p not in todo or o >= ends[p]:
                     continue
-                done += 1
+                bar.update(1)
                 yield p, o, m.timestamp()[1] / 1000.0, m.value()
                 if o + 1 >= ends[p]:
                     todo.discard(p)
@@ -88,10 +92,7 @@ def read_slice(settings: Settings, topic: str, sl: Slice = Slice(), *, progress:
                 pos = consumer.position([TopicPartition(topic, p)])[0].offset
                 if pos >= ends[p]:
                     todo.discard(p)
-            if progress and time.monotonic() - last > 1:
-                last = time.monotonic()
-                print(f"\rreading {topic}: {done}/{total} records", end="", file=sys.stderr, flush=True)
-        if progress:
-            print(f"\rreading {topic}: {done} records" + " " * 20, file=sys.stderr)
     finally:
+        if bar is not None:
+            bar.close()
         consumer.close()

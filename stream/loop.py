@@ -11,16 +11,19 @@ import sys
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from stream import events
 from stream.client import EddyClient, reader
-from stream.config import Settings
+from stream.config import ConfigError, Settings
 from stream.simulator import SimulatedWorld
 
 
 def run_closed_loop(settings: Settings, *, count: int, rate: float, users: int = 100, items: int = 50,
                     feedback_ratio: float = 1.0, seed: int = 0, progress: bool = False,
                     wait_s: float = 30.0, prefix: str | None = None) -> dict:
+    if count < 1 or not rate > 0 or not 0 <= feedback_ratio <= 1:  # the CLI checks each flag; this guards callers
+        raise ConfigError(f"need count >= 1, rate > 0, feedback_ratio in [0, 1]; got {count}, {rate}, {feedback_ratio}")
     world = SimulatedWorld(n_users=users, n_items=items, seed=seed)
     client = EddyClient(settings)
     predictions = reader(settings, [settings.topic("predictions")])
@@ -31,7 +34,9 @@ def run_closed_loop(settings: Settings, *, count: int, rate: float, users: int =
     rewards: list[float] = []
     start = time.monotonic()
     sent = 0
-    last_report = start
+    bar = tqdm(total=count, desc="queries answered", unit="q", file=sys.stderr, disable=not progress,
+               mininterval=1.0)
+    next_postfix = start
     deadline = None
     while sent < count or (pending and time.monotonic() < deadline):
         now = time.monotonic()
@@ -55,19 +60,19 @@ def run_closed_loop(settings: Settings, *, count: int, rate: float, users: int =
                 continue
             q, scheduled = got
             latencies.append((time.monotonic() - scheduled) * 1000)
+            bar.update(1)
             fb = world.feedback(q, p["chosen"][0], time.time())
             rewards.append(fb.reward)
             if rng.random() < feedback_ratio:
                 client.send(fb)
-        if progress and time.monotonic() - last_report > 1.0:
-            last_report = time.monotonic()
-            lat = np.percentile(latencies[-2000:], [50, 99]) if latencies else [float("nan")] * 2
-            print(f"\rsent {sent}/{count}  answered {len(latencies)}  mean reward {np.mean(rewards or [0]):.3f}  "
-                  f"latency p50 {lat[0]:.1f} ms p99 {lat[1]:.1f} ms", end="", file=sys.stderr, flush=True)
+        if progress and latencies and time.monotonic() > next_postfix:
+            next_postfix = time.monotonic() + 1.0
+            p50, p99 = np.percentile(latencies[-2000:], [50, 99])
+            bar.set_postfix_str(f"sent {sent}, mean reward {np.mean(rewards):.3f}, "
+                                f"latency p50 {p50:.1f} ms p99 {p99:.1f} ms", refresh=False)
+    bar.close()
     client.flush()
     predictions.close()
-    if progress:
-        print(file=sys.stderr)
     lat = np.asarray(latencies)
     return {
         "sent": sent,

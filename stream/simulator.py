@@ -26,6 +26,9 @@ GENRES = ("drama", "comedy", "action", "doc")
 class SimulatedWorld:
     def __init__(self, n_users: int = 100, n_items: int = 50, *, dim: int = 4, n_candidates: int = 10,
                  drift: float = 0.002, scale: float = 3.0, seed: int = 0):
+        for name, value in (("n_users", n_users), ("n_items", n_items), ("n_candidates", n_candidates), ("dim", dim)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value!r}")
         self.n_users, self.n_items, self.n_candidates = n_users, n_items, min(n_candidates, n_items)
         self.drift, self.scale = drift, scale
         self._rng = np.random.default_rng(seed)

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from stream import config
+from stream.argtypes import positive_int
 from stream.replay.slicing import add_slice_arguments, slice_request
 
 
@@ -19,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dsjson: VW decision-service JSON lines (default); obp: Open Bandit Pipeline arrays (.npz)")
     p.add_argument("--output", default=None, metavar="PATH",
                    help="file to write (default: reports/export-<timestamp>.dsjson or .npz)")
-    p.add_argument("--context-dim", type=int, default=64, metavar="D",
+    p.add_argument("--context-dim", type=positive_int, default=64, metavar="D",
                    help="columns of the hashed OBP context matrix (default 64)")
     add_slice_arguments(p)
     config.add_arguments(p, only=("bootstrap", "topic_prefix", "join_window_s"))
@@ -31,8 +32,6 @@ def run(args: argparse.Namespace) -> int:
 
     settings = config.from_args(args)
     req = slice_request(args)
-    if args.context_dim < 1:
-        raise config.ConfigError(f"--context-dim must be >= 1, got {args.context_dim}")
     loaded = load_rounds(settings, req, progress=True)
     print(f"eddy export: {loaded.stats.summary()}", file=sys.stderr)
     if args.format == "dsjson":

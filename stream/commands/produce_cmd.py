@@ -8,19 +8,22 @@ import sys
 import time
 
 from stream import config
+from stream.argtypes import existing_file, fraction, non_negative_int, positive_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--file", help="JSONL of Eddy events (queries and feedback, by their 'schema'), sent in file order")
+    src.add_argument("--file", type=existing_file,
+                     help="JSONL of Eddy events (queries and feedback, by their 'schema'), sent in file order")
     src.add_argument("--simulate", action="store_true",
                      help="closed loop: simulated users send queries, read Eddy's predictions, click and send feedback")
-    p.add_argument("--count", type=int, default=1000, help="queries to simulate (default 1000)")
-    p.add_argument("--rate", type=float, default=200.0, help="queries per second to simulate (default 200)")
-    p.add_argument("--users", type=int, default=100, help="simulated users (default 100)")
-    p.add_argument("--items", type=int, default=50, help="simulated items (default 50)")
-    p.add_argument("--feedback-ratio", type=float, default=1.0, help="share of predictions that get feedback")
-    p.add_argument("--sim-seed", type=int, default=0, help="seed of the simulated world")
+    p.add_argument("--count", type=positive_int, default=1000, help="queries to simulate (default 1000)")
+    p.add_argument("--rate", type=positive_float, default=200.0, help="queries per second to simulate (default 200)")
+    p.add_argument("--users", type=positive_int, default=100, help="simulated users (default 100)")
+    p.add_argument("--items", type=positive_int, default=50, help="simulated items (default 50)")
+    p.add_argument("--feedback-ratio", type=fraction, default=1.0,
+                   help="share of predictions that get feedback, in [0, 1] (default 1)")
+    p.add_argument("--sim-seed", type=non_negative_int, default=0, help="seed of the simulated world")
     config.add_arguments(p, only=("bootstrap", "topic_prefix", "partitions", "linger_ms"))
 
 
@@ -31,8 +34,6 @@ def run(args: argparse.Namespace) -> int:
     ensure_topics(s)
     if args.file:
         return _from_file(s, args.file)
-    if not 0 <= args.feedback_ratio <= 1:
-        raise config.ConfigError(f"--feedback-ratio must be in [0, 1], got {args.feedback_ratio}")
     from stream.loop import run_closed_loop
 
     result = run_closed_loop(s, count=args.count, rate=args.rate, users=args.users, items=args.items,

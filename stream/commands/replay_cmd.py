@@ -13,23 +13,24 @@ import argparse
 import sys
 
 from stream import config
+from stream.argtypes import non_negative_int, positive_int
 from stream.replay.slicing import add_slice_arguments, slice_request
 
 DEFAULT_TARGETS = ("logging", "greedy", "uniform")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--policy", action="append", default=None, metavar="SPEC",
+    p.add_argument("--policy", dest="targets", action="append", default=None, metavar="SPEC",
                    help="target policy, repeatable: logging | uniform | a policy spec over the logged scores "
                         "(greedy, epsilon_greedy:epsilon=0.05, softmax:temperature=0.2) | fn=<version>:<spec> "
                         "(feature net + users' CURRENT weights) | vw=<model file> | table=<file.json> "
                         f"(default: {' '.join(DEFAULT_TARGETS)})")
     p.add_argument("--estimators", default="ips,snips,dm,dr,sndr", help="comma-separated (default: all five)")
-    p.add_argument("--bootstrap", dest="n_bootstrap", type=int, default=1000, metavar="N",
+    p.add_argument("--bootstrap", dest="n_bootstrap", type=positive_int, default=1000, metavar="N",
                    help="bootstrap samples per interval (default 1000)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the intervals (default 0.05)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the cross-fitting folds")
-    p.add_argument("--context-dim", type=int, default=64, metavar="D", help="hashed context columns of the reward model")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap and the cross-fitting folds")
+    p.add_argument("--context-dim", type=positive_int, default=64, metavar="D", help="hashed context columns of the reward model")
     p.add_argument("--output-json", default=None, metavar="PATH", help="default: reports/replay-<timestamp>.json")
     p.add_argument("--plot", default=None, metavar="PATH", help="default: reports/replay-<timestamp>.png")
     learn = p.add_argument_group("offline learning (--learn)")
@@ -39,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="fraction of decisions by time (0..1), or an epoch timestamp (default 0.7)")
     learn.add_argument("--cb-type", choices=("dr", "ips"), default="dr", help="VW cost estimator (default dr)")
     learn.add_argument("--learn-epsilon", type=float, default=0.05, help="exploration of the learned policy (default 0.05)")
-    learn.add_argument("--learn-passes", type=int, default=1, help="passes over the training slice (default 1)")
+    learn.add_argument("--learn-passes", type=positive_int, default=1, help="passes over the training slice (default 1)")
     learn.add_argument("--vw-args", default="", metavar="ARGS", help="extra VW arguments, e.g. \"--l2 1e-6 -l 0.1\"")
     learn.add_argument("--save-model", default=None, metavar="PATH", help="write the learned VW model here")
     add_slice_arguments(p)
@@ -60,13 +61,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = config.from_args(args)
     req = slice_request(args)
-    if args.n_bootstrap < 1:
-        raise config.ConfigError(f"--bootstrap must be >= 1, got {args.n_bootstrap}")
     if not 0 < args.alpha < 1:
         raise config.ConfigError(f"--alpha must be in (0, 1), got {args.alpha}")
-    if args.context_dim < 1:
-        raise config.ConfigError(f"--context-dim must be >= 1, got {args.context_dim}")
-    given = args.policy or (["logging", "greedy"] if args.learn else list(DEFAULT_TARGETS))
+    given = args.targets or (["logging", "greedy"] if args.learn else list(DEFAULT_TARGETS))
     options = ReplayOptions(
         targets=tuple(parse_target(t) for t in given),
         estimators=tuple(parse_estimators(args.estimators)),
@@ -86,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
         command = vw_args(cb_type=args.cb_type, epsilon=args.learn_epsilon, seed=args.seed, extra=extra)
         check_vw_args(command)
         check_train_until(args.train_until)
-        if args.learn_passes < 1:
-            raise config.ConfigError(f"--learn-passes must be >= 1, got {args.learn_passes}")
         learn = LearnOptions(train_until=args.train_until, passes=args.learn_passes, save_model=args.save_model,
                              label=f"vw-learned(cb_type={args.cb_type})")
         outcome = learn_and_replay(settings, req, options, learn, command)

@@ -15,6 +15,7 @@ import sys
 import time
 
 from stream import config
+from stream.argtypes import torch_device
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--output-dim", type=int, default=16, help="dimension d of f(x, item)")
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
+    p.add_argument("--device", type=torch_device, default=None, help="cuda or cpu (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true")
     config.add_arguments(p, only=("bootstrap", "redis_url", "topic_prefix", "partitions", "model_dir", "seed"))
 

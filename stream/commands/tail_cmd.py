@@ -7,14 +7,15 @@ import json
 import time
 
 from stream import config
+from stream.argtypes import positive_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topics", default="predictions,model-updates",
                    help="comma-separated Eddy topic names (default: predictions,model-updates)")
     p.add_argument("--from-beginning", action="store_true", help="start at the oldest record, not the newest")
-    p.add_argument("--max", type=int, default=None, help="stop after this many records")
-    p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--max", type=positive_int, default=None, help="stop after this many records")
+    p.add_argument("--timeout", type=positive_float, default=None, help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print raw JSON lines instead of a summary")
     config.add_arguments(p, only=("bootstrap", "topic_prefix"))
 
@@ -43,13 +44,14 @@ def summarize(topic: str, obj: dict, headers: dict[str, str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from stream.client import reader
-    from stream.kafka_io import headers_dict
+    from stream.kafka_io import headers_dict, wait_for_broker
 
     s = config.from_args(args)
     topics = [s.topic(t.strip()) for t in args.topics.split(",") if t.strip()]
     unknown = [t for t in topics if t[len(s.topic_prefix):] not in config.TOPIC_NAMES]
     if unknown:
         raise config.ConfigError(f"--topics: unknown topic(s) {unknown}; known: {', '.join(config.TOPIC_NAMES)}")
+    wait_for_broker(s)
     consumer = reader(s, topics, from_beginning=args.from_beginning)
     seen = 0
     deadline = None if args.timeout is None else time.monotonic() + args.timeout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from stream import config
+from stream.argtypes import positive_float, positive_int, torch_device
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -12,13 +13,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--from-file", metavar="PATH",
                      help="JSONL or Parquet of {user_id, context, item: {id, features}, reward[, ts]}, in time order")
     src.add_argument("--from-log", action="store_true", help="the joined outcomes logged by the workers")
-    src.add_argument("--simulate", type=int, metavar="N", help="N examples from the built-in simulator")
-    p.add_argument("--since-minutes", type=float, default=None, help="with --from-log: only the last N minutes")
+    src.add_argument("--simulate", type=positive_int, metavar="N", help="N examples from the built-in simulator")
+    p.add_argument("--since-minutes", type=positive_float, default=None, help="with --from-log: only the last N minutes")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--output-dim", type=int, default=16, help="dimension d of f(x, item)")
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
+    p.add_argument("--device", type=torch_device, default=None, help="cuda or cpu (default: cuda when present)")
     p.add_argument("--promote", action="store_true", help="make the new version live")
     p.add_argument("--no-progress", action="store_true")
     config.add_arguments(p, only=("bootstrap", "redis_url", "topic_prefix", "partitions", "model_dir", "seed"))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 
 from stream import config
+from stream.argtypes import positive_float
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-seconds", type=float, default=None, help="stop after this long (default: run until SIGTERM)")
+    p.add_argument("--max-seconds", type=positive_float, default=None, help="stop after this long (default: run until SIGTERM)")
     config.add_arguments(p)
 
 
