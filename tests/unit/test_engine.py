@@ -1,0 +1,308 @@
+"""The batch engine without a broker: joins, redelivery, duplicates, queries before feedback
+in one batch, hot swap between batches, per-record isolation and counts that reconcile.
+
+State lives in :class:`MemoryState`, a dict that reads like the store and applies a
+:class:`BatchWrite` the way the store's MULTI/EXEC does (a fake for pure-logic tests only;
+the integration tests run the same engine against Redis).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import msgspec
+import numpy as np
+import pytest
+
+from bandits import make_policy
+from features.model import FeatureModel
+from learners import load_user_model
+from stream import events
+from stream.engine import BatchWrite, Engine, InRecord
+from stream.engine.records import DEAD_LETTER_MAX_VALUE, DeadLetter
+from stream.engine.serving import request_seed
+from stream.events import Feedback, Item, Query
+from stream.joins import pack_decision, unpack_decision
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_700_000_000.0
+
+
+class MemoryState:
+    def __init__(self) -> None:
+        self.users: dict[tuple[str, str], bytes] = {}
+        self.decisions: dict[str, bytes] = {}
+        self.applied: dict[str, bytes] = {}
+        self.population: dict[tuple[str, int], bytes] = {}
+        self.counts: Counter[str] = Counter()
+
+    def load_users(self, fn, user_ids):
+        return {u: self.users[(fn, u)] for u in user_ids if (fn, u) in self.users}
+
+    def load_decisions(self, request_ids):
+        return {r: self.decisions[r] for r in request_ids if r in self.decisions}
+
+    def load_applied(self, request_ids):
+        return {r: self.applied[r] for r in request_ids if r in self.applied}
+
+    def load_population(self, fn, partition):
+        return self.population.get((fn, partition))
+
+    def commit(self, w: BatchWrite) -> None:
+        for (fn, u), (state, _) in w.users.items():
+            self.users[(fn, u)] = state
+        self.decisions.update(w.decisions)
+        self.applied.update(w.applied)
+        self.population.update(w.population)
+        self.counts.update(w.counts)
+
+
+@pytest.fixture(scope="module")
+def model(trained_model_dir) -> FeatureModel:
+    return FeatureModel.load(trained_model_dir)
+
+
+@pytest.fixture
+def engine(model) -> Engine:
+    return Engine(model, make_policy("epsilon_greedy:epsilon=0.3"), learner="river", join_window_s=60.0,
+                  seed=7, clock=lambda: T0)
+
+
+def query(rid: str, user: str = "u1", items=("i1", "i2", "i3", "i4"), ts: float = T0, **context) -> Query:
+    return Query(request_id=rid, user_id=user, ts=ts, context=context or {"hour": 3.0},
+                 candidates=tuple(Item(i) for i in items))
+
+
+def feedback(rid: str, item: str, user: str = "u1", reward: float = 1.0, ts: float = T0 + 1) -> Feedback:
+    return Feedback(request_id=rid, user_id=user, item_id=item, reward=reward, ts=ts)
+
+
+class Log:
+    """Numbers records per partition like a topic would."""
+
+    def __init__(self) -> None:
+        self.next: Counter[str] = Counter()
+
+    def rec(self, event, partition: int = 0) -> InRecord:
+        kind = "query" if isinstance(event, Query) else "feedback"
+        off = self.next[kind]
+        self.next[kind] += 1
+        return InRecord(kind, f"eddy.{kind}", partition, off, event.user_id.encode(), events.encode(event))
+
+    def raw(self, kind: str, value: bytes | None, partition: int = 0) -> InRecord:
+        off = self.next[kind]
+        self.next[kind] += 1
+        return InRecord(kind, f"eddy.{kind}", partition, off, b"k", value)
+
+
+def run(engine: Engine, state: MemoryState, records: list[InRecord]):
+    batch = engine.process(records, state)
+    state.commit(batch.write)
+    engine.commit(batch)
+    return batch
+
+
+def outputs(batch, topic: str) -> list[dict]:
+    return [msgspec.json.decode(v) for t, _, v in batch.outputs.records if t == topic]
+
+
+def reconciles(counts: Counter) -> bool:
+    done = counts["predictions"] + counts["feedback_applied"] + counts["feedback_redelivered"]
+    return counts["consumed"] == done + counts["dead_lettered"]
+
+
+# ------------------------------------------------------------------- queries
+def test_a_query_is_answered_with_its_logged_decision(engine):
+    state, log = MemoryState(), Log()
+    batch = run(engine, state, [log.rec(query("r1"))])
+    (pred,), (dec,) = outputs(batch, "predictions"), outputs(batch, "decisions")
+    assert pred["chosen"][0] == dec["candidates"][dec["chosen_index"]]["id"]
+    assert dec["seed"] == request_seed(7, "r1")
+    assert abs(sum(dec["pmf"]) - 1) < 1e-9 and dec["propensity"] == dec["pmf"][dec["chosen_index"]]
+    assert [r["item_id"] for r in pred["ranked"]][0] == pred["chosen"][0]
+    stored, emb = unpack_decision(state.decisions["r1"])
+    assert stored.chosen_index == dec["chosen_index"] and emb.shape == (4, engine.model.output_dim)
+    assert batch.write.decision_ttl_s == 120.0  # twice the join window, given per write
+
+
+def test_the_same_request_draws_the_same_action(model):
+    picks = set()
+    for _ in range(3):
+        e = Engine(model, make_policy("softmax:temperature=5"), learner="river", join_window_s=60, seed=1)
+        picks.add(outputs(run(e, MemoryState(), [Log().rec(query("same"))]), "decisions")[0]["chosen_index"])
+    assert len(picks) == 1
+
+
+# ------------------------------------------------------------------ feedback
+def test_a_query_and_its_feedback_in_one_batch_join_even_when_feedback_comes_first(engine):
+    state, log = MemoryState(), Log()
+    # Which item the policy picks does not matter: feedback names any candidate.
+    fb, q = log.rec(feedback("r1", "i2")), log.rec(query("r1"))
+    batch = run(engine, state, [fb, q])
+    assert batch.counts["feedback_applied"] == 1 and not batch.outputs.dead
+    (outcome,) = outputs(batch, "outcomes")
+    assert outcome["decision"]["request_id"] == "r1" and outcome["item_id"] == "i2"
+
+
+def test_feedback_learns_from_the_item_it_names_not_the_chosen_one(engine):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    decision, emb = unpack_decision(state.decisions["r1"])
+    other = next(i for i in range(4) if i != decision.chosen_index)
+    before = load_user_model(engine._caches[engine.model.version].get_many(["u1"], lambda ids: {})["u1"].to_bytes())
+    run(engine, state, [log.rec(feedback("r1", f"i{other + 1}", reward=1.0))])
+    learned = load_user_model(state.users[(engine.model.version, "u1")])
+    expected = load_user_model(before.to_bytes())
+    expected.learn_one(emb[other].astype(np.float64), 1.0)
+    wrong = load_user_model(before.to_bytes())
+    wrong.learn_one(emb[decision.chosen_index].astype(np.float64), 1.0)
+    np.testing.assert_allclose(learned.weights[0], expected.weights[0])
+    assert not np.allclose(learned.weights[0], wrong.weights[0])
+
+
+def test_redelivered_feedback_re_emits_its_outputs_and_learns_nothing(engine):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    fb = log.rec(feedback("r1", "i1"))
+    first = run(engine, state, [fb])
+    users_after_first = dict(state.users)
+    again = run(engine, state, [fb])  # the very same record, read again after a crash
+    assert again.counts["feedback_redelivered"] == 1 and again.counts["feedback_applied"] == 0
+    assert again.outputs.records == first.outputs.records
+    assert not again.write.users and state.users == users_after_first
+
+
+def test_a_second_feedback_for_an_applied_request_is_a_duplicate(engine):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    run(engine, state, [log.rec(feedback("r1", "i1"))])
+    batch = run(engine, state, [log.rec(feedback("r1", "i1"))])  # same content, another offset
+    assert [d.reason for d in batch.outputs.dead] == ["duplicate_feedback"]
+    assert not batch.write.users
+
+
+def test_two_feedbacks_for_one_request_in_one_batch_apply_once(engine):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    batch = run(engine, state, [log.rec(feedback("r1", "i1")), log.rec(feedback("r1", "i2"))])
+    assert batch.counts["feedback_applied"] == 1
+    assert [d.reason for d in batch.outputs.dead] == ["duplicate_feedback"]
+
+
+def test_a_marker_outlives_its_decision_so_a_late_reread_still_re_emits(engine):
+    """Decisions expire after twice the join window, markers after days: a batch re-read
+    after a long outage must find the marker before it misses the decision."""
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    fb = log.rec(feedback("r1", "i1"))
+    first = run(engine, state, [fb])
+    del state.decisions["r1"]  # expired
+    again = run(engine, state, [fb])
+    assert again.counts["feedback_redelivered"] == 1 and not again.outputs.dead
+    assert again.outputs.records == first.outputs.records
+
+
+def test_unknown_request_user_mismatch_and_unknown_item_are_dead_letters(engine):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    batch = run(engine, state, [log.rec(feedback("nope", "i1")), log.rec(feedback("r1", "i1", user="u2")),
+                                log.rec(feedback("r1", "zz"))])
+    assert sorted(d.reason for d in batch.outputs.dead) == ["unknown_item", "unknown_request", "user_mismatch"]
+    assert reconciles(state.counts)
+
+
+@pytest.mark.parametrize("lag, late", [(60.0, False), (60.001, True)])
+def test_the_join_window_includes_its_boundary(engine, lag, late):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    batch = run(engine, state, [log.rec(feedback("r1", "i1", ts=T0 + lag))])
+    assert [d.reason for d in batch.outputs.dead] == (["late_feedback"] if late else [])
+
+
+def test_feedback_after_a_hot_swap_updates_the_version_that_decided(engine, model, tmp_path):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    model.save(tmp_path / "v2")
+    v2 = FeatureModel.load(tmp_path / "v2")
+    v2.version = "v2"
+    engine.install(v2)
+    batch = run(engine, state, [log.rec(feedback("r1", "i1")), log.rec(query("r2"))])
+    assert list(batch.write.users) == [(model.version, "u1")]
+    assert outputs(batch, "decisions")[0]["feature_net_version"] == "v2"
+    assert outputs(batch, "model-updates")[0]["feature_net_version"] == model.version
+
+
+def test_memory_changes_only_when_the_batch_is_committed(engine):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    engine.process([log.rec(feedback("r1", "i1"))], state)  # processed, never committed (fenced, crashed)
+    batch = run(engine, state, [log.rec(query("r2"))])
+    assert outputs(batch, "decisions")[0]["user_weights_version"] == 0
+    assert (engine.model.version, "u1") not in state.users
+
+
+# ----------------------------------------------------------------- isolation
+class PoisonedModel:
+    """The real feature net, except that it raises on any query whose context has ``poison``."""
+
+    def __init__(self, model: FeatureModel):
+        self._m = model
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def embed_many(self, queries):
+        if any("poison" in ctx for ctx, _ in queries):
+            raise ValueError("poisoned input")
+        return self._m.embed_many(queries)
+
+
+def test_one_record_that_breaks_the_feature_net_is_a_dead_letter_and_the_rest_is_answered(model):
+    engine = Engine(PoisonedModel(model), make_policy("greedy"), learner="river", join_window_s=60)
+    state, log = MemoryState(), Log()
+    batch = run(engine, state, [log.rec(query("a")), log.rec(query("b", poison=1.0)), log.rec(query("c"))])
+    assert [p["request_id"] for p in outputs(batch, "predictions")] == ["a", "c"]
+    assert [(d.reason, d.record.offset) for d in batch.outputs.dead] == [("embedding_failed", 1)]
+    assert reconciles(batch.counts)
+
+
+def test_feedback_that_would_make_weights_non_finite_is_a_dead_letter(engine):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    decision, emb = unpack_decision(state.decisions["r1"])
+    state.decisions["r1"] = pack_decision(decision, np.full_like(emb, np.inf))
+    batch = run(engine, state, [log.rec(feedback("r1", "i1")), log.rec(query("r2"))])
+    assert [d.reason for d in batch.outputs.dead] == ["learning_failed"]
+    assert not batch.write.users and not batch.write.population and not batch.write.applied
+    assert batch.counts["predictions"] == 1 and reconciles(batch.counts)
+
+
+def test_malformed_records_are_dead_letters_with_their_bytes_and_counts_reconcile(engine):
+    state, log = MemoryState(), Log()
+    recs = [log.raw("query", b"{not json"), log.raw("feedback", None), log.rec(query("r1")),
+            log.raw("query", b'{"schema":"eddy.query/1"}'), log.rec(feedback("r1", "i3"))]
+    batch = run(engine, state, recs)
+    assert [d.record.value for d in batch.outputs.dead] == [b"{not json", None, b'{"schema":"eddy.query/1"}']
+    assert {d.reason for d in batch.outputs.dead} == {"not_json", "empty", "missing_field"}
+    assert reconciles(state.counts) and state.counts["consumed"] == 5
+
+
+def test_an_oversized_dead_letter_is_truncated_with_its_length_and_digest():
+    value = b"x" * (DEAD_LETTER_MAX_VALUE + 10)
+    d = DeadLetter(InRecord("query", "eddy.queries", 2, 9, None, value), "oversized", "too big")
+    headers = dict(d.headers)
+    assert len(d.value) == DEAD_LETTER_MAX_VALUE
+    assert headers["eddy.original.length"] == str(len(value)).encode()
+    assert headers["eddy.original.sha256"] == hashlib.sha256(value).hexdigest().encode()
+    assert headers["eddy.source.offset"] == b"9" and headers["eddy.reason"] == b"oversized"
+
+
+def test_population_statistics_and_counts_commit_with_the_batch(engine):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1", user="a"), partition=1), log.rec(query("r2", user="b"), partition=1)])
+    batch = run(engine, state, [log.rec(feedback("r1", "i1", user="a"), partition=1),
+                                log.rec(feedback("r2", "i2", user="b"), partition=1)])
+    assert list(batch.write.population) == [(engine.model.version, 1)]
+    assert batch.write.counts == dict(batch.counts) and state.counts["feedback_applied"] == 2
