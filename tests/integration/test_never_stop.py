@@ -1,0 +1,178 @@
+"""Never stop, never lie: a Redis restart under load is waited out, poison records become
+dead letters while the partition goes on, and the counters reconcile.
+
+The Redis test runs its own ``redis-server`` (Debian's, as deploy/stack runs it) on a free
+port, so stopping it cannot disturb anything else using the stack's Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+
+from features.model import FeatureModel
+from stream import config
+from stream.registry import Registry
+from stream.store import RedisStore
+
+from .helpers import read_dead_letters, read_json, start_worker, wait_for
+from .test_recovery import Counting, _check_exactly_once, _loop_in_background, _wait_all_feedback_applied
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OwnRedis:
+    """A redis-server of the test's own, persisting every write (AOF, fsync always) so a restart keeps state."""
+
+    def __init__(self, workdir):
+        self.port = _free_port()
+        self.dir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        store = RedisStore(self.url, "probe:")
+        wait_for(lambda: _answers(store), timeout_s=20, interval_s=0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+
+
+def _answers(store: RedisStore) -> bool:
+    try:
+        return store.ping()
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def test_a_redis_restart_under_load_is_waited_out_and_nothing_is_lost_or_doubled(settings, trained_model_dir,
+                                                                                  tmp_path):
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    own = OwnRedis(redis_dir)
+    own.start()
+    s = config.replace(settings, redis_url=own.url).validated()
+    model = FeatureModel.load(trained_model_dir)
+    registry = Registry.from_settings(s)
+    registry.register(model, {"source": "test"})
+    registry.promote(model.version)
+    log = tmp_path / "worker.log"
+    worker = start_worker(s, log, max_batch=16)
+    try:
+        wait_for(lambda: "assigned partitions" in log.read_text(errors="replace"), timeout_s=180)
+        updates = Counting(s, "model-updates")
+        t, result = _loop_in_background(s, count=900, rate=150, users=25, items=15, wait_s=90)
+        wait_for(lambda: updates.poll() >= 100, timeout_s=30, interval_s=0)
+        own.stop()  # Redis goes away mid-stream
+        time.sleep(3)
+        assert worker.poll() is None, "the worker exited when Redis went away"
+        own.start()
+        t.join(timeout=150)
+        assert not t.is_alive()
+        _wait_all_feedback_applied(s, updates)
+        updates.close()
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        own_log = log.read_text(errors="replace")
+    try:
+        assert "Redis is unavailable" in own_log and "Redis is back after" in own_log, own_log[-3000:]
+        assert "fenced" not in own_log, "a lost connection was reported as a fence"
+        _check_exactly_once(s, model.version, result)
+        stats = RedisStore.from_settings(s).read_stats(s.group)["w0"]
+        done = stats["predictions"] + stats["feedback_applied"] + stats.get("feedback_redelivered", 0)
+        assert stats["consumed"] == done + stats.get("dead_lettered", 0), stats
+        assert stats["outages.redis"] >= 1
+    finally:
+        own.stop()
+
+
+def _poison_corpus(limit: int) -> dict[str, bytes]:
+    """One record of every kind that has broken a worker, named by what it is."""
+    ok = {"schema": "eddy.query/1", "request_id": "r", "user_id": "u", "ts": time.time(),
+          "context": {"hour": 3.0}, "candidates": ["a", "b", "c"]}
+
+    def q(**fields) -> bytes:
+        return json.dumps({**ok, "request_id": uuid.uuid4().hex, **fields}).encode()
+
+    return {
+        "not json": b"{nope",
+        "empty object": b"{}",
+        "a JSON list": b"[1, 2]",
+        "wrong schema": json.dumps({**ok, "schema": "eddy.feedback/1"}).encode(),
+        "future schema version": json.dumps({**ok, "schema": "eddy.query/99"}).encode(),
+        "missing user": q(user_id=None),
+        "deep nesting": b'{"schema":"eddy.query/1","context":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "a 4,000-digit request id": q(request_id=int("9" * 4000)),
+        "a 4,000-digit timestamp": q(ts=int("9" * 4000)),
+        "a 4,000-digit feature": q(context={"hour": int("9" * 4000)}),
+        "a lone surrogate in an id": b'{"schema":"eddy.query/1","request_id":"\\ud800","user_id":"u","ts":1,'
+                                     b'"candidates":["a"]}',
+        "an extreme float feature": q(context={"hour": 1e308}),
+        "NaN": q(ts=float("nan")),
+        "a duplicate candidate": q(candidates=["a", "a"]),
+        "k out of range": q(k=7),
+        "invalid UTF-8": b'{"schema":"eddy.query/1","request_id":"\xff\xfe"}',
+        "just under the size limit": q(context={"pad": "x" * (limit - 2000)}),
+    }
+
+
+def test_poison_records_become_dead_letters_and_the_partition_goes_on(settings, live_model, tmp_path):
+    limit = 1_000_000  # under the broker's default max.message.bytes (1 MiB) and the producer's
+    corpus = _poison_corpus(limit)
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "message.max.bytes": limit + 100_000})
+    topic = settings.topic("queries")
+    good = []
+    for i, (name, value) in enumerate(corpus.items()):  # all on one partition: one key
+        producer.produce(topic, key=b"poison", value=value)
+        rid = f"good-{i}"
+        good.append(rid)
+        producer.produce(topic, key=b"poison", value=json.dumps({
+            "schema": "eddy.query/1", "request_id": rid, "user_id": "poison", "ts": time.time(),
+            "candidates": ["a", "b", "c"]}).encode())
+    assert producer.flush(30) == 0
+    log = tmp_path / "worker.log"
+    worker = start_worker(settings, log)
+    try:
+        preds = read_json(settings, "predictions", n=len(good), timeout_s=120)
+        dead = read_dead_letters(settings, n=len(corpus), timeout_s=60)
+        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert sorted(p["request_id"] for p in preds) == sorted(good)  # every good record after a poison one answered
+    assert len(dead) == len(corpus)
+    by_value = {m.value(): dict(m.headers()) for m in dead}
+    for name, value in corpus.items():
+        if len(value) <= 512 * 1024:
+            assert value in by_value, f"{name}: original bytes not in the dead-letter topic"
+            assert by_value[value]["eddy.reason"], name
+    truncated = [h for h in by_value.values() if h.get("eddy.truncated") == b"true"]
+    assert len(truncated) == 1  # the near-limit record, kept with its length and digest
+    stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
+    assert stats["consumed"] == stats["predictions"] + stats["dead_lettered"] == len(corpus) + len(good)
