@@ -90,6 +90,23 @@ def test_thompson_tight_posterior_concentrates_and_floors():
     assert decision.propensity == decision.pmf[decision.chosen] >= 1e-3
 
 
+@pytest.mark.parametrize("mean", [[0.0, 0.3], [0.2, -0.1]])
+def test_thompson_pmf_is_the_posterior_probability_of_being_best(mean):
+    # Two arms: arm 1 is best when d = (x1 - x0) . w > 0, and d ~ N(mu_d, s_d^2) under the
+    # posterior, so P(best) = Phi(mu_d / s_d). Strongly correlated weights make s_d^2 = 0.2,
+    # where a factor applied transposed (cov L'L instead of LL') would give 1.22.
+    from math import erf, sqrt
+
+    cov = np.array([[1.0, 0.9], [0.9, 1.0]])
+    c = linear_candidates(mean, cov)
+    diff = c.embeddings[1] - c.embeddings[0]
+    exact = 0.5 * (1 + erf(float(diff @ c.posterior_mean) / sqrt(2 * float(diff @ cov @ diff))))
+    n = 20_000
+    pmf = ThompsonSampling(n_samples=n, min_propensity=0.0).distribution(c, np.random.default_rng(8))
+    # Monte Carlo standard deviation sqrt(p (1 - p) / n) <= 0.0036: 5 of them is 0.018
+    assert pmf[1] == pytest.approx(exact, abs=5 * np.sqrt(exact * (1 - exact) / n)), (pmf, exact)
+
+
 def test_thompson_wide_posterior_spreads_mass():
     c = linear_candidates([0.0, 0.0, 0.0], np.eye(3))
     pmf = ThompsonSampling(n_samples=4000).distribution(c, np.random.default_rng(0))

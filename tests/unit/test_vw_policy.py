@@ -13,6 +13,7 @@ pytestmark = pytest.mark.unit
 
 N_ACTIONS = 4
 BEST = 2
+RNG0 = np.random.default_rng(0)  # VW's pmf does not depend on it
 
 
 def random_candidates(rng, n=N_ACTIONS, d=3):
@@ -49,6 +50,55 @@ def test_learns_the_action_that_pays(params):
     assert pmf.argmax() == BEST
     assert pmf[BEST] > 0.7, pmf
     assert policy.n_learned == 300
+
+
+def context_candidates(context, n=N_ACTIONS):
+    """Candidate k's embedding is one-hot at (k, context), as f(x, item) makes it depend on both."""
+    emb = np.zeros((n, 2 * n))
+    emb[np.arange(n), 2 * np.arange(n) + context] = 1.0
+    return Candidates(scores=np.zeros(n), embeddings=emb, action_ids=tuple(f"item-{k}" for k in range(n)))
+
+
+PAYS_IN_CONTEXT = {0: 0, 1: 3}
+
+
+def feedback(policy, contexts, seed):
+    """Decide and learn once per context in ``contexts``: only the arm PAYS_IN_CONTEXT names pays."""
+    for t, context in enumerate(contexts):
+        c = context_candidates(context)
+        d = policy.decide(c, np.random.default_rng(seed + t))
+        policy.learn(c, d.chosen, reward=float(d.chosen == PAYS_IN_CONTEXT[context]), propensity=d.propensity)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(exploration="squarecb"),
+        dict(exploration="epsilon", epsilon=0.1),
+        dict(exploration="cover", cover=3, epsilon=0.05),
+    ],
+    ids=lambda p: p["exploration"],
+)
+def test_feedback_raises_the_paying_arms_probability_in_its_context(params):
+    policy = VWExplorePolicy(**params)
+    pmf = {c: policy.distribution(context_candidates(c), RNG0) for c in (0, 1)}
+    np.testing.assert_allclose(pmf[0], 1 / N_ACTIONS, atol=1e-6)  # untrained: uniform
+    feedback(policy, [0] * 20, seed=0)
+    raised = policy.distribution(context_candidates(0), RNG0)
+    assert raised[PAYS_IN_CONTEXT[0]] > 0.5, raised  # from 0.25
+    # now both contexts: each has its own paying arm, which the item id alone cannot tell apart
+    feedback(policy, [0, 1] * 100, seed=1000)
+    for context, best in PAYS_IN_CONTEXT.items():
+        pmf = policy.distribution(context_candidates(context), RNG0)
+        assert pmf.argmax() == best, (context, pmf)
+        if params["exploration"] == "squarecb":
+            # squarecb gives a non-greedy arm 1 / (K + gamma * gap), gamma = gamma_scale * sqrt(t)
+            # ~ 10 * sqrt(220): even a learned gap of 0.2 leaves it below 0.04, so best > 0.88
+            assert pmf[best] > 0.88, pmf
+        else:
+            # greedy with a uniform floor: the best arm gets exactly 1 - epsilon + epsilon / K
+            epsilon = params["epsilon"]
+            assert pmf[best] == pytest.approx(1 - epsilon + epsilon / N_ACTIONS, abs=1e-6), pmf
 
 
 def test_untrained_pmf_is_uniform_and_in_candidate_order():
