@@ -1,12 +1,13 @@
-"""The shared bootstrap computes each estimator's own percentile interval."""
+"""The one bootstrap of bandits.ope: the same interval shared or alone, calibrated coverage, widths
+that match the analytic standard error."""
 
 import numpy as np
 import pytest
 
-from bandits.ope import ESTIMATORS
+from bandits.ope import ESTIMATORS, InverseProbabilityWeighting
 from bandits.ope.base import Terms
 from bandits.ope.synthetic import make_synthetic_log
-from bandits.ope.bootstrap import shared_intervals
+from bandits.ope.bootstrap import bootstrap_estimates, shared_intervals
 
 pytestmark = pytest.mark.unit
 
@@ -44,3 +45,88 @@ def test_undefined_resamples_are_left_out_and_all_undefined_is_nan():
     assert lo == hi == 1.0  # defined resamples all give 1; the rest are skipped
     [(lo, hi)] = shared_intervals([Terms(None, np.zeros(3), norm=np.zeros(3))], n_bootstrap=20, alpha=0.05, seed=0)
     assert np.isnan(lo) and np.isnan(hi)
+
+
+# ---------------------------------------------------------------- statistics that bite
+
+Q = np.array([0.2, 0.4, 0.6, 0.8])  # true click probability of each action, in every round
+PI = np.array([0.1, 0.1, 0.1, 0.7])  # the target policy; the logger is uniform
+TRUE_VALUE = float(PI @ Q)  # 0.68, far from the logger's 0.5
+
+
+def uniform_log(seed: int, n: int) -> dict:
+    rng = np.random.default_rng(seed)
+    action = rng.integers(0, 4, n)
+    return dict(reward=(rng.random(n) < Q[action]).astype(float), action=action, pscore=np.full(n, 0.25),
+                action_dist=np.tile(PI, (n, 1)))
+
+
+def test_a_95_percent_interval_covers_95_percent_of_the_time_and_not_90():
+    """Coverage over 2000 independent logs (200 rounds, 400 resamples each) must lie in [92.5%, 97%].
+
+    Measured offline over 4000 other seeds, this percentile bootstrap covers the true value
+    94.7% of the time at alpha=0.05 and 89.4% at alpha=0.10 (slightly under nominal, as a
+    percentile bootstrap on 200 rounds does). With hits ~ Binomial(2000, 0.947) the chance
+    that a correct implementation falls outside the window is 1.3e-5 (scipy.stats.binom);
+    a 90% interval (p = 0.90) lands inside it with probability 6e-5, a 99% one with 3e-13.
+    """
+    hits = 0
+    for seed in range(2000):
+        interval = InverseProbabilityWeighting().estimate_interval(
+            **uniform_log(seed, 200), alpha=0.05, n_bootstrap_samples=400, random_state=seed)
+        hits += interval["lower"] <= TRUE_VALUE <= interval["upper"]
+    assert 1850 <= hits <= 1940, f"{hits / 2000:.3f} coverage of a nominal 95% interval"
+
+
+def _analytic_se(name: str, arrays: dict, er: np.ndarray | None) -> float:
+    """The standard error a normal approximation gives each estimator (delta method for the ratios)."""
+    n = arrays["reward"].shape[0]
+    rows = np.arange(n)
+    w = arrays["action_dist"][rows, arrays["action"]] / arrays["pscore"]
+    r = arrays["reward"]
+    if name == "ips":
+        terms = w * r
+    elif name == "snips":
+        terms = w * (r - np.sum(w * r) / np.sum(w)) / w.mean()
+    elif name == "dm":
+        terms = np.einsum("ij,ij->i", arrays["action_dist"], er)
+    elif name == "dr":
+        terms = np.einsum("ij,ij->i", arrays["action_dist"], er) + w * (r - er[rows, arrays["action"]])
+    else:  # sndr
+        direct = np.einsum("ij,ij->i", arrays["action_dist"], er)
+        residual = r - er[rows, arrays["action"]]
+        terms = direct + w * (residual - np.sum(w * residual) / np.sum(w)) / w.mean()
+    return float(terms.std() / np.sqrt(n))
+
+
+@pytest.mark.parametrize("alpha, z", [(0.05, 1.959964), (0.10, 1.644854)])
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_interval_width_matches_the_analytic_standard_error(name, alpha, z):
+    """On 5000 rounds the bootstrap is close to normal: width / (2 z SE) stays within 8% of 1.
+
+    The 2000-resample percentile width has about 2% Monte Carlo noise; a 90% interval
+    passed off as 95% is 16% narrower, one 3x too wide is 200% wider.
+    """
+    log = make_synthetic_log(n_rounds=5000, n_actions=4, seed=11)
+    target = np.random.default_rng(12).dirichlet(np.ones(4), size=5000)
+    er = np.clip(log.expected_reward + np.random.default_rng(13).normal(0, 0.1, log.expected_reward.shape), 0, 1)
+    arrays = dict(reward=log.reward, action=log.action, pscore=log.pscore, action_dist=target)
+    estimator = ESTIMATORS[name]()
+    model = er if estimator.requires_estimated_rewards else None
+    interval = estimator.estimate_interval(**arrays, estimated_rewards=model, alpha=alpha,
+                                           n_bootstrap_samples=2000, random_state=5)
+    ratio = (interval["upper"] - interval["lower"]) / (2 * z * _analytic_se(name, arrays, er))
+    assert 0.92 < ratio < 1.08, ratio
+
+
+def test_shared_intervals_of_different_policies_use_the_same_resamples():
+    """Common resamples: two copies of one estimate get identical intervals, and the pair's
+    difference is far narrower than either interval (it would not be with independent resamples)."""
+    a = uniform_log(0, 500)
+    ips = InverseProbabilityWeighting()
+    t1 = ips._prepare(a["reward"], a["action"], a["pscore"], a["action_dist"], None)
+    shifted = np.tile(np.array([0.1, 0.1, 0.2, 0.6]), (500, 1))
+    t2 = ips._prepare(a["reward"], a["action"], a["pscore"], shifted, None)
+    samples = bootstrap_estimates([t1, t1, t2], n_bootstrap=1000, seed=0)
+    assert np.array_equal(samples[:, 0], samples[:, 1])
+    assert np.std(samples[:, 0] - samples[:, 2]) < 0.5 * np.std(samples[:, 2])
