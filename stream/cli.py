@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Eddy: streaming online learning over Apache Kafka. "
         "Settings come from flags, then EDDY_* environment variables, then defaults for the local stack.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (librdkafka's log too)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, librdkafka's log included")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", action=_LazyVerbs)
     for verb, (module, help_) in VERBS.items():
         p = sub.add_parser(verb, help=help_, description=help_)
