@@ -23,8 +23,10 @@ stream.events.EventError: bad_value: candidates[1] repeats item id 'a'
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
+import operator
 import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -237,8 +239,11 @@ class _Envelope(Struct):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+_PREFIXES = {t.SCHEMA: b'{"schema":"%s"' % t.SCHEMA.encode() for t in (Query, Feedback, Prediction, Decision, Outcome)}
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 _BYTE_AT = re.compile(r"\(byte (\d+)\)")
+_item_id = operator.attrgetter("id")
+_item_features = operator.attrgetter("features")
 _TOO_DEEP = "JSON nested deeper than the decoder's limit (about 1000 levels)"
 
 
@@ -284,7 +289,7 @@ def _decode(raw: bytes | None, decoder: msgspec.json.Decoder, schema: str, field
     except _DECODE_ERRORS as exc:
         raise _failure(raw, schema, exc, field_reason) from None
     # msgspec accepts a record without its tag; Eddy's own encoder puts it first.
-    if not raw.startswith(b'{"schema":"%s"' % schema.encode()):
+    if not raw.startswith(_PREFIXES[schema]):
         _check_envelope(raw, schema)
     return event
 
@@ -292,6 +297,8 @@ def _decode(raw: bytes | None, decoder: msgspec.json.Decoder, schema: str, field
 def _failure(raw: bytes, schema: str, exc: Exception, field_reason: str | None) -> EventError:
     if isinstance(exc, RecursionError):
         return EventError("bad_value", _TOO_DEEP)
+    if isinstance(exc, UnicodeDecodeError):  # in a string the envelope would skip unread
+        return EventError("not_json", str(exc)[:200])
     _check_envelope(raw, schema)  # the document and its schema come before its fields
     msg = str(exc)
     reason = _field_reason(msg)
@@ -335,14 +342,19 @@ def _field_reason(msg: str) -> str:
 
 def _items(candidates: tuple[Item | str, ...], where: str = "candidates") -> tuple[Item, ...]:
     """Plain-id candidates as :class:`Item`; ``features: null`` as ``{}``; ids unique."""
-    ids = [c if c.__class__ is str else c.id for c in candidates]
+    try:
+        ids = list(map(_item_id, candidates))
+        as_given = None not in map(_item_features, candidates)
+    except AttributeError:  # a plain id string
+        ids = [c if c.__class__ is str else c.id for c in candidates]
+        as_given = False
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
         for i, item_id in enumerate(ids):
             if item_id in seen:
                 raise EventError("bad_value", f"{where}[{i}] repeats item id {item_id!r}")
             seen.add(item_id)
-    if all(c.__class__ is Item and c.features is not None for c in candidates):
+    if as_given:
         return candidates  # type: ignore[return-value]
     return tuple(Item(c) if c.__class__ is str else Item(c.id, c.features or {}) for c in candidates)
 
@@ -432,10 +444,16 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         text = json.dumps(msgspec.json.schema(wire_type))
         for private, public in _WIRE_NAMES.items():
             text = text.replace(private, public)
-        schema = json.loads(text)
+        schema = json.loads(text, object_hook=_clean_description)
         out[name] = {"$schema": "https://json-schema.org/draft/2020-12/schema",
                      "title": wire_type.__struct_config__.tag, **schema}
     return out
+
+
+def _clean_description(obj: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(obj.get("description"), str):  # docstrings keep their indentation in msgspec's schema
+        obj["description"] = inspect.cleandoc(obj["description"]).replace("``", "`")
+    return obj
 
 
 def schema_text(schema: dict[str, Any]) -> str:
