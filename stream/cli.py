@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     except KafkaException as exc:
         print(f"eddy {args.verb}: Kafka: {_one_line(exc.args[0] if exc.args else exc)}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file the verb reads or writes (an output directory that cannot be made, ...)
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(f"eddy {args.verb}: cannot use{where}: {exc.strerror or _one_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
