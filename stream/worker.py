@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from bandits import Policy, make_policy
 from features.model import FeatureModel
+from stream import faults
 from stream.config import Settings
 from stream.engine import Batch, BatchOutputs, Engine, InRecord
 from stream.hotswap import ModelWatcher
@@ -220,6 +221,7 @@ class Worker:
         try:
             self._claim()
             batch = self.engine.process(records, self.store, started=started)
+            faults.at("stop_before_redis_commit", applies_feedback=bool(batch.counts["feedback_applied"]))
             committed = self.store.commit(batch.write, group=self.s.group, epochs=self._epochs,
                                           instance=self.s.instance_id)
         except StoreUnavailable as exc:
@@ -232,6 +234,7 @@ class Worker:
             self._fenced(consumer, records)
             return
         self.engine.commit(batch)
+        faults.at("crash_after_redis_commit", applies_feedback=bool(batch.counts["feedback_applied"]))
         try:
             self._publish(batch.outputs, consumer, eos, offsets)
         except KafkaException as exc:
