@@ -1,10 +1,12 @@
-"""``eddy demo --quick`` end to end on the real broker and Redis: it streams through Kafka and
-reports all four arms (on MovieLens-100K, or on the simulator when the download is impossible)."""
+"""``eddy demo --quick`` end to end on the real broker and Redis: it streams through Kafka,
+reports all four arms, and the live arm beats the frozen one, as README claims (on MovieLens-100K,
+or on the simulator when the download is impossible: the test then says so)."""
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 
 import pytest
 
@@ -33,10 +35,19 @@ def test_quick_demo_reports_four_arms(settings, tmp_path, capsys):
         assert 0 < arm["rmse"] < 5, arm
     assert doc["live"]["dead_lettered"] == 0
     assert set(doc["live"]["feature_net_versions"]) == {"v1"}
-    if doc["data"]["source"] == "simulator":  # the download was impossible: said loudly, still four arms
+    rmse = {a["key"]: a["rmse"] for a in doc["arms"]}
+    if doc["data"]["source"] == "movielens-100k":
+        # README's claim, on the ratings this run streamed: online per-user updates beat the frozen
+        # offline model (quick run: 1.05 against 1.20; the full demo 0.947 against 1.074)
+        assert rmse["eddy_live"] < rmse["frozen"], rmse
+    else:  # the download was impossible: said loudly by the demo, and here
+        assert doc["data"]["source"] == "simulator"
         assert doc["data"]["fallback_reason"] and "NOT available" in err
-    else:
-        assert doc["data"]["source"] == "movielens-100k"
+        warnings.warn(f"the demo ran on the simulator, not MovieLens-100K ({doc['data']['fallback_reason']}): "
+                      "README's ordering (online beats frozen) was NOT checked", UserWarning, stacklevel=1)
+        # the simulator's tastes barely drift over 1500 clicks, so online updates neither help nor
+        # hurt there (measured: 0.513 against 0.510); a broken learner would be far off
+        assert rmse["eddy_live"] < 1.02 * rmse["frozen"], rmse
     md = (run_dir / "report.md").read_text()
     assert all(f"| ({c}) " in md for c in "abcd")
     assert (run_dir / "prequential.png").stat().st_size > 10_000
