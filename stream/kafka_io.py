@@ -61,22 +61,24 @@ def admin(settings: Settings) -> AdminClient:
 
 
 def wait_for_broker(settings: Settings, timeout_s: float = 5.0) -> AdminClient:
-    """An admin client once the broker answers; :class:`KafkaUnavailable` (one line) after ``timeout_s``."""
+    """An admin client once the broker answers; :class:`KafkaUnavailable` (one line) after ``timeout_s``.
+
+    A plain TCP probe comes first: it is quick, silent, and names the reason (refused, unknown host).
+    """
     deadline = time.monotonic() + timeout_s
     why = _unreachable(settings.bootstrap)
-    while why is not None and time.monotonic() < deadline:  # a plain TCP probe: quick, and names the reason
+    while why is not None and time.monotonic() < deadline:
         time.sleep(0.2)
         why = _unreachable(settings.bootstrap)
-    client = admin(settings)
-    try:
-        if why is not None:
-            raise KafkaException(why)
-        client.list_topics(timeout=max(0.5, deadline - time.monotonic()))
-    except KafkaException as exc:
-        reason = exc.args[0].str() if hasattr(exc.args[0], "str") else exc.args[0]
-        raise KafkaUnavailable(f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:g}s "
-                               f"({reason}); start it with: deploy/stack up") from None
-    return client
+    if why is None:
+        client = admin(settings)
+        try:
+            client.list_topics(timeout=max(0.5, deadline - time.monotonic()))
+            return client
+        except KafkaException as exc:  # something listens there, but not a Kafka broker that answers
+            why = exc.args[0].str()
+    raise KafkaUnavailable(f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:g}s ({why}); "
+                           "start it with: deploy/stack up")
 
 
 def _unreachable(bootstrap: str) -> str | None:
