@@ -34,7 +34,7 @@ from stream import faults
 from stream.config import Settings
 from stream.engine import Batch, BatchOutputs, Engine, InRecord
 from stream.hotswap import ModelWatcher
-from stream.kafka_io import ensure_topics, partition_count
+from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, produce, quiet_logging
 from stream.outage import Outage
 from stream.store import RedisStore, StoreUnavailable
 
@@ -140,7 +140,7 @@ class Worker:
                              f"number of partitions (got {sorted(counts)}): a user's state must live in one worker")
         eos = self.s.processing == "exactly_once"
         self._producer = self._new_producer(eos)
-        consumer = Consumer(self.s.consumer_config())
+        consumer = Consumer(self.s.consumer_config(**quiet_logging()))
         consumer.subscribe([self.t["queries"], self.t["feedback"]],
                            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -240,6 +240,9 @@ class Worker:
         except KafkaException as exc:
             self._publish_failed(exc.args[0], consumer, eos, records)
             return
+        except KafkaUnavailable as exc:  # the local queue stayed full: the broker takes nothing
+            self._publish_failed(KafkaError(KafkaError._TIMED_OUT, str(exc)), consumer, eos, records)
+            return
         self.outage.over("kafka")
         self.stats.update(batch.counts)
 
@@ -249,9 +252,9 @@ class Worker:
         if eos:
             producer.begin_transaction()
         for name, key, value in out.records:
-            _produce(producer, self.t[name], value, key=key)
+            produce(producer, self.t[name], value, key=key)
         for d in out.dead:
-            _produce(producer, self.t["dead-letter"], d.value, key=d.record.key, headers=d.headers)
+            produce(producer, self.t["dead-letter"], d.value, key=d.record.key, headers=d.headers)
         if eos:
             producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), 30)
             self._commit_transaction(producer)
@@ -294,7 +297,7 @@ class Worker:
         if self._producer is not None:
             self._producer.flush(0)
         while True:
-            producer = Producer(self.s.producer_config(transactional=eos))
+            producer = Producer(self.s.producer_config(transactional=eos, **quiet_logging()))
             if not eos:
                 return producer
             try:
@@ -330,16 +333,6 @@ class Worker:
                 consumer.seek(TopicPartition(t, p, o))
             except KafkaException:
                 pass  # no longer assigned: the new owner reads it
-
-
-def _produce(producer: Producer, topic: str, value: bytes | None, *, key: bytes | None = None,
-             headers: list | None = None) -> None:
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key, headers=headers)
-            return
-        except BufferError:  # local queue full: let deliveries drain, then retry
-            producer.poll(0.05)
 
 
 __all__ = ["Worker", "Batch"]

@@ -8,12 +8,14 @@ port, so stopping it cannot disturb anything else using the stack's Redis.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -27,6 +29,8 @@ from .helpers import read_dead_letters, read_json, start_worker, wait_for
 from .test_recovery import Counting, _check_exactly_once, _loop_in_background, _wait_all_feedback_applied
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -176,3 +180,37 @@ def test_poison_records_become_dead_letters_and_the_partition_goes_on(settings, 
     assert len(truncated) == 1  # the near-limit record, kept with its length and digest
     stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
     assert stats["consumed"] == stats["predictions"] + stats["dead_lettered"] == len(corpus) + len(good)
+
+
+def _broker_pid() -> int:
+    state = Path(os.environ.get("EDDY_STATE_DIR", REPO / ".eddy"))
+    return int((state / "kafka" / "kafka.pid").read_text().strip())
+
+
+def test_a_broker_kill_and_restart_under_load_is_waited_out_and_nothing_is_lost_or_doubled(settings, live_model,
+                                                                                          tmp_path):
+    """SIGKILL of the stack's broker mid-stream, then deploy/stack up: the worker rides it out."""
+    log = tmp_path / "worker.log"
+    worker = start_worker(settings, log, max_batch=16)
+    try:
+        wait_for(lambda: "assigned partitions" in log.read_text(errors="replace"), timeout_s=180)
+        updates = Counting(settings, "model-updates")
+        t, result = _loop_in_background(settings, count=900, rate=150, users=25, items=15, wait_s=150)
+        wait_for(lambda: updates.poll() >= 100, timeout_s=30, interval_s=0)
+        os.kill(_broker_pid(), signal.SIGKILL)
+        time.sleep(3)
+        assert worker.poll() is None, "the worker exited when the broker went away"
+        subprocess.run([str(REPO / "deploy" / "stack"), "up"], check=True, timeout=240,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t.join(timeout=240)
+        assert not t.is_alive()
+        _wait_all_feedback_applied(settings, updates, timeout_s=180)
+        updates.close()
+        assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    _check_exactly_once(settings, live_model.version, result)
+    stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
+    done = stats["predictions"] + stats["feedback_applied"] + stats.get("feedback_redelivered", 0)
+    assert stats["consumed"] == done + stats.get("dead_lettered", 0), stats
