@@ -100,6 +100,7 @@ def _q(extra: bytes = b"", **fields: bytes | None) -> bytes:
     (_q(context=b'{"price":' + HUGE + b"}"), "non_finite_number"),
     (_q(context=b'{"price":' + b"9" * 30 + b"}"), "bad_value"),
     (_q(context=b'{"price":1e308}'), "bad_value"),
+    (_q(candidates=b'[{"id":"a","features":{"price":1000000.001}}]'), "bad_value"),
     (_q(context=b'{"price":-1e400}'), "non_finite_number"),
     (_q(request_id=b'"\\ud800"'), "not_json"),
     (_q(user_id=b'"x\\udc00"'), "not_json"),
@@ -131,9 +132,9 @@ def test_feedback_bounds(reward, ts, reason):
 def test_in_range_extremes_and_lenient_forms_decode():
     fb = events.decode_feedback(FB % (b"-1e6", b"1e10"))
     assert (fb.reward, fb.ts) == (-events.MAX_ABS_REWARD, events.MAX_TIMESTAMP_S)
-    q = events.decode_query(_q(context=b'{"price":-1e9}',
+    q = events.decode_query(_q(context=b'{"price":-1e6}',
                                candidates=b'[{"id":"a","features":null},"b",{"id":"\\ud83d\\ude00"}]'))
-    assert q.context == {"price": -1e9}
+    assert q.context == {"price": -events.MAX_ABS_FEATURE}
     assert q.candidates == (events.Item("a"), events.Item("b"), events.Item("\U0001F600"))
     assert events.decode_query(_q(context=b"null")).context == {}
     spaced = b'{ "ts": 1, "candidates": ["a"], "user_id": "u", "request_id": "r", "schema": "eddy.query/1", "x": {} }'
