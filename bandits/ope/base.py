@@ -9,8 +9,8 @@ Shapes (n rounds, K action columns):
   (within 1e-5); columns past a round's candidate count are padded with 0.
 * ``estimated_rewards``: (n, K) a reward model's prediction per round and action.
 
-Every estimator writes its value as ``mean(direct) + mean(weighted) / mean(norm)``
-over rounds (``norm`` is 1 unless self-normalised), which lets the bootstrap
+Every estimator writes its value as per-round :class:`~bandits.ope.terms.Terms`,
+``mean(direct) + mean(weighted) / mean(norm)``, which lets the bootstrap
 (:mod:`bandits.ope.bootstrap`) resample rounds with one matrix product instead
 of a Python loop.
 """
@@ -25,6 +25,7 @@ import numpy as np
 
 from bandits.errors import BanditError
 from bandits.ope.bootstrap import bootstrap_estimates, percentile_interval
+from bandits.ope.terms import Terms
 
 __all__ = [
     "BaseOffPolicyEstimator",
@@ -61,14 +62,6 @@ class OPEInput(NamedTuple):
     def direct_values(self) -> np.ndarray:
         """(n,) ``sum_a action_dist[i, a] * estimated_rewards[i, a]``."""
         return np.einsum("ij,ij->i", self.action_dist, self.estimated_rewards)
-
-
-class Terms(NamedTuple):
-    """Per-round terms; the estimate is ``mean(direct) + mean(weighted) / mean(norm)``. None means 0 (1 for norm)."""
-
-    direct: np.ndarray | None
-    weighted: np.ndarray | None
-    norm: np.ndarray | None = None
 
 
 def _finite_array(name: str, value: Any, ndim: int) -> np.ndarray:
@@ -150,20 +143,6 @@ def validate_input(
     return OPEInput(reward, action, pscore, action_dist, estimated_rewards)
 
 
-def _value(terms: Terms) -> float:
-    """``mean(direct) + mean(weighted) / mean(norm)`` on every round; NaN when the norm sums to 0."""
-    value = 0.0
-    if terms.direct is not None:
-        value += float(terms.direct.mean())
-    if terms.weighted is not None:
-        part = float(terms.weighted.mean())
-        if terms.norm is not None:
-            norm = float(terms.norm.mean())
-            part = part / norm if norm > 0 else float("nan")
-        value += part
-    return value
-
-
 @dataclass(frozen=True)
 class BaseOffPolicyEstimator(ABC):
     """One estimator: ``estimate_policy_value`` and a bootstrap ``estimate_interval``.
@@ -201,7 +180,7 @@ class BaseOffPolicyEstimator(ABC):
         estimated_rewards: np.ndarray | None = None,
     ) -> float:
         """The target policy's estimated value (mean reward per round)."""
-        value = _value(self._prepare(reward, action, pscore, action_dist, estimated_rewards))
+        value = self._prepare(reward, action, pscore, action_dist, estimated_rewards).value()
         if np.isnan(value):
             raise BanditError(
                 f"{self.name} is undefined: the importance weights sum to 0 "

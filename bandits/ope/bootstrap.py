@@ -1,7 +1,7 @@
 """The one percentile bootstrap of every OPE estimate: resampled rounds as counts, one matrix product per chunk.
 
 Every estimator of :mod:`bandits.ope` is ``mean(direct) + mean(weighted) / mean(norm)``
-over rounds (its per-round :class:`~bandits.ope.base.Terms`). A bootstrap
+over rounds (its per-round :class:`~bandits.ope.terms.Terms`). A bootstrap
 resample is a vector of counts ``c`` (how often each round was drawn, with
 replacement), and a resampled mean is ``c @ term / n``. Stacking the terms of
 several estimates as the columns of one (n, m) matrix turns B resamples into
@@ -12,7 +12,7 @@ same resampled logs, so their intervals are comparable.
 bootstrap with one column.
 
 >>> import numpy as np
->>> from bandits.ope.base import Terms
+>>> from bandits.ope.terms import Terms
 >>> w = np.array([1.0, 1.0, 1.0, 1.0])
 >>> [(lo, hi)] = shared_intervals([Terms(direct=None, weighted=w * np.array([0, 1, 0, 1.0]))],
 ...                               n_bootstrap=200, alpha=0.1, seed=0)
@@ -22,12 +22,11 @@ True
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:  # base imports this module: the estimators' intervals are this bootstrap
-    from bandits.ope.base import Terms
+from bandits.ope.terms import Terms
 
 __all__ = ["bootstrap_estimates", "percentile_interval", "shared_intervals", "CHUNK_ELEMENTS"]
 

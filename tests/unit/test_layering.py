@@ -6,7 +6,8 @@ function-local ``import``/``from`` statements, relative imports, and
 whose key is its longest dotted prefix in :data:`ALLOWED`; an import from
 layer A to layer B must be listed in ``ALLOWED[A]`` (a layer lists itself
 when its modules may import each other). Imports under ``if TYPE_CHECKING:``
-count as arrows (a type names a dependency) but not for cycles (they never run).
+count too, for arrows and for cycles: a type named is a dependency, even if
+the import never runs.
 """
 
 from __future__ import annotations
@@ -73,23 +74,13 @@ def layer(module: str) -> str:
     return max(keys, key=len)
 
 
-def _type_checking_lines(tree: ast.AST) -> set[int]:
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
-    return lines
-
-
-def imports(module: str) -> list[tuple[str, int, bool]]:
-    """``(imported module, line, runs)`` for every import in ``module``; ``runs`` is False under TYPE_CHECKING.
+def imports(module: str) -> list[tuple[str, int]]:
+    """``(imported module, line)`` for every import in ``module``.
 
     ``from a.b import c`` names ``a.b.c`` when that is a module of the house, else ``a.b``.
     """
     path = MODULES[module]
     tree = ast.parse(path.read_text(), filename=str(path))
-    typing_only = _type_checking_lines(tree)
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
     found: list[tuple[str, int]] = []
     for node in ast.walk(tree):
@@ -104,17 +95,17 @@ def imports(module: str) -> list[tuple[str, int, bool]]:
               and isinstance(node.args[0].value, str)
               and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) == "import_module"):
             found.append((node.args[0].value, node.lineno))
-    return [(name, line, line not in typing_only) for name, line in found]
+    return found
 
 
-def house_imports(module: str) -> list[tuple[str, int, bool]]:
+def house_imports(module: str) -> list[tuple[str, int]]:
     """The imports of modules of the house (the nearest enclosing module for ``a.b.name``)."""
     out = []
-    for name, line, runs in imports(module):
+    for name, line in imports(module):
         while name and name not in MODULES:
             name = name.rpartition(".")[0]
         if name:
-            out.append((name, line, runs))
+            out.append((name, line))
     return out
 
 
@@ -134,8 +125,8 @@ def test_the_parser_sees_every_kind_of_import(tmp_path, monkeypatch):
     monkeypatch.setitem(MODULES, "bandits._layering_probe", path)
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: source if self == path else Path.read_bytes(self).decode())
     assert imports("bandits._layering_probe") == [
-        ("importlib", 1, True), ("typing", 2, True), ("bandits.errors", 3, True), ("bandits.base", 4, True),
-        ("stream.config", 6, False), ("redis", 8, True), ("benchmarks.cli", 9, True)]
+        ("importlib", 1), ("typing", 2), ("bandits.errors", 3), ("bandits.base", 4), ("stream.config", 6),
+        ("redis", 8), ("benchmarks.cli", 9)]
 
 
 def test_every_layer_in_the_table_holds_code_and_every_module_has_a_layer():
@@ -149,7 +140,7 @@ def test_every_import_runs_in_an_allowed_direction():
     wrong = set()
     for module in MODULES:
         here = layer(module)
-        for target, line, _ in house_imports(module):
+        for target, line in house_imports(module):
             there = layer(target)
             if there not in ALLOWED[here]:
                 wrong.add(f"{MODULES[module].relative_to(ROOT)}:{line}: {module} ({here}) -> {target} ({there})")
@@ -160,7 +151,7 @@ def test_pure_layers_import_no_io_library():
     wrong = []
     for module in MODULES:
         if layer(module) in PURE:
-            for target, line, _ in imports(module):
+            for target, line in imports(module):
                 if target.split(".")[0] in IO_LIBRARIES:
                     wrong.append(f"{MODULES[module].relative_to(ROOT)}:{line}: {target}")
     assert not wrong, "pure code imports I/O:\n" + "\n".join(wrong)
@@ -214,14 +205,13 @@ def test_cycle_finder_finds_a_loop_and_only_a_loop():
 
 
 def test_no_import_cycle_between_modules():
-    """Function-local imports count: a loop of them is a loop of knowledge, even if it never deadlocks.
-    A package's ``__init__`` handing on names of its own modules is not a loop."""
+    """Function-local and TYPE_CHECKING imports count: a loop of them is a loop of knowledge, even if
+    it never deadlocks. A package's ``__init__`` handing on names of its own modules is not a loop."""
     graph: dict[str, set[str]] = {}
     for module in MODULES:
         if layer(module) == "tests":
             continue
-        graph[module] = {t for t, _, runs in house_imports(module)
-                         if runs and t != module and not module.startswith(t + ".")}
+        graph[module] = {t for t, _ in house_imports(module) if t != module and not module.startswith(t + ".")}
     cycles = _cycles(graph)
     detail = ["  " + " <-> ".join(c) + ": " + "; ".join(f"{a} -> {b}" for a in c for b in sorted(graph[a]) if b in c)
               for c in cycles]
