@@ -1,8 +1,5 @@
 """Replay's joins and arrays: padding, masks, item indices, hashed contexts, the time split."""
 
-import doctest
-import importlib
-
 import numpy as np
 import pytest
 
@@ -13,15 +10,6 @@ from stream.replay.errors import ReplayError
 from stream.replay.rounds import LoggedRound, join_outcomes, join_raw
 
 pytestmark = pytest.mark.unit
-
-MODULES = ["rounds", "dataset", "dsjson", "obp", "targets", "slicing", "vw_target", "evaluate", "synthetic"]
-
-
-@pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples_run(name):
-    module = importlib.import_module(f"stream.replay.{name}")
-    failed, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert failed == 0
 
 
 def decision(rid, n, *, chosen=0, user="u1", ts=0.0, context=None, scores=None):
