@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from confluent_kafka import KafkaException
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from features.errors import EddyError
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RedisConnectionError, RedisTimeoutError) as exc:
         print(f"eddy {args.verb}: Redis did not answer (start it with: deploy/stack up): {_one_line(exc)}",
               file=sys.stderr)
+        return 1
+    except RedisError as exc:  # e.g. "DB index is out of range" for a --redis-url this server has no db of
+        print(f"eddy {args.verb}: Redis: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KafkaException as exc:
         print(f"eddy {args.verb}: Kafka: {_one_line(exc.args[0] if exc.args else exc)}", file=sys.stderr)

@@ -28,6 +28,7 @@ ROWS = [
     (["export", *NO_KAFKA], 1, "no Kafka broker answered at 127.0.0.1:1"),
     (["stats", *NO_REDIS], 1, "Redis did not answer"),
     (["models", "list", *NO_REDIS], 1, "Redis did not answer"),
+    (["stats", "--redis-url", "REDIS_DB_99999"], 1, "Redis: DB index is out of range"),
     (["tail", "--max", "1", "--topic-prefix", "PREFIX"], 2, "topic 'PREFIXpredictions' does not exist"),
 ]
 
@@ -36,6 +37,7 @@ ROWS = [
 def test_outage_or_missing_topic_is_one_line(stack, tmp_path, argv, code, fragment):
     prefix = f"nothing{uuid.uuid4().hex[:8]}."  # a deployment with no topics
     argv = [prefix if a == "PREFIX" else a for a in argv]
+    argv = [stack["redis_url"].rsplit("/", 1)[0] + "/99999" if a == "REDIS_DB_99999" else a for a in argv]
     fragment = fragment.replace("PREFIX", prefix)
     env = {**os.environ, "EDDY_BOOTSTRAP": stack["bootstrap"], "EDDY_REDIS_URL": stack["redis_url"],
            "EDDY_MODEL_DIR": str(tmp_path / "models")}
