@@ -95,6 +95,10 @@ class Query(_Event, tag_field="schema", tag="eddy.query/1"):
     candidates: tuple[Item, ...]
     k: int = 1
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, "request_id": self.request_id, "user_id": self.user_id, "ts": self.ts,
+                "context": dict(self.context), "candidates": [c.to_dict() for c in self.candidates], "k": self.k}
+
 
 class _QueryIn(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.query/1"):
     """A request to rank ``candidates`` for ``user_id`` and choose ``k`` of them.
@@ -197,6 +201,14 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1"):
     @property
     def chosen_item(self) -> str:
         return self.candidates[self.chosen_index].id
+
+    def to_dict(self) -> dict[str, Any]:
+        # By hand, like Query's: the join record is built from it for every query.
+        d = msgspec.structs.asdict(self)
+        d["context"] = dict(self.context or {})
+        d["candidates"] = [c.to_dict() for c in self.candidates]
+        d["scores"], d["pmf"] = list(self.scores), list(self.pmf)
+        return {"schema": self.SCHEMA, **d}
 
 
 class Outcome(_Event, tag_field="schema", tag="eddy.outcome/1"):
