@@ -136,17 +136,13 @@ class Demo:
         """Remove what this run created: its topics, Redis keys and model files."""
         import shutil
 
-        import redis
-
         from stream.kafka_io import delete_topics
+        from stream.store import RedisStore
 
         try:
             if self._created_topics:
                 delete_topics(self.s, self._created_topics)
-            r = redis.Redis.from_url(self.s.redis_url)
-            keys = list(r.scan_iter(f"{self.s.topic_prefix}*", count=1000))
-            for i in range(0, len(keys), 500):
-                r.delete(*keys[i : i + 500])
+            RedisStore.from_settings(self.s).delete_deployment()
             shutil.rmtree(self.s.model_dir, ignore_errors=True)
         except Exception as exc:  # noqa: BLE001 - clean-up is best effort; say what was left
             print(f"clean-up incomplete ({exc}); topics {self.s.topic_prefix}* may remain", file=sys.stderr)
