@@ -25,7 +25,7 @@ import os
 import re
 
 __all__ = ["OneLineParser", "positive_int", "non_negative_int", "positive_float", "non_negative_float", "fraction",
-           "existing_file", "int_at_least", "torch_device"]
+           "existing_file", "int_at_least", "torch_device", "finite_float"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -53,7 +53,7 @@ def _float(text: str, rule: str) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):  # nan fails every comparison, so range checks would let it through
-        raise argparse.ArgumentTypeError(f"must be a finite number {rule}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a finite number{' ' if rule else ''}{rule}, got {text!r}")
     return value
 
 
@@ -113,3 +113,8 @@ def torch_device(text: str) -> str:
     if not _DEVICE.fullmatch(text):
         raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N or mps, got {text!r}")
     return text
+
+
+def finite_float(text: str) -> float:
+    """Any finite number (a time, a reward): nan and inf are refused here, not deep inside a read."""
+    return _float(text, "")

@@ -85,6 +85,8 @@ BAD = [
     (["replay", "--seed", "-1"], {}, "--seed must be >= 0, got -1"),
     (["replay", "--learn", "--learn-passes", "0"], {}, "--learn-passes must be >= 1, got 0"),
     (["replay", "--since-minutes", "5", "--since", "1"], {}, "give --since-minutes or --since, not both"),
+    (["replay", "--since", "nan"], {}, "eddy replay: --since must be a finite number, got 'nan'"),
+    (["export", "--until", "inf"], {}, "eddy export: --until must be a finite number, got 'inf'"),
     # demo
     (["demo", "--candidates", "0"], {}, "eddy demo: --candidates must be >= 1, got 0"),
     (["demo", "--data", "imdb"], {}, "argument --data: invalid choice: 'imdb'"),
