@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eddy {args.verb}: Redis: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KafkaException as exc:
-        print(f"eddy {args.verb}: Kafka: {_one_line(exc.args[0] if exc.args else exc)}", file=sys.stderr)
+        err = exc.args[0] if exc.args else exc
+        print(f"eddy {args.verb}: Kafka: {_one_line(err.str() if hasattr(err, 'str') else err)}", file=sys.stderr)
         return 1
     except OSError as exc:  # a file the verb reads or writes (an output directory that cannot be made, ...)
         where = f" {exc.filename!r}" if exc.filename else ""

@@ -145,3 +145,40 @@ def test_eddy_help_lists_every_verb_and_imports_none():
 
 def test_a_verbs_help_imports_only_that_verb():
     assert _imported_after(["produce", "--help"]) == ["stream.commands.produce_cmd"]
+
+
+def _kafka_error():
+    from confluent_kafka import KafkaError, KafkaException
+
+    return KafkaException(KafkaError(KafkaError._TRANSPORT, "broker down"))
+
+
+def _redis_error():
+    from redis.exceptions import ResponseError
+
+    return ResponseError("DB index is out of range")
+
+
+def _unavailable():
+    from stream.kafka_io import KafkaUnavailable
+
+    return KafkaUnavailable("no Kafka broker answered at h:1 within 5s (Connection refused)")
+
+
+@pytest.mark.parametrize("make, code, line", [
+    (_kafka_error, 1, "eddy topics: Kafka: broker down"),
+    (_redis_error, 1, "eddy topics: Redis: DB index is out of range"),
+    (_unavailable, 1, "eddy topics: no Kafka broker answered at h:1 within 5s (Connection refused)"),
+    (lambda: PermissionError(13, "Permission denied", "/out/x.json"), 1,
+     "eddy topics: cannot use '/out/x.json': Permission denied"),
+    (lambda: __import__("stream.config").config.ConfigError("bad\nthing"), 2, "eddy topics: bad thing"),
+])
+def test_runtime_failures_of_a_verb_are_one_line(make, code, line, capsys, monkeypatch):
+    import stream.commands.topics_cmd as verb
+
+    def run(args):
+        raise make()
+
+    monkeypatch.setattr(verb, "run", run)
+    assert cli.main(["topics"]) == code
+    assert capsys.readouterr().err.splitlines() == [line]
