@@ -128,8 +128,7 @@ def train(records: list[dict], opts: TrainOptions, *, version: str, seed: int = 
 
 def register(registry, model, meta: dict[str, Any]) -> str:
     """Register ``model`` with its data range, held-out metric and ``meta``; returns its version."""
-    registry.register(model, {"data_range": model.meta.get("data_range"), "n_examples": model.metrics.get("n_train"),
-                              **meta})
+    registry.register(model, {"data_range": model.meta.get("data_range"), **meta})
     m = model.metrics
     held_out = m.get("val_rmse")
     baseline = m.get("baseline_val_rmse")
