@@ -88,7 +88,7 @@ def read_records(path: str) -> list[dict]:
 
 def records_from_log(settings: Settings, since_minutes: float | None, *,
                      progress: bool = True) -> tuple[list[dict], dict[str, Any]]:
-    """The joined outcomes the workers logged (the last ``since_minutes``, or all) as training records, and their source."""
+    """The joined outcomes the workers logged (the last ``since_minutes``, or all): training records, and their source."""
     from stream import events
     from stream.logread import Slice, read_slice
 
