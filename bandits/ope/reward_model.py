@@ -3,8 +3,9 @@
 Model: for item a, ``q(x, a) = mu + x . w_a`` where ``x`` is the round's
 context row (in Eddy's replay: the hashed context of
 :func:`stream.replay.dataset.context_matrix`, user id included) plus an
-intercept, ``mu`` the mean logged reward, and ``w_a`` a ridge fit (penalty ``l2`` on every coefficient, so rarely shown items shrink
-to ``mu``) on the rounds where item a was the logged action. Items never
+intercept, ``mu`` the mean logged reward, and ``w_a`` a ridge fit (penalty
+``l2`` on every coefficient, so rarely shown items shrink to ``mu``) on the
+rounds where item a was the logged action. Items never
 logged in the training folds get ``mu``. Predictions are clipped to the
 range of observed rewards.
 
