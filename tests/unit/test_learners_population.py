@@ -125,3 +125,67 @@ def test_from_bytes_rejects_user_models_and_corruption():
 def test_invalid_inputs(call, name):
     with pytest.raises(LearnerError, match=f"^{name} "):
         call()
+
+
+def population_bytes(prior_precision, payload_tail=None, dim=2):
+    """Bytes of a population model of ``dim`` with a chosen prior_precision (zero statistics)."""
+    from learners import _codec
+    from learners._codec import Kind
+
+    n = dim + 1
+    tail = np.zeros(2 * n + n * (n + 1) // 2) if payload_tail is None else payload_tail
+    return _codec.encode(Kind.POPULATION, dim, 0, np.concatenate(([prior_precision], tail)))
+
+
+def test_equality_compares_every_statistic_and_the_prior():
+    X, y = data(n=20)
+    a = learned(X, y)
+    assert a == learned(X, y)
+    changed_y = learned(X, y + 1.0)  # same X'X and n, other X'y
+    assert a != changed_y
+    changed_x = learned(X * 2.0, y)  # other X'X (and X'y)
+    assert a != changed_x
+    other_prior = learned(X, y, prior_precision=2.0)
+    assert a != other_prior
+    other_mean = learned(X, y, prior_mean=np.ones(DIM + 1))
+    assert a != other_mean
+    fewer = learned(X[:-1], y[:-1])
+    fewer._XtX, fewer._Xty = a._XtX.copy(), a._Xty.copy()  # only the count differs
+    assert a != fewer
+
+
+def test_hyperparameters_read_back_and_survive_copies_and_bytes():
+    m0 = np.linspace(-1.0, 1.0, DIM + 1)
+    model = PopulationModel(DIM, prior_precision=0.5, prior_mean=m0)
+    assert model.prior_mean is m0 and model.prior_precision == 0.5
+    X, y = data(n=10)
+    for x, t in zip(X, y):
+        model.learn_one(x, t)
+    for copy in (0 + model, sum([model]), PopulationModel.from_bytes(model.to_bytes())):
+        assert copy == model
+        np.testing.assert_array_equal(copy.prior_mean, m0)
+        np.testing.assert_array_equal(copy.mean(), model.mean())
+
+
+def test_only_zero_starts_a_sum():
+    model = PopulationModel(DIM)
+    with pytest.raises(TypeError):
+        5 + model
+    with pytest.raises(LearnerError, match="^other must be a PopulationModel, got str$"):
+        model.merge("model")
+
+
+def test_from_user_weights_defaults_and_a_single_user():
+    W, b = np.ones((1, DIM)), np.array([0.5])
+    model = PopulationModel.from_user_weights(W, b)
+    assert model.prior_precision == 1.0
+    np.testing.assert_array_equal(model.mean(), np.append(W[0], 0.5))
+    assert PopulationModel.from_user_weights(W, b, prior_precision=4.0).prior_precision == 4.0
+
+
+def test_from_bytes_checks_the_prior_and_the_length():
+    assert PopulationModel.from_bytes(population_bytes(0.5)).prior_precision == 0.5
+    with pytest.raises(LearnerError, match=r"^data holds prior_precision=0.0, must be > 0$"):
+        PopulationModel.from_bytes(population_bytes(0.0))
+    with pytest.raises(LearnerError, match=r"^data holds 15 float64 values, a population model of dim 2 needs 13$"):
+        PopulationModel.from_bytes(population_bytes(1.0, payload_tail=np.zeros(14)))

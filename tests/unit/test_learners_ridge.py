@@ -171,3 +171,48 @@ def test_round_trip_keeps_the_posterior_exactly():
         np.testing.assert_array_equal(a, b)
     assert clone.prior_mean is None
     assert (clone.prior_precision, clone.noise_variance) == (model.prior_precision, model.noise_variance)
+
+
+def test_defaults_and_hyperparameters_read_back():
+    m0 = np.arange(4.0)
+    model = BayesianLinearUserModel(3, prior_mean=m0)
+    assert model.prior_mean is m0
+    assert (model.prior_precision, model.noise_variance) == (1.0, 1.0)
+    assert repr(model) == "BayesianLinearUserModel(dim=3, n_obs=0)"
+
+
+def test_n_obs_counts_every_observation():
+    model = BayesianLinearUserModel(2)
+    for _ in range(3):
+        model.learn_one(np.ones(2), 1.0)
+    assert model.n_obs == 3
+    assert BayesianLinearUserModel.from_bytes(model.to_bytes()).n_obs == 3
+
+
+def bayes_bytes(prior_precision=1.0, noise_variance=1.0, diagonal=1.0, extra=0):
+    """Bytes of a dim-2 Bayesian model with chosen hyperparameters and P = diagonal * I."""
+    n = 3
+    P = diagonal * np.eye(n)
+    rows, cols = _codec.triu_indices(n)
+    payload = np.concatenate(([prior_precision, noise_variance], np.zeros(n), P[rows, cols], np.zeros(extra)))
+    return _codec.encode(Kind.BAYES, 2, 0, payload)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (bayes_bytes(prior_precision=0.0), "data holds prior_precision=0.0, noise_variance=1.0; both must be > 0"),
+        (bayes_bytes(noise_variance=0.0), "data holds prior_precision=1.0, noise_variance=0.0; both must be > 0"),
+        (bayes_bytes(diagonal=0.0), "data holds a posterior covariance with a non-positive diagonal"),
+        (bayes_bytes(extra=1), "data holds 12 float64 values, a bayes model of dim 2 needs 11"),
+    ],
+)
+def test_from_bytes_rejects_impossible_states(data, message):
+    with pytest.raises(LearnerError) as info:
+        BayesianLinearUserModel.from_bytes(data)
+    assert str(info.value) == message
+
+
+def test_from_bytes_accepts_small_positive_hyperparameters():
+    model = BayesianLinearUserModel.from_bytes(bayes_bytes(prior_precision=0.5, noise_variance=0.25, diagonal=0.1))
+    assert (model.prior_precision, model.noise_variance) == (0.5, 0.25)

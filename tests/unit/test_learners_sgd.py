@@ -99,3 +99,40 @@ def test_normalized_steps_stay_stable_where_plain_sgd_diverges():
     X = rng.normal(scale=3.0, size=(50, 16))
     assert np.mean(np.abs(nlms.predict_many(X) - X @ true_w)) < 0.1 * np.mean(np.abs(X @ true_w))
     assert np.mean(np.abs(plain.predict_many(X))) > 1e6
+
+
+def test_one_normalized_step_by_hand():
+    # normalised LMS weights the step by 1 / (1 + |x|^2) = 1/6 here: a sixth of the plain step
+    model = RiverUserModel(2, prior_mean=np.array([1.0, 0.0, 0.5]), lr=0.1, normalized=True)
+    model.learn_one(np.array([1.0, 2.0]), 3.0)
+    w, b = model.weights
+    np.testing.assert_allclose(w, [1.05, 0.1])
+    assert b == pytest.approx(0.55)
+
+
+def test_hyperparameters_read_back_and_survive_round_trip():
+    m0 = np.array([1.0, 2.0, 3.0])
+    model = RiverUserModel(2, prior_mean=m0, lr=0.2, l2=0.1, intercept_lr=0.3, normalized=False)
+    assert model.prior_mean is m0
+    clone = RiverUserModel.from_bytes(model.to_bytes())
+    assert (clone.lr, clone.l2, clone.intercept_lr, clone.normalized) == (0.2, 0.1, 0.3, False)
+
+
+def river_bytes(lr=0.1, intercept_lr=0.1, l2=0.0, extra=0):
+    payload = np.concatenate(([lr, intercept_lr, l2, 1.0], np.zeros(3 + extra)))
+    return _codec.encode(_codec.Kind.RIVER, 2, 0, payload)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (river_bytes(lr=0.0), "data holds lr=0.0, intercept_lr=0.1, l2=0.0; need lr > 0, others >= 0"),
+        (river_bytes(intercept_lr=-1.0), "data holds lr=0.1, intercept_lr=-1.0, l2=0.0; need lr > 0, others >= 0"),
+        (river_bytes(l2=-1.0), "data holds lr=0.1, intercept_lr=0.1, l2=-1.0; need lr > 0, others >= 0"),
+        (river_bytes(extra=1), "data holds 8 float64 values, a river model of dim 2 needs 7"),
+    ],
+)
+def test_from_bytes_rejects_impossible_hyperparameters(data, message):
+    with pytest.raises(LearnerError) as info:
+        RiverUserModel.from_bytes(data)
+    assert str(info.value) == message
