@@ -47,7 +47,7 @@ def run_closed_loop(settings: Settings, *, count: int, rate: float, users: int =
             pending[q.request_id] = (q, scheduled)
             sent += 1
             if sent == count:
-                client.flush()
+                client.flush(timeout=max(30.0, wait_s))  # rides out a broker restart as the worker does
                 deadline = time.monotonic() + wait_s
             continue
         timeout = max(0.0, min(0.05, start + sent / rate - time.monotonic())) if sent < count else 0.05

@@ -31,6 +31,7 @@ class Outage:
         self._since: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
         self._last_kafka_log = 0.0
+        self._last_log: dict[str, float] = {}
 
     def down(self, service: str) -> bool:
         return service in self._since
@@ -45,6 +46,10 @@ class Outage:
             log.warning("%s is unavailable (%s); retrying with backoff for up to %gs", _NAMES[service],
                         _text(error), self.give_up_s)
         elapsed = now - self._since[service]
+        if now - self._last_log.get(service, 0.0) >= 10:
+            if self._last_log.get(service) is not None and elapsed > 1:
+                log.warning("%s still unavailable after %.0fs (%s)", _NAMES[service], elapsed, _text(error))
+            self._last_log[service] = now
         if elapsed > self.give_up_s:
             raise SystemExit(f"eddy worker: {_NAMES[service]} unavailable for {elapsed:.0f}s "
                              f"(outage_give_up_s={self.give_up_s:g}): {_text(error)}")
@@ -54,6 +59,7 @@ class Outage:
 
     def over(self, service: str) -> None:
         since = self._since.pop(service, None)
+        self._last_log.pop(service, None)
         if since is not None:
             lasted = self._clock() - since
             self.stats[f"outage_ms.{service}"] += int(lasted * 1000)

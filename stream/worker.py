@@ -270,8 +270,8 @@ class Worker:
                 return
             except KafkaException as exc:
                 err = exc.args[0]
-                if not err.retriable() or err.txn_requires_abort() or err.fatal():
-                    raise
+                if not err.retriable() or err.txn_requires_abort() or err.fatal() or self._stopping:
+                    raise  # stopping: the open transaction is aborted by the next incarnation
                 self.outage.wait("kafka", err)  # the commit may be retried as it is (librdkafka's contract)
 
     def _publish_failed(self, err: KafkaError, consumer: Consumer, eos: bool, records: list[InRecord]) -> None:
@@ -305,6 +305,8 @@ class Worker:
                 self.outage.over("kafka")
                 return producer
             except KafkaException as exc:
+                if self._stopping:
+                    raise SystemExit("eddy worker: stopped while Kafka was unavailable") from None
                 self.outage.wait("kafka", exc.args[0])
 
     def _fenced(self, consumer: Consumer, records: list[InRecord]) -> None:
