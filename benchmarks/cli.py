@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from stream import config
+from stream.argtypes import existing_file
 from stream.config import REPO_ROOT
 
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results"
@@ -58,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet-load", type=float, default=None, metavar="LOAD",
                    help="on a shared machine: before each system, wait up to 3 min for the 1-minute load "
                         "average to fall below LOAD (recorded per system either way)")
-    p.add_argument("--from-json", type=Path, default=None, metavar="FILE",
+    p.add_argument("--from-json", type=lambda t: Path(existing_file(t)), default=None, metavar="FILE",
                    help="run nothing: redraw the plots and regenerate the markdown from a result file")
     config.add_arguments(p, only=("bootstrap", "redis_url"))
 
@@ -113,7 +114,9 @@ def _interrupt(*_: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     from features.errors import EddyError
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    from stream.argtypes import OneLineParser
+
+    parser = OneLineParser(prog="python -m benchmarks", description=__doc__)  # errors in one line
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

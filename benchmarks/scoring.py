@@ -23,14 +23,14 @@ from stream.config import Settings
 from stream.engine import BatchWrite, serving
 from stream.engine.users import UserCache
 from stream.events import Feedback, ModelUpdate, Prediction, Query
-from stream.joins import pack_decision, unpack_decision
-from stream.registry import Registry
+from stream.engine.joins import pack_decision, unpack_decision
+from stream.store import open_registry
 from stream.store import RedisStore
 
 
 def load_live_model(settings: Settings) -> FeatureModel:
     """The feature net the registry marks live for ``settings.topic_prefix`` (as the worker loads it)."""
-    registry = Registry.from_settings(settings)
+    registry = open_registry(settings)
     version = registry.live()
     if version is None:
         raise SystemExit(f"no live feature net under prefix {settings.topic_prefix!r}")

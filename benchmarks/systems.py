@@ -94,11 +94,11 @@ class Deployment:
                                        model_dir=str(model_dir), **overrides).validated()
         self.topics = ensure_topics(self.settings)
         self.redis = redis.Redis.from_url(self.settings.redis_url)
-        from stream.registry import Registry
+        from stream.store import open_registry
         from stream.store import RedisStore
 
         self.store = RedisStore.from_settings(self.settings)
-        registry = Registry.from_settings(self.settings)
+        registry = open_registry(self.settings)
         registry.register(model, {"source": "benchmark"})
         registry.promote(model.version)
 

@@ -36,6 +36,7 @@ import socket
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from features.errors import EddyError
 
@@ -132,8 +133,8 @@ class Settings:
             raise bad("linger_ms", "in [0, 900000]")
         if not all(_HOST_PORT.fullmatch(b.strip()) for b in self.bootstrap.split(",")):
             raise bad("bootstrap", "host:port[,host:port...]")
-        if not self.redis_url.startswith(("redis://", "unix://", "rediss://")):
-            raise bad("redis_url", "a redis://, rediss:// or unix:// URL")
+        if not _redis_url_ok(self.redis_url):
+            raise bad("redis_url", "a redis://host[:port][/db], rediss:// or unix:// URL")
         if not _TOPIC_CHARS.fullmatch(self.topic_prefix):
             raise bad("topic_prefix", "letters, digits, '.', '_' or '-' (Kafka topic names), at most 200")
         for name in ("group", "instance_id", "policy", "model_dir"):
@@ -180,6 +181,19 @@ class Settings:
             cfg["retry.backoff.ms"] = 5
         cfg.update(extra)
         return cfg
+
+
+def _redis_url_ok(url: str) -> bool:
+    """The URL's shape only (scheme, port a number, db a number); whether Redis answers is found out later."""
+    try:
+        u = urlsplit(url)
+        _ = u.port  # ValueError when not a number
+    except ValueError:
+        return False
+    if u.scheme == "unix":
+        return bool(u.path)
+    db = u.path.strip("/")
+    return u.scheme in ("redis", "rediss") and bool(u.hostname) and (not db or db.isdigit())
 
 
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\],]+):[0-9]{1,5}")

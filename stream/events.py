@@ -285,7 +285,7 @@ def _check_finite(obj: Any, where: str) -> None:
 
 
 def _decode(raw: bytes | None, decoder: msgspec.json.Decoder, schema: str, field_reason: str | None = None):
-    """``raw`` through ``decoder``; a failure becomes the :class:`EventError` the old validator gave.
+    """``raw`` through ``decoder``; any failure becomes an :class:`EventError` with its dead-letter reason.
 
     ``field_reason`` replaces the per-field codes (``bad_type``...) for records Eddy
     writes itself (decisions, outcomes), which have one code each.

@@ -8,7 +8,7 @@ from typing import Callable
 
 from features.model import FeatureModel
 from stream.registry import Registry
-from stream.store import StoreUnavailable
+from stream.errors import StoreUnavailable
 
 log = logging.getLogger("eddy.worker")
 

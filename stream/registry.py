@@ -19,9 +19,10 @@ import redis
 from features.errors import EddyError
 from features.model import FeatureModel
 
+from stream.errors import StoreUnavailable
+
 if TYPE_CHECKING:
-    from stream.config import Settings
-    from stream.store import Keys
+    from stream.keys import Keys
 
 
 class RegistryError(EddyError, ValueError):
@@ -29,18 +30,12 @@ class RegistryError(EddyError, ValueError):
 
 
 class Registry:
-    """Built by :meth:`from_settings` (or :meth:`stream.store.RedisStore.registry`), never from a bare client."""
+    """Built by :func:`stream.store.open_registry` (or :meth:`stream.store.RedisStore.registry`), never from a bare client."""
 
     def __init__(self, client: redis.Redis, keys: Keys, model_dir: str | Path):
         self._r = client
         self._keys = keys
         self.model_dir = Path(model_dir)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Registry:
-        from stream.store import RedisStore
-
-        return RedisStore.from_settings(settings).registry(settings.model_dir)
 
     def _k(self, name: str) -> str:
         return self._keys.registry(name)
@@ -81,8 +76,6 @@ class Registry:
         return json.loads(raw)
 
     def live(self) -> str | None:
-        from stream.store import StoreUnavailable
-
         try:
             v = self._r.get(self._k("live"))
         except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -34,64 +34,22 @@ nothing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 import redis
 
-from features.errors import EddyError
 from stream.engine.state import BatchWrite
+from stream.errors import StoreUnavailable
+from stream.keys import Keys
+from stream.registry import Registry
 
 if TYPE_CHECKING:
     from stream.config import Settings
-    from stream.registry import Registry
+
+__all__ = ["BatchWrite", "Keys", "RedisStore", "StoreUnavailable", "open_registry"]
 
 APPLIED_TTL_S = 7 * 24 * 3600
 STATS_TTL_S = 7 * 24 * 3600
-
-
-class StoreUnavailable(EddyError, ConnectionError):
-    """Redis did not answer (down, restarting, unreachable): an outage, not a bad record."""
-
-
-@dataclass(frozen=True)
-class Keys:
-    """Every key name, in one place."""
-
-    prefix: str
-
-    def _k(self, *parts: object) -> str:
-        return self.prefix + ":".join(str(p) for p in parts)
-
-    def user(self, fn: str, user: str) -> str:
-        return self._k("user", fn, user)
-
-    def users(self, fn: str, partition: int) -> str:
-        return self._k("users", fn, partition)
-
-    def decision(self, request_id: str) -> str:
-        return self._k("decision", request_id)
-
-    def applied(self, request_id: str) -> str:
-        return self._k("applied", request_id)
-
-    def population(self, fn: str, partition: int) -> str:
-        return self._k("pop", fn, partition)
-
-    def policy(self, group: str, name: str) -> str:
-        return self._k("policy", group, name)
-
-    def epoch(self, group: str, partition: int) -> str:
-        return self._k("epoch", group, partition)
-
-    def stats(self, group: str, instance: str) -> str:
-        return self._k("stats", group, instance)
-
-    def process_stats(self, group: str, instance: str) -> str:
-        return self._k("procstats", group, instance)
-
-    def registry(self, name: str) -> str:
-        return self._k("registry", name)
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:
@@ -111,8 +69,6 @@ class RedisStore:
 
     def registry(self, model_dir: str) -> Registry:
         """The feature-net registry over this store's connection (its keys are :meth:`Keys.registry`)."""
-        from stream.registry import Registry
-
         return Registry(self._r, self.keys, model_dir)
 
     def _call(self, fn, *args, **kwargs):
@@ -277,3 +233,8 @@ class RedisStore:
 
     def close(self) -> None:
         self._r.close()
+
+
+def open_registry(settings: Settings) -> Registry:
+    """The one way to get the deployment's feature-net registry from settings."""
+    return RedisStore.from_settings(settings).registry(settings.model_dir)

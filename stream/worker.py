@@ -13,7 +13,7 @@ What the shell owns: polling, the transaction, rewinding a batch that could
 not commit, fencing, rebalances, and outages. A crash anywhere leaves either
 nothing or everything of a batch in Redis; the offsets commit only after
 Redis has the state, and the applied-markers make a re-read batch change
-nothing twice (see ``stream.joins``). A Redis or Kafka outage is waited out
+nothing twice (see ``stream.engine.joins``). A Redis or Kafka outage is waited out
 with bounded backoff: the batch is rewound and read again once the service
 answers, and the worker gives up only after ``outage_give_up_s``.
 """

@@ -83,9 +83,9 @@ def trained_model_dir(tmp_path_factory) -> Path:
 def live_model(settings, trained_model_dir):
     """Register the session's model in this test's registry and make it live."""
     from features.model import FeatureModel
-    from stream.registry import Registry
+    from stream.store import open_registry
 
-    registry = Registry.from_settings(settings)
+    registry = open_registry(settings)
     model = FeatureModel.load(trained_model_dir)
     registry.register(model, {"source": "test"})
     registry.promote(model.version)

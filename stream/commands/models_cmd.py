@@ -27,12 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.registry import Registry
+    from stream.store import open_registry
     from stream.training import publish_swap
-    from stream.store import RedisStore
 
     s = config.from_args(args)
-    registry = Registry.from_settings(s)
+    registry = open_registry(s)
     if args.action == "list":
         live = registry.live()
         rows = registry.versions()

@@ -52,7 +52,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.registry import Registry
+    from stream.store import open_registry
     from stream.retrain_trigger import RetrainTrigger
     from stream.training import TrainOptions
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                              time.monotonic())
     opts = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, output_dim=args.output_dim,
                         device=args.device, progress=not args.no_progress, min_examples=args.min_examples).check()
-    registry = Registry.from_settings(s)
+    registry = open_registry(s)
     if not args.watch:
         from stream.kafka_io import ensure_topics
 

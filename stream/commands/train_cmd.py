@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from stream import training
-    from stream.registry import Registry
+    from stream.store import open_registry
 
     s = config.from_args(args)
     opts = training.TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         meta = {"source": f"simulator:{args.simulate}"}
     if len(records) < opts.min_examples:  # before the registry: a bad file needs no Redis to be refused
         raise config.ConfigError(f"only {len(records)} training examples; need at least {opts.min_examples}")
-    registry = Registry.from_settings(s)
+    registry = open_registry(s)
     model = training.train(records, opts, version=registry.next_version(), seed=s.seed)
     training.register(registry, model, {**meta, "trigger": "eddy train"})
     if args.promote:

@@ -43,14 +43,14 @@ class Demo:
     # ------------------------------------------------------------------ steps
     def run(self) -> dict[str, Any]:
         from stream.kafka_io import ensure_topics
-        from stream.registry import Registry
+        from stream.store import open_registry
 
         train, stream = self.ds.records[: self.n_train], self.ds.records[self.n_train :]
         if len(stream) < 10:
             raise ConfigError(f"only {len(stream)} ratings left to stream; use more data or a smaller "
                                        "--train-fraction")
         self._created_topics = ensure_topics(self.s)
-        registry = Registry.from_settings(self.s)
+        registry = open_registry(self.s)
 
         self.say(f"[1/4] offline training on the first {len(train)} ratings ({self.opts.epochs} epochs)")
         w0, c0 = time.perf_counter(), time.process_time()

@@ -7,7 +7,7 @@ feedback is learned. For one batch it
 2. scores the queries: one feature-net forward pass for the whole batch,
    each user's weights, the exploration policy's seeded draw, then the
    prediction, the decision log record and the join record;
-3. joins each feedback to its decision (:func:`stream.joins.classify`) and
+3. joins each feedback to its decision (:func:`stream.engine.joins.classify`) and
    learns from it: the user's model, the partition's population statistics,
    and a learning policy;
 4. returns the outputs and a :class:`~stream.engine.state.BatchWrite`.
@@ -44,7 +44,7 @@ from stream.engine.records import BatchOutputs, DeadLetter, InRecord
 from stream.engine.state import BatchWrite, StateReader
 from stream.engine.users import UserCache, merged_population
 from stream.events import EventError, Feedback, ModelUpdate, Outcome, Query
-from stream.joins import Source, classify, pack_decision, unpack_decision
+from stream.engine.joins import Source, classify, pack_decision, unpack_decision
 
 log = logging.getLogger("eddy.engine")
 

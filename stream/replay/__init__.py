@@ -4,7 +4,7 @@ Kept in small modules, imported lazily by ``eddy export`` and ``eddy replay``
 (this package's ``__init__`` imports nothing heavy, so ``eddy --help`` stays fast):
 
 * :mod:`stream.replay.rounds`: the joined log record and the two join modes
-  (Outcome records, or decisions + raw feedback under ``stream.joins.classify``);
+  (Outcome records, or decisions + raw feedback under ``stream.engine.joins.classify``);
 * :mod:`stream.replay.source`: reading a slice from Kafka or an exported file;
 * :mod:`stream.replay.dataset`: the log as :class:`bandits.ope.dataset.BanditFeedback` arrays;
 * :mod:`stream.replay.dsjson` and :mod:`stream.replay.obp`: the two export formats;

@@ -7,7 +7,7 @@ join modes give the same rounds the live loop saw:
   to its decision and wrote an :class:`~stream.events.Outcome`; replay matches
   outcomes to the decisions of the slice by request id.
 * :func:`join_raw`: decisions plus the raw feedback topic, each feedback judged
-  by :func:`stream.joins.classify` exactly as the worker does (join window,
+  by :func:`stream.engine.joins.classify` exactly as the worker does (join window,
   duplicates, unknown request, wrong user, unknown item). Feedback is taken in
   (partition, offset) order, the order the worker applies it in: a request's
   feedback all lives in its user's partition.
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from stream.events import Decision, Feedback, Outcome
-from stream.joins import Source, classify
+from stream.engine.joins import Source, classify
 
 __all__ = ["LoggedRound", "JoinStats", "join_outcomes", "join_raw"]
 
@@ -162,7 +162,7 @@ def join_outcomes(decisions: Iterable[Decision], outcomes: Iterable[Outcome], *,
 
 def join_raw(decisions: Iterable[Decision], feedback: Iterable[tuple[Source, Feedback]], *, join_window_s: float,
              missing_reward: float | None) -> tuple[list[LoggedRound], JoinStats]:
-    """Rounds from decisions and raw feedback, judged by :func:`stream.joins.classify` as the worker does."""
+    """Rounds from decisions and raw feedback, judged by :func:`stream.engine.joins.classify` as the worker does."""
     stats = JoinStats(mode="raw")
     by_id = _unique(decisions, stats)
     markers: dict[str, dict] = {}

@@ -21,6 +21,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from stream.argtypes import finite_float
 from stream.config import ConfigError
 
 __all__ = ["add_slice_arguments", "parse_offsets", "SliceRequest", "slice_request"]
@@ -31,8 +32,8 @@ def add_slice_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--source", default="kafka", metavar="kafka|FILE",
                    help="kafka (default), or the path of a DSJSON file written by eddy export")
     g.add_argument("--since-minutes", type=float, default=None, metavar="M", help="only the last M minutes")
-    g.add_argument("--since", type=float, default=None, metavar="EPOCH_S", help="from this time (epoch seconds)")
-    g.add_argument("--until", type=float, default=None, metavar="EPOCH_S", help="up to this time (epoch seconds)")
+    g.add_argument("--since", type=finite_float, default=None, metavar="EPOCH_S", help="from this time (epoch seconds)")
+    g.add_argument("--until", type=finite_float, default=None, metavar="EPOCH_S", help="up to this time (epoch seconds)")
     g.add_argument("--from-offsets", default=None, metavar="P:O,...",
                    help="decisions-topic offsets to start at (inclusive), e.g. 0:120,1:98")
     g.add_argument("--to-offsets", default=None, metavar="P:O,...",

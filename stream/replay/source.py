@@ -18,7 +18,7 @@ from typing import Any
 
 from stream.config import Settings
 from stream.events import EventError, decode_decision, decode_feedback, decode_outcome
-from stream.joins import Source
+from stream.engine.joins import Source
 from stream.replay.errors import ReplayError
 from stream.replay.rounds import JoinStats, LoggedRound, join_outcomes, join_raw
 from stream.replay.slicing import SliceRequest

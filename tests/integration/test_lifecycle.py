@@ -15,8 +15,8 @@ from stream import cli, events
 from stream.client import EddyClient
 from stream.loop import run_closed_loop
 from stream.registry import Registry
+from stream.store import open_registry
 from stream.simulator import SimulatedWorld
-from stream.store import RedisStore
 
 from .helpers import read_json
 
@@ -31,7 +31,7 @@ def _flags(s) -> list[str]:
 
 
 def _registry(s) -> Registry:
-    return Registry.from_settings(s)
+    return open_registry(s)
 
 
 def _register_copy(s, trained_model_dir, version: str) -> FeatureModel:

@@ -22,7 +22,7 @@ from confluent_kafka import Producer
 
 from features.model import FeatureModel
 from stream import config
-from stream.registry import Registry
+from stream.store import open_registry
 from stream.store import RedisStore
 
 from .helpers import read_dead_letters, read_json, start_worker, wait_for
@@ -81,7 +81,7 @@ def test_a_redis_restart_under_load_is_waited_out_and_nothing_is_lost_or_doubled
     own.start()
     s = config.replace(settings, redis_url=own.url).validated()
     model = FeatureModel.load(trained_model_dir)
-    registry = Registry.from_settings(s)
+    registry = open_registry(s)
     registry.register(model, {"source": "test"})
     registry.promote(model.version)
     log = tmp_path / "worker.log"

@@ -23,7 +23,7 @@ from stream.engine import BatchWrite, Engine, InRecord
 from stream.engine.records import DEAD_LETTER_MAX_VALUE, DeadLetter
 from stream.engine.serving import request_seed
 from stream.events import Feedback, Item, Query
-from stream.joins import pack_decision, unpack_decision
+from stream.engine.joins import pack_decision, unpack_decision
 
 pytestmark = pytest.mark.unit
 

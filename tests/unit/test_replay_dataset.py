@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stream.events import Decision, Feedback, Item, Outcome
-from stream.joins import Source
+from stream.engine.joins import Source
 from stream.replay.dataset import BanditLog, context_matrix, feature_bucket
 from stream.replay.errors import ReplayError
 from stream.replay.rounds import LoggedRound, join_outcomes, join_raw

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stream import events
-from stream.joins import Source, classify, pack_decision, unpack_decision
+from stream.engine.joins import Source, classify, pack_decision, unpack_decision
 
 pytestmark = pytest.mark.unit
 
