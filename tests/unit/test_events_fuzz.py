@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from stream import events
 
-pytestmark = pytest.mark.unit
-
+LONG = "EDDY_FUZZ_EXAMPLES" in os.environ
 EXAMPLES = int(os.environ.get("EDDY_FUZZ_EXAMPLES", "200"))
+pytestmark = [pytest.mark.unit, *([pytest.mark.timeout(0)] if LONG else [])]  # the long form runs for minutes
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 
