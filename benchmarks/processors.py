@@ -38,7 +38,7 @@ class EchoEngine:
         batch = Batch(BatchOutputs(), BatchWrite())
         for r in records:
             if r.kind == "query":
-                batch.outputs.records.append(("predictions", r.key, r.value))
+                batch.outputs.predictions.append((r.key, r.value))
                 batch.counts["echoed"] += 1
         return batch
 

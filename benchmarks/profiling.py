@@ -17,13 +17,13 @@ from stream.config import REPO_ROOT
 STAGES = (
     ("Kafka poll: consume() incl. waiting for data", "~", ("<method 'consume' of 'cimpl.Consumer' objects>",)),
     ("decode queries/feedback (JSON -> events)", "stream/events.py", ("decode_query", "decode_feedback")),
-    ("feedback: join + learn (_learn)", "stream/worker.py", ("_learn",)),
+    ("feedback: join + learn (_learn)", "stream/engine/batch.py", ("_learn",)),
     ("user models: cache + Redis MGET on miss", "stream/engine/users.py", ("get_many",)),
     ("feature net forward (embed_many)", "features/model.py", ("embed_many",)),
     ("per-user scoring (predict_many)", "learners/base.py", ("predict_many",)),
     ("exploration policy (decide)", "bandits/base.py", ("decide",)),
     ("encode predictions/decisions (JSON)", "stream/events.py", ("encode",)),
-    ("decision records for the join (pack)", "stream/joins.py", ("pack_decision",)),
+    ("join records (pack)", "stream/engine/joins.py", ("pack",)),
     ("Redis commit: MULTI/EXEC per batch", "stream/store.py", ("commit",)),
     ("Kafka produce()", "~", ("<method 'produce' of 'cimpl.Producer' objects>",)),
     ("Kafka transaction: begin + send_offsets + commit", "~",
@@ -32,7 +32,7 @@ STAGES = (
       "<method 'commit_transaction' of 'cimpl.Producer' objects>")),
     ("Kafka flush + offset commit (at_least_once)", "~",
      ("<method 'flush' of 'cimpl.Producer' objects>", "<method 'commit' of 'cimpl.Consumer' objects>")),
-    ("whole batch (_handle_batch)", "stream/worker.py", ("_handle_batch",)),
+    ("whole batch (_handle)", "stream/worker.py", ("_handle",)),
 )
 
 

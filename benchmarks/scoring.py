@@ -23,7 +23,7 @@ from stream.config import Settings
 from stream.engine import BatchWrite, serving
 from stream.engine.users import UserCache
 from stream.events import Feedback, ModelUpdate, Prediction, Query
-from stream.engine.joins import pack_decision, unpack_decision
+from stream.engine.joins import JoinRecord
 from stream.store import open_registry
 from stream.store import RedisStore
 
@@ -67,7 +67,7 @@ class PerEventScorer:
             q, scores, d, seed=seed, feature_net_version=fm.version, user_weights_version=model.n_obs,
             latency_ms=(time.perf_counter() - t0) * 1000, now=time.time())
         self._write(BatchWrite(decision_ttl_s=2 * self.s.join_window_s,
-                               decisions={q.request_id: pack_decision(decision, emb)}))
+                               decisions={q.request_id: JoinRecord(events.encode(decision), events.encode(prediction), emb).pack()}))
         return prediction, decision
 
     def learn(self, fb: Feedback) -> ModelUpdate | None:
@@ -75,7 +75,8 @@ class PerEventScorer:
         record = self.store.load_decisions([fb.request_id]).get(fb.request_id)
         if record is None:
             return None
-        decision, emb = unpack_decision(record)
+        joined = JoinRecord.unpack(record)
+        decision, emb = joined.decision, joined.embeddings
         ids = [c.id for c in decision.candidates]
         if fb.item_id not in ids or decision.user_id != fb.user_id:
             return None

@@ -123,7 +123,7 @@ class Settings:
         for name in ("partitions", "max_batch", "cache_users", "torch_threads"):
             if getattr(self, name) < 1:
                 raise bad(name, ">= 1")
-        for name in ("join_window_s", "prior_refresh_s"):
+        for name in ("join_window_s", "prior_refresh_s", "outage_give_up_s"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise bad(name, "a finite number > 0")
         for name in ("poll_timeout_ms", "fetch_wait_ms", "seed"):

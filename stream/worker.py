@@ -6,7 +6,8 @@ One loop, read top-down like the data flow::
       -> engine.process: decode, score queries, join + learn feedback
          (bad records become dead letters; nothing is published yet)
       -> store.commit: the batch's state in one MULTI/EXEC, fenced by epoch
-      -> publish outputs and commit the input offsets in one Kafka transaction
+      -> publish the predictions at once (their decisions are durable now)
+      -> publish the rest and commit the input offsets in one Kafka transaction
       -> engine.commit: memory takes the batch's new user models
 
 What the shell owns: polling, the transaction, rewinding a batch that could
@@ -68,6 +69,7 @@ class Worker:
         self._next_prior = 0.0
         self._next_stats = 0.0
         self._producer: Producer | None = None
+        self._answers: Producer | None = None
         if self.serves_model:
             log.info("serving feature net %s (d=%d)", self.engine.model.version, self.engine.model.output_dim)
 
@@ -140,6 +142,9 @@ class Worker:
                              f"number of partitions (got {sorted(counts)}): a user's state must live in one worker")
         eos = self.s.processing == "exactly_once"
         self._producer = self._new_producer(eos)
+        # Predictions leave before the transaction, on an idempotent producer of their own
+        # that sends at once (linger 0): the answer never waits on a transaction commit.
+        self._answers = Producer(self.s.producer_config(**quiet_logging(), **{"linger.ms": 0})) if eos else None
         consumer = Consumer(self.s.consumer_config(**quiet_logging()))
         consumer.subscribe([self.t["queries"], self.t["feedback"]],
                            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
@@ -198,8 +203,9 @@ class Worker:
         except StoreUnavailable as exc:
             log.warning("could not save the final policy snapshot and stats: %s", exc)
         consumer.close()
-        if self._producer is not None:
-            self._producer.flush(10)
+        for p in (self._producer, self._answers):
+            if p is not None:
+                p.flush(10)
         if self.watcher is not None:
             self.watcher.close()
 
@@ -247,8 +253,14 @@ class Worker:
         self.stats.update(batch.counts)
 
     def _publish(self, out: BatchOutputs, consumer: Consumer, eos: bool, offsets: dict[tuple[str, int], int]) -> None:
+        """Predictions first, at once: their decisions are durable in Redis already, and a batch read
+        again re-emits the same bytes. Then the rest and the offsets in one transaction, committed
+        only once the predictions are acknowledged (so none is left behind by committed offsets)."""
         producer = self._producer
         tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        predictions = self.t["predictions"]
+        for key, value in out.predictions:
+            produce(self._answers if eos else producer, predictions, value, key=key)
         if eos:
             producer.begin_transaction()
         for name, key, value in out.records:
@@ -257,6 +269,8 @@ class Worker:
             produce(producer, self.t["dead-letter"], d.value, key=d.record.key, headers=d.headers)
         if eos:
             producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), 30)
+            if out.predictions and self._answers.flush(30) > 0:
+                raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "predictions not acknowledged in 30 s"))
             self._commit_transaction(producer)
         else:
             if producer.flush(30) > 0:

@@ -44,7 +44,7 @@ from stream.engine.records import BatchOutputs, DeadLetter, InRecord
 from stream.engine.state import BatchWrite, StateReader
 from stream.engine.users import UserCache, merged_population
 from stream.events import EventError, Feedback, ModelUpdate, Outcome, Query
-from stream.engine.joins import Source, classify, pack_decision, unpack_decision
+from stream.engine.joins import JoinRecord, Source, classify
 
 log = logging.getLogger("eddy.engine")
 
@@ -207,11 +207,18 @@ class Engine:
         return out
 
     def _score(self, queries: list[tuple[InRecord, Query]], state: StateReader, batch: Batch, started: float) -> None:
+        queries = self._reemit_decided(queries, state, batch)
+        if not queries:
+            return
         fn = self.model.version
         cache = self._caches[fn]
         users = cache.get_many([q.user_id for _, q in queries], lambda ids: state.load_users(fn, ids))
         now = self._clock()
         for r, q, emb in self._embed(queries, batch):
+            key = q.user_id.encode()
+            if q.request_id in batch.write.decisions:  # the same request twice in one batch: one decision
+                self._reemit(key, JoinRecord.unpack(batch.write.decisions[q.request_id]), batch)
+                continue
             try:
                 user = users[q.user_id]
                 scores = user.predict_many(emb.astype(np.float64))
@@ -223,16 +230,41 @@ class Engine:
                 decision, prediction = serving.records(
                     q, scores, d, seed=seed, feature_net_version=fn, user_weights_version=user.n_obs,
                     latency_ms=(time.perf_counter() - started) * 1000, now=now)
-                encoded = (events.encode(prediction), events.encode(decision))
-                join_record = pack_decision(decision, emb)
+                record = JoinRecord(events.encode(decision), events.encode(prediction), emb)
+                packed = record.pack()
             except Exception as exc:
                 batch.dead(r, "scoring_failed", f"{type(exc).__name__}: {exc}")
                 continue
-            key = q.user_id.encode()
-            batch.write.decisions[q.request_id] = join_record
-            batch.outputs.records.append(("predictions", key, encoded[0]))
-            batch.outputs.records.append(("decisions", key, encoded[1]))
+            batch.write.decisions[q.request_id] = packed
+            batch.outputs.predictions.append((key, record.prediction_bytes))
+            batch.outputs.records.append(("decisions", key, record.decision_bytes))
             batch.counts["predictions"] += 1
+
+    def _reemit_decided(self, queries: list[tuple[InRecord, Query]], state: StateReader,
+                        batch: Batch) -> list[tuple[InRecord, Query]]:
+        """Queries whose request was already decided get that decision again; the rest are returned.
+
+        A batch read again after its Redis commit (crash, abort, rebalance) may have
+        shown its predictions already: deciding again could show one item and log
+        another, so the stored prediction and decision are re-emitted byte for byte.
+        """
+        stored = state.load_decisions(list(dict.fromkeys(q.request_id for _, q in queries)))
+        if not stored:
+            return queries
+        fresh = []
+        for r, q in queries:
+            data = stored.get(q.request_id)
+            if data is None:
+                fresh.append((r, q))
+            else:
+                self._reemit(q.user_id.encode(), JoinRecord.unpack(data), batch)
+        return fresh
+
+    @staticmethod
+    def _reemit(key: bytes, record: JoinRecord, batch: Batch) -> None:
+        batch.outputs.predictions.append((key, record.prediction_bytes))
+        batch.outputs.records.append(("decisions", key, record.decision_bytes))
+        batch.counts["predictions_redelivered"] += 1
 
     # --------------------------------------------------------------- feedback
     def _population(self, fn: str, partition: int, cache: UserCache, state: StateReader,
@@ -259,8 +291,10 @@ class Engine:
         now = self._clock()
         for r, fb in feedback:
             source = Source(r.topic, r.partition, r.offset)
-            record = stored.get(fb.request_id)
-            decision, emb = unpack_decision(record) if record is not None else (None, None)
+            data = stored.get(fb.request_id)
+            joined = JoinRecord.unpack(data) if data is not None else None
+            decision = joined.decision if joined is not None else None
+            emb = joined.embeddings if joined is not None else None
             marker = markers.get(fb.request_id)
             verdict = classify(fb, source, decision,
                                None if marker is None else {"source": list(marker.source)},

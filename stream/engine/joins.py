@@ -1,7 +1,8 @@
 """The feedback join: decide what one feedback event means, with no I/O.
 
-The worker looks up the decision and the applied-marker of each feedback's
-request in Redis, then :func:`classify` says what to do with it. Kept pure
+The engine looks up the join record (:class:`JoinRecord`) and the
+applied-marker of each feedback's request, then :func:`classify` says what
+to do with it. Kept pure
 so the rules can be read (and tested) in one place:
 
 * ``apply``: first feedback for a known decision within the join window;
@@ -16,30 +17,53 @@ so the rules can be read (and tested) in one place:
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
+import msgspec
 import numpy as np
 
-from stream.events import Decision, Feedback, decision_from_dict
+from stream.events import Decision, Feedback
 
-_HEADER = struct.Struct(">I")
-
-
-def pack_decision(decision: Decision, embeddings: np.ndarray) -> bytes:
-    """The join record: the decision as JSON, then the candidates' embeddings as float32."""
-    head = json.dumps(decision.to_dict(), separators=(",", ":")).encode()
-    emb = np.ascontiguousarray(embeddings, dtype=np.float32)
-    return _HEADER.pack(len(head)) + head + struct.pack(">HH", *emb.shape) + emb.tobytes()
+# format version, len(decision), len(prediction), embedding rows, embedding columns
+_HEAD = struct.Struct(">BIIHH")
+JOIN_RECORD_FORMAT = 2
+_decision_decoder = msgspec.json.Decoder(Decision)  # bytes Eddy wrote itself: no envelope checks
 
 
-def unpack_decision(data: bytes) -> tuple[Decision, np.ndarray]:
-    (n,) = _HEADER.unpack_from(data, 0)
-    decision = decision_from_dict(json.loads(data[4 : 4 + n]))
-    rows, cols = struct.unpack_from(">HH", data, 4 + n)
-    emb = np.frombuffer(data, dtype=np.float32, count=rows * cols, offset=8 + n).reshape(rows, cols)
-    return decision, emb
+@dataclass(frozen=True)
+class JoinRecord:
+    """What Redis keeps of a decision: the decision and prediction exactly as published, and the
+    candidates' embeddings (float32) that feedback learns from.
+
+    Keeping the published bytes lets a batch that is read again (after a crash, an
+    abort or a rebalance) re-emit the very prediction and decision instead of deciding
+    again: a prediction already seen by the application is always the one logged.
+    """
+
+    decision_bytes: bytes
+    prediction_bytes: bytes
+    embeddings: np.ndarray
+
+    @cached_property
+    def decision(self) -> Decision:
+        return _decision_decoder.decode(self.decision_bytes)
+
+    def pack(self) -> bytes:
+        emb = np.ascontiguousarray(self.embeddings, dtype=np.float32)
+        head = _HEAD.pack(JOIN_RECORD_FORMAT, len(self.decision_bytes), len(self.prediction_bytes), *emb.shape)
+        return b"".join((head, self.decision_bytes, self.prediction_bytes, emb.tobytes()))
+
+    @classmethod
+    def unpack(cls, data: bytes) -> JoinRecord:
+        fmt, nd, np_, rows, cols = _HEAD.unpack_from(data, 0)
+        if fmt != JOIN_RECORD_FORMAT:
+            raise ValueError(f"join record format {fmt}; this worker reads {JOIN_RECORD_FORMAT}")
+        start = _HEAD.size
+        view = memoryview(data)
+        emb = np.frombuffer(data, dtype=np.float32, count=rows * cols, offset=start + nd + np_).reshape(rows, cols)
+        return cls(bytes(view[start:start + nd]), bytes(view[start + nd:start + nd + np_]), emb)
 
 
 @dataclass(frozen=True)

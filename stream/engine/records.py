@@ -59,7 +59,13 @@ class DeadLetter:
 
 @dataclass
 class BatchOutputs:
-    """What one batch publishes: (logical topic, key, value) records and dead letters."""
+    """What one batch publishes.
 
+    ``predictions`` (key, value) go out as soon as the batch's state is durable,
+    ahead of its Kafka transaction; ``records`` (logical topic, key, value) and
+    ``dead`` letters go in the transaction with the input offsets.
+    """
+
+    predictions: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     records: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)

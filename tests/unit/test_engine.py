@@ -23,7 +23,7 @@ from stream.engine import BatchWrite, Engine, InRecord
 from stream.engine.records import DEAD_LETTER_MAX_VALUE, DeadLetter
 from stream.engine.serving import request_seed
 from stream.events import Feedback, Item, Query
-from stream.engine.joins import pack_decision, unpack_decision
+from stream.engine.joins import JoinRecord
 
 pytestmark = pytest.mark.unit
 
@@ -105,11 +105,14 @@ def run(engine: Engine, state: MemoryState, records: list[InRecord]):
 
 
 def outputs(batch, topic: str) -> list[dict]:
+    if topic == "predictions":
+        return [msgspec.json.decode(v) for _, v in batch.outputs.predictions]
     return [msgspec.json.decode(v) for t, _, v in batch.outputs.records if t == topic]
 
 
 def reconciles(counts: Counter) -> bool:
-    done = counts["predictions"] + counts["feedback_applied"] + counts["feedback_redelivered"]
+    done = (counts["predictions"] + counts["predictions_redelivered"] + counts["feedback_applied"]
+            + counts["feedback_redelivered"])
     return counts["consumed"] == done + counts["dead_lettered"]
 
 
@@ -122,7 +125,9 @@ def test_a_query_is_answered_with_its_logged_decision(engine):
     assert dec["seed"] == request_seed(7, "r1")
     assert abs(sum(dec["pmf"]) - 1) < 1e-9 and dec["propensity"] == dec["pmf"][dec["chosen_index"]]
     assert [r["item_id"] for r in pred["ranked"]][0] == pred["chosen"][0]
-    stored, emb = unpack_decision(state.decisions["r1"])
+    record = JoinRecord.unpack(state.decisions["r1"])
+    stored, emb = record.decision, record.embeddings
+    assert record.prediction_bytes == batch.outputs.predictions[0][1]
     assert stored.chosen_index == dec["chosen_index"] and emb.shape == (4, engine.model.output_dim)
     assert batch.write.decision_ttl_s == 120.0  # twice the join window, given per write
 
@@ -149,7 +154,8 @@ def test_a_query_and_its_feedback_in_one_batch_join_even_when_feedback_comes_fir
 def test_feedback_learns_from_the_item_it_names_not_the_chosen_one(engine):
     state, log = MemoryState(), Log()
     run(engine, state, [log.rec(query("r1"))])
-    decision, emb = unpack_decision(state.decisions["r1"])
+    record = JoinRecord.unpack(state.decisions["r1"])
+    decision, emb = record.decision, record.embeddings
     other = next(i for i in range(4) if i != decision.chosen_index)
     before = load_user_model(engine._caches[engine.model.version].get_many(["u1"], lambda ids: {})["u1"].to_bytes())
     run(engine, state, [log.rec(feedback("r1", f"i{other + 1}", reward=1.0))])
@@ -271,8 +277,9 @@ def test_one_record_that_breaks_the_feature_net_is_a_dead_letter_and_the_rest_is
 def test_feedback_that_would_make_weights_non_finite_is_a_dead_letter(engine):
     state, log = MemoryState(), Log()
     run(engine, state, [log.rec(query("r1"))])
-    decision, emb = unpack_decision(state.decisions["r1"])
-    state.decisions["r1"] = pack_decision(decision, np.full_like(emb, np.inf))
+    record = JoinRecord.unpack(state.decisions["r1"])
+    state.decisions["r1"] = JoinRecord(record.decision_bytes, record.prediction_bytes,
+                                       np.full_like(record.embeddings, np.inf)).pack()
     batch = run(engine, state, [log.rec(feedback("r1", "i1")), log.rec(query("r2"))])
     assert [d.reason for d in batch.outputs.dead] == ["learning_failed"]
     assert not batch.write.users and not batch.write.population and not batch.write.applied
@@ -306,3 +313,27 @@ def test_population_statistics_and_counts_commit_with_the_batch(engine):
                                 log.rec(feedback("r2", "i2", user="b"), partition=1)])
     assert list(batch.write.population) == [(engine.model.version, 1)]
     assert batch.write.counts == dict(batch.counts) and state.counts["feedback_applied"] == 2
+
+
+# ------------------------------------------------------- re-read batches
+def test_a_query_read_again_re_emits_its_logged_prediction_byte_for_byte(engine):
+    """Once Redis holds a decision, its prediction may have been shown: a batch read again
+    (crash before the Kafka commit, abort, rebalance) must not decide again, even after
+    feedback moved the user's weights in between."""
+    state, log = MemoryState(), Log()
+    q = log.rec(query("r1"))
+    first = run(engine, state, [q])
+    run(engine, state, [log.rec(feedback("r1", "i1", reward=5.0))])  # the weights move
+    again = run(engine, state, [q])
+    assert again.outputs.predictions == first.outputs.predictions
+    assert again.outputs.records == first.outputs.records
+    assert again.counts["predictions_redelivered"] == 1 and again.counts["predictions"] == 0
+    assert not again.write.decisions and reconciles(again.counts)
+
+
+def test_the_same_request_twice_in_one_batch_gets_one_decision(engine):
+    state, log = MemoryState(), Log()
+    batch = run(engine, state, [log.rec(query("r1")), log.rec(query("r1"))])
+    assert len(batch.outputs.predictions) == 2 and len(set(batch.outputs.predictions)) == 1
+    assert batch.counts["predictions"] == 1 and batch.counts["predictions_redelivered"] == 1
+    assert reconciles(batch.counts)

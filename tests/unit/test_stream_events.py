@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stream import events
-from stream.engine.joins import Source, classify, pack_decision, unpack_decision
+from stream.engine.joins import JoinRecord, Source, classify
 
 pytestmark = pytest.mark.unit
 
@@ -234,8 +234,8 @@ def test_decode_json_errors(raw, reason):
 def test_join_record_keeps_decision_and_float32_embeddings():
     d = _decision()
     emb = np.arange(6, dtype=np.float32).reshape(2, 3)
-    d2, emb2 = unpack_decision(pack_decision(d, emb))
-    assert d2 == d and np.array_equal(emb2, emb)
+    record = JoinRecord.unpack(JoinRecord(events.encode(d), b'{"p":1}', emb).pack())
+    assert record.decision == d and record.prediction_bytes == b'{"p":1}' and np.array_equal(record.embeddings, emb)
 
 
 SRC = Source("t.feedback", 0, 10)
