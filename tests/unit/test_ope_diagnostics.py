@@ -78,3 +78,60 @@ def test_importance_weights_and_validation():
     np.testing.assert_allclose(w, [2.0, 2.0])
     with pytest.raises(BanditError, match="pscore"):
         diagnose(np.array([0.0]), np.array([0]), np.array([[1.0]]))
+
+
+def test_every_warning_line_exactly():
+    # round 1: propensity 0.001 < 0.01 with target mass (weight 1000 > 100); column 1 is never logged
+    lines = diagnose(np.array([0.5, 0.001]), np.array([0, 0]), np.array([[0.5, 0.5], [1.0, 0.0]]))
+    assert lines == [
+        "1 of 2 rounds (50.0%) have a logging propensity below 0.01 (smallest 0.001)",
+        "1 of 2 rounds give the logged action target probability > 0 with a logging propensity below 0.01: "
+        "the logger barely supports what the target plays",
+        "25.0% of the target policy's mass is on action columns never logged in these data ([1]): "
+        "IPS/SNIPS cannot see it, DM/DR rely on the reward model there",
+        "max importance weight 1000 exceeds 100 (round 1)",
+    ]
+
+
+def test_thresholds_are_strict():
+    # a propensity of exactly min_pscore and a weight of exactly max_weight (1 / 0.01 = 100) pass
+    assert diagnose(np.array([0.01, 1.0]), np.array([0, 0]), np.array([[1.0, 0.0], [1.0, 0.0]])) == []
+    # the default max_weight is 100: a weight of 100.5 is flagged
+    lines = diagnose(np.array([1 / 100.5, 1.0]), np.array([0, 0]), np.array([[1.0, 0.0], [1.0, 0.0]]),
+                     min_pscore=0.001)
+    assert lines == ["max importance weight 100.5 exceeds 100 (round 0)"]
+    # unseen mass of exactly 1e-9 is rounding, not a warning
+    assert diagnose(np.array([1.0]), np.array([0]), np.array([[1.0 - 1e-9, 1e-9]])) == []
+
+
+def test_never_logged_columns_are_listed_up_to_ten():
+    def unseen(n_columns):
+        k = n_columns + 1  # column 0 is the only one logged
+        dist = np.full((1, k), 0.5 / n_columns)
+        dist[0, 0] = 0.5
+        (line,) = diagnose(np.array([1.0]), np.array([0]), dist, min_ess_fraction=0.0)
+        return line
+
+    assert "([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])" in unseen(10)
+    assert "([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, '...'])" in unseen(11)
+    assert unseen(2).startswith("50.0% of the target policy's mass is on action columns never logged in these data ([1, 2])")
+
+
+def test_effective_sample_size_line_and_its_strict_bound():
+    n = 20
+    action = np.zeros(n, dtype=int)
+    dist = np.tile([0.0, 1.0], (n, 1))
+    dist[0] = [1.0, 0.0]  # one round carries all the weight: ESS = 1 = 5% of 20, not below it
+    lines = diagnose(np.full(n, 0.5), action, dist)
+    assert not any("effective sample size" in line for line in lines)
+    lines = diagnose(np.full(n, 0.5), action, dist, min_ess_fraction=0.1)
+    assert lines[-1] == (
+        "effective sample size 1.0 is below 10% of the 20 rounds: estimates rest on a few heavily weighted rounds"
+    )
+
+
+def test_effective_sample_size_message_and_integer_weights():
+    assert effective_sample_size([3, 1]) == pytest.approx(1.6)
+    with pytest.raises(BanditError) as info:
+        effective_sample_size([1.0, -1.0])
+    assert str(info.value) == "weights must be finite and non-negative; got NaN, inf or a negative weight"
