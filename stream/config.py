@@ -156,7 +156,9 @@ class Settings:
             # range keeps partition i of queries and of feedback on one worker,
             # so each user's state is written and read in one process.
             "partition.assignment.strategy": "range",
-            "session.timeout.ms": 10_000,
+            # The broker's minimum (group.min.session.timeout.ms): a crashed worker's partitions
+            # move after 6 s. Heartbeats run on librdkafka's own thread, so a long batch is safe.
+            "session.timeout.ms": 6_000,
             "heartbeat.interval.ms": 1_000,
         }
         cfg.update(extra)

@@ -5,7 +5,7 @@ Workers run as real processes; the application side is the closed loop of
 
 from __future__ import annotations
 
-import json
+import random
 import signal
 import threading
 import time
@@ -56,7 +56,15 @@ def _check_exactly_once(settings, fn: str, result: dict) -> None:
     preds = read_json(settings, "predictions", n=n, timeout_s=60)
     time.sleep(2)  # anything duplicated would arrive now
     preds = read_json(settings, "predictions", timeout_s=20, idle_s=2)
-    assert len(preds) == n and len({p["request_id"] for p in preds}) == n
+    answered: dict[str, dict] = {}
+    for p in preds:  # a batch read again re-emits its predictions: duplicates allowed, only identical
+        assert answered.setdefault(p["request_id"], p) == p, ("a request answered twice, differently", p)
+    assert len(answered) == n
+    decisions = read_json(settings, "decisions", n=n, timeout_s=60)
+    decisions = read_json(settings, "decisions", timeout_s=20, idle_s=2)
+    assert len(decisions) == n and len({d["request_id"] for d in decisions}) == n  # logged exactly once
+    for d in decisions:  # what the user saw is what was logged
+        assert answered[d["request_id"]]["chosen"][0] == d["candidates"][d["chosen_index"]]["id"], d["request_id"]
     feedback = read_json(settings, "feedback", timeout_s=20, idle_s=2)
     updates = read_json(settings, "model-updates", timeout_s=20, idle_s=2)
     sent_per_request = Counter(f["request_id"] for f in feedback)
@@ -121,4 +129,34 @@ def test_second_worker_joining_and_first_leaving_keep_every_users_state(settings
                 p.wait(timeout=30)
     b_log = (tmp_path / "b.log").read_text(errors="replace")
     assert b_log.count("assigned partitions") >= 2, b_log[-2000:]
+    _check_exactly_once(settings, live_model.version, result)
+
+
+def test_ten_sigkills_at_random_points_under_load_answer_everything_as_logged(settings, live_model, tmp_path):
+    """SIGKILL ten times at random moments while queries and feedback flow: every query answered,
+    every prediction shown is the logged decision, every feedback applied once, n_obs per user."""
+    log = tmp_path / "worker.log"
+    rng = random.Random(20261203)
+    worker = start_worker(settings, log, max_batch=32)
+    kills = 0
+    try:
+        wait_for(lambda: "claimed epochs" in log.read_text(errors="replace"), timeout_s=180)
+        t, result = _loop_in_background(settings, count=8000, rate=80, users=30, items=15, wait_s=120)
+        while kills < 10 and t.is_alive():
+            seen = log.read_text(errors="replace").count("claimed epochs")
+            time.sleep(rng.uniform(0.5, 2.5))  # a random point of the worker's loop
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+            kills += 1
+            worker = start_worker(settings, log, max_batch=32)
+            wait_for(lambda: log.read_text(errors="replace").count("claimed epochs") > seen, timeout_s=120)
+        t.join(timeout=300)
+        assert not t.is_alive()
+        updates = Counting(settings, "model-updates")
+        _wait_all_feedback_applied(settings, updates, timeout_s=120)
+        updates.close()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert kills == 10, f"only {kills} kills happened while the stream ran"
     _check_exactly_once(settings, live_model.version, result)
