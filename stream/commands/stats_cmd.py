@@ -13,7 +13,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def reconcile(stats: dict[str, int]) -> tuple[int, int]:
     """(consumed, processed + dead-lettered): equal when nothing was lost."""
-    processed = stats.get("predictions", 0) + stats.get("feedback_applied", 0) + stats.get("feedback_redelivered", 0)
+    from stream.engine import PROCESSED
+
+    processed = sum(stats.get(k, 0) for k in PROCESSED)
     return stats.get("consumed", 0), processed + stats.get("dead_lettered", 0)
 
 

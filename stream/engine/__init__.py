@@ -6,8 +6,8 @@ logic that replay and the benchmarks share. The worker (:mod:`stream.worker`)
 is the I/O shell around it.
 """
 
-from stream.engine.batch import Batch, Engine
+from stream.engine.batch import PROCESSED, Batch, Engine
 from stream.engine.records import BatchOutputs, DeadLetter, InRecord
 from stream.engine.state import BatchWrite, StateReader
 
-__all__ = ["Batch", "BatchOutputs", "BatchWrite", "DeadLetter", "Engine", "InRecord", "StateReader"]
+__all__ = ["PROCESSED", "Batch", "BatchOutputs", "BatchWrite", "DeadLetter", "Engine", "InRecord", "StateReader"]

@@ -48,6 +48,9 @@ from stream.engine.joins import JoinRecord, Source, classify
 
 log = logging.getLogger("eddy.engine")
 
+PROCESSED = ("predictions", "predictions_redelivered", "feedback_applied", "feedback_redelivered")
+"""Counters of records handled without a dead letter: ``consumed = sum(PROCESSED) + dead_lettered``."""
+
 POLICY_SNAPSHOT_EVERY = 200
 """A learning policy's snapshot joins the batch write every this many examples."""
 

@@ -22,8 +22,8 @@ from confluent_kafka import Producer
 
 from features.model import FeatureModel
 from stream import config
-from stream.store import open_registry
-from stream.store import RedisStore
+from stream.engine import PROCESSED
+from stream.store import RedisStore, open_registry
 
 from .helpers import read_dead_letters, read_json, start_worker, wait_for
 from .test_recovery import Counting, _check_exactly_once, _loop_in_background, _wait_all_feedback_applied
@@ -109,7 +109,7 @@ def test_a_redis_restart_under_load_is_waited_out_and_nothing_is_lost_or_doubled
         assert "fenced" not in own_log, "a lost connection was reported as a fence"
         _check_exactly_once(s, model.version, result)
         stats = RedisStore.from_settings(s).read_stats(s.group)["w0"]
-        done = stats["predictions"] + stats["feedback_applied"] + stats.get("feedback_redelivered", 0)
+        done = sum(stats.get(k, 0) for k in PROCESSED)
         assert stats["consumed"] == done + stats.get("dead_lettered", 0), stats
         assert stats["outages.redis"] >= 1
     finally:
@@ -212,5 +212,5 @@ def test_a_broker_kill_and_restart_under_load_is_waited_out_and_nothing_is_lost_
         worker.wait(timeout=30)
     _check_exactly_once(settings, live_model.version, result)
     stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
-    done = stats["predictions"] + stats["feedback_applied"] + stats.get("feedback_redelivered", 0)
+    done = sum(stats.get(k, 0) for k in PROCESSED)
     assert stats["consumed"] == done + stats.get("dead_lettered", 0), stats

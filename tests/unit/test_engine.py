@@ -19,7 +19,7 @@ from bandits import make_policy
 from features.model import FeatureModel
 from learners import load_user_model
 from stream import events
-from stream.engine import BatchWrite, Engine, InRecord
+from stream.engine import PROCESSED, BatchWrite, Engine, InRecord
 from stream.engine.records import DEAD_LETTER_MAX_VALUE, DeadLetter
 from stream.engine.serving import request_seed
 from stream.events import Feedback, Item, Query
@@ -111,8 +111,7 @@ def outputs(batch, topic: str) -> list[dict]:
 
 
 def reconciles(counts: Counter) -> bool:
-    done = (counts["predictions"] + counts["predictions_redelivered"] + counts["feedback_applied"]
-            + counts["feedback_redelivered"])
+    done = sum(counts[k] for k in PROCESSED)
     return counts["consumed"] == done + counts["dead_lettered"]
 
 
