@@ -87,7 +87,9 @@ class Settings:
         metadata={"help": "exploration policy spec, e.g. softmax:temperature=0.5, thompson, vw:exploration=squarecb"},
     )
     join_window_s: float = field(default=600.0, metadata={"help": "feedback later than this after its decision is late"})
-    max_batch: int = field(default=256, metadata={"help": "most messages handled in one batch"})
+    max_batch: int = field(default=1024, metadata={"help": "most messages ever handled in one batch"})
+    batch_slo_ms: float = field(
+        default=10.0, metadata={"help": "batch-time objective of the adaptive (AIMD) batch-size limit"})
     poll_timeout_ms: int = field(default=20, metadata={"help": "longest wait for the next message"})
     fetch_wait_ms: int = field(default=5, metadata={"help": "consumer fetch.wait.max.ms"})
     linger_ms: float = field(default=1.0, metadata={"help": "producer linger.ms"})
@@ -123,7 +125,7 @@ class Settings:
         for name in ("partitions", "max_batch", "cache_users", "torch_threads"):
             if getattr(self, name) < 1:
                 raise bad(name, ">= 1")
-        for name in ("join_window_s", "prior_refresh_s", "outage_give_up_s"):
+        for name in ("join_window_s", "prior_refresh_s", "outage_give_up_s", "batch_slo_ms"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise bad(name, "a finite number > 0")
         for name in ("poll_timeout_ms", "fetch_wait_ms", "seed"):

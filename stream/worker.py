@@ -2,7 +2,8 @@
 
 One loop, read top-down like the data flow::
 
-    poll a batch (queries + feedback of the partitions this worker owns)
+    poll a batch (queries + feedback of the partitions this worker owns: whatever has
+      arrived, up to an adaptive limit, AIMD under ``batch_slo_ms``)
       -> engine.process: decode, score queries, join + learn feedback
          (bad records become dead letters; nothing is published yet)
       -> store.commit: the batch's state in one MULTI/EXEC, fenced by epoch
@@ -34,6 +35,7 @@ from features.model import FeatureModel
 from stream import faults
 from stream.config import Settings
 from stream.engine import Batch, BatchOutputs, Engine, InRecord
+from stream.engine.batching import AdaptiveBatchSize
 from stream.hotswap import ModelWatcher
 from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, produce, quiet_logging
 from stream.outage import Outage
@@ -54,6 +56,8 @@ class Worker:
         self.registry = self.store.registry(settings.model_dir)
         self.stats: Counter[str] = Counter()
         self.outage = Outage(give_up_s=settings.outage_give_up_s, stats=self.stats)
+        self.batching = AdaptiveBatchSize(slo_ms=settings.batch_slo_ms, start=min(32, settings.max_batch),
+                                          highest=settings.max_batch)
         torch.set_num_threads(settings.torch_threads)
         self.engine = engine or Engine(
             model or self._live_model(), self._restored_policy(make_policy(settings.policy)),
@@ -162,21 +166,21 @@ class Worker:
                 # arrived: consume(max_batch, timeout) would hold a lone query for the
                 # whole timeout to fill a batch. Batches grow with load by themselves.
                 msgs = consumer.consume(1, self.s.poll_timeout_ms / 1000)
-                if msgs:
-                    msgs += consumer.consume(self.s.max_batch - 1, 0)
+                if msgs and self.batching.limit > 1:
+                    msgs += consumer.consume(self.batching.limit - 1, 0)
                 started = time.perf_counter()
                 now = time.monotonic()
                 self._between_batches(now)
                 if msgs:
                     self._handle(msgs, consumer, eos, started)
+                    self.batching.observe(n=len(msgs), elapsed_ms=(time.perf_counter() - started) * 1000)
         finally:
             self._shutdown(consumer)
         return self.stats
 
     def _between_batches(self, now: float) -> None:
-        if not self.serves_model:
-            return
-        model = self.watcher.ready(now)
+        """Hot swap, the population prior and the process-level figures, each on its own schedule."""
+        model = self.watcher.ready(now) if self.watcher is not None else None
         if model is not None:
             old = self.engine.model.version
             self.engine.install(model)
@@ -184,12 +188,13 @@ class Worker:
             self.stats["model_swaps"] += 1
             log.info("hot-swapped feature net %s -> %s", old, model.version)
         try:
-            if now >= self._next_prior:
+            if self.serves_model and now >= self._next_prior:
                 self._next_prior = now + self.s.prior_refresh_s
                 self.engine.set_prior(self.store.populations(self.engine.model.version, self.s.partitions))
             if now >= self._next_stats:
                 self._next_stats = now + 1.0
-                self.stats["model_load_failed"] = self.watcher.failed
+                self.stats["model_load_failed"] = self.watcher.failed if self.watcher is not None else 0
+                self.stats["batch_limit"] = self.batching.limit
                 self.store.publish_stats(self.s.group, self.s.instance_id, self.stats)
         except StoreUnavailable:
             pass  # reported by the batch path; these refreshes are retried on their own schedule

@@ -1,0 +1,61 @@
+"""Adaptive batching under a latency objective (Clipper's AIMD).
+
+The worker takes whatever records have arrived, up to :attr:`AdaptiveBatchSize.limit`.
+After each batch it reports how long the batch took; while batches stay under the
+objective the limit grows additively, and a batch over it cuts the limit by a fraction.
+Under light load batches are small anyway (each query is its own batch); under heavy
+load the limit settles where one batch just fits the objective, so the oldest record of
+a batch waits no longer than about one batch time.
+
+>>> b = AdaptiveBatchSize(slo_ms=20.0, start=8, step=4, backoff=0.9, lowest=1, highest=64)
+>>> b.observe(n=8, elapsed_ms=5.0); b.limit
+12
+>>> b.observe(n=12, elapsed_ms=30.0); b.limit
+10
+>>> b.observe(n=3, elapsed_ms=1.0); b.limit  # a batch smaller than the limit says nothing about it
+10
+"""
+
+from __future__ import annotations
+
+import math
+
+from features.errors import EddyError
+
+
+class AdaptiveBatchSize:
+    """Additive increase, multiplicative decrease of the batch-size limit.
+
+    Parameters
+    ----------
+    slo_ms
+        The batch-latency objective.
+    start, lowest, highest
+        The first limit and the bounds it stays within.
+    step
+        Records added after a full batch under the objective.
+    backoff
+        Factor applied after a batch over the objective (Clipper uses 0.9).
+    """
+
+    def __init__(self, *, slo_ms: float, start: int = 32, step: int = 8, backoff: float = 0.9,
+                 lowest: int = 1, highest: int = 1024):
+        if not (math.isfinite(slo_ms) and slo_ms > 0):
+            raise EddyError(f"slo_ms must be a finite number > 0, got {slo_ms!r}")
+        if not 1 <= lowest <= highest:
+            raise EddyError(f"need 1 <= lowest <= highest, got {lowest}, {highest}")
+        if step < 1 or not 0 < backoff < 1:
+            raise EddyError(f"need step >= 1 and 0 < backoff < 1, got {step}, {backoff}")
+        self.slo_ms = slo_ms
+        self.step = step
+        self.backoff = backoff
+        self.lowest = lowest
+        self.highest = highest
+        self.limit = min(highest, max(lowest, start))
+
+    def observe(self, *, n: int, elapsed_ms: float) -> None:
+        """Account for one batch of ``n`` records that took ``elapsed_ms``."""
+        if elapsed_ms > self.slo_ms:
+            self.limit = max(self.lowest, min(self.limit - 1, int(self.limit * self.backoff)))
+        elif n >= self.limit:
+            self.limit = min(self.highest, self.limit + self.step)
