@@ -192,6 +192,19 @@ def _profile(r: dict) -> list[str]:
     return out
 
 
+def _targets(r: dict) -> list[str]:
+    from benchmarks.summary import targets
+
+    rows = targets(r)
+    if not rows:
+        return []
+    mark = {True: "**met**", False: "missed", None: "not measured"}
+    out = ["### Responsiveness targets (issue 10), each against systems of this run", ""]
+    out += _table(["target", "goal", "measured", ""], [[t["target"], t["goal"], t["measured"], mark[t["met"]]]
+                                                        for t in rows])
+    return out
+
+
 def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> str:
     when = dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M")
     took = (r.get("finished_at", r["started_at"]) - r["started_at"]) / 60
@@ -202,7 +215,7 @@ def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> s
     if r["quick"]:
         out += ["> **Quick mode:** every benchmark ran briefly to prove the harness works. These numbers are "
                 "not measurements; run `python -m benchmarks` for those.", ""]
-    out += ["## Headline", ""] + _headline(r)
+    out += ["## Headline", ""] + _headline(r) + _targets(r)
     if "p99_vs_load" in plots:
         out += [f"![p99 against offered load]({_rel(plots['p99_vs_load'], md_path)})", ""]
     if "cdf_all" in plots:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-FLOOR_OF = {"eddy-eos": "floor-eos", "eddy-alo": "floor-alo"}
+FLOOR_OF = {"eddy-eos": "floor-eos", "eddy-eos-2w": "floor-eos", "eddy-alo": "floor-alo"}
 
 
 def max_rate_within(system: dict, slo_ms: float) -> float | None:
@@ -62,3 +62,71 @@ def summarize(results: dict) -> dict:
         mt, ht = entry["max_throughput"], http["max_throughput"]
         entry["vs_http_max_throughput_ratio"] = round(mt / ht, 2) if mt and ht else None
     return out
+
+
+def _step(system: dict, rate: float) -> dict | None:
+    return next((s for s in system["steps"] if s["rate"] == rate), None)
+
+
+def targets(results: dict, name: str = "eddy-eos") -> list[dict]:
+    """The responsiveness targets, each against systems measured in the same run.
+
+    Rows: ``target``, ``goal``, ``measured`` (text) and ``met`` (True, False, or None when
+    a system it needs did not run).
+    """
+    sy = results["systems"]
+    eddy, alo, eos, http = sy.get(name), sy.get("floor-alo"), sy.get("floor-eos"), sy.get("http")
+    rows: list[dict] = []
+    if eddy is None:
+        return rows
+    if alo is not None:
+        worst, ok = [], True
+        for s in eddy["steps"]:
+            if s["rate"] > 2000:
+                continue
+            f = _step(alo, s["rate"])
+            p99 = s["latency_ms"]["p99"]
+            bound = max(20.0, 1.5 * f["latency_ms"]["p99"]) if f and f["latency_ms"]["p99"] is not None else 20.0
+            good = not s["saturated"] and p99 is not None and p99 <= bound
+            ok &= good
+            worst.append(f"{s['rate']:g}/s: {'timeout' if p99 is None else f'{p99:.1f}'} vs {bound:.1f}"
+                         + ("" if good else " (missed)"))
+        rates_run = [s["rate"] for s in eddy["steps"]]
+        ok &= bool(rates_run) and max(rates_run) >= 2000
+        rows.append({"target": "p99 <= max(20 ms, 1.5 x at-least-once floor p99) at every rate up to 2,000/s",
+                     "goal": "every rate", "measured": "; ".join(worst), "met": ok})
+        diffs = p50_over_floor(eddy, alo)["by_rate"]
+        upto = {r: d for r, d in diffs.items() if r <= 1000}
+        rows.append({"target": "p50 minus at-least-once floor p50, every rate up to 1,000/s",
+                     "goal": "<= 2 ms", "measured": ", ".join(f"{r:g}/s: {d:+.2f}" for r, d in sorted(upto.items())),
+                     "met": bool(upto) and all(d <= 2.0 for d in upto.values())
+                     and all(s["rate"] in upto for s in eddy["steps"] if s["rate"] <= 1000)})
+    if http is not None:
+        both = [s for s in eddy["steps"] if not s["saturated"]
+                and (h := _step(http, s["rate"])) is not None and not h["saturated"]]
+        lower = [s["rate"] for s in both if s["latency_ms"]["p99"] < _step(http, s["rate"])["latency_ms"]["p99"]]
+        rows.append({"target": "p99 lower than the HTTP baseline's at every rate both sustain",
+                     "goal": "every rate", "measured": f"lower at {len(lower)} of {len(both)} rates "
+                     + ", ".join(f"{s['rate']:g}/s: {s['latency_ms']['p99']:.1f} vs "
+                                 f"{_step(http, s['rate'])['latency_ms']['p99']:.1f}" for s in both),
+                     "met": bool(both) and len(lower) == len(both)})
+    e_sat = saturation(eddy)["max_throughput"]
+    if eos is not None:
+        f_sat = saturation(eos)["max_throughput"]
+        ratio = e_sat / f_sat if e_sat and f_sat else None
+        rows.append({"target": "most answers/s against the transactional floor's", "goal": ">= 50%",
+                     "measured": f"{e_sat:,.0f} vs {f_sat:,.0f} ({ratio:.0%})" if ratio else "n/a",
+                     "met": ratio is not None and ratio >= 0.5})
+    if http is not None:
+        h_sat = saturation(http)["max_throughput"]
+        ratio = e_sat / h_sat if e_sat and h_sat else None
+        rows.append({"target": "most answers/s against the HTTP baseline's", "goal": ">= 5x",
+                     "measured": f"{e_sat:,.0f} vs {h_sat:,.0f} ({ratio:.1f}x)" if ratio else "n/a",
+                     "met": ratio is not None and ratio >= 5})
+    fb = eddy.get("feedback_throughput", {}).get("updates_per_s")
+    rows.append({"target": "feedback updates/s, one worker", "goal": ">= 20,000",
+                 "measured": f"{fb:,.0f}" if fb else "n/a", "met": None if fb is None else fb >= 20_000})
+    ll = eddy.get("learning_latency_ms", {}).get("p99")
+    rows.append({"target": "learning latency p99", "goal": "<= 20 ms",
+                 "measured": f"{ll:.1f} ms" if ll is not None else "n/a", "met": None if ll is None else ll <= 20})
+    return rows

@@ -54,10 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", metavar="PATH",
                    help="eddy only: SIGUSR1 starts cProfile, SIGUSR2 stops it and writes the stats to PATH")
     p.add_argument("--port", type=int, default=0, help="http only: port to listen on (127.0.0.1)")
+    p.add_argument("--processes", type=int, default=1, help="eddy only: worker processes (group members)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = config.from_env()
     if args.kind in ("eddy", "echo"):
+        if args.kind == "eddy" and args.processes > 1:
+            from stream.processes import run_processes
+
+            return run_processes(settings, args.processes)
         if args.kind == "eddy":
             from stream.worker import Worker
 

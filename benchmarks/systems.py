@@ -39,6 +39,7 @@ class System:
     processing: str  # exactly_once | at_least_once | n/a
     title: str
     description: str
+    workers: int = 1  # worker processes (eddy worker --processes N)
 
     @property
     def transport(self) -> str:
@@ -53,6 +54,9 @@ SYSTEMS = (
     System("eddy-eos", "eddy", "exactly_once", "Eddy, exactly_once",
            "stream.worker.Worker: batched feature net, in-process user cache over Redis, one Redis MULTI/EXEC "
            "and one Kafka transaction per batch"),
+    System("eddy-eos-2w", "eddy", "exactly_once", "Eddy, exactly_once, 2 workers",
+           "two worker processes in one consumer group (eddy worker --processes 2), two partitions each",
+           workers=2),
     System("floor-eos", "echo", "exactly_once", "Kafka floor, transactional",
            "the worker's own loop, client settings and publish path (one transaction per batch) with the work "
            "taken out: queries echoed to the predictions topic"),
@@ -125,6 +129,8 @@ class Process:
             cmd += ["--profile", str(profile)]
         if self.port:
             cmd += ["--port", str(self.port)]
+        if system.workers > 1:
+            cmd += ["--processes", str(system.workers)]
         env = dict(os.environ)
         for f in fields(Settings):
             env[f"EDDY_{f.name.upper()}"] = str(getattr(settings, f.name))
