@@ -143,6 +143,8 @@ def _poison_corpus(limit: int) -> dict[str, bytes]:
         "k out of range": q(k=7),
         "invalid UTF-8": b'{"schema":"eddy.query/1","request_id":"\xff\xfe"}',
         "just under the size limit": q(context={"pad": "x" * (limit - 2000)}),
+        "no value at all": None,
+        "a number as an id": q(user_id=42),
     }
 
 
@@ -164,22 +166,45 @@ def test_poison_records_become_dead_letters_and_the_partition_goes_on(settings, 
     worker = start_worker(settings, log)
     try:
         preds = read_json(settings, "predictions", n=len(good), timeout_s=120)
-        dead = read_dead_letters(settings, n=len(corpus), timeout_s=60)
+        # Then one feedback of every kind the join refuses, and one it applies.
+        first = {p["request_id"]: p for p in preds}["good-0"]
+        fb = {"schema": "eddy.feedback/1", "request_id": "good-0", "user_id": "poison",
+              "item_id": first["chosen"][0], "reward": 1.0, "ts": time.time()}
+        join_refused = {
+            "unknown_request": {**fb, "request_id": "never-asked"},
+            "user_mismatch": {**fb, "user_id": "someone-else"},
+            "unknown_item": {**fb, "item_id": "not-a-candidate"},
+            "late_feedback": {**fb, "ts": time.time() + 10 * settings.join_window_s},
+        }
+        for value in join_refused.values():
+            producer.produce(settings.topic("feedback"), key=b"poison", value=json.dumps(value).encode())
+        producer.produce(settings.topic("feedback"), key=b"poison", value=json.dumps(fb).encode())  # applied
+        producer.produce(settings.topic("feedback"), key=b"poison", value=json.dumps(fb).encode())  # duplicate
+        assert producer.flush(30) == 0
+        n_dead = len(corpus) + len(join_refused) + 1
+        dead = read_dead_letters(settings, n=n_dead, timeout_s=60)
+        read_json(settings, "model-updates", n=1, timeout_s=60)
         assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     assert sorted(p["request_id"] for p in preds) == sorted(good)  # every good record after a poison one answered
-    assert len(dead) == len(corpus)
+    assert len(dead) == n_dead
     by_value = {m.value(): dict(m.headers()) for m in dead}
     for name, value in corpus.items():
-        if len(value) <= 512 * 1024:
+        if value is None or len(value) <= 512 * 1024:
             assert value in by_value, f"{name}: original bytes not in the dead-letter topic"
             assert by_value[value]["eddy.reason"], name
+    reasons = {dict(m.headers())["eddy.reason"].decode() for m in dead}
+    assert reasons >= {"empty", "oversized", "not_json", "not_object", "wrong_schema", "unknown_schema_version",
+                       "missing_field", "bad_type", "bad_value", "non_finite_number", "duplicate_feedback",
+                       *join_refused}, reasons
     truncated = [h for h in by_value.values() if h.get("eddy.truncated") == b"true"]
     assert len(truncated) == 1  # the near-limit record, kept with its length and digest
     stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
-    assert stats["consumed"] == stats["predictions"] + stats["dead_lettered"] == len(corpus) + len(good)
+    consumed = len(corpus) + len(good) + len(join_refused) + 2
+    assert stats["consumed"] == sum(stats.get(k, 0) for k in PROCESSED) + stats["dead_lettered"] == consumed
+    assert stats["feedback_applied"] == 1
 
 
 def _broker_pid() -> int:
