@@ -237,6 +237,70 @@ class Policy(ABC):
             policy_version=self.version,
         )
 
+    def distribution_many(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+        """(m, K) action distributions of m requests at once, or None if the policy has no batched form.
+
+        ``scores`` is (m, K) with each request's candidates first and padding after;
+        ``mask`` (m, K) is True on real candidates. Row i, cut to its real candidates,
+        is what :meth:`distribution` gives for those scores (up to rounding); padding
+        gets 0. Only policies that need nothing but scores implement it.
+        """
+        return None
+
+    def decide_many(self, scores: list[np.ndarray], seeds: list[int]) -> list[Decision]:
+        """One decision per request from its scores alone, each drawn with ``default_rng(seed)``.
+
+        The same decisions as ``decide(Candidates(scores=s), np.random.default_rng(seed))``
+        for each request, computed for the whole batch at once where the policy has
+        :meth:`distribution_many`.
+
+        >>> from bandits import EpsilonGreedy
+        >>> policy = EpsilonGreedy(epsilon=0.2)
+        >>> many = policy.decide_many([np.array([0.1, 0.9]), np.array([3.0, 1.0, 2.0])], [7, 8])
+        >>> one = [policy.decide(Candidates(scores=s), np.random.default_rng(seed))
+        ...        for s, seed in [(np.array([0.1, 0.9]), 7), (np.array([3.0, 1.0, 2.0]), 8)]]
+        >>> [(d.chosen, d.propensity) for d in many] == [(d.chosen, d.propensity) for d in one]
+        True
+        """
+        if self.needs != {"scores"} or len(scores) != len(seeds):
+            raise BanditError(f"{self.name} needs {sorted(self.needs)}; decide_many gives scores only")
+        m = len(scores)
+        if m == 0:
+            return []
+        sizes = np.fromiter((len(s) for s in scores), dtype=np.intp, count=m)
+        if sizes.min() < 1:
+            raise BanditError("every request needs at least one candidate")
+        k = int(sizes.max())
+        mask = np.arange(k)[None, :] < sizes[:, None]
+        matrix = np.zeros((m, k))
+        matrix[mask] = np.concatenate(scores)
+        if not np.all(np.isfinite(matrix[mask])):
+            raise BanditError(f"scores must be finite; got NaN or inf in request {int(np.argwhere(~np.isfinite(matrix) & mask)[0][0])}")
+        pmf = self.distribution_many(matrix, mask)
+        if pmf is None:
+            return [self.decide(Candidates(scores=s), np.random.default_rng(seed)) for s, seed in zip(scores, seeds)]
+        pmf = np.where(mask, np.asarray(pmf, dtype=np.float64), 0.0)
+        total = pmf.sum(axis=1)
+        if not (np.all(pmf >= 0.0) and np.all(np.isfinite(total))):
+            raise BanditError(f"{self.name} returned a pmf with negative or non-finite values")
+        if np.any(np.abs(total - 1.0) > PMF_TOLERANCE):
+            raise BanditError(f"{self.name} returned a pmf summing to {total[np.abs(total - 1.0) > PMF_TOLERANCE][0]!r}")
+        pmf /= total[:, None]
+        cdf = np.cumsum(pmf, axis=1)
+        u = np.fromiter((np.random.default_rng(seed).random() for seed in seeds), dtype=np.float64, count=m)
+        target = u * cdf[np.arange(m), sizes - 1]
+        chosen = ((cdf <= target[:, None]) & mask).sum(axis=1)
+        out = []
+        version = self.version
+        for i in range(m):
+            row = pmf[i, : sizes[i]]
+            c = int(chosen[i])
+            if c >= sizes[i]:  # u * total rounded up to total
+                c = int(np.flatnonzero(row)[-1])
+            row.flags.writeable = False
+            out.append(Decision(pmf=row, chosen=c, propensity=float(row[c]), policy=self.name, policy_version=version))
+        return out
+
     def _checked_pmf(self, pmf: Any, n: int) -> np.ndarray:
         pmf = np.array(pmf, dtype=np.float64)  # a copy we own
         if pmf.shape != (n,):

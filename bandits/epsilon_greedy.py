@@ -40,6 +40,13 @@ class EpsilonGreedy(Policy):
         n = candidates.n
         return self.epsilon / n + (1.0 - self.epsilon) * argmax_mask(candidates.scores)
 
+    def distribution_many(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        n = mask.sum(axis=1, keepdims=True)
+        s = np.where(mask, scores, -np.inf)
+        best = ((s == s.max(axis=1, keepdims=True)) & mask).astype(np.float64)
+        best /= best.sum(axis=1, keepdims=True)
+        return np.where(mask, self.epsilon / n + (1.0 - self.epsilon) * best, 0.0)
+
 
 class Greedy(EpsilonGreedy):
     """Always the best-scored candidate (ties split evenly): a target policy for replay.

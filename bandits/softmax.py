@@ -38,3 +38,8 @@ class Softmax(Policy):
         z = (candidates.scores - candidates.scores.max()) / self.temperature
         weights = np.exp(z)
         return weights / weights.sum()
+
+    def distribution_many(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        s = np.where(mask, scores, -np.inf)
+        weights = np.where(mask, np.exp((s - s.max(axis=1, keepdims=True)) / self.temperature), 0.0)
+        return weights / weights.sum(axis=1, keepdims=True)

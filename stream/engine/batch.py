@@ -82,6 +82,18 @@ class Batch:
         self.counts[f"dead_lettered.{reason}"] += 1
 
 
+@dataclass
+class _Scored:
+    """A query with its embeddings and scores, waiting for the policy."""
+
+    record: InRecord
+    query: Query
+    embeddings: np.ndarray
+    user: UserModel
+    scores: np.ndarray
+    seed: int
+
+
 class Engine:
     """Scores queries and learns from feedback for the partitions a worker owns.
 
@@ -216,32 +228,66 @@ class Engine:
         fn = self.model.version
         cache = self._caches[fn]
         users = cache.get_many([q.user_id for _, q in queries], lambda ids: state.load_users(fn, ids))
-        now = self._clock()
+        scored: list[_Scored] = []
+        repeats: list[tuple[InRecord, Query]] = []
+        seen: set[str] = set()
         for r, q, emb in self._embed(queries, batch):
-            key = q.user_id.encode()
-            if q.request_id in batch.write.decisions:  # the same request twice in one batch: one decision
-                self._reemit(key, JoinRecord.unpack(batch.write.decisions[q.request_id]), batch)
+            if q.request_id in seen:  # the same request twice in one batch: one decision, given twice
+                repeats.append((r, q))
                 continue
+            seen.add(q.request_id)
             try:
                 user = users[q.user_id]
                 scores = user.predict_many(emb.astype(np.float64))
                 if not np.all(np.isfinite(scores)):
                     raise FloatingPointError("the user model scored a candidate NaN or infinite")
-                seed = serving.request_seed(self.seed, q.request_id)
-                action_ids = tuple(c.id for c in q.candidates)
-                d = serving.decide(self.policy, serving.policy_candidates(scores, emb, action_ids, user), seed)
-                decision, prediction = serving.records(
-                    q, scores, d, seed=seed, feature_net_version=fn, user_weights_version=user.n_obs,
-                    latency_ms=(time.perf_counter() - started) * 1000, now=now)
-                record = JoinRecord(events.encode(decision), events.encode(prediction), emb)
-                packed = record.pack()
+                scored.append(_Scored(r, q, emb, user, scores, serving.request_seed(self.seed, q.request_id)))
             except Exception as exc:
                 batch.dead(r, "scoring_failed", f"{type(exc).__name__}: {exc}")
+        now = self._clock()
+        for s, d in zip(scored, self._decide(scored)):
+            try:
+                if isinstance(d, Exception):
+                    raise d
+                decision, prediction = serving.records(
+                    s.query, s.scores, d, seed=s.seed, feature_net_version=fn, user_weights_version=s.user.n_obs,
+                    latency_ms=(time.perf_counter() - started) * 1000, now=now)
+                record = JoinRecord(events.encode(decision), events.encode(prediction), s.embeddings)
+                packed = record.pack()
+            except Exception as exc:
+                batch.dead(s.record, "scoring_failed", f"{type(exc).__name__}: {exc}")
                 continue
-            batch.write.decisions[q.request_id] = packed
+            key = s.query.user_id.encode()
+            batch.write.decisions[s.query.request_id] = packed
             batch.outputs.predictions.append((key, record.prediction_bytes))
             batch.outputs.records.append(("decisions", key, record.decision_bytes))
             batch.counts["predictions"] += 1
+        for r, q in repeats:
+            packed = batch.write.decisions.get(q.request_id)
+            if packed is None:
+                batch.dead(r, "scoring_failed", f"the first record of request {q.request_id!r} in this batch failed")
+            else:
+                self._reemit(q.user_id.encode(), JoinRecord.unpack(packed), batch)
+
+    def _decide(self, scored: list[_Scored]) -> list:
+        """The policy's decision per request (or the exception it raised for that one).
+
+        A policy that needs only scores decides the whole batch at once; if that fails,
+        each request is decided alone so that only the one that broke it is lost."""
+        if self.policy.needs == {"scores"} and scored:
+            try:
+                return self.policy.decide_many([s.scores for s in scored], [s.seed for s in scored])
+            except Exception:
+                pass
+        out = []
+        for s in scored:
+            try:
+                ids = tuple(c.id for c in s.query.candidates)
+                out.append(serving.decide(self.policy, serving.policy_candidates(s.scores, s.embeddings, ids, s.user),
+                                          s.seed))
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     def _reemit_decided(self, queries: list[tuple[InRecord, Query]], state: StateReader,
                         batch: Batch) -> list[tuple[InRecord, Query]]:
