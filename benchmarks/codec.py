@@ -34,8 +34,8 @@ def load_events(path: str | None) -> ModuleType:
 
         return events
     spec = importlib.util.spec_from_file_location("events_under_test", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"--baseline: cannot load {path!r}")
+    if not Path(path).is_file() or spec is None or spec.loader is None:
+        raise SystemExit(f"--baseline: no Python module at {path!r}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
