@@ -18,10 +18,13 @@ scoring, the policy, learning) turns that record into a dead letter with a
 reason, and the rest of the batch goes on. Failures of the state reader
 (Redis) propagate: they are outages, not bad records.
 
-Nothing in the engine's memory changes until the shell has made the batch
-durable and calls :meth:`Engine.commit`: user models are copied before they
-learn, population statistics are copied per batch. (A learning policy, VW,
-learns in place; its snapshot is part of the batch's write.)
+The shell's contract: after :meth:`Engine.process`, it calls :meth:`Engine.commit`
+once the batch is durable, or :meth:`Engine.forget` when it is not (fenced,
+Redis unavailable). User models learn in place (copying a river model per
+feedback cost two thirds of the learning time), so memory is ahead of Redis
+between the two calls; population statistics are copied per batch. A
+feedback that fails puts its user's model back as it was. (A learning policy,
+VW, learns in place too; its snapshot is part of the batch's write.)
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class Batch:
     write: BatchWrite
     counts: Counter[str] = field(default_factory=Counter)
     learned: dict[tuple[str, str], UserModel] = field(default_factory=dict)
+    partition_of: dict[tuple[str, str], int] = field(default_factory=dict)
     populations: dict[tuple[str, int], PopulationModel] = field(default_factory=dict)
 
     def dead(self, record: InRecord, reason: str, detail: str) -> None:
@@ -368,38 +372,52 @@ class Engine:
             for topic, value in produced:
                 batch.outputs.records.append((topic, key, value.encode()))
             batch.counts["feedback_applied"] += 1
+        for k, model in batch.learned.items():  # each user and partition once, however many feedbacks
+            batch.write.users[k] = (model.to_bytes(), batch.partition_of[k])
+        for k, pop in batch.populations.items():
+            batch.write.population[k] = pop.to_bytes()
 
     def _apply(self, fb: Feedback, decision: events.Decision, emb: np.ndarray, item_index: int, partition: int,
                now: float, state: StateReader, batch: Batch) -> list[tuple[str, str]]:
-        """Learn one joined feedback into copies; nothing of the batch changes unless all of it succeeds."""
+        """Learn one joined feedback. The user's model learns in place (the shell commits or forgets
+        every batch); if this feedback fails, the model is put back as it was before it."""
         fn = decision.feature_net_version  # the version that made the decision, not the live one
+        key = (fn, fb.user_id)
         cache = self._cache(fn, emb.shape[1])
-        current = batch.learned.get((fn, fb.user_id))
-        if current is None:
-            current = cache.get_many([fb.user_id], lambda ids: state.load_users(fn, ids))[fb.user_id]
-        model = type(current).from_bytes(current.to_bytes())  # memory changes only after the commit
+        model = batch.learned.get(key)
+        if model is None:
+            model = cache.get_many([fb.user_id], lambda ids: state.load_users(fn, ids))[fb.user_id]
         x = emb[item_index].astype(np.float64)
         if not np.all(np.isfinite(x)):
             raise FloatingPointError("the decision's embedding of this item is not finite")
-        w_before = _flat_weights(model)
-        err = fb.reward - model.predict_one(x)
-        model.learn_one(x, fb.reward)
-        w_after = _flat_weights(model)
-        if not (np.all(np.isfinite(w_after)) and np.isfinite(err)):
-            raise FloatingPointError("learning this feedback made the user's weights non-finite")
-        update = ModelUpdate(
-            kind="user_weights", feature_net_version=fn, version=model.n_obs, user_id=fb.user_id,
-            request_id=fb.request_id,
-            summary={"n_obs": model.n_obs, "delta_norm": float(np.linalg.norm(w_after - w_before)), "error": float(err)},
-            ts=now,
-        )
-        outcome = Outcome(decision=decision, item_id=fb.item_id, reward=fb.reward, feedback_ts=fb.ts)
-        produced = [("model-updates", events.encode(update).decode()), ("outcomes", events.encode(outcome).decode())]
+        before = model.to_bytes()
+        try:
+            w_before = _flat_weights(model)
+            err = fb.reward - model.predict_one(x)
+            model.learn_one(x, fb.reward)
+            w_after = _flat_weights(model)
+            if not (np.all(np.isfinite(w_after)) and np.isfinite(err)):
+                raise FloatingPointError("learning this feedback made the user's weights non-finite")
+            update = ModelUpdate(
+                kind="user_weights", feature_net_version=fn, version=model.n_obs, user_id=fb.user_id,
+                request_id=fb.request_id,
+                summary={"n_obs": model.n_obs, "delta_norm": float(np.linalg.norm(w_after - w_before)),
+                         "error": float(err)},
+                ts=now,
+            )
+            outcome = Outcome(decision=decision, item_id=fb.item_id, reward=fb.reward, feedback_ts=fb.ts)
+            produced = [("model-updates", events.encode(update).decode()),
+                        ("outcomes", events.encode(outcome).decode())]
+        except Exception:
+            restored = type(model).from_bytes(before)
+            cache.put(fb.user_id, restored)
+            if key in batch.learned:
+                batch.learned[key] = restored
+            raise
         pop = self._population(fn, partition, cache, state, batch)
         pop.learn_one(x, fb.reward)  # last: x and the reward are finite, so this cannot fail half-way
-        batch.learned[(fn, fb.user_id)] = model
-        batch.write.users[(fn, fb.user_id)] = (model.to_bytes(), partition)
-        batch.write.population[(fn, partition)] = pop.to_bytes()
+        batch.learned[key] = model
+        batch.partition_of[key] = partition
         if hasattr(self.policy, "learn") and item_index == decision.chosen_index:
             self._policy_learn(decision, emb, fb.reward, batch)
         return produced

@@ -239,10 +239,11 @@ def test_feedback_after_a_hot_swap_updates_the_version_that_decided(engine, mode
     assert outputs(batch, "model-updates")[0]["feature_net_version"] == model.version
 
 
-def test_memory_changes_only_when_the_batch_is_committed(engine):
+def test_a_batch_that_is_not_committed_is_forgotten(engine):
     state, log = MemoryState(), Log()
     run(engine, state, [log.rec(query("r1"))])
-    engine.process([log.rec(feedback("r1", "i1"))], state)  # processed, never committed (fenced, crashed)
+    engine.process([log.rec(feedback("r1", "i1"))], state)  # processed, never committed (fenced)
+    engine.forget()  # the shell's side of the contract
     batch = run(engine, state, [log.rec(query("r2"))])
     assert outputs(batch, "decisions")[0]["user_weights_version"] == 0
     assert (engine.model.version, "u1") not in state.users
@@ -336,3 +337,25 @@ def test_the_same_request_twice_in_one_batch_gets_one_decision(engine):
     assert len(batch.outputs.predictions) == 2 and len(set(batch.outputs.predictions)) == 1
     assert batch.counts["predictions"] == 1 and batch.counts["predictions_redelivered"] == 1
     assert reconciles(batch.counts)
+
+
+def test_a_feedback_that_fails_half_way_puts_the_users_model_back(engine, monkeypatch):
+    """Models learn in place: one that raised after changing its weights must not keep the change."""
+    from learners.sgd import RiverUserModel
+
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    run(engine, state, [log.rec(feedback("r1", "i1"))])
+    learn = RiverUserModel.learn_one
+
+    def learn_then_fail(self, x, y):
+        learn(self, x, y)
+        raise ValueError("boom after the update")
+
+    monkeypatch.setattr(RiverUserModel, "learn_one", learn_then_fail)
+    batch = run(engine, state, [log.rec(feedback("r2", "i2"))])
+    assert [d.reason for d in batch.outputs.dead] == ["learning_failed"]
+    assert load_user_model(state.users[(engine.model.version, "u1")]).n_obs == 1
+    monkeypatch.undo()
+    after = run(engine, state, [log.rec(query("r3"))])
+    assert outputs(after, "decisions")[0]["user_weights_version"] == 1  # not 2: the failed update is gone
