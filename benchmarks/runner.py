@@ -209,7 +209,7 @@ class Run:
 
             out = users.measure_memory(dep.redis, store, self.model.version, n, states, dep.settings.partitions,
                                        progress)
-            users.drop_partition_sets(dep.redis, store, self.model.version, dep.settings.partitions)
+            users.drop_partition_sets(store, self.model.version, dep.settings.partitions)
             proc = Process(system, dep.settings, self.work)
             gen = self.generator(system, dep, proc)
             out["loadavg_before"] = wait_quiet(p.quiet_load)

@@ -5,7 +5,9 @@ learner bytes: river models that each learned a few observations) are
 written with the worker's key layout (``user:<fn>:<user>`` plus the
 partition's ``users:<fn>:<p>`` set), and Redis memory is read before and
 after (``INFO memory`` delta / N; ``MEMORY USAGE`` of sampled keys as a
-cross-check, since other clients of a shared Redis move the delta). The
+cross-check, since other clients of a shared Redis move the delta). Those two
+read the server itself, so they use a client of their own; every key is named
+by the store and written through it. The
 partition sets are then dropped so a fresh worker warms nothing: every
 user's first query misses the in-process cache and reads Redis. One
 open-loop step at a fixed rate then queries users drawn uniformly from N.
@@ -33,19 +35,13 @@ def sample_states(dim: int, kinds: int = 64, observations: int = 5, seed: int = 
     return out
 
 
-def write_users(r: redis.Redis, store: RedisStore, fn: str, n: int, states: list[bytes], partitions: int,
-                progress=None) -> None:
-    """The worker's layout, written in bulk: MSET of the states, SADD of each partition's new members."""
+def write_users(store: RedisStore, fn: str, n: int, states: list[bytes], partitions: int, progress=None) -> None:
+    """The worker's layout, written in bulk through the store (states, and each partition's members)."""
     chunk = 20_000
     for start in range(0, n, chunk):
         ids = [f"cu{u}" for u in range(start, min(n, start + chunk))]
-        pipe = r.pipeline(transaction=False)
-        pipe.mset({store.keys.user(fn, uid): states[(start + i) % len(states)] for i, uid in enumerate(ids)})
-        for p in range(partitions):
-            members = ids[(p - start) % partitions::partitions]
-            if members:
-                pipe.sadd(store.keys.users(fn, p), *members)
-        pipe.execute()
+        store.seed_users(fn, {uid: states[(start + i) % len(states)] for i, uid in enumerate(ids)},
+                         {uid: (start + i) % partitions for i, uid in enumerate(ids)})
         if progress:
             progress(start + len(ids), n)
 
@@ -58,7 +54,7 @@ def measure_memory(r: redis.Redis, store: RedisStore, fn: str, n: int, states: l
                    progress=None) -> dict:
     before = redis_memory(r)
     t0 = time.perf_counter()
-    write_users(r, store, fn, n, states, partitions, progress)
+    write_users(store, fn, n, states, partitions, progress)
     write_s = time.perf_counter() - t0
     after = redis_memory(r)
     rng = np.random.default_rng(0)
@@ -74,11 +70,5 @@ def measure_memory(r: redis.Redis, store: RedisStore, fn: str, n: int, states: l
     }
 
 
-def drop_partition_sets(r: redis.Redis, store: RedisStore, fn: str, partitions: int) -> None:
-    r.unlink(*[store.keys.users(fn, p) for p in range(partitions)])
-
-
-def user_ids(n: int, count: int, seed: int) -> list[bytes]:
-    rng = np.random.default_rng(seed)
-    return [f"cu{u}".encode() for u in rng.integers(0, n, size=count)]
-
+def drop_partition_sets(store: RedisStore, fn: str, partitions: int) -> None:
+    store.drop_partition_members(fn, partitions)

@@ -218,6 +218,10 @@ class RedisStore:
 
         self._call(run)
 
+    def drop_partition_members(self, fn: str, partitions: int) -> None:
+        """Forget which users each partition has (a new owner then warms nothing; benchmarks' cold start)."""
+        self._call(self._r.unlink, *[self.keys.users(fn, p) for p in range(partitions)])
+
     def delete_deployment(self) -> int:
         """Delete every key under this deployment's prefix (benchmarks' and tests' cleanup)."""
         def run():
