@@ -77,7 +77,8 @@ def _finite_array(name: str, value: Any, ndim: int) -> np.ndarray:
         raise BanditError(f"{name} is empty: need at least one round")
     bad = ~np.isfinite(array)
     if bad.any():
-        raise BanditError(f"{name} must be finite; got {array[bad][0]!r} at index {np.argwhere(bad)[0].tolist()}")
+        where = np.argwhere(bad)[0].tolist()
+        raise BanditError(f"{name} must be finite; got {float(array[bad][0])!r} at index {where}")
     return array
 
 
@@ -103,7 +104,7 @@ def validate_logged(action: Any, pscore: Any, action_dist: Any) -> tuple[np.ndar
         raise BanditError(f"action out of range [0, {n_actions}): got {action[out][0]} at round {np.argmax(out)}")
     bad = (pscore <= 0) | (pscore > 1)
     if bad.any():
-        raise BanditError(f"pscore must be in (0, 1]; got {pscore[bad][0]!r} at round {np.argmax(bad)}")
+        raise BanditError(f"pscore must be in (0, 1]; got {float(pscore[bad][0])!r} at round {np.argmax(bad)}")
     if (action_dist < 0).any():
         row = int(np.argwhere(action_dist < 0)[0][0])
         raise BanditError(f"action_dist must be non-negative; got a negative probability in round {row}")
@@ -111,7 +112,7 @@ def validate_logged(action: Any, pscore: Any, action_dist: Any) -> tuple[np.ndar
     off = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
     if off.any():
         row = int(np.argmax(off))
-        raise BanditError(f"action_dist rows must sum to 1; round {row} sums to {sums[row]!r}")
+        raise BanditError(f"action_dist rows must sum to 1; round {row} sums to {float(sums[row])!r}")
     return action.astype(np.intp, copy=False), pscore, action_dist
 
 

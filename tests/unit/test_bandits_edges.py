@@ -59,6 +59,15 @@ class Returns(Policy):
         (lambda: UCB(alpha=-1), "alpha must be >= 0 and finite; got -1"),
         (lambda: UCB(epsilon=2.0), "epsilon must be in [0, 1]; got 2.0"),
         (lambda: ThompsonSampling(n_samples=0), "n_samples must be > 0 and finite; got 0"),
+        (lambda: ThompsonSampling(n_samples=2.5), "n_samples must be a integer; got 2.5"),
+        (lambda: Softmax(temperature="1"), "temperature must be a number; got '1'"),
+        (lambda: make_synthetic_log(n_rounds=0, n_actions=2, seed=0), "n_rounds must be > 0 and finite; got 0"),
+        (lambda: make_synthetic_log(n_rounds=5, n_actions=0, seed=0), "n_actions must be > 0 and finite; got 0"),
+        (lambda: make_synthetic_log(n_rounds=5, n_actions=2, dim=0, seed=0), "dim must be > 0 and finite; got 0"),
+        (
+            lambda: make_synthetic_log(n_rounds=5, n_actions=2, logging_temperature=0.0, seed=0),
+            "logging_temperature must be > 0 and finite; got 0.0",
+        ),
         (lambda: ThompsonSampling(min_propensity=-0.1), "min_propensity must be in [0, 1]; got -0.1"),
         (lambda: VWExplorePolicy(gamma_scale=0.0), "gamma_scale must be > 0 and finite; got 0.0"),
         (lambda: VWExplorePolicy(epsilon=1.5), "epsilon must be in [0, 1]; got 1.5"),
@@ -143,10 +152,10 @@ def test_parse_value_types():
 
 
 def test_decide_never_picks_a_zero_probability_action_at_the_ends_of_the_draw():
-    c = Candidates(scores=[0.0, 1.0, 1.0, 0.0])  # greedy pmf [0, 0.5, 0.5, 0]
+    c = Candidates(scores=[0.0, 1.0, 1.0, 1.0, 0.0])  # greedy pmf [0, 1/3, 1/3, 1/3, 0]
     assert Greedy().decide(c, FixedDraw(0.0)).chosen == 1  # u = 0 lands on the first action with mass
     # u * total rounding up to total would index past the end: the last action with mass is taken
-    assert Greedy().decide(c, FixedDraw(1.0)).chosen == 2
+    assert Greedy().decide(c, FixedDraw(1.0)).chosen == 3
 
 
 def test_decide_normalises_a_nearly_summing_pmf_and_accepts_integers():
@@ -193,3 +202,11 @@ def test_ucb_upper_bounds_by_hand():
     # a slightly indefinite posterior gives a zero bonus, not NaN
     c = Candidates(scores=[0.0], embeddings=[[1.0]], posterior_mean=[0.0], posterior_cov=[[-1e-12]])
     assert UCB(alpha=1.0).upper_bounds(c).tolist() == [0.0]
+
+
+def test_synthetic_logging_policy_is_stable_at_low_temperature():
+    # logits of order 1000: the softmax must subtract each row's own maximum to stay finite
+    log = make_synthetic_log(n_rounds=200, n_actions=4, logging_temperature=1e-3, seed=1)
+    assert np.all(np.isfinite(log.pi_b))
+    np.testing.assert_allclose(log.pi_b.sum(axis=1), 1.0)
+    assert np.all(log.pscore > 0)

@@ -186,6 +186,6 @@ def test_from_user_weights_defaults_and_a_single_user():
 def test_from_bytes_checks_the_prior_and_the_length():
     assert PopulationModel.from_bytes(population_bytes(0.5)).prior_precision == 0.5
     with pytest.raises(LearnerError, match=r"^data holds prior_precision=0.0, must be > 0$"):
-        PopulationModel.from_bytes(population_bytes(0.0))
+        PopulationModel.from_bytes(population_bytes(0.0, payload_tail=np.arange(1.0, 13.0)))
     with pytest.raises(LearnerError, match=r"^data holds 15 float64 values, a population model of dim 2 needs 13$"):
         PopulationModel.from_bytes(population_bytes(1.0, payload_tail=np.zeros(14)))

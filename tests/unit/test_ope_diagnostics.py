@@ -114,7 +114,9 @@ def test_never_logged_columns_are_listed_up_to_ten():
 
     assert "([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])" in unseen(10)
     assert "([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, '...'])" in unseen(11)
-    assert unseen(2).startswith("50.0% of the target policy's mass is on action columns never logged in these data ([1, 2])")
+    assert unseen(2).startswith(
+        "50.0% of the target policy's mass is on action columns never logged in these data ([1, 2])"
+    )
 
 
 def test_effective_sample_size_line_and_its_strict_bound():

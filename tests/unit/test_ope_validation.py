@@ -5,6 +5,7 @@ import pytest
 
 from bandits import BanditError
 from bandits.ope import ESTIMATORS, InverseProbabilityWeighting, SelfNormalizedIPW
+from bandits.ope.base import validate_input, validate_logged
 
 pytestmark = pytest.mark.unit
 
@@ -122,3 +123,46 @@ def test_inputs_are_not_mutated():
         a.flags.writeable = False
     for cls in ESTIMATORS.values():
         cls().estimate_interval(**inputs, n_bootstrap_samples=20)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (dict(pscore=np.array([0.5, 0.0, 0.25])), "pscore must be in (0, 1]; got 0.0 at round 1"),
+        (dict(pscore=np.array([0.5, 0.5])), "shape mismatch: action has 3 rounds, pscore 2, action_dist 3"),
+        (dict(action_dist=np.full((2, 4), 0.25)), "shape mismatch: action has 3 rounds, pscore 3, action_dist 2"),
+        (dict(action=np.array([[0, 1, 2]])), "action must be 1-D; got shape (1, 3)"),
+        (dict(action=np.array([0, 3, 1])), "action out of range [0, 3): got 3 at round 1"),
+        (dict(reward=np.array([1.0, np.nan, 0.0])), "reward must be finite; got nan at index [1]"),
+        (dict(estimated_rewards=np.full((3, 3), np.inf)), "estimated_rewards must be finite; got inf at index [0, 0]"),
+        (dict(action_dist=np.ones(3) / 3), "action_dist must be 2-D; got shape (3,)"),
+        (
+            # round 1 holds a zero before round 2's negative entry: the message names round 2
+            dict(action_dist=np.array([[0.2, 0.3, 0.5], [0.0, 1.0, 0.0], [-0.5, 1.0, 0.5]])),
+            "action_dist must be non-negative; got a negative probability in round 2",
+        ),
+        (
+            dict(action_dist=np.array([[0.2, 0.3, 0.5], [0.0, 1.0, 0.0], [0.3, 0.3, 0.3]])),
+            "action_dist rows must sum to 1; round 2 sums to 0.8999999999999999",
+        ),
+    ],
+)
+def test_exact_messages(changes, message):
+    with pytest.raises(BanditError) as info:
+        InverseProbabilityWeighting().estimate_policy_value(**edit(**changes))
+    assert str(info.value) == message
+
+
+def test_empty_action_is_named():
+    with pytest.raises(BanditError) as info:
+        validate_logged(np.array([], dtype=int), np.array([0.5]), np.array([[1.0]]))
+    assert str(info.value) == "action is empty: need at least one round"
+
+
+def test_validate_input_defaults():
+    inputs = valid()
+    del inputs["estimated_rewards"]
+    assert validate_input(**inputs).estimated_rewards is None  # not required by default
+    with pytest.raises(BanditError) as info:
+        validate_input(**inputs, require_estimated_rewards=True)
+    assert str(info.value) == "estimator needs estimated_rewards of shape (3, 3); got None"

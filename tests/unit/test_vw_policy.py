@@ -272,3 +272,32 @@ def test_dsjson_replay_reproduces_the_online_model():
         replayed._workspace.learn_one(examples)
     # equal up to float32 rounding: text writes %.9g, JSON writes the full float64
     np.testing.assert_allclose(online._workspace.weights(), replayed._workspace.weights(), rtol=1e-5, atol=1e-7)
+
+
+def reheader(blob, edit):
+    """``blob`` with its JSON header changed by ``edit(header) -> (header, model bytes)``."""
+    import struct
+    import zlib
+
+    size = struct.unpack(">I", blob[7:11])[0]
+    header, model = edit(json.loads(blob[11 : 11 + size]), blob[11 + size :])
+    header["size"], header["crc32"] = len(model), zlib.crc32(model)
+    encoded = json.dumps(header).encode()
+    return blob[:7] + struct.pack(">I", len(encoded)) + encoded + model
+
+
+def test_from_bytes_names_a_bad_parameter_and_an_unloadable_model():
+    blob = VWExplorePolicy().to_bytes()
+    bogus = reheader(blob, lambda h, m: ({**h, "params": {**h["params"], "bogus": 1}}, m))
+    with pytest.raises(BanditError, match=r"^data has a corrupt VWExplorePolicy header: .*bogus"):
+        VWExplorePolicy.from_bytes(bogus)
+    garbage = reheader(blob, lambda h, m: (h, b"not a VW model"))
+    with pytest.raises(BanditError, match=r"^data holds no loadable VW model: "):
+        VWExplorePolicy.from_bytes(garbage)
+
+
+def test_distribution_sums_to_one_in_float64():
+    # VW's pmf is float32; the adapter renormalises it in float64
+    policy = run_online(VWExplorePolicy(), rounds=50)
+    pmf = policy.distribution(random_candidates(np.random.default_rng(7)), RNG0)
+    assert abs(pmf.sum() - 1.0) < 1e-12
