@@ -284,7 +284,8 @@ class Policy(ABC):
         if not (np.all(pmf >= 0.0) and np.all(np.isfinite(total))):
             raise BanditError(f"{self.name} returned a pmf with negative or non-finite values")
         if np.any(np.abs(total - 1.0) > PMF_TOLERANCE):
-            raise BanditError(f"{self.name} returned a pmf summing to {total[np.abs(total - 1.0) > PMF_TOLERANCE][0]!r}")
+            off = float(total[np.abs(total - 1.0) > PMF_TOLERANCE][0])
+            raise BanditError(f"{self.name} returned a pmf summing to {off!r}")
         pmf /= total[:, None]
         cdf = np.cumsum(pmf, axis=1)
         u = np.fromiter((np.random.default_rng(seed).random() for seed in seeds), dtype=np.float64, count=m)

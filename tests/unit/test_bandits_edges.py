@@ -210,3 +210,67 @@ def test_synthetic_logging_policy_is_stable_at_low_temperature():
     assert np.all(np.isfinite(log.pi_b))
     np.testing.assert_allclose(log.pi_b.sum(axis=1), 1.0)
     assert np.all(log.pscore > 0)
+
+
+# ---- decide_many: the batch path's guards and its fallback ------------------------------
+
+
+class BatchReturns(Policy):
+    """Scores-only policy whose batch pmf is fixed, to test decide_many's checks."""
+
+    name = "batch"
+    needs = frozenset({"scores"})
+
+    def __init__(self, pmf):
+        self.pmf = pmf
+
+    def distribution(self, candidates, rng):
+        return np.ones(candidates.n) / candidates.n
+
+    def distribution_many(self, scores, mask):
+        return np.array(self.pmf, dtype=float)
+
+
+class OneByOne(BatchReturns):
+    def distribution_many(self, scores, mask):
+        return None  # no batch form: decide_many falls back to decide
+
+
+def test_decide_many_guards():
+    with pytest.raises(BanditError) as info:
+        ThompsonSampling().decide_many([np.zeros(2)], [1])
+    assert str(info.value) == (
+        "thompson needs ['embeddings', 'posterior_cov', 'posterior_mean']; decide_many gives scores only"
+    )
+    with pytest.raises(BanditError, match="^epsilon_greedy needs"):
+        EpsilonGreedy().decide_many([np.zeros(2)], [1, 2])
+    with pytest.raises(BanditError) as info:
+        EpsilonGreedy().decide_many([np.zeros(2), np.zeros(0)], [1, 2])
+    assert str(info.value) == "every request needs at least one candidate"
+    with pytest.raises(BanditError) as info:
+        BatchReturns([[1.5, -0.5]]).decide_many([np.zeros(2)], [1])
+    assert str(info.value) == "batch returned a pmf with negative or non-finite values"
+    with pytest.raises(BanditError) as info:
+        BatchReturns([[0.5, 0.5], [0.5, 0.6]]).decide_many([np.zeros(2), np.zeros(2)], [1, 2])
+    assert str(info.value) == "batch returned a pmf summing to 1.1"
+
+
+def test_decide_many_single_request_normalisation_and_read_only_pmf():
+    (d,) = BatchReturns([[0.5, 0.5 + 5e-7]]).decide_many([np.zeros(2)], [3])
+    assert d.pmf.sum() == pytest.approx(1.0, abs=1e-15)
+    assert not d.pmf.flags.writeable
+    assert d.propensity == d.pmf[d.chosen]
+
+
+def test_decide_many_falls_back_to_decide_one_by_one():
+    scores, seeds = [np.array([0.0, 1.0]), np.array([2.0, 1.0, 0.0])], [5, 6]
+    many = OneByOne([]).decide_many(scores, seeds)
+    one = [OneByOne([]).decide(Candidates(scores=s), np.random.default_rng(seed)) for s, seed in zip(scores, seeds)]
+    assert many == one
+
+
+def test_epsilon_greedy_batch_pmf_is_zero_on_padding():
+    scores = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 9.0]])
+    mask = np.array([[True, True, False], [True, True, True]])
+    pmf = EpsilonGreedy(epsilon=0.3).distribution_many(scores, mask)
+    np.testing.assert_allclose(pmf, [[0.85, 0.15, 0.0], [0.1, 0.1, 0.8]])
