@@ -76,7 +76,9 @@ def test_replay_of_live_epsilon_greedy_traffic(settings, live_model, worker_thre
     # An offset slice: offsets [0, 100) of partition 0 only (transaction markers take a few offsets).
     part = replay(s, kafka_slice(start_offsets={0: 0}, end_offsets={0: 100, 1: 0, 2: 0, 3: 0}),
                   dataclasses.replace(options, targets=(parse_target("logging"),), estimators=("ips",), n_bootstrap=50))
-    assert 80 <= part.log.n_rounds <= 100
+    # Each transaction adds a commit marker to each partition it wrote: with one feedback per
+    # transaction at worst, half the offsets are markers.
+    assert 50 <= part.log.n_rounds <= 100
     [(p, span)] = part.report["provenance"]["decision_offsets"].items()
     assert p == 0 and span["from"] == 0 and span["to"] <= 100
     assert {r.decision.request_id for r in part.log.rounds} <= {r.decision.request_id for r in out.log.rounds}
