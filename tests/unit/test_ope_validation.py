@@ -129,6 +129,7 @@ def test_inputs_are_not_mutated():
     ("changes", "message"),
     [
         (dict(pscore=np.array([0.5, 0.0, 0.25])), "pscore must be in (0, 1]; got 0.0 at round 1"),
+        (dict(pscore=np.array([0.5, np.nan, 0.25])), "pscore must be finite; got nan at index [1]"),
         (dict(pscore=np.array([0.5, 0.5])), "shape mismatch: action has 3 rounds, pscore 2, action_dist 3"),
         (dict(action_dist=np.full((2, 4), 0.25)), "shape mismatch: action has 3 rounds, pscore 3, action_dist 2"),
         (dict(action=np.array([[0, 1, 2]])), "action must be 1-D; got shape (1, 3)"),
