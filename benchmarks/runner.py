@@ -95,6 +95,8 @@ class Run:
                 break
             if time.monotonic() > deadline:
                 raise BenchError(f"{system.name} answered no query within 120 s; its log:\n{proc.log_tail()}")
+        if system.workers > 1:  # every member must hold its partitions, or a late join rebalances mid-step
+            _wait_for_members(dep.settings, system.workers, proc)
         gen.run_step(p.warmup_rate, 1.0, drain_s=10, tag="warmup-")
         gen.settle()
         return gen
@@ -318,3 +320,20 @@ def system_config(system: System, settings: Settings, plan: Plan) -> dict:
     if system.kind == "eddy":
         cfg["cache_users"] = settings.cache_users
     return cfg
+
+
+def _wait_for_members(settings, n: int, proc: Process, timeout_s: float = 120.0) -> None:
+    """Until ``n`` worker processes of the group have each been assigned partitions, then 3 s of calm."""
+    store = RedisStore.from_settings(settings)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        proc.check()
+        stats = store.read_stats(settings.group)
+        assigned = {inst: st.get("rebalances", 0) for inst, st in stats.items()}
+        if len([r for r in assigned.values() if r >= 1]) >= n:
+            time.sleep(3.0)
+            if {inst: st.get("rebalances", 0) for inst, st in store.read_stats(settings.group).items()} == assigned:
+                return
+        if time.monotonic() > deadline:
+            raise BenchError(f"{proc.system.name}: {n} workers did not all hold partitions within {timeout_s:g}s")
+        time.sleep(0.5)

@@ -172,8 +172,9 @@ class Worker:
                 now = time.monotonic()
                 self._between_batches(now)
                 if msgs:
-                    self._handle(msgs, consumer, eos, started)
-                    self.batching.observe(n=len(msgs), elapsed_ms=(time.perf_counter() - started) * 1000)
+                    compute_ms = self._handle(msgs, consumer, eos, started)
+                    if compute_ms is not None:
+                        self.batching.observe(n=len(msgs), elapsed_ms=compute_ms)
         finally:
             self._shutdown(consumer)
         return self.stats
@@ -225,13 +226,20 @@ class Worker:
             records.append(InRecord(self._kind[m.topic()], m.topic(), m.partition(), m.offset(), m.key(), m.value()))
         return records, offsets
 
-    def _handle(self, msgs: list[Message], consumer: Consumer, eos: bool, started: float) -> None:
+    def _handle(self, msgs: list[Message], consumer: Consumer, eos: bool, started: float) -> float | None:
+        """Process, commit and publish one batch; returns the engine's compute time in ms (None if none ran).
+
+        The adaptive batch limit follows the compute time only: the commits' round trips
+        cost the same for any batch size, and counting them would shrink batches exactly
+        when larger ones are what amortises them."""
         records, offsets = self._records(msgs)
         if not records:
-            return
+            return None
         try:
             self._claim()
+            t0 = time.perf_counter()
             batch = self.engine.process(records, self.store, started=started)
+            compute_ms = (time.perf_counter() - t0) * 1000
             faults.at("stop_before_redis_commit", applies_feedback=bool(batch.counts["feedback_applied"]))
             committed = self.store.commit(batch.write, group=self.s.group, epochs=self._epochs,
                                           instance=self.s.instance_id)
@@ -239,23 +247,24 @@ class Worker:
             self.engine.forget()  # memory may be ahead of Redis or Redis may have restarted: reload
             self._rewind(consumer, records)
             self.outage.wait("redis", exc)
-            return
+            return None
         self.outage.over("redis")
         if not committed:
             self._fenced(consumer, records)
-            return
+            return None
         self.engine.commit(batch)
         faults.at("crash_after_redis_commit", applies_feedback=bool(batch.counts["feedback_applied"]))
         try:
             self._publish(batch.outputs, consumer, eos, offsets)
         except KafkaException as exc:
             self._publish_failed(exc.args[0], consumer, eos, records)
-            return
+            return None
         except KafkaUnavailable as exc:  # the local queue stayed full: the broker takes nothing
             self._publish_failed(KafkaError(KafkaError._TIMED_OUT, str(exc)), consumer, eos, records)
-            return
+            return None
         self.outage.over("kafka")
         self.stats.update(batch.counts)
+        return compute_ms
 
     def _publish(self, out: BatchOutputs, consumer: Consumer, eos: bool, offsets: dict[tuple[str, int], int]) -> None:
         """Predictions first, at once: their decisions are durable in Redis already, and a batch read
