@@ -25,6 +25,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from features.errors import EddyError
 from stream import events
@@ -67,6 +68,7 @@ class LiveRun:
         self.window = window
         self.seed = seed
         self.progress = progress
+        self._bar: tqdm | None = None
         self.stall_s = stall_s
         self.rolling = RollingRMSE(rolling)
         self.check_worker = check_worker or (lambda: None)
@@ -214,7 +216,8 @@ class LiveRun:
         wall = time.monotonic() - start
         if self.progress:
             self._print(completed, n, wall, lat, 0)
-            print(file=sys.stderr, flush=True)
+            self._bar.close()
+            self._bar = None
         return LiveResult(pred, lat, wlat, wall, dict(versions), dead)
 
     @staticmethod
@@ -227,9 +230,10 @@ class LiveRun:
         return int(tail) if tail.isdigit() else None
 
     def _print(self, done: int, n: int, elapsed: float, lat: np.ndarray, inflight: int) -> None:
+        if self._bar is None:
+            self._bar = tqdm(total=n, desc="live", unit="rating", file=sys.stderr, mininterval=1.0)
         rate = done / elapsed if elapsed > 0 else 0.0
-        recent = lat[np.isfinite(lat)][-5000:]
-        p = percentiles(recent)
-        print(f"\rlive: {done}/{n} ratings  {rate:6.0f} ratings/s ({rate * EVENTS_PER_RATING:6.0f} events/s)  "
-              f"rolling RMSE {self.rolling.value:.4f}  latency p50 {p['p50']:5.1f} ms p99 {p['p99']:6.1f} ms  "
-              f"in flight {inflight:4d}", end="", file=sys.stderr, flush=True)
+        p = percentiles(lat[np.isfinite(lat)][-5000:])
+        self._bar.update(done - self._bar.n)
+        self._bar.set_postfix_str(f"{rate * EVENTS_PER_RATING:,.0f} events/s, rolling RMSE {self.rolling.value:.4f}, "
+                                  f"p50 {p['p50']:.1f} ms, p99 {p['p99']:.1f} ms, in flight {inflight}", refresh=False)
