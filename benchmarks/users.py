@@ -72,3 +72,8 @@ def measure_memory(r: redis.Redis, store: RedisStore, fn: str, n: int, states: l
 
 def drop_partition_sets(store: RedisStore, fn: str, partitions: int) -> None:
     store.drop_partition_members(fn, partitions)
+
+
+def user_ids(n: int, count: int, seed: int) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    return [f"cu{u}".encode() for u in rng.integers(0, n, size=count)]
