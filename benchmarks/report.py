@@ -192,6 +192,21 @@ def _profile(r: dict) -> list[str]:
     return out
 
 
+def _side_results(md_path: Path, json_path: Path) -> list[str]:
+    """The newest result of each side benchmark kept next to this run's (codec, Redis durability)."""
+    rows = []
+    for stem, what, command in (
+            ("codec-", "decode/encode cost per event, before and after msgspec", "python -m benchmarks.codec"),
+            ("redis-durability-", "one batch's MULTI/EXEC under appendfsync everysec vs always",
+             "python -m benchmarks.redis_durability")):
+        found = sorted(json_path.parent.glob(f"{stem}*.json"))
+        if found:
+            rows.append([what, f"`{command}`", f"[`{found[-1].name}`]({_rel(found[-1], md_path)})"])
+    if not rows:
+        return []
+    return ["## Side benchmarks", ""] + _table(["what", "command", "newest result"], rows)
+
+
 def _targets(r: dict) -> list[str]:
     from benchmarks.summary import targets
 
@@ -243,6 +258,7 @@ def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> s
         out += ["## Replay / off-policy evaluation throughput", ""] + _ope(r)
     if r.get("profile"):
         out += ["## Where the time goes (Eddy hot path)", ""] + _profile(r)
+    out += _side_results(md_path, json_path)
     out += ["## Configuration of every system", "",
             f"Model: {json.dumps({k: v for k, v in r['model'].items() if k != 'config'})}; feature net "
             f"`{json.dumps(r['model']['config'])}`.", ""]
