@@ -103,6 +103,9 @@ class Settings:
     torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker"})
     outage_give_up_s: float = field(
         default=600.0, metadata={"help": "how long the worker waits out a Redis or Kafka outage before it exits"})
+    kafka_debug: str = field(
+        default="", metadata={"help": "librdkafka debug contexts for every client, e.g. consumer,cgrp,fetch "
+                                      "(logged by the worker; empty: off)"})
 
     # ------------------------------------------------------------------ topics
     def topic(self, name: str) -> str:
@@ -163,6 +166,8 @@ class Settings:
             "session.timeout.ms": 6_000,
             "heartbeat.interval.ms": 1_000,
         }
+        if self.kafka_debug:
+            cfg["debug"] = self.kafka_debug
         cfg.update(extra)
         return cfg
 
@@ -183,6 +188,8 @@ class Settings:
             # Back-to-back transactions meet CONCURRENT_TRANSACTIONS while the last
             # commit's markers are written; the default 100 ms backoff stalls a batch.
             cfg["retry.backoff.ms"] = 5
+        if self.kafka_debug:
+            cfg["debug"] = self.kafka_debug
         cfg.update(extra)
         return cfg
 

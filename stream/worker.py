@@ -323,7 +323,10 @@ class Worker:
 
     def _new_producer(self, eos: bool) -> Producer:
         if self._producer is not None:
-            self._producer.flush(0)
+            try:
+                self._producer.flush(0)
+            except KafkaException:  # a fenced or failed producer raises its fatal error: it is replaced anyway
+                pass
         while True:
             producer = Producer(self.s.producer_config(transactional=eos, **quiet_logging()))
             if not eos:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import logging
+import signal
 
 from stream import config
 from stream.argtypes import positive_float, positive_int
@@ -18,6 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = config.from_args(args)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: how an operator (or a test)
+    # sees where a worker that stopped making progress is waiting, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    if settings.kafka_debug:  # asked for: librdkafka's debug log goes to the worker's log
+        logging.getLogger("eddy.librdkafka").setLevel(logging.DEBUG)
     if args.processes > 1:
         from stream.processes import run_processes
 

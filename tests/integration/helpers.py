@@ -54,3 +54,44 @@ def wait_for(predicate, timeout_s: float = 60.0, interval_s: float = 0.2):
             return value
         time.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s")
+
+
+class OwnStack:
+    """A broker and a Redis of the test's own (``deploy/stack`` with its own state dir and free ports),
+    for tests that kill the broker: killing the shared one would disturb every other test."""
+
+    def __init__(self, state_dir):
+        from pathlib import Path
+
+        self.repo = Path(__file__).resolve().parents[2]
+        self.env = {**os.environ, "EDDY_STATE_DIR": str(state_dir), "EDDY_KAFKA_PORT": str(free_port()),
+                    "EDDY_KAFKA_CONTROLLER_PORT": str(free_port()), "EDDY_REDIS_PORT": str(free_port())}
+        self.state_dir = Path(state_dir)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.env['EDDY_KAFKA_PORT']}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.env['EDDY_REDIS_PORT']}/0"
+
+    def up(self) -> None:
+        out = subprocess.run([str(self.repo / "deploy" / "stack"), "up"], env=self.env, timeout=300,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+
+    def down(self) -> None:
+        subprocess.run([str(self.repo / "deploy" / "stack"), "down"], env=self.env, timeout=120,
+                       capture_output=True)
+
+    def broker_pid(self) -> int:
+        return int((self.state_dir / "kafka" / "kafka.pid").read_text().strip())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -11,11 +11,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -25,25 +23,16 @@ from stream import config
 from stream.engine import PROCESSED
 from stream.store import RedisStore, open_registry
 
-from .helpers import read_dead_letters, read_json, start_worker, wait_for
+from .helpers import OwnStack, free_port, read_dead_letters, read_json, start_worker, wait_for
 from .test_recovery import Counting, _check_exactly_once, _loop_in_background, _wait_all_feedback_applied
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class OwnRedis:
     """A redis-server of the test's own, persisting every write (AOF, fsync always) so a restart keeps state."""
 
     def __init__(self, workdir):
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = workdir
         self.proc: subprocess.Popen | None = None
 
@@ -207,43 +196,67 @@ def test_poison_records_become_dead_letters_and_the_partition_goes_on(settings, 
     assert stats["feedback_applied"] == 1
 
 
-def _broker_pid() -> int:
-    state = Path(os.environ.get("EDDY_STATE_DIR", REPO / ".eddy"))
-    return int((state / "kafka" / "kafka.pid").read_text().strip())
+@pytest.fixture
+def own_stack(stack, tmp_path, trained_model_dir):
+    """Settings on a broker and Redis of this test's own, with the session's model live."""
+    from stream.kafka_io import ensure_topics
+
+    own = OwnStack(tmp_path / "stack")
+    own.up()
+    try:
+        prefix = f"t{uuid.uuid4().hex[:10]}."
+        s = config.from_env({}, bootstrap=own.bootstrap, redis_url=own.redis_url, topic_prefix=prefix,
+                            partitions=4, group=f"{prefix}workers", instance_id="w0",
+                            model_dir=str(tmp_path / "models"), join_window_s=600.0)
+        ensure_topics(s)
+        model = FeatureModel.load(trained_model_dir)
+        registry = open_registry(s)
+        registry.register(model, {"source": "test"})
+        registry.promote(model.version)
+        yield own, s, model
+    finally:
+        own.down()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, open in issue 11: in about one run in three the worker stops making progress after the "
-    "broker is SIGKILLed and restarted (last log line: partitions re-assigned; no error, no exit), "
-    "so this test passes or fails by chance until the blocking call is found"))
-def test_a_broker_kill_and_restart_under_load_is_waited_out_and_nothing_is_lost_or_doubled(settings, live_model,
-                                                                                          tmp_path):
-    """SIGKILL of the stack's broker mid-stream, then deploy/stack up: the worker rides it out."""
+def _stacks_on_hang(worker, log) -> str:
+    """Where a worker that stopped making progress waits: its threads' stacks (SIGUSR1) and its log."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+    return log.read_text(errors="replace")[-12000:]
+
+
+@pytest.mark.timeout(600)
+def test_a_broker_kill_and_restart_under_load_is_waited_out_and_nothing_is_lost_or_doubled(own_stack, tmp_path):
+    """SIGKILL of the broker mid-stream, then deploy/stack up: the worker rides it out."""
+    own, settings, model = own_stack
     log = tmp_path / "worker.log"
-    worker = start_worker(settings, log, max_batch=16)
+    worker = start_worker(settings, log, max_batch=16, kafka_debug=os.environ.get("EDDY_TEST_KAFKA_DEBUG", ""))
     try:
         wait_for(lambda: "assigned partitions" in log.read_text(errors="replace"), timeout_s=180)
         updates = Counting(settings, "model-updates")
         t, result = _loop_in_background(settings, count=900, rate=150, users=25, items=15, wait_s=150)
         wait_for(lambda: updates.poll() >= 100, timeout_s=30, interval_s=0)
-        os.kill(_broker_pid(), signal.SIGKILL)
+        os.kill(own.broker_pid(), signal.SIGKILL)
         time.sleep(3)
         assert worker.poll() is None, "the worker exited when the broker went away"
-        subprocess.run([str(REPO / "deploy" / "stack"), "up"], check=True, timeout=240,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        own.up()
         t.join(timeout=240)
         assert not t.is_alive()
-        _wait_all_feedback_applied(settings, updates, timeout_s=180)
+        try:
+            _wait_all_feedback_applied(settings, updates, timeout_s=180)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the worker's stacks and log:\n{_stacks_on_hang(worker, log)}") from None
         updates.close()
         assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
     finally:
         worker.terminate()
         try:
             worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # the hang above: do not leave it running
+        except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait(timeout=10)
-    _check_exactly_once(settings, live_model.version, result)
+    _check_exactly_once(settings, model.version, result)
     stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
     done = sum(stats.get(k, 0) for k in PROCESSED)
     assert stats["consumed"] == done + stats.get("dead_lettered", 0), stats
