@@ -21,6 +21,13 @@ client defaults would dominate every figure:
   after the previous commit gets CONCURRENT_TRANSACTIONS until the broker has
   written the commit markers; librdkafka's 100 ms default backoff would stall
   every back-to-back batch by 100 ms.
+* worker ``commit_interval_ms=100`` (Kafka Streams' default under exactly-once):
+  batches published within 100 ms share one transaction, so its commit (about
+  10-15 ms of round trips here) is paid ten times a second, not once a batch.
+  Predictions do not wait for it (they leave at once on their own producer);
+  only ``read_committed`` readers of decisions and outcomes see them up to
+  100 ms later, and a failure re-reads up to 100 ms of batches, which Redis
+  re-emits without learning twice.
 * ``transaction.timeout.ms=10000``: a killed worker's open transaction blocks
   ``read_committed`` readers until it times out or the worker restarts with
   the same ``transactional.id``; 10 s bounds that stall.
@@ -91,6 +98,9 @@ class Settings:
     batch_slo_ms: float = field(
         default=10.0, metadata={"help": "batch-time objective of the adaptive (AIMD) batch-size limit"})
     poll_timeout_ms: int = field(default=20, metadata={"help": "longest wait for the next message"})
+    commit_interval_ms: float = field(
+        default=100.0, metadata={"help": "batches published within this long share one Kafka transaction (or "
+                                         "offset commit); 0: one per batch"})
     fetch_wait_ms: int = field(default=5, metadata={"help": "consumer fetch.wait.max.ms"})
     linger_ms: float = field(default=1.0, metadata={"help": "producer linger.ms"})
     cache_users: int = field(default=100_000, metadata={"help": "per-user models kept in the worker's memory"})
@@ -134,6 +144,9 @@ class Settings:
         for name in ("poll_timeout_ms", "fetch_wait_ms", "seed"):
             if getattr(self, name) < 0:
                 raise bad(name, ">= 0")
+        if not (math.isfinite(self.commit_interval_ms) and 0 <= self.commit_interval_ms <= 5_000):
+            # above 5 s a span nears transaction.timeout.ms (10 s): the broker would abort it
+            raise bad("commit_interval_ms", "in [0, 5000]")
         if not (math.isfinite(self.linger_ms) and 0 <= self.linger_ms <= 900_000):  # librdkafka's range
             raise bad("linger_ms", "in [0, 900000]")
         if not all(_HOST_PORT.fullmatch(b.strip()) for b in self.bootstrap.split(",")):

@@ -74,6 +74,8 @@ class Worker:
         self._next_stats = 0.0
         self._producer: Producer | None = None
         self._answers: Producer | None = None
+        self._span = _Span()
+        self._fenced_in_a_row = 0
         if self.serves_model:
             log.info("serving feature net %s (d=%d)", self.engine.model.version, self.engine.model.output_dim)
 
@@ -122,13 +124,18 @@ class Worker:
             self._unclaimed = []
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Commit what was published while the partitions are still ours (the generation is still valid):
+        # the next owner starts after it. If that fails, it re-reads the span and Redis re-emits it.
+        self._close_span(consumer)
         # State is written through to Redis every batch: nothing to flush. Forget it, the next owner may change it.
         self.engine.forget()
         self._epochs, self._unclaimed = {}, []
         log.info("revoked partitions %s", sorted({tp.partition for tp in partitions}))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Lost without a clean revoke (session timeout): another worker may already own them.
+        # Lost without a clean revoke (session timeout): another worker may already own them, so
+        # our open span cannot commit its offsets; abort it, the new owner re-reads it.
+        self._abort_span()
         self.engine.forget()
         self._epochs, self._unclaimed = {}, []
         self.stats["partitions_lost"] += 1
@@ -175,6 +182,8 @@ class Worker:
                     compute_ms = self._handle(msgs, consumer, eos, started)
                     if compute_ms is not None:
                         self.batching.observe(n=len(msgs), elapsed_ms=compute_ms)
+                if self._span.due(time.monotonic(), self.s.commit_interval_ms / 1000):
+                    self._close_span(consumer)
         finally:
             self._shutdown(consumer)
         return self.stats
@@ -208,6 +217,7 @@ class Worker:
             self.store.publish_stats(self.s.group, self.s.instance_id, self.stats)
         except StoreUnavailable as exc:
             log.warning("could not save the final policy snapshot and stats: %s", exc)
+        self._close_span(consumer)
         consumer.close()
         for p in (self._producer, self._answers):
             if p is not None:
@@ -245,7 +255,7 @@ class Worker:
                                           instance=self.s.instance_id)
         except StoreUnavailable as exc:
             self.engine.forget()  # memory may be ahead of Redis or Redis may have restarted: reload
-            self._rewind(consumer, records)
+            self._rewind(consumer, _first_offsets(records))
             self.outage.wait("redis", exc)
             return None
         self.outage.over("redis")
@@ -254,42 +264,71 @@ class Worker:
             return None
         self.engine.commit(batch)
         faults.at("crash_after_redis_commit", applies_feedback=bool(batch.counts["feedback_applied"]))
+        self.stats.update(batch.counts)  # in Redis now; a failed publish re-emits it, counting nothing twice
         try:
-            self._publish(batch.outputs, consumer, eos, offsets)
+            self._publish(batch.outputs, consumer, eos, offsets, records)
         except KafkaException as exc:
-            self._publish_failed(exc.args[0], consumer, eos, records)
+            self._publish_failed(exc.args[0], consumer, eos)
             return None
         except KafkaUnavailable as exc:  # the local queue stayed full: the broker takes nothing
-            self._publish_failed(KafkaError(KafkaError._TIMED_OUT, str(exc)), consumer, eos, records)
+            self._publish_failed(KafkaError(KafkaError._TIMED_OUT, str(exc)), consumer, eos)
             return None
-        self.outage.over("kafka")
-        self.stats.update(batch.counts)
         return compute_ms
 
-    def _publish(self, out: BatchOutputs, consumer: Consumer, eos: bool, offsets: dict[tuple[str, int], int]) -> None:
+    def _publish(self, out: BatchOutputs, consumer: Consumer, eos: bool, offsets: dict[tuple[str, int], int],
+                 records: list[InRecord]) -> None:
         """Predictions first, at once: their decisions are durable in Redis already, and a batch read
-        again re-emits the same bytes. Then the rest and the offsets in one transaction, committed
-        only once the predictions are acknowledged (so none is left behind by committed offsets)."""
+        again re-emits the same bytes. The rest joins the open span (one Kafka transaction, or one
+        offset commit), which :meth:`_close_span` commits once ``commit_interval_ms`` has passed."""
         producer = self._producer
-        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        self._span.add(records, offsets, time.monotonic())  # first: a failure below rewinds this batch too
         predictions = self.t["predictions"]
         for key, value in out.predictions:
             produce(self._answers if eos else producer, predictions, value, key=key)
-        if eos:
+        if eos and not self._span.in_transaction:
             producer.begin_transaction()
+            self._span.in_transaction = True
         for name, key, value in out.records:
             produce(producer, self.t[name], value, key=key)
         for d in out.dead:
             produce(producer, self.t["dead-letter"], d.value, key=d.record.key, headers=d.headers)
-        if eos:
-            producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), 30)
-            if out.predictions and self._answers.flush(30) > 0:
-                raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "predictions not acknowledged in 30 s"))
-            self._commit_transaction(producer)
-        else:
-            if producer.flush(30) > 0:
-                raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "outputs not delivered within 30 s"))
-            consumer.commit(offsets=tps, asynchronous=False)
+
+    def _close_span(self, consumer: Consumer) -> None:
+        """Commit the open span: the offsets of every batch in it, only once its predictions are
+        acknowledged (so no committed offset leaves a prediction behind). A failure aborts it and
+        rewinds to its first offsets; Redis re-emits what it held."""
+        if self._span.empty:
+            return
+        eos = self.s.processing == "exactly_once"
+        tps = [TopicPartition(t, p, o) for (t, p), o in self._span.offsets.items()]
+        try:
+            if eos:
+                self._producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), 30)
+                if self._answers.flush(30) > 0:
+                    raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "predictions not acknowledged in 30 s"))
+                self._commit_transaction(self._producer)
+            else:
+                if self._producer.flush(30) > 0:
+                    raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "outputs not delivered within 30 s"))
+                consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            self._publish_failed(exc.args[0], consumer, eos)
+            return
+        self._span = _Span()
+        self._fenced_in_a_row = 0
+        self.stats["commits"] += 1
+        self.outage.over("kafka")
+
+    def _abort_span(self) -> None:
+        """Drop the open span without committing it (its partitions are gone): whoever owns them
+        next re-reads it from the committed offsets."""
+        if self._span.in_transaction:
+            try:
+                self._producer.abort_transaction(30)
+            except KafkaException as exc:
+                log.warning("abort failed (%s); starting a new producer", exc.args[0].str())
+                self._producer = self._new_producer(True)
+        self._span = _Span()
 
     def _commit_transaction(self, producer: Producer) -> None:
         while True:
@@ -302,23 +341,35 @@ class Worker:
                     raise  # stopping: the open transaction is aborted by the next incarnation
                 self.outage.wait("kafka", err)  # the commit may be retried as it is (librdkafka's contract)
 
-    def _publish_failed(self, err: KafkaError, consumer: Consumer, eos: bool, records: list[InRecord]) -> None:
-        """Redis already holds this batch: re-reading it re-emits its outputs and learns nothing twice."""
-        self.stats["aborted_batches"] += 1
+    def _publish_failed(self, err: KafkaError, consumer: Consumer, eos: bool) -> None:
+        """Redis already holds every batch of the open span: re-reading them re-emits their outputs
+        and learns nothing twice. Abort (or replace the producer), rewind to the span's first offsets."""
+        self.stats["aborted_batches"] += self._span.batches
         if eos and err.code() in _PRODUCER_FENCED:
-            raise SystemExit(f"eddy worker: another process took over transactional id of {self.s.instance_id!r} "
-                             f"({err.str()}); two workers must not share --instance-id")
-        if eos and err.txn_requires_abort():
-            log.warning("transaction aborted (%s); re-reading the batch", err.str())
+            # The broker fences a producer whose transaction it timed out (an outage longer than
+            # transaction.timeout.ms) as well as one whose transactional id another process took.
+            # The first is over once a new producer commits; the second fences us again at once.
+            self._fenced_in_a_row += 1
+            if self._fenced_in_a_row >= 2:
+                raise SystemExit(f"eddy worker: another process took over transactional id of "
+                                 f"{self.s.instance_id!r} ({err.str()}); two workers must not share --instance-id")
+            log.warning("producer fenced (%s); starting a new producer and re-reading %d batch(es)", err.str(),
+                        self._span.batches)
+            self._producer = self._new_producer(eos)
+        elif eos and err.txn_requires_abort():
+            log.warning("transaction aborted (%s); re-reading %d batch(es)", err.str(), self._span.batches)
             try:
                 self._producer.abort_transaction(30)
             except KafkaException as exc:
                 log.warning("abort failed (%s); starting a new producer", exc.args[0].str())
                 self._producer = self._new_producer(eos)
         else:
-            log.warning("publishing failed (%s); starting a new producer and re-reading the batch", err.str())
+            log.warning("publishing failed (%s); starting a new producer and re-reading %d batch(es)", err.str(),
+                        self._span.batches)
             self._producer = self._new_producer(eos)
-        self._rewind(consumer, records)
+        first = self._span.first
+        self._span = _Span()
+        self._rewind(consumer, first)
         self.outage.wait("kafka", err)
 
     def _new_producer(self, eos: bool) -> Producer:
@@ -343,9 +394,13 @@ class Worker:
     def _fenced(self, consumer: Consumer, records: list[InRecord]) -> None:
         """Another worker claimed one of our partitions: drop this batch, re-read from committed offsets."""
         self.stats["fenced_batches"] += 1
-        log.warning("batch fenced by a newer owner of a partition; dropping it and rewinding")
+        log.warning("batch fenced by a newer owner of a partition; dropping it and the open span, rewinding")
         self.engine.forget()  # ahead of Redis now: reloaded from Redis on next use
-        self._rewind(consumer, records)
+        # The open span may hold offsets of the partition that moved: it must not commit. Every batch
+        # in it is in Redis, so whoever owns each partition now re-reads and re-emits it.
+        first = _first_offsets(records, self._span.first)
+        self._abort_span()
+        self._rewind(consumer, first)
         try:
             current = self.store.epochs(self.s.group, list(self._epochs))
         except StoreUnavailable:
@@ -357,15 +412,47 @@ class Worker:
             self._unclaimed = sorted(self._epochs)
 
     @staticmethod
-    def _rewind(consumer: Consumer, records: list[InRecord]) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for r in records:
-            first.setdefault((r.topic, r.partition), r.offset)
+    def _rewind(consumer: Consumer, first: dict[tuple[str, int], int]) -> None:
         for (t, p), o in first.items():
             try:
                 consumer.seek(TopicPartition(t, p, o))
             except KafkaException:
                 pass  # no longer assigned: the new owner reads it
+
+
+def _first_offsets(records: list[InRecord], into: dict[tuple[str, int], int] | None = None) -> dict[tuple[str, int], int]:
+    first = dict(into or {})
+    for r in records:
+        first.setdefault((r.topic, r.partition), r.offset)
+    return first
+
+
+class _Span:
+    """The batches published since the last commit: their first offsets (to rewind to), the offsets
+    to commit, and whether a Kafka transaction is open for them."""
+
+    __slots__ = ("first", "offsets", "batches", "opened", "in_transaction")
+
+    def __init__(self) -> None:
+        self.first: dict[tuple[str, int], int] = {}
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.batches = 0
+        self.opened = 0.0
+        self.in_transaction = False
+
+    @property
+    def empty(self) -> bool:
+        return self.batches == 0 and not self.in_transaction
+
+    def add(self, records: list[InRecord], offsets: dict[tuple[str, int], int], now: float) -> None:
+        if self.batches == 0:
+            self.opened = now
+        self.batches += 1
+        self.first = _first_offsets(records, self.first)
+        self.offsets.update(offsets)
+
+    def due(self, now: float, interval_s: float) -> bool:
+        return not self.empty and now - self.opened >= interval_s
 
 
 __all__ = ["Worker", "Batch"]
