@@ -39,9 +39,14 @@ from stream.engine.batching import AdaptiveBatchSize
 from stream.hotswap import ModelWatcher
 from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, produce, quiet_logging
 from stream.outage import Outage
+from stream.span import CommitSpan, first_offsets
+from stream.stall import StallWatch, records_waiting
 from stream.store import RedisStore, StoreUnavailable
 
 log = logging.getLogger("eddy.worker")
+
+# Empty polls for this long with records waiting (twice) mean a stalled consumer (stream.stall).
+_STALL_IDLE_S = 10.0
 
 _PRODUCER_FENCED = {KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH, getattr(KafkaError, "PRODUCER_FENCED", -1)}
 
@@ -74,8 +79,9 @@ class Worker:
         self._next_stats = 0.0
         self._producer: Producer | None = None
         self._answers: Producer | None = None
-        self._span = _Span()
+        self._span = CommitSpan()
         self._fenced_in_a_row = 0
+        self._stall = StallWatch(idle_s=_STALL_IDLE_S)
         if self.serves_model:
             log.info("serving feature net %s (d=%d)", self.engine.model.version, self.engine.model.output_dim)
 
@@ -156,9 +162,7 @@ class Worker:
         # Predictions leave before the transaction, on an idempotent producer of their own
         # that sends at once (linger 0): the answer never waits on a transaction commit.
         self._answers = Producer(self.s.producer_config(**quiet_logging(), **{"linger.ms": 0})) if eos else None
-        consumer = Consumer(self.s.consumer_config(**quiet_logging()))
-        consumer.subscribe([self.t["queries"], self.t["feedback"]],
-                           on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        consumer = self._new_consumer()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 signal.signal(sig, self.stop)
@@ -175,6 +179,11 @@ class Worker:
                 msgs = consumer.consume(1, self.s.poll_timeout_ms / 1000)
                 if msgs and self.batching.limit > 1:
                     msgs += consumer.consume(self.batching.limit - 1, 0)
+                if msgs:
+                    self._stall.consumed()
+                elif self._stall.check(now=time.monotonic(), lag=lambda: records_waiting(consumer)):
+                    consumer = self._replace_stalled(consumer)
+                    continue
                 started = time.perf_counter()
                 now = time.monotonic()
                 self._between_batches(now)
@@ -187,6 +196,23 @@ class Worker:
         finally:
             self._shutdown(consumer)
         return self.stats
+
+    def _new_consumer(self) -> Consumer:
+        consumer = Consumer(self.s.consumer_config(**quiet_logging()))
+        consumer.subscribe([self.t["queries"], self.t["feedback"]],
+                           on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        return consumer
+
+    def _replace_stalled(self, consumer: Consumer) -> Consumer:
+        """See :mod:`stream.stall`: a rebalance like any other (revoke commits the open span)."""
+        log.warning("the consumer fetched nothing for %gs while records wait on its partitions; replacing it",
+                    2 * self._stall.idle_s)
+        self.stats["consumers_replaced"] += 1
+        try:
+            consumer.close()
+        except KafkaException as exc:
+            log.warning("closing the stalled consumer failed (%s)", exc.args[0].str())
+        return self._new_consumer()
 
     def _between_batches(self, now: float) -> None:
         """Hot swap, the population prior and the process-level figures, each on its own schedule."""
@@ -255,7 +281,7 @@ class Worker:
                                           instance=self.s.instance_id)
         except StoreUnavailable as exc:
             self.engine.forget()  # memory may be ahead of Redis or Redis may have restarted: reload
-            self._rewind(consumer, _first_offsets(records))
+            self._rewind(consumer, first_offsets(records))
             self.outage.wait("redis", exc)
             return None
         self.outage.over("redis")
@@ -314,7 +340,7 @@ class Worker:
         except KafkaException as exc:
             self._publish_failed(exc.args[0], consumer, eos)
             return
-        self._span = _Span()
+        self._span = CommitSpan()
         self._fenced_in_a_row = 0
         self.stats["commits"] += 1
         self.outage.over("kafka")
@@ -328,7 +354,7 @@ class Worker:
             except KafkaException as exc:
                 log.warning("abort failed (%s); starting a new producer", exc.args[0].str())
                 self._producer = self._new_producer(True)
-        self._span = _Span()
+        self._span = CommitSpan()
 
     def _commit_transaction(self, producer: Producer) -> None:
         while True:
@@ -368,7 +394,7 @@ class Worker:
                         self._span.batches)
             self._producer = self._new_producer(eos)
         first = self._span.first
-        self._span = _Span()
+        self._span = CommitSpan()
         self._rewind(consumer, first)
         self.outage.wait("kafka", err)
 
@@ -398,7 +424,7 @@ class Worker:
         self.engine.forget()  # ahead of Redis now: reloaded from Redis on next use
         # The open span may hold offsets of the partition that moved: it must not commit. Every batch
         # in it is in Redis, so whoever owns each partition now re-reads and re-emits it.
-        first = _first_offsets(records, self._span.first)
+        first = first_offsets(records, self._span.first)
         self._abort_span()
         self._rewind(consumer, first)
         try:
@@ -418,41 +444,6 @@ class Worker:
                 consumer.seek(TopicPartition(t, p, o))
             except KafkaException:
                 pass  # no longer assigned: the new owner reads it
-
-
-def _first_offsets(records: list[InRecord], into: dict[tuple[str, int], int] | None = None) -> dict[tuple[str, int], int]:
-    first = dict(into or {})
-    for r in records:
-        first.setdefault((r.topic, r.partition), r.offset)
-    return first
-
-
-class _Span:
-    """The batches published since the last commit: their first offsets (to rewind to), the offsets
-    to commit, and whether a Kafka transaction is open for them."""
-
-    __slots__ = ("first", "offsets", "batches", "opened", "in_transaction")
-
-    def __init__(self) -> None:
-        self.first: dict[tuple[str, int], int] = {}
-        self.offsets: dict[tuple[str, int], int] = {}
-        self.batches = 0
-        self.opened = 0.0
-        self.in_transaction = False
-
-    @property
-    def empty(self) -> bool:
-        return self.batches == 0 and not self.in_transaction
-
-    def add(self, records: list[InRecord], offsets: dict[tuple[str, int], int], now: float) -> None:
-        if self.batches == 0:
-            self.opened = now
-        self.batches += 1
-        self.first = _first_offsets(records, self.first)
-        self.offsets.update(offsets)
-
-    def due(self, now: float, interval_s: float) -> bool:
-        return not self.empty and now - self.opened >= interval_s
 
 
 __all__ = ["Worker", "Batch"]
