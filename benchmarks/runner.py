@@ -218,6 +218,7 @@ class Run:
             count = max(1, int(p.users_rate * p.users_step_s))
             step = gen.run_step(p.users_rate, p.users_step_s, drain_s=p.drain_s, tag="users-",
                                 users=users.user_ids(n, count, p.seed))
+            out["worker_rss_mb"] = users.rss_mb(proc.proc.pid)  # after serving the step: its users are cached
             say(f"  {n:,} users: {out['bytes_per_user_info']:.0f} B/user (INFO delta), "
                 f"{out['bytes_per_user_memory_usage']:.0f} B/user (MEMORY USAGE); {step_line(step)}")
             out.update(rate=p.users_rate, step=step)

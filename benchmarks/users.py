@@ -77,3 +77,15 @@ def drop_partition_sets(store: RedisStore, fn: str, partitions: int) -> None:
 def user_ids(n: int, count: int, seed: int) -> list[bytes]:
     rng = np.random.default_rng(seed)
     return [f"cu{u}".encode() for u in rng.integers(0, n, size=count)]
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process (``VmRSS`` from /proc), in MiB; None where /proc has no such figure."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
