@@ -39,13 +39,16 @@ def _log_error(err) -> None:
 
 
 def produce(producer: Producer, topic: str, value: bytes | None, *, key: bytes | None = None,
-            headers: list[tuple[str, bytes]] | None = None, max_wait_s: float = 30.0) -> None:
+            headers: list[tuple[str, bytes]] | None = None, max_wait_s: float = 30.0, on_delivery=None) -> None:
     """``producer.produce``, waiting while the local queue is full (BufferError): poll to let deliveries
     drain, then retry. Raises :class:`KafkaUnavailable` when the queue stays full for ``max_wait_s``."""
     deadline = None
     while True:
         try:
-            producer.produce(topic, value=value, key=key, headers=headers)
+            if on_delivery is None:
+                producer.produce(topic, value=value, key=key, headers=headers)
+            else:
+                producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
             return
         except BufferError:
             now = time.monotonic()

@@ -2,9 +2,10 @@
 
 Batches published within ``commit_interval_ms`` share one Kafka transaction (or, at
 least once, one offset commit). The span remembers what that commit needs and what a
-failure needs: the offsets to commit, and the first offset of each partition to rewind
-to. Every batch of a span is in Redis before it joins the span, so a span that is
-aborted is re-read and re-emitted, never learned twice.
+failure needs: the outputs and offsets to commit, whether its predictions are
+acknowledged, and the first offset of each partition to rewind to. Every batch of a
+span is in Redis before it joins the span, so a span that is aborted is re-read and
+re-emitted, never learned twice.
 
 >>> from stream.engine import InRecord
 >>> span = CommitSpan()
@@ -14,9 +15,15 @@ aborted is re-read and re-emitted, never learned twice.
 ({('q', 0): 7}, {('q', 0): 9}, 2)
 >>> span.due(1.05, 0.1), span.due(1.1, 0.1)
 (False, True)
+>>> span.predictions_sent = 2
+>>> span.prediction_delivered(None, None)
+>>> span.predictions_unacknowledged()
+1
 """
 
 from __future__ import annotations
+
+import threading
 
 from stream.engine import InRecord
 
@@ -32,20 +39,26 @@ def first_offsets(records: list[InRecord],
 
 class CommitSpan:
     """The batches published since the last commit: their first offsets (to rewind to), the offsets
-    to commit, and whether a Kafka transaction is open for them."""
+    to commit, the outputs the transaction will carry, and how many of their predictions the
+    broker has acknowledged (counted by delivery callbacks, which may run on either thread)."""
 
-    __slots__ = ("first", "offsets", "batches", "opened", "in_transaction")
+    __slots__ = ("first", "offsets", "batches", "opened", "outputs", "predictions_sent", "prediction_error",
+                 "_acknowledged", "_lock")
 
     def __init__(self) -> None:
         self.first: dict[tuple[str, int], int] = {}
         self.offsets: dict[tuple[str, int], int] = {}
         self.batches = 0
         self.opened = 0.0
-        self.in_transaction = False
+        self.outputs: list[tuple[str, bytes | None, bytes, list | None]] = []
+        self.predictions_sent = 0
+        self.prediction_error = None
+        self._acknowledged = 0
+        self._lock = threading.Lock()
 
     @property
     def empty(self) -> bool:
-        return self.batches == 0 and not self.in_transaction
+        return self.batches == 0
 
     def add(self, records: list[InRecord], offsets: dict[tuple[str, int], int], now: float) -> None:
         if self.batches == 0:
@@ -56,3 +69,14 @@ class CommitSpan:
 
     def due(self, now: float, interval_s: float) -> bool:
         return not self.empty and now - self.opened >= interval_s
+
+    def prediction_delivered(self, err, _msg) -> None:
+        """librdkafka's delivery report for one of this span's predictions."""
+        with self._lock:
+            self._acknowledged += 1
+            if err is not None and self.prediction_error is None:
+                self.prediction_error = err
+
+    def predictions_unacknowledged(self) -> int:
+        with self._lock:
+            return self.predictions_sent - self._acknowledged

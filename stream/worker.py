@@ -7,9 +7,11 @@ One loop, read top-down like the data flow::
       -> engine.process: decode, score queries, join + learn feedback
          (bad records become dead letters; nothing is published yet)
       -> store.commit: the batch's state in one MULTI/EXEC, fenced by epoch
-      -> publish the predictions at once (their decisions are durable now)
-      -> publish the rest and commit the input offsets in one Kafka transaction
       -> engine.commit: memory takes the batch's new user models
+      -> publish the predictions at once (their decisions are durable now)
+      -> the rest joins the open span; every ``commit_interval_ms`` the span's outputs and
+         input offsets go out in one Kafka transaction, committed on a thread of its own
+         once the span's predictions are acknowledged, while the loop goes on
 
 What the shell owns: polling, the transaction, rewinding a batch that could
 not commit, fencing, rebalances, and outages. A crash anywhere leaves either
@@ -26,6 +28,7 @@ import logging
 import signal
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -47,6 +50,8 @@ log = logging.getLogger("eddy.worker")
 
 # Empty polls for this long with records waiting (twice) mean a stalled consumer (stream.stall).
 _STALL_IDLE_S = 10.0
+# While a commit is in flight the next span's outputs wait in memory; past this many, the loop waits.
+_SPAN_MAX_OUTPUTS = 200_000
 
 _PRODUCER_FENCED = {KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH, getattr(KafkaError, "PRODUCER_FENCED", -1)}
 
@@ -80,6 +85,11 @@ class Worker:
         self._producer: Producer | None = None
         self._answers: Producer | None = None
         self._span = CommitSpan()
+        # Under exactly-once a span's transaction commits on a thread of its own, one at a time, while
+        # the loop goes on answering: the answer never waits for a transaction commit.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eddy-commit")
+        self._inflight: Future | None = None
+        self._inflight_span: CommitSpan | None = None
         self._fenced_in_a_row = 0
         self._stall = StallWatch(idle_s=_STALL_IDLE_S)
         if self.serves_model:
@@ -132,7 +142,7 @@ class Worker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit what was published while the partitions are still ours (the generation is still valid):
         # the next owner starts after it. If that fails, it re-reads the span and Redis re-emits it.
-        self._close_span(consumer)
+        self._commit_due(consumer, force=True)
         # State is written through to Redis every batch: nothing to flush. Forget it, the next owner may change it.
         self.engine.forget()
         self._epochs, self._unclaimed = {}, []
@@ -140,8 +150,8 @@ class Worker:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost without a clean revoke (session timeout): another worker may already own them, so
-        # our open span cannot commit its offsets; abort it, the new owner re-reads it.
-        self._abort_span()
+        # our open span cannot commit its offsets; drop it, the new owner re-reads it.
+        self._drop_span(consumer)
         self.engine.forget()
         self._epochs, self._unclaimed = {}, []
         self.stats["partitions_lost"] += 1
@@ -161,7 +171,7 @@ class Worker:
         self._producer = self._new_producer(eos)
         # Predictions leave before the transaction, on an idempotent producer of their own
         # that sends at once (linger 0): the answer never waits on a transaction commit.
-        self._answers = Producer(self.s.producer_config(**quiet_logging(), **{"linger.ms": 0})) if eos else None
+        self._answers = self._new_answers() if eos else None
         consumer = self._new_consumer()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -191,8 +201,7 @@ class Worker:
                     compute_ms = self._handle(msgs, consumer, eos, started)
                     if compute_ms is not None:
                         self.batching.observe(n=len(msgs), elapsed_ms=compute_ms)
-                if self._span.due(time.monotonic(), self.s.commit_interval_ms / 1000):
-                    self._close_span(consumer)
+                self._commit_due(consumer)
         finally:
             self._shutdown(consumer)
         return self.stats
@@ -243,8 +252,9 @@ class Worker:
             self.store.publish_stats(self.s.group, self.s.instance_id, self.stats)
         except StoreUnavailable as exc:
             log.warning("could not save the final policy snapshot and stats: %s", exc)
-        self._close_span(consumer)
+        self._commit_due(consumer, force=True)
         consumer.close()
+        self._committer.shutdown(wait=True)
         for p in (self._producer, self._answers):
             if p is not None:
                 p.flush(10)
@@ -292,85 +302,131 @@ class Worker:
         faults.at("crash_after_redis_commit", applies_feedback=bool(batch.counts["feedback_applied"]))
         self.stats.update(batch.counts)  # in Redis now; a failed publish re-emits it, counting nothing twice
         try:
-            self._publish(batch.outputs, consumer, eos, offsets, records)
-        except KafkaException as exc:
-            self._publish_failed(exc.args[0], consumer, eos)
-            return None
-        except KafkaUnavailable as exc:  # the local queue stayed full: the broker takes nothing
-            self._publish_failed(KafkaError(KafkaError._TIMED_OUT, str(exc)), consumer, eos)
+            self._publish(batch.outputs, eos, offsets, records)
+        except (KafkaException, KafkaUnavailable) as exc:
+            err = exc.args[0] if isinstance(exc, KafkaException) else KafkaError(KafkaError._TIMED_OUT, str(exc))
+            if self._inflight is None or self._collect(consumer):  # else: all rewound already
+                self._span_failed(err, consumer, [self._span])
             return None
         return compute_ms
 
-    def _publish(self, out: BatchOutputs, consumer: Consumer, eos: bool, offsets: dict[tuple[str, int], int],
+    def _publish(self, out: BatchOutputs, eos: bool, offsets: dict[tuple[str, int], int],
                  records: list[InRecord]) -> None:
-        """Predictions first, at once: their decisions are durable in Redis already, and a batch read
-        again re-emits the same bytes. The rest joins the open span (one Kafka transaction, or one
-        offset commit), which :meth:`_close_span` commits once ``commit_interval_ms`` has passed."""
-        producer = self._producer
-        self._span.add(records, offsets, time.monotonic())  # first: a failure below rewinds this batch too
+        """Predictions leave at once: their decisions are durable in Redis already, and a batch read
+        again re-emits the same bytes. The rest joins the open span, committed by :meth:`_commit_due`."""
+        span = self._span
+        span.add(records, offsets, time.monotonic())  # first: a failure below rewinds this batch too
         predictions = self.t["predictions"]
+        if eos:
+            for key, value in out.predictions:
+                produce(self._answers, predictions, value, key=key, on_delivery=span.prediction_delivered)
+                span.predictions_sent += 1
+            # Held until the span commits: the transactional producer belongs to the commit thread.
+            span.outputs.extend((self.t[name], key, value, None) for name, key, value in out.records)
+            span.outputs.extend((self.t["dead-letter"], d.record.key, d.value, d.headers) for d in out.dead)
+            return
+        producer = self._producer
         for key, value in out.predictions:
-            produce(self._answers if eos else producer, predictions, value, key=key)
-        if eos and not self._span.in_transaction:
-            producer.begin_transaction()
-            self._span.in_transaction = True
+            produce(producer, predictions, value, key=key)
         for name, key, value in out.records:
             produce(producer, self.t[name], value, key=key)
         for d in out.dead:
             produce(producer, self.t["dead-letter"], d.value, key=d.record.key, headers=d.headers)
 
-    def _close_span(self, consumer: Consumer) -> None:
-        """Commit the open span: the offsets of every batch in it, only once its predictions are
-        acknowledged (so no committed offset leaves a prediction behind). A failure aborts it and
-        rewinds to its first offsets; Redis re-emits what it held."""
-        if self._span.empty:
+    # ----------------------------------------------------------------- spans
+    def _commit_due(self, consumer: Consumer, *, force: bool = False) -> None:
+        """Collect a finished background commit; start the next one once the open span is due
+        (``force``: now, and wait for it: rebalances and shutdown)."""
+        if self._inflight is not None and (force or self._inflight.done()
+                                           or len(self._span.outputs) > _SPAN_MAX_OUTPUTS):
+            self._collect(consumer)
+        if self._inflight is None and (force or self._span.due(time.monotonic(), self.s.commit_interval_ms / 1000)):
+            self._start_commit(consumer)
+            if force and self._inflight is not None:
+                self._collect(consumer)
+
+    def _start_commit(self, consumer: Consumer) -> None:
+        span, self._span = self._span, CommitSpan()
+        if span.empty:
             return
-        eos = self.s.processing == "exactly_once"
-        tps = [TopicPartition(t, p, o) for (t, p), o in self._span.offsets.items()]
-        try:
-            if eos:
-                self._producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), 30)
-                if self._answers.flush(30) > 0:
-                    raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "predictions not acknowledged in 30 s"))
-                self._commit_transaction(self._producer)
-            else:
-                if self._producer.flush(30) > 0:
-                    raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "outputs not delivered within 30 s"))
-                consumer.commit(offsets=tps, asynchronous=False)
+        tps = [TopicPartition(t, p, o) for (t, p), o in span.offsets.items()]
+        if self.s.processing == "exactly_once":
+            self._inflight = self._committer.submit(self._commit_transaction, span, tps,
+                                                    consumer.consumer_group_metadata())
+            self._inflight_span = span
+            return
+        try:  # at least once: everything was produced already; flush it, then commit the offsets
+            if self._producer.flush(30) > 0:
+                raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "outputs not delivered within 30 s"))
+            consumer.commit(offsets=tps, asynchronous=False)
         except KafkaException as exc:
-            self._publish_failed(exc.args[0], consumer, eos)
+            self._span_failed(exc.args[0], consumer, [span])
             return
-        self._span = CommitSpan()
-        self._fenced_in_a_row = 0
-        self.stats["commits"] += 1
-        self.outage.over("kafka")
+        self._committed()
 
-    def _abort_span(self) -> None:
-        """Drop the open span without committing it (its partitions are gone): whoever owns them
-        next re-reads it from the committed offsets."""
-        if self._span.in_transaction:
-            try:
-                self._producer.abort_transaction(30)
-            except KafkaException as exc:
-                log.warning("abort failed (%s); starting a new producer", exc.args[0].str())
-                self._producer = self._new_producer(True)
-        self._span = CommitSpan()
-
-    def _commit_transaction(self, producer: Producer) -> None:
-        while True:
+    def _commit_transaction(self, span: CommitSpan, tps: list[TopicPartition], group_metadata: object) -> None:
+        """On the commit thread, which owns the transactional producer meanwhile: one transaction with
+        the span's outputs and offsets, committed only once every prediction of the span is
+        acknowledged (so no committed offset leaves a prediction behind)."""
+        producer = self._producer
+        producer.begin_transaction()
+        for topic, key, value, headers in span.outputs:
+            produce(producer, topic, value, key=key, headers=headers)
+        producer.send_offsets_to_transaction(tps, group_metadata, 30)
+        deadline = time.monotonic() + 30
+        while span.predictions_unacknowledged() and time.monotonic() < deadline:
+            self._answers.poll(0.002)
+        if span.prediction_error is not None:
+            raise KafkaException(span.prediction_error)
+        if span.predictions_unacknowledged():
+            raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "predictions not acknowledged in 30 s"))
+        backoff = 0.05
+        for attempt in range(8):
             try:
                 producer.commit_transaction(30)
                 return
             except KafkaException as exc:
                 err = exc.args[0]
-                if not err.retriable() or err.txn_requires_abort() or err.fatal() or self._stopping:
-                    raise  # stopping: the open transaction is aborted by the next incarnation
-                self.outage.wait("kafka", err)  # the commit may be retried as it is (librdkafka's contract)
+                if not err.retriable() or err.txn_requires_abort() or err.fatal() or attempt == 7:
+                    raise
+                time.sleep(backoff)  # the commit may be retried as it is (librdkafka's contract)
+                backoff = min(2.0, backoff * 2)
 
-    def _publish_failed(self, err: KafkaError, consumer: Consumer, eos: bool) -> None:
-        """Redis already holds every batch of the open span: re-reading them re-emits their outputs
-        and learns nothing twice. Abort (or replace the producer), rewind to the span's first offsets."""
-        self.stats["aborted_batches"] += self._span.batches
+    def _collect(self, consumer: Consumer) -> bool:
+        """The background commit's outcome. A failure drops the open span too: every batch of both is
+        in Redis, so rewinding to the first of them re-emits everything, learning nothing twice."""
+        future, span = self._inflight, self._inflight_span
+        self._inflight = self._inflight_span = None
+        try:
+            future.result()
+        except KafkaException as exc:
+            self._span_failed(exc.args[0], consumer, [span, self._span])
+            return False
+        except KafkaUnavailable as exc:  # the local queue stayed full: the broker takes nothing
+            self._span_failed(KafkaError(KafkaError._TIMED_OUT, str(exc)), consumer, [span, self._span])
+            return False
+        self._committed()
+        return True
+
+    def _committed(self) -> None:
+        self._fenced_in_a_row = 0
+        self.stats["commits"] += 1
+        self.outage.over("kafka")
+
+    def _drop_span(self, consumer: Consumer) -> dict[tuple[str, int], int]:
+        """Wait out a commit in flight, then drop the open span (nothing of it reached the transactional
+        producer); returns its first offsets, for whoever re-reads it."""
+        if self._inflight is not None:
+            self._collect(consumer)
+        first, self._span = self._span.first, CommitSpan()
+        return first
+
+    def _span_failed(self, err: KafkaError, consumer: Consumer, spans: list[CommitSpan]) -> None:
+        """Redis already holds every batch of these spans: abort (or replace the producer), rewind to
+        their first offsets, back off."""
+        eos = self.s.processing == "exactly_once"
+        batches = sum(s.batches for s in spans)
+        self.stats["aborted_batches"] += batches
         if eos and err.code() in _PRODUCER_FENCED:
             # The broker fences a producer whose transaction it timed out (an outage longer than
             # transaction.timeout.ms) as well as one whose transactional id another process took.
@@ -380,10 +436,10 @@ class Worker:
                 raise SystemExit(f"eddy worker: another process took over transactional id of "
                                  f"{self.s.instance_id!r} ({err.str()}); two workers must not share --instance-id")
             log.warning("producer fenced (%s); starting a new producer and re-reading %d batch(es)", err.str(),
-                        self._span.batches)
+                        batches)
             self._producer = self._new_producer(eos)
         elif eos and err.txn_requires_abort():
-            log.warning("transaction aborted (%s); re-reading %d batch(es)", err.str(), self._span.batches)
+            log.warning("transaction aborted (%s); re-reading %d batch(es)", err.str(), batches)
             try:
                 self._producer.abort_transaction(30)
             except KafkaException as exc:
@@ -391,12 +447,21 @@ class Worker:
                 self._producer = self._new_producer(eos)
         else:
             log.warning("publishing failed (%s); starting a new producer and re-reading %d batch(es)", err.str(),
-                        self._span.batches)
+                        batches)
             self._producer = self._new_producer(eos)
-        first = self._span.first
-        self._span = CommitSpan()
+        if eos and err.fatal() and self._answers is not None:
+            self._answers = self._new_answers()  # harmless if it was the transactional producer's error
+        first: dict[tuple[str, int], int] = {}
+        for span in spans:  # the earlier span's offsets win
+            for tp, offset in span.first.items():
+                first.setdefault(tp, offset)
+        if spans and spans[-1] is self._span:
+            self._span = CommitSpan()
         self._rewind(consumer, first)
         self.outage.wait("kafka", err)
+
+    def _new_answers(self) -> Producer:
+        return Producer(self.s.producer_config(**quiet_logging(), **{"linger.ms": 0}))
 
     def _new_producer(self, eos: bool) -> Producer:
         if self._producer is not None:
@@ -424,9 +489,7 @@ class Worker:
         self.engine.forget()  # ahead of Redis now: reloaded from Redis on next use
         # The open span may hold offsets of the partition that moved: it must not commit. Every batch
         # in it is in Redis, so whoever owns each partition now re-reads and re-emits it.
-        first = first_offsets(records, self._span.first)
-        self._abort_span()
-        self._rewind(consumer, first)
+        self._rewind(consumer, first_offsets(records, self._drop_span(consumer)))
         try:
             current = self.store.epochs(self.s.group, list(self._epochs))
         except StoreUnavailable:
