@@ -53,17 +53,19 @@ class System:
 SYSTEMS = (
     System("eddy-eos", "eddy", "exactly_once", "Eddy, exactly_once",
            "stream.worker.Worker: batched feature net, in-process user cache over Redis, one Redis MULTI/EXEC "
-           "per batch, then the predictions at once (idempotent producer) and the rest in one Kafka transaction"),
+           "per batch, then the predictions at once (idempotent producer); the rest in one Kafka transaction per "
+           "commit span (commit_interval_ms), committed off the loop"),
     System("eddy-eos-2w", "eddy", "exactly_once", "Eddy, exactly_once, 2 workers",
            "two worker processes in one consumer group (eddy worker --processes 2), two partitions each",
            workers=2),
     System("floor-eos", "echo", "exactly_once", "Kafka floor, transactional",
            "the worker's own loop, client settings and publish path (echoes on the predictions producer, offsets "
-           "in one transaction per batch) with the work taken out: queries echoed to the predictions topic"),
+           "in one transaction per commit span) with the work taken out: queries echoed to the predictions topic"),
     System("eddy-alo", "eddy", "at_least_once", "Eddy, at_least_once",
-           "the same worker; per batch: Redis MULTI/EXEC, then flush + synchronous offset commit (no transaction)"),
+           "the same worker; per batch: Redis MULTI/EXEC; per commit span: flush + synchronous offset commit "
+           "(no transaction)"),
     System("floor-alo", "echo", "at_least_once", "Kafka floor, at-least-once",
-           "the worker's own loop, client settings and publish path (flush + synchronous commit per batch) with "
+           "the worker's own loop, client settings and publish path (flush + synchronous commit per span) with "
            "the work taken out: queries echoed to the predictions topic"),
     System("naive", "naive", "at_least_once", "Naive pipeline",
            "one message at a time, one feature-net forward per query, Redis GET of the user's state per event, "
