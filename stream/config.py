@@ -116,6 +116,11 @@ class Settings:
     kafka_debug: str = field(
         default="", metadata={"help": "librdkafka debug contexts for every client, e.g. consumer,cgrp,fetch "
                                       "(logged by the worker; empty: off)"})
+    metrics_port: int = field(
+        default=9400, metadata={"help": "port of the worker's Prometheus /metrics endpoint; 0 turns it off "
+                                        "(--processes N: child i listens on this + i)"})
+    metrics_bind: str = field(
+        default="127.0.0.1", metadata={"help": "address the metrics endpoint listens on (0.0.0.0: every interface)"})
 
     # ------------------------------------------------------------------ topics
     def topic(self, name: str) -> str:
@@ -147,6 +152,10 @@ class Settings:
         if not (math.isfinite(self.commit_interval_ms) and 0 <= self.commit_interval_ms <= 5_000):
             # above 5 s a span nears transaction.timeout.ms (10 s): the broker would abort it
             raise bad("commit_interval_ms", "in [0, 5000]")
+        if not 0 <= self.metrics_port <= 65535:
+            raise bad("metrics_port", "a TCP port in [0, 65535] (0: no metrics endpoint)")
+        if not self.metrics_bind.strip():
+            raise bad("metrics_bind", "an IP address or host name")
         if not (math.isfinite(self.linger_ms) and 0 <= self.linger_ms <= 900_000):  # librdkafka's range
             raise bad("linger_ms", "in [0, 900000]")
         if not all(_HOST_PORT.fullmatch(b.strip()) for b in self.bootstrap.split(",")):

@@ -4,6 +4,9 @@
 instance ids ``<instance_id>-p0`` ... ``-p<N-1>`` (each a stable ``transactional.id``),
 forwards SIGTERM/SIGINT to them, and restarts one that dies (after a second) until it is
 told to stop. Parallelism is bounded by the partition count: a member beyond it idles.
+Each child serves its own Prometheus endpoint on ``metrics_port + i`` (separate processes,
+separate registries: simpler than prometheus_client's multiprocess mode, whose shared files
+cannot carry the scrape-time gauges, lag and caches, that each worker reports).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ def child_env(settings: Settings, index: int) -> dict[str, str]:
     for f in fields(Settings):
         env[f"EDDY_{f.name.upper()}"] = str(getattr(settings, f.name))
     env["EDDY_INSTANCE_ID"] = f"{settings.instance_id}-p{index}"
+    if settings.metrics_port:  # one /metrics endpoint per process, on consecutive ports
+        env["EDDY_METRICS_PORT"] = str(settings.metrics_port + index)
     return env
 
 

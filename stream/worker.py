@@ -41,6 +41,7 @@ from stream.engine import Batch, BatchOutputs, Engine, InRecord
 from stream.engine.batching import AdaptiveBatchSize
 from stream.hotswap import ModelWatcher
 from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, produce, quiet_logging
+from stream.metrics import WorkerMetrics
 from stream.outage import Outage
 from stream.span import CommitSpan, first_offsets
 from stream.stall import StallWatch, records_waiting
@@ -92,6 +93,7 @@ class Worker:
         self._inflight_span: CommitSpan | None = None
         self._fenced_in_a_row = 0
         self._stall = StallWatch(idle_s=_STALL_IDLE_S)
+        self.metrics = WorkerMetrics(self)
         if self.serves_model:
             log.info("serving feature net %s (d=%d)", self.engine.model.version, self.engine.model.output_dim)
 
@@ -179,6 +181,7 @@ class Worker:
             except ValueError:  # not the main thread (tests run workers in threads)
                 pass
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.metrics.serve()
         log.info("worker %s consuming %s + %s (%s)", self.s.instance_id, self.t["queries"], self.t["feedback"],
                  self.s.processing)
         try:
@@ -207,7 +210,7 @@ class Worker:
         return self.stats
 
     def _new_consumer(self) -> Consumer:
-        consumer = Consumer(self.s.consumer_config(**quiet_logging()))
+        consumer = Consumer(self.s.consumer_config(**quiet_logging(), **self.metrics.consumer_config()))
         consumer.subscribe([self.t["queries"], self.t["feedback"]],
                            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         return consumer
@@ -240,7 +243,7 @@ class Worker:
                 self._next_stats = now + 1.0
                 self.stats["model_load_failed"] = self.watcher.failed if self.watcher is not None else 0
                 self.stats["batch_limit"] = self.batching.limit
-                self.store.publish_stats(self.s.group, self.s.instance_id, self.stats)
+                self.store.publish_stats(self.s.group, self.s.instance_id, {**self.stats, **self.metrics.figures()})
         except StoreUnavailable:
             pass  # reported by the batch path; these refreshes are retried on their own schedule
 
@@ -260,6 +263,7 @@ class Worker:
                 p.flush(10)
         if self.watcher is not None:
             self.watcher.close()
+        self.metrics.close()
 
     # ------------------------------------------------------------------ batch
     def _records(self, msgs: list[Message]) -> tuple[list[InRecord], dict[tuple[str, int], int]]:
@@ -287,6 +291,7 @@ class Worker:
             batch = self.engine.process(records, self.store, started=started)
             compute_ms = (time.perf_counter() - t0) * 1000
             faults.at("stop_before_redis_commit", applies_feedback=bool(batch.counts["feedback_applied"]))
+            t_redis = time.perf_counter()
             committed = self.store.commit(batch.write, group=self.s.group, epochs=self._epochs,
                                           instance=self.s.instance_id)
         except StoreUnavailable as exc:
@@ -299,6 +304,7 @@ class Worker:
             self._fenced(consumer, records)
             return None
         self.engine.commit(batch)
+        self.metrics.committed_batch(batch, redis_s=time.perf_counter() - t_redis)
         faults.at("crash_after_redis_commit", applies_feedback=bool(batch.counts["feedback_applied"]))
         self.stats.update(batch.counts)  # in Redis now; a failed publish re-emits it, counting nothing twice
         try:
@@ -308,6 +314,7 @@ class Worker:
             if self._inflight is None or self._collect(consumer):  # else: all rewound already
                 self._span_failed(err, consumer, [self._span])
             return None
+        self.metrics.published_batch(batch, started=started)
         return compute_ms
 
     def _publish(self, out: BatchOutputs, eos: bool, offsets: dict[tuple[str, int], int],
@@ -355,6 +362,7 @@ class Worker:
                                                     consumer.consumer_group_metadata())
             self._inflight_span = span
             return
+        t_kafka = time.perf_counter()
         try:  # at least once: everything was produced already; flush it, then commit the offsets
             if self._producer.flush(30) > 0:
                 raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "outputs not delivered within 30 s"))
@@ -362,6 +370,7 @@ class Worker:
         except KafkaException as exc:
             self._span_failed(exc.args[0], consumer, [span])
             return
+        self.metrics.kafka_commit_time.observe(time.perf_counter() - t_kafka)
         self._committed()
 
     def _commit_transaction(self, span: CommitSpan, tps: list[TopicPartition], group_metadata: object) -> None:
@@ -369,6 +378,7 @@ class Worker:
         the span's outputs and offsets, committed only once every prediction of the span is
         acknowledged (so no committed offset leaves a prediction behind)."""
         producer = self._producer
+        t_kafka = time.perf_counter()
         producer.begin_transaction()
         for topic, key, value, headers in span.outputs:
             produce(producer, topic, value, key=key, headers=headers)
@@ -384,6 +394,7 @@ class Worker:
         for attempt in range(8):
             try:
                 producer.commit_transaction(30)
+                self.metrics.kafka_commit_time.observe(time.perf_counter() - t_kafka)
                 return
             except KafkaException as exc:
                 err = exc.args[0]

@@ -56,6 +56,7 @@ def settings(stack, tmp_path: Path) -> config.Settings:
         instance_id="w0",
         model_dir=str(tmp_path / "models"),
         join_window_s=600.0,
+        metrics_port=0,  # tests run many workers at once; a test that scrapes picks a free port
     )
     topics = ensure_topics(s)
     yield s

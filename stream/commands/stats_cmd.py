@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 
 from stream import config
 
@@ -34,4 +35,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{inst}: {ok}")
         for k, v in sorted(st.items()):
             print(f"  {k:32s} {v}")
-    return 0
+    total: Counter[str] = Counter()
+    for st in workers.values():
+        total.update(st)
+    consumed, accounted = reconcile(total)
+    ok = "reconciles" if consumed == accounted else f"MISMATCH ({consumed} != {accounted})"
+    print(f"all {len(workers)} workers: {ok} (consumed {consumed} = processed + dead-lettered {accounted})")
+    return 0 if consumed == accounted else 1

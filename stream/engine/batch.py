@@ -79,6 +79,10 @@ class Batch:
     learned: dict[tuple[str, str], UserModel] = field(default_factory=dict)
     partition_of: dict[tuple[str, str], int] = field(default_factory=dict)
     populations: dict[tuple[str, int], PopulationModel] = field(default_factory=dict)
+    query_ts: list[float] = field(default_factory=list)
+    """The ``ts`` of each query decided in this batch (end-to-end latency is measured from it)."""
+    feature_net_s: float | None = None
+    """Seconds spent in the feature net's forward pass (None when the batch had no query to embed)."""
 
     def dead(self, record: InRecord, reason: str, detail: str) -> None:
         self.outputs.dead.append(DeadLetter(record, reason, detail))
@@ -155,8 +159,7 @@ class Engine:
 
     def warm(self, states: dict[str, bytes]) -> None:
         """Load users of the live version into memory (a newly assigned partition's)."""
-        cache = self._caches[self.model.version]
-        cache.get_many(list(states), lambda ids: {u: states[u] for u in ids})
+        self._caches[self.model.version].warm(states)
 
     def forget(self) -> None:
         """Drop everything held in memory: the partitions' next owner may change it (revoke, fence)."""
@@ -166,6 +169,10 @@ class Engine:
 
     def cached_users(self) -> int:
         return len(self._caches[self.model.version])
+
+    def cache_figures(self) -> list[tuple[str, int, int, int, int]]:
+        """Per feature-net version: (version, users held, capacity, lookups, hits)."""
+        return [(v, len(c), c.capacity, c.lookups, c.hits) for v, c in list(self._caches.items())]
 
     # ----------------------------------------------------------------- batch
     def process(self, records: list[InRecord], state: StateReader, *, started: float | None = None) -> Batch:
@@ -212,17 +219,21 @@ class Engine:
     def _embed(self, queries: list[tuple[InRecord, Query]], batch: Batch) -> list[tuple[InRecord, Query, np.ndarray]]:
         """One forward pass for the batch; if it fails, one per query, to find the record that broke it."""
         inputs = [(q.context, [c.to_dict() for c in q.candidates]) for _, q in queries]
+        t0 = time.perf_counter()
         try:
             embs = self.model.embed_many(inputs)
             return [(r, q, e) for (r, q), e in zip(queries, embs)]
         except Exception:
             pass
+        finally:
+            batch.feature_net_s = time.perf_counter() - t0
         out = []
         for (r, q), x in zip(queries, inputs):
             try:
                 out.append((r, q, self.model.embed_many([x])[0]))
             except Exception as exc:
                 batch.dead(r, "embedding_failed", f"{type(exc).__name__}: {exc}")
+        batch.feature_net_s = time.perf_counter() - t0
         return out
 
     def _score(self, queries: list[tuple[InRecord, Query]], state: StateReader, batch: Batch, started: float) -> None:
@@ -266,6 +277,7 @@ class Engine:
             batch.outputs.predictions.append((key, record.prediction_bytes))
             batch.outputs.records.append(("decisions", key, record.decision_bytes))
             batch.counts["predictions"] += 1
+            batch.query_ts.append(s.query.ts)
         for r, q in repeats:
             packed = batch.write.decisions.get(q.request_id)
             if packed is None:

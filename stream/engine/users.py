@@ -26,6 +26,12 @@ class UserCache:
         self._offline = offline or {}
         self.base_prior = base_prior
         self._prior = base_prior if base_prior is not None else np.zeros(dim + 1)
+        self.lookups = 0  # users asked for by batches, and how many were in memory (the hit rate's terms)
+        self.hits = 0
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     def __len__(self) -> int:
         return len(self._models)
@@ -59,6 +65,8 @@ class UserCache:
             else:
                 self._models.move_to_end(u)
                 out[u] = m
+        self.lookups += len(user_ids)
+        self.hits += len(user_ids) - len(missing)
         if missing:
             stored = load(list(dict.fromkeys(missing)))
             for u in missing:
@@ -69,6 +77,12 @@ class UserCache:
                 self.put(u, m)
                 out[u] = m
         return out
+
+    def warm(self, states: dict[str, bytes]) -> None:
+        """Load stored users not in memory yet (not counted as lookups)."""
+        for u, data in states.items():
+            if u not in self._models:
+                self.put(u, load_user_model(data))
 
     def put(self, user_id: str, model: UserModel) -> None:
         self._models[user_id] = model

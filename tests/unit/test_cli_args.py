@@ -31,6 +31,9 @@ BAD = [
     (["worker"], {"EDDY_MAX_BATCH": "x"}, "eddy worker: EDDY_MAX_BATCH must be int, got 'x'"),
     (["worker"], {"EDDY_CACHE_USERS": "0"}, "eddy worker: EDDY_CACHE_USERS must be >= 1, got 0"),
     (["worker"], {"EDDY_JOIN_WINDOW_S": "nan"}, "EDDY_JOIN_WINDOW_S must be a finite number > 0, got nan"),
+    (["worker", "--metrics-port", "70000"], {}, "--metrics-port must be a TCP port in [0, 65535] (0: no metrics endpoint), got 70000"),
+    (["worker"], {"EDDY_METRICS_PORT": "-1"}, "eddy worker: EDDY_METRICS_PORT must be a TCP port in [0, 65535]"),
+    (["worker", "--metrics-bind", " "], {}, "--metrics-bind must be an IP address or host name"),
     # produce
     (["produce", "--simulate", "--rate", "0"], {}, "eddy produce: --rate must be > 0, got 0"),
     (["produce", "--simulate", "--rate", "-5"], {}, "--rate must be > 0, got -5"),
