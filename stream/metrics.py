@@ -234,8 +234,10 @@ class WorkerMetrics:
                 part, end, pos = p.get("partition", -1), p.get("ls_offset", -1), p.get("app_offset", -1)
                 if part < 0 or p.get("fetch_state") == "none" or end < 0:
                     continue
-                if pos < 0:  # nothing read yet since assignment: lag behind the committed offset, if known
+                if pos < 0:  # nothing read yet: from the committed offset, else the start (auto.offset.reset=earliest)
                     pos = p.get("committed_offset", -1)
+                    if pos < 0:
+                        pos = p.get("lo_offset", -1)
                 if pos >= 0:
                     lag[(topic, part)] = max(0, end - pos)
         self.lag = lag

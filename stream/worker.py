@@ -252,7 +252,7 @@ class Worker:
         try:
             if snapshot is not None and self._epochs:
                 self.store.commit(snapshot, group=self.s.group, epochs=self._epochs, instance=self.s.instance_id)
-            self.store.publish_stats(self.s.group, self.s.instance_id, self.stats)
+            self.store.publish_stats(self.s.group, self.s.instance_id, {**self.stats, **self.metrics.figures()})
         except StoreUnavailable as exc:
             log.warning("could not save the final policy snapshot and stats: %s", exc)
         self._commit_due(consumer, force=True)

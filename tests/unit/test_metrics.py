@@ -85,13 +85,16 @@ def test_consumer_lag_per_assigned_partition_from_librdkafka_statistics(engine):
         "0": {"partition": 0, "fetch_state": "active", "ls_offset": 120, "app_offset": 100, "committed_offset": 90},
         "1": {"partition": 1, "fetch_state": "active", "ls_offset": 50, "app_offset": -1001, "committed_offset": 45},
         "2": {"partition": 2, "fetch_state": "none", "ls_offset": 9, "app_offset": -1001, "committed_offset": -1001},
+        "3": {"partition": 3, "fetch_state": "active", "ls_offset": 7, "lo_offset": 3, "app_offset": -1001,
+              "committed_offset": -1001},  # never committed: read from the start
         "-1": {"partition": -1, "fetch_state": "none", "ls_offset": -1, "app_offset": -1001},
     }}}}
     m._on_statistics(json.dumps(stats))
     assert value(m, "eddy_consumer_lag", topic="t.queries", partition="0") == 20
     assert value(m, "eddy_consumer_lag", topic="t.queries", partition="1") == 5  # nothing read yet: committed
     assert value(m, "eddy_consumer_lag", topic="t.queries", partition="2") is None  # not assigned
-    assert m.figures()["consumer_lag"] == 25
+    assert value(m, "eddy_consumer_lag", topic="t.queries", partition="3") == 4
+    assert m.figures()["consumer_lag"] == 29
 
 
 def test_figures_give_histogram_quantiles_for_eddy_stats(engine):
