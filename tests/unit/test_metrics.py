@@ -115,3 +115,11 @@ def test_figures_give_histogram_quantiles_for_eddy_stats(engine):
 ])
 def test_bucket_quantile(q, buckets, expected):
     assert bucket_quantile(q, buckets) == expected
+
+
+def test_each_worker_process_gets_its_own_metrics_port():
+    from stream.processes import child_env
+
+    s = config.from_env({}, metrics_port=9400, instance_id="w")
+    assert [child_env(s, i)["EDDY_METRICS_PORT"] for i in range(3)] == ["9400", "9401", "9402"]
+    assert child_env(config.from_env({}, metrics_port=0), 2)["EDDY_METRICS_PORT"] == "0"  # off stays off
