@@ -25,6 +25,7 @@ VERBS = {
     "topics": ("stream.commands.topics_cmd", "create Eddy's topics (idempotent) and list them"),
     "train": ("stream.commands.train_cmd", "train a feature net offline and register it"),
     "models": ("stream.commands.models_cmd", "list / show / promote / rollback feature-net versions"),
+    "monitor": ("stream.commands.monitor_cmd", "windowed reward, error, join and dead-letter figures (faust), for Prometheus"),
     "retrain": ("stream.commands.retrain_cmd", "watch the online loss and retrain the feature net when it degrades"),
     "export": ("stream.commands.export_cmd", "export the decision log as VW DSJSON or Open Bandit Pipeline arrays"),
     "replay": ("stream.commands.replay_cmd", "off-policy evaluation (and --learn) over the decision log"),

@@ -121,6 +121,11 @@ class Settings:
                                         "(--processes N: child i listens on this + i)"})
     metrics_bind: str = field(
         default="127.0.0.1", metadata={"help": "address the metrics endpoint listens on (0.0.0.0: every interface)"})
+    monitor_port: int = field(
+        default=9410, metadata={"help": "127.0.0.1 port of eddy monitor's Prometheus /metrics endpoint; 0 turns it off"})
+    monitor_tumbling_s: int = field(default=60, metadata={"help": "eddy monitor: tumbling window length, seconds"})
+    monitor_hopping_s: int = field(default=300, metadata={"help": "eddy monitor: hopping window length, seconds"})
+    monitor_hop_s: int = field(default=60, metadata={"help": "eddy monitor: hopping window step, seconds"})
 
     # ------------------------------------------------------------------ topics
     def topic(self, name: str) -> str:
@@ -156,6 +161,13 @@ class Settings:
             raise bad("metrics_port", "a TCP port in [0, 65535] (0: no metrics endpoint)")
         if not self.metrics_bind.strip():
             raise bad("metrics_bind", "an IP address or host name")
+        if not 0 <= self.monitor_port <= 65535:
+            raise bad("monitor_port", "a TCP port in [0, 65535] (0: no metrics endpoint)")
+        for name in ("monitor_tumbling_s", "monitor_hopping_s", "monitor_hop_s"):  # faust steps whole seconds
+            if not 1 <= getattr(self, name) <= 7 * 86_400:
+                raise bad(name, "whole seconds in [1, 604800]")
+        if self.monitor_hop_s > self.monitor_hopping_s:
+            raise bad("monitor_hop_s", f"<= monitor_hopping_s ({self.monitor_hopping_s})")
         if not (math.isfinite(self.linger_ms) and 0 <= self.linger_ms <= 900_000):  # librdkafka's range
             raise bad("linger_ms", "in [0, 900000]")
         if not all(_HOST_PORT.fullmatch(b.strip()) for b in self.bootstrap.split(",")):

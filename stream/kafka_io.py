@@ -97,15 +97,17 @@ def _unreachable(bootstrap: str) -> str | None:
     return why
 
 
-def ensure_topics(settings: Settings, names: Iterable[str] = TOPIC_NAMES, timeout_s: float = 30.0) -> list[str]:
-    """Create the deployment's topics if missing; returns the full names. Idempotent."""
+def ensure_topics(settings: Settings, names: Iterable[str] = TOPIC_NAMES, timeout_s: float = 30.0,
+                  topic_config: dict[str, str] | None = None) -> list[str]:
+    """Create the deployment's topics if missing (with ``topic_config``); returns the full names. Idempotent."""
     client = wait_for_broker(settings)
     wanted = [settings.topic(n) for n in names]
     existing = client.list_topics(timeout=10).topics
     missing = [t for t in wanted if t not in existing]
     if missing:
         futures = client.create_topics(
-            [NewTopic(t, num_partitions=settings.partitions, replication_factor=1) for t in missing],
+            [NewTopic(t, num_partitions=settings.partitions, replication_factor=1, config=topic_config or {})
+             for t in missing],
             operation_timeout=timeout_s,
         )
         for topic, fut in futures.items():
