@@ -1,0 +1,110 @@
+"""The monitor's pure parts: each record's tallies, their sums, the window shown, the Prometheus form."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from faust.windows import HoppingWindow, TumblingWindow
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream import config, events
+from stream.monitor import figures as f
+from stream.monitor.app import tallies_of
+from stream.monitor.export import Snapshot
+
+
+def _decision(scores=(0.5, 0.25), ts=100.0) -> events.Decision:
+    return events.Decision("r1", "u1", ts, {}, (events.Item("a"), events.Item("b")), scores, (0.9, 0.1), 0, 0.9,
+                           "softmax", "softmax/1?temperature=0.5", 7, "v2", 3)
+
+
+def test_an_outcome_counts_the_error_of_the_score_of_the_item_its_feedback_names():
+    (key, t), *rest = f.outcome_tallies(events.Outcome(_decision(), "b", 1.0, 103.5))
+    assert [k for k, _ in [(key, t), *rest]] == ["all", "policy=softmax", "feature_net=v2",
+                                                 "arm=softmax/1?temperature=0.5|v2"]
+    assert t[f.OUTCOMES] == 1 and t[f.DECISIONS] == 0
+    assert t[f.SQUARED_ERROR] == pytest.approx(0.75 ** 2) and t[f.ABS_ERROR] == pytest.approx(0.75)
+    assert t[f.DELAY] == t[f.DELAY_MAX] == 3.5
+
+
+def test_an_error_beyond_float_range_counts_the_outcome_but_not_the_error():
+    (_, t), *_ = f.outcome_tallies(events.Outcome(_decision(scores=(-1e308, 0.0)), "a", 1e6, 101.0))
+    assert t[f.OUTCOMES] == 1 and t[f.SQUARED_ERROR] == 0 and all(math.isfinite(x) for x in t)
+
+
+def test_merge_adds_sums_and_keeps_the_largest_delay():
+    a, b = f.empty(), f.empty()
+    a[f.DELAY], a[f.DELAY_MAX], b[f.DELAY], b[f.DELAY_MAX] = 5.0, 5.0, 1.0, 1.0
+    m = f.merge(f.merge([], a), b)  # a table's default may be an empty list
+    assert m[f.DELAY] == 6.0 and m[f.DELAY_MAX] == 5.0
+
+
+def test_ratios_without_data_are_nan_not_zero():
+    figs = f.figures(f.decision_tallies(_decision())[0][1])
+    assert figs["join_rate"] == 0.0
+    assert all(math.isnan(figs[k]) for k in ("reward_mean", "prediction_rmse", "prediction_mae",
+                                             "feedback_delay_mean_s"))
+
+
+@pytest.mark.parametrize("window", [TumblingWindow(60), HoppingWindow(300, 60)])
+def test_the_window_shown_is_the_newest_full_size_one(window):
+    """Records at t = 0, 100, ..., 1000 s, windowed as faust does: the window shown holds the newest record
+    and reaches back a full window length."""
+    items: dict = {}
+    for t in range(0, 1001, 100):
+        for rng in window.ranges(float(t)):
+            items[("all", rng)] = f.merge(items.get(("all", rng)), f.decision_tallies(_decision(ts=t))[0][1])
+    (start, end), tallies = f.latest_windows(items.items())
+    assert start <= 1000 <= end and end == pytest.approx(start + window.size - 0.1)
+    assert end < 1000 + window.step  # it ends in the newest record's step
+    assert tallies["all"][f.DECISIONS] == len([t for t in range(0, 1001, 100) if start <= t <= end])
+
+
+def test_partitions_are_summed_per_key_and_window():
+    one = f.decision_tallies(_decision())[0][1]
+    got = f.across_partitions([(f.partition_key(0, "all"), one), (f.partition_key(3, "all"), one),
+                               ((f.partition_key(1, "policy=a|b"), (0.0, 59.9)), one)])
+    assert got["all"][f.DECISIONS] == 2 and got[("policy=a|b", (0.0, 59.9))][f.DECISIONS] == 1
+
+
+def test_tallies_of_source_records():
+    s = config.Settings(topic_prefix="x.")
+    assert tallies_of("x.decisions", s, b"not json", None) == []  # a record that does not decode counts nowhere
+    assert len(tallies_of("x.decisions", s, events.encode(_decision()), None)) == 4
+    [(key, t)] = tallies_of("x.dead-letter", s, b"\xff", [("eddy.reason", b"late_feedback")])
+    assert key == "dead_letter=late_feedback" and t[f.DEAD_LETTERS] == 1
+    assert tallies_of("x.dead-letter", s, b"", None)[0][0] == "dead_letter=unknown"
+
+
+def test_the_prometheus_form():
+    one = f.outcome_tallies(events.Outcome(_decision(), "a", 1.0, 102.0))
+    totals = {k: f.merge(f.decision_tallies(_decision())[0][1], t) for k, t in one}
+    totals["dead_letter=duplicate_feedback"] = f.dead_letter_tallies("duplicate_feedback")[0][1]
+    window = {(k, (60.0, 119.9)): t for k, t in f.decision_tallies(_decision())}  # decisions, no outcome yet
+    snap = Snapshot()
+    snap.refresh(totals, [("tumbling_60s", window.items())])
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(snap)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(generate_latest(registry).decode()) for s in fam.samples}
+    arm = (("dimension", "arm"), ("value", "softmax/1?temperature=0.5|v2"))
+    assert samples[("eddy_monitor_decisions_total", arm)] == 1
+    assert samples[("eddy_monitor_reward_sum", arm)] == 1.0
+    assert samples[("eddy_monitor_prediction_squared_error_sum", arm)] == pytest.approx(0.25)
+    assert samples[("eddy_monitor_dead_letters_total", (("reason", "duplicate_feedback"),))] == 1
+    win = (*arm, ("window", "tumbling_60s"))
+    assert samples[("eddy_monitor_window_join_rate", win)] == 0.0
+    assert ("eddy_monitor_window_reward_mean", win) not in samples  # no outcome: no sample, not a 0
+    assert samples[("eddy_monitor_window_start_seconds", (("window", "tumbling_60s"),))] == 60.0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"monitor_port": 70000}, "monitor_port must be a TCP port"),
+    ({"monitor_tumbling_s": 0}, "monitor_tumbling_s must be whole seconds"),
+    ({"monitor_hop_s": 600}, "monitor_hop_s must be <= monitor_hopping_s (300)"),
+])
+def test_bad_monitor_settings_are_named(overrides, message):
+    with pytest.raises(config.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config.from_env({}, **overrides)
