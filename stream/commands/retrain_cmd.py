@@ -6,6 +6,11 @@ the prequential error (reward minus the prediction before the update). Keep
 the RMSE of the last ``--window`` errors of the live feature net; retrain when
 it exceeds ``--threshold`` x its value right after the last (re)train, or when
 ``--every-minutes`` have passed since it.
+
+With ``--monitor-url`` (``eddy monitor``'s ``/metrics``), the same rule reads
+the monitor's figure instead: the hopping-window prediction RMSE of the live
+feature net, once that window started after the last (re)train and holds at
+least ``--window`` outcomes (:mod:`stream.monitor.signal`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=1.2,
                    help="retrain when the rolling RMSE exceeds this x its value after the last retrain (default 1.2)")
     p.add_argument("--window", type=int, default=500, help="errors in the rolling RMSE (default 500)")
+    p.add_argument("--monitor-url", default=None,
+                   help="--watch: read the live feature net's hopping-window RMSE from eddy monitor's /metrics "
+                        "(e.g. http://127.0.0.1:9410/metrics) instead of the model-updates errors")
     p.add_argument("--every-minutes", type=float, default=None, help="also retrain on this schedule")
     p.add_argument("--since-minutes", type=float, default=None, help="train on the last N minutes of outcomes (default all)")
     p.add_argument("--from-beginning", action="store_true",
@@ -37,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dim", type=int, default=16, help="dimension d of f(x, item)")
     p.add_argument("--device", type=torch_device, default=None, help="cuda or cpu (default: cuda when present)")
     p.add_argument("--no-progress", action="store_true")
-    config.add_arguments(p, only=("bootstrap", "redis_url", "topic_prefix", "partitions", "model_dir", "seed"))
+    config.add_arguments(p, only=("bootstrap", "redis_url", "topic_prefix", "partitions", "model_dir", "seed",
+                                  "monitor_hopping_s", "monitor_hop_s"))
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -47,8 +56,11 @@ def _check(args: argparse.Namespace) -> None:
         v = getattr(args, name)
         if v is not None and not v > 0:
             raise config.ConfigError(f"--{name.replace('_', '-')} must be > 0, got {v}")
-    if not args.watch and any(getattr(args, n) is not None for n in ("max_retrains", "max_seconds", "every_minutes")):
-        raise config.ConfigError("--every-minutes, --max-retrains and --max-seconds need --watch")
+    if not args.watch and any(getattr(args, n) is not None
+                              for n in ("max_retrains", "max_seconds", "every_minutes", "monitor_url")):
+        raise config.ConfigError("--every-minutes, --max-retrains, --max-seconds and --monitor-url need --watch")
+    if args.monitor_url is not None and not args.monitor_url.startswith(("http://", "https://")):
+        raise config.ConfigError(f"--monitor-url must be an http:// or https:// URL, got {args.monitor_url!r}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,13 +113,23 @@ def watch(s: config.Settings, registry, opts, trigger, args: argparse.Namespace)
     live = registry.live()
     if live is None:
         raise config.ConfigError("no live feature-net version to watch; train and promote one first")
-    state = _Watch(live=live, rolling=RollingRMSE(args.window), trigger=trigger)
+    if args.monitor_url:
+        from stream.monitor.app import window_names
+        from stream.monitor.signal import WindowRMSE
+
+        rolling = WindowRMSE(window=window_names(s)[1], min_outcomes=args.window, not_before=time.time())
+    else:
+        rolling = RollingRMSE(args.window)
+    state = _Watch(live=live, rolling=rolling, trigger=trigger, count_errors=not args.monitor_url)
     consumer = reader(s, [s.topic("model-updates")], from_beginning=args.from_beginning)
     start = time.monotonic()
     trigger.reset(start)
     next_report = start + 10
-    print(f"watching {s.topic('model-updates')}: live {live}; retrain when the RMSE of the last {args.window} "
-          f"prequential errors > {args.threshold:g} x its value after the last (re)train"
+    next_scrape = start
+    signal = (f"the monitor's {rolling.window} prediction RMSE (>= {args.window} outcomes) at {args.monitor_url}"
+              if args.monitor_url else f"the RMSE of the last {args.window} prequential errors")
+    print(f"watching {s.topic('model-updates')}: live {live}; retrain when {signal} "
+          f"> {args.threshold:g} x its value after the last (re)train"
           + (f", or every {args.every_minutes:g} min" if args.every_minutes else ""), file=sys.stderr, flush=True)
     try:
         while args.max_retrains is None or state.retrains < args.max_retrains:
@@ -115,6 +137,9 @@ def watch(s: config.Settings, registry, opts, trigger, args: argparse.Namespace)
                 print(f"stopping: --max-seconds {args.max_seconds:g} reached", file=sys.stderr)
                 break
             reasons = [state.observe(m.value()) for m in consumer.consume(500, 0.2) if not m.error()]
+            if args.monitor_url and time.monotonic() >= next_scrape:
+                next_scrape = time.monotonic() + 2
+                _scrape_monitor(args.monitor_url, state)
             reasons.append(trigger.check(state.rolling, time.monotonic()))  # the schedule, with no traffic too
             reason = next((r for r in reasons if r), None)
             if reason is not None:
@@ -136,8 +161,10 @@ def watch(s: config.Settings, registry, opts, trigger, args: argparse.Namespace)
 class _Watch:
     """What the watch has seen: the live version, its rolling error, the trigger, retrains so far."""
 
-    def __init__(self, *, live: str, rolling, trigger):
+    def __init__(self, *, live: str, rolling, trigger, count_errors: bool = True):
         self.live, self.rolling, self.trigger, self.retrains = live, rolling, trigger, 0
+        self.count_errors = count_errors  # False: the monitor's figure is the signal (_scrape_monitor)
+        self.monitor_down = False
 
     def observe(self, raw: bytes | None) -> str | None:
         """Fold one model-update in; the retrain reason it causes, if any (checked per error, so a
@@ -154,12 +181,27 @@ class _Watch:
                   file=sys.stderr, flush=True)
             self.rolling.clear()
             self.trigger.reset(time.monotonic())
-        elif u.get("kind") == "user_weights" and u.get("feature_net_version") == self.live:
+        elif self.count_errors and u.get("kind") == "user_weights" and u.get("feature_net_version") == self.live:
             err = (u.get("summary") or {}).get("error")
             if isinstance(err, (int, float)) and not isinstance(err, bool):
                 self.rolling.add(err)
                 return self.trigger.check(self.rolling, time.monotonic())
         return None
+
+
+def _scrape_monitor(url: str, state: _Watch) -> None:
+    """Read the monitor's figures into ``state.rolling``; an unreachable monitor is said once and waited out."""
+    from stream.monitor.signal import scrape
+
+    try:
+        samples = scrape(url)
+    except (OSError, ValueError) as exc:
+        if not state.monitor_down:
+            print(f"eddy monitor not answering at {url} ({exc}); still watching", file=sys.stderr, flush=True)
+        state.monitor_down = True
+        return
+    state.monitor_down = False
+    state.rolling.update(samples, live=state.live)
 
 
 def _retrain(s: config.Settings, registry, opts, state: _Watch, reason: str, args: argparse.Namespace) -> None:

@@ -108,3 +108,31 @@ def test_the_prometheus_form():
 def test_bad_monitor_settings_are_named(overrides, message):
     with pytest.raises(config.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config.from_env({}, **overrides)
+
+
+def test_retrain_rule_on_the_monitor_figure():
+    """eddy retrain --watch --monitor-url: the first full window after the (re)train is the baseline; a later
+    window worse than threshold x baseline is the reason to retrain."""
+    from stream.monitor.signal import WindowRMSE
+    from stream.retrain_trigger import RetrainTrigger
+
+    name = "hopping_300s_every_60s"
+    labels = (("dimension", "feature_net"), ("value", "v1"), ("window", name))
+
+    def samples(start: float, rmse: float, outcomes: float):
+        return {("eddy_monitor_window_prediction_rmse", labels): rmse,
+                ("eddy_monitor_window_outcomes", labels): outcomes,
+                ("eddy_monitor_window_start_seconds", (("window", name),)): start}
+
+    signal, trigger = WindowRMSE(window=name, min_outcomes=100, not_before=1000.0), RetrainTrigger(threshold=1.2)
+    for start, rmse, outcomes in ((940.0, 0.1, 500), (1000.0, 1.0, 50)):  # before the retrain; too few outcomes
+        signal.update(samples(start, rmse, outcomes), live="v1")
+        assert trigger.check(signal, now=0.0) is None and trigger.baseline is None
+    signal.update(samples(1060.0, 1.0, 500), live="v1")
+    assert trigger.check(signal, now=0.0) is None and trigger.baseline == 1.0
+    signal.update(samples(1120.0, 1.1, 500), live="v1")
+    assert trigger.check(signal, now=0.0) is None
+    signal.update(samples(1180.0, 1.3, 500), live="v2")  # a figure of another feature net is not the live one's
+    assert trigger.check(signal, now=0.0) is None
+    signal.update(samples(1180.0, 1.3, 500), live="v1")
+    assert trigger.check(signal, now=0.0).startswith("degraded: rolling RMSE 1.3000 > 1.2 x 1.0000")
