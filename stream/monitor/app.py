@@ -6,10 +6,11 @@ decoded by :mod:`stream.events`) and adds each record's tallies
 and ``hopping`` (windowed by the record's Kafka timestamp: when the worker
 wrote it).
 
-Each table key is a figure key *in one source partition* (``"2|policy=softmax"``):
-a key is only ever written while processing its own partition, so its
-changelog partition holds its one true value, and the exporter sums the
-partitions. (A plain figure key, updated from every partition, would have a
+Each table key is a grain (an arm, or a dead-letter reason) *in one source
+partition* (``(2, "arm", "softmax", "softmax/1?temperature=0.5", "v3")``): a key
+is only ever written while processing its own partition, so its changelog
+partition holds its one true value, and the exporter sums partitions and grains
+into figures. (A plain figure key, updated from every partition, would have a
 last value in each changelog partition and recovery would keep an arbitrary
 one; repartitioning by key through a topic instead breaks faust's exactly-once,
 see docs/monitor.md.)
@@ -51,7 +52,7 @@ def window_names(s: Settings) -> tuple[str, str]:
     return f"tumbling_{s.monitor_tumbling_s}s", f"hopping_{s.monitor_hopping_s}s_every_{s.monitor_hop_s}s"
 
 
-def tallies_of(topic: str, s: Settings, value: bytes | None, headers) -> list[tuple[str, figures.Tally]]:
+def tallies_of(topic: str, s: Settings, value: bytes | None, headers) -> list[tuple[figures.Grain, figures.Tally]]:
     """A source record's tallies; a record that does not decode counts nowhere (the worker wrote it)."""
     try:
         if topic == s.topic("decisions"):
@@ -99,7 +100,7 @@ def build_app(s: Settings, datadir: Path, partitions: int, snapshot: Snapshot | 
         topic_partitions=partitions,
         topic_replication_factor=1,
         web_enabled=False,
-        key_serializer="json",  # the tables' keys: str, or (str, (start, end)) in the windowed ones
+        key_serializer="json",  # the tables' keys: tuples, and (tuple, (start, end)) in the windowed ones
         value_serializer="json",
         producer_linger_ms=1,
         consumer_auto_offset_reset="earliest",
@@ -123,8 +124,8 @@ def build_app(s: Settings, datadir: Path, partitions: int, snapshot: Snapshot | 
     async def aggregate(stream):
         async for event in stream.events():
             m = event.message
-            for key, tally in tallies_of(m.topic, s, event.value, m.headers):
-                key = figures.partition_key(m.partition, key)
+            for grain, tally in tallies_of(m.topic, s, event.value, m.headers):
+                key = figures.table_key(m.partition, grain)
                 totals[key] = figures.merge(totals[key], tally)
                 tumbling[key].apply(figures.merge, tally)
                 hopping[key].apply(figures.merge, tally)
@@ -134,8 +135,8 @@ def build_app(s: Settings, datadir: Path, partitions: int, snapshot: Snapshot | 
 
         @app.timer(1.0)
         async def export():
-            snapshot.refresh(figures.across_partitions(totals.data.items()),
-                             [(names[0], figures.across_partitions(tumbling.table.data.items()).items()),
-                              (names[1], figures.across_partitions(hopping.table.data.items()).items())])
+            snapshot.refresh(figures.rolled_up(totals.data.items()),
+                             [(names[0], figures.rolled_up(tumbling.table.data.items()).items()),
+                              (names[1], figures.rolled_up(hopping.table.data.items()).items())])
 
     return app

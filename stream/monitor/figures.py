@@ -1,24 +1,29 @@
 """What the monitor counts: each record's contribution, how contributions add up, and the ratios.
 
 Pure: no faust, Kafka or clocks. A contribution is a :data:`Tally` (a fixed-length
-list of numbers, so it is JSON in faust's changelogs) added to every *key* the
-record belongs to. Keys are ``"<dimension>=<value>"`` strings:
+list of numbers, so it is JSON in faust's changelogs) added under the record's
+*grain*, the finest key the monitor keeps:
 
-* ``all`` -- every decision and outcome;
-* ``policy=<name>`` -- the exploration policy (``epsilon_greedy``);
-* ``feature_net=<version>`` -- the feature-net version that scored the decision;
-* ``arm=<policy_version>|<feature_net_version>`` -- the model-selection arm: the
-  policy with its parameters and the feature net, i.e. everything the decision
-  logs about which model answered;
-* ``dead_letter=<reason>`` -- dead-lettered records by reason (``late_feedback``,
-  ``duplicate_feedback``, ``unknown_request``, ...).
+* ``("arm", policy, policy_version, feature_net_version)`` for a decision or an
+  outcome: the model-selection arm (the policy with its parameters and the
+  feature net: everything the decision logs about which model answered);
+* ``("dead_letter", reason)`` for a dead-lettered record.
+
+Tallies add up, so coarser figures are sums of grains, made when the tables are
+read (:func:`rolled_up`): the tables hold one key per grain, not one per figure
+(every table write is a changelog record). The figure keys are
+``"<dimension>=<value>"`` strings: ``all``, ``policy=<name>``,
+``feature_net=<version>``, ``arm=<policy_version>|<feature_net_version>``,
+``dead_letter=<reason>`` (``late_feedback``, ``duplicate_feedback``,
+``unknown_request``, ...).
 
 >>> from stream import events
 >>> d = events.Decision("r1", "u1", 100.0, {}, (events.Item("a"), events.Item("b")), (0.5, 0.25),
 ...                     (0.9, 0.1), 0, 0.9, "epsilon_greedy", "epsilon_greedy/1?epsilon=0.1", 7, "v3", 2)
->>> [k for k, _ in decision_tallies(d)]
+>>> [(grain, t)] = decision_tallies(d)
+>>> figure_keys(grain)
 ['all', 'policy=epsilon_greedy', 'feature_net=v3', 'arm=epsilon_greedy/1?epsilon=0.1|v3']
->>> (key, t), *_ = outcome_tallies(events.Outcome(d, "b", 1.0, 104.0))
+>>> [(grain, t)] = outcome_tallies(events.Outcome(d, "b", 1.0, 104.0))
 >>> figures(t)["reward_mean"], figures(t)["prediction_rmse"], figures(t)["feedback_delay_mean_s"]
 (1.0, 0.75, 4.0)
 """
@@ -53,18 +58,28 @@ def merge(a: Tally | None, b: Tally) -> Tally:
     return out
 
 
-def decision_keys(d: events.Decision) -> list[str]:
-    return ["all", f"policy={d.policy}", f"feature_net={d.feature_net_version}",
-            f"arm={d.policy_version}|{d.feature_net_version}"]
+Grain = tuple  # ("arm", policy, policy_version, feature_net) or ("dead_letter", reason)
 
 
-def decision_tallies(d: events.Decision) -> list[tuple[str, Tally]]:
+def arm(d: events.Decision) -> Grain:
+    return ("arm", d.policy, d.policy_version, d.feature_net_version)
+
+
+def figure_keys(grain: Grain) -> list[str]:
+    """The figures a grain counts in."""
+    if grain[0] == "arm":
+        _, policy, policy_version, feature_net = grain
+        return ["all", f"policy={policy}", f"feature_net={feature_net}", f"arm={policy_version}|{feature_net}"]
+    return [f"dead_letter={grain[1]}"]
+
+
+def decision_tallies(d: events.Decision) -> list[tuple[Grain, Tally]]:
     t = empty()
     t[DECISIONS] = 1.0
-    return [(k, t) for k in decision_keys(d)]
+    return [(arm(d), t)]
 
 
-def outcome_tallies(o: events.Outcome) -> list[tuple[str, Tally]]:
+def outcome_tallies(o: events.Outcome) -> list[tuple[Grain, Tally]]:
     """The reward, the error of the score the decision gave the item the feedback is about, the delay."""
     d = o.decision
     ids = [c.id for c in d.candidates]
@@ -76,13 +91,13 @@ def outcome_tallies(o: events.Outcome) -> list[tuple[str, Tally]]:
     t[DELAY], t[DELAY_MAX] = delay, delay
     if not all(math.isfinite(x) for x in t):  # a score beyond float range: count the outcome, not its error
         t[SQUARED_ERROR] = t[ABS_ERROR] = 0.0
-    return [(k, t) for k in decision_keys(d)]
+    return [(arm(d), t)]
 
 
-def dead_letter_tallies(reason: str) -> list[tuple[str, Tally]]:
+def dead_letter_tallies(reason: str) -> list[tuple[Grain, Tally]]:
     t = empty()
     t[DEAD_LETTERS] = 1.0
-    return [(f"dead_letter={reason or 'unknown'}", t)]
+    return [(("dead_letter", reason or "unknown"), t)]
 
 
 def figures(t: Tally) -> dict[str, float]:
@@ -105,26 +120,30 @@ def figures(t: Tally) -> dict[str, float]:
     }
 
 
-def partition_key(partition: int, key: str) -> str:
-    """A table key: the figure's key in one source partition (see stream/monitor/app.py for why)."""
-    return f"{partition}|{key}"
+def table_key(partition: int, grain: Grain) -> tuple:
+    """A table key: a grain in one source partition (see stream/monitor/app.py for why)."""
+    return (partition, *grain)
 
 
-def across_partitions(items: Iterable[tuple[object, Tally]]) -> dict[object, Tally]:
-    """Per-partition tallies summed per figure key; a windowed key ``(key, window)`` keeps its window.
+def rolled_up(items: Iterable[tuple[tuple, Tally]]) -> dict[object, Tally]:
+    """Tables' ``(table key, tally)`` items summed per figure key, over partitions and grains.
 
-    >>> across_partitions([("0|all", [1, 0, 0, 0, 0, 0, 2, 0]), ("3|all", [2, 0, 0, 0, 0, 0, 5, 0])])
-    {'all': [3, 0, 0, 0, 0, 0, 5, 0]}
-    >>> across_partitions([(("0|all", (0.0, 59.9)), [1] * 8), (("1|all", (0.0, 59.9)), [1] * 8)])
-    {('all', (0.0, 59.9)): [2, 2, 2, 2, 2, 2, 1, 2]}
+    A windowed table's key ``(table key, (start, end))`` gives ``(figure key, (start, end))``.
+
+    >>> one = [1.0, 0, 0, 0, 0, 0, 2.0, 0]
+    >>> got = rolled_up([((0, "arm", "eg", "eg/1", "v1"), one), ((3, "arm", "eg", "eg/1", "v2"), one)])
+    >>> got["all"], got["feature_net=v1"]
+    ([2.0, 0, 0, 0, 0, 0, 2.0, 0], [1.0, 0, 0, 0, 0, 0, 2.0, 0])
+    >>> rolled_up([(((1, "dead_letter", "late_feedback"), (0.0, 59.9)), one)])
+    {('dead_letter=late_feedback', (0.0, 59.9)): [1.0, 0, 0, 0, 0, 0, 2.0, 0]}
     """
     out: dict[object, Tally] = {}
     for key, tally in items:
-        if isinstance(key, tuple):
-            key = (key[0].partition("|")[2], tuple(key[1]))
-        else:
-            key = key.partition("|")[2]
-        out[key] = merge(out.get(key), tally)
+        windowed = isinstance(key[0], tuple)
+        grain = tuple(key[0][1:]) if windowed else tuple(key[1:])
+        for figure_key in figure_keys(grain):
+            k = (figure_key, tuple(key[1])) if windowed else figure_key
+            out[k] = merge(out.get(k), tally)
     return out
 
 

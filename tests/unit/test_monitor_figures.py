@@ -21,9 +21,8 @@ def _decision(scores=(0.5, 0.25), ts=100.0) -> events.Decision:
 
 
 def test_an_outcome_counts_the_error_of_the_score_of_the_item_its_feedback_names():
-    (key, t), *rest = f.outcome_tallies(events.Outcome(_decision(), "b", 1.0, 103.5))
-    assert [k for k, _ in [(key, t), *rest]] == ["all", "policy=softmax", "feature_net=v2",
-                                                 "arm=softmax/1?temperature=0.5|v2"]
+    [(grain, t)] = f.outcome_tallies(events.Outcome(_decision(), "b", 1.0, 103.5))
+    assert f.figure_keys(grain) == ["all", "policy=softmax", "feature_net=v2", "arm=softmax/1?temperature=0.5|v2"]
     assert t[f.OUTCOMES] == 1 and t[f.DECISIONS] == 0
     assert t[f.SQUARED_ERROR] == pytest.approx(0.75 ** 2) and t[f.ABS_ERROR] == pytest.approx(0.75)
     assert t[f.DELAY] == t[f.DELAY_MAX] == 3.5
@@ -56,35 +55,39 @@ def test_the_window_shown_is_the_newest_full_size_one(window):
     for t in range(0, 1001, 100):
         for rng in window.ranges(float(t)):
             items[("all", rng)] = f.merge(items.get(("all", rng)), f.decision_tallies(_decision(ts=t))[0][1])
+    items[("all", (-10_000.0, -10_000.0 + window.size - 0.1))] = f.empty()  # an old window, not yet expired
     (start, end), tallies = f.latest_windows(items.items())
     assert start <= 1000 <= end and end == pytest.approx(start + window.size - 0.1)
     assert end < 1000 + window.step  # it ends in the newest record's step
     assert tallies["all"][f.DECISIONS] == len([t for t in range(0, 1001, 100) if start <= t <= end])
 
 
-def test_partitions_are_summed_per_key_and_window():
-    one = f.decision_tallies(_decision())[0][1]
-    got = f.across_partitions([(f.partition_key(0, "all"), one), (f.partition_key(3, "all"), one),
-                               ((f.partition_key(1, "policy=a|b"), (0.0, 59.9)), one)])
-    assert got["all"][f.DECISIONS] == 2 and got[("policy=a|b", (0.0, 59.9))][f.DECISIONS] == 1
+def test_partitions_and_grains_roll_up_into_figures_per_key_and_window():
+    [(grain, one)] = f.decision_tallies(_decision())
+    other = ("arm", "softmax", "softmax/1?temperature=0.9", "v2")
+    got = f.rolled_up([(f.table_key(0, grain), one), (f.table_key(3, grain), one), (f.table_key(1, other), one),
+                       ((f.table_key(1, grain), (0.0, 59.9)), one)])
+    assert got["all"][f.DECISIONS] == got["policy=softmax"][f.DECISIONS] == got["feature_net=v2"][f.DECISIONS] == 3
+    assert got["arm=softmax/1?temperature=0.5|v2"][f.DECISIONS] == 2
+    assert got[("all", (0.0, 59.9))][f.DECISIONS] == 1
 
 
 def test_tallies_of_source_records():
     s = config.Settings(topic_prefix="x.")
     assert tallies_of("x.decisions", s, b"not json", None) == []  # a record that does not decode counts nowhere
-    assert len(tallies_of("x.decisions", s, events.encode(_decision()), None)) == 4
-    [(key, t)] = tallies_of("x.dead-letter", s, b"\xff", [("eddy.reason", b"late_feedback")])
-    assert key == "dead_letter=late_feedback" and t[f.DEAD_LETTERS] == 1
-    assert tallies_of("x.dead-letter", s, b"", None)[0][0] == "dead_letter=unknown"
+    assert tallies_of("x.decisions", s, events.encode(_decision()), None) == f.decision_tallies(_decision())
+    [(grain, t)] = tallies_of("x.dead-letter", s, b"\xff", [("eddy.reason", b"late_feedback")])
+    assert f.figure_keys(grain) == ["dead_letter=late_feedback"] and t[f.DEAD_LETTERS] == 1
+    assert tallies_of("x.dead-letter", s, b"", None)[0][0] == ("dead_letter", "unknown")
 
 
 def test_the_prometheus_form():
-    one = f.outcome_tallies(events.Outcome(_decision(), "a", 1.0, 102.0))
-    totals = {k: f.merge(f.decision_tallies(_decision())[0][1], t) for k, t in one}
-    totals["dead_letter=duplicate_feedback"] = f.dead_letter_tallies("duplicate_feedback")[0][1]
-    window = {(k, (60.0, 119.9)): t for k, t in f.decision_tallies(_decision())}  # decisions, no outcome yet
+    [(grain, outcome)] = f.outcome_tallies(events.Outcome(_decision(), "a", 1.0, 102.0))
+    totals = f.rolled_up([(f.table_key(0, grain), f.merge(f.decision_tallies(_decision())[0][1], outcome)),
+                          (f.table_key(2, ("dead_letter", "duplicate_feedback")), f.dead_letter_tallies("x")[0][1])])
+    window = f.rolled_up([((f.table_key(1, grain), (60.0, 119.9)), f.decision_tallies(_decision())[0][1])])
     snap = Snapshot()
-    snap.refresh(totals, [("tumbling_60s", window.items())])
+    snap.refresh(totals, [("tumbling_60s", window.items())])  # decisions in the window, no outcome yet
     registry = CollectorRegistry(auto_describe=False)
     registry.register(snap)
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
