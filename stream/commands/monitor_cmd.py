@@ -28,13 +28,17 @@ def run(args: argparse.Namespace) -> int:
     from stream.monitor.export import Snapshot
 
     s = config.from_args(args)
-    partitions = ensure_monitor_topics(s)
     snapshot = None
     if s.monitor_port:
         snapshot = Snapshot()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(snapshot)
-        start_http_server(s.monitor_port, addr="127.0.0.1", registry=registry)
+        try:
+            start_http_server(s.monitor_port, addr="127.0.0.1", registry=registry)
+        except OSError as exc:
+            raise config.ConfigError(f"--monitor-port {s.monitor_port}: cannot listen on 127.0.0.1 "
+                                     f"({exc.strerror or exc}); choose another port, or 0 for none") from None
+    partitions = ensure_monitor_topics(s)  # after the port: a port in use creates no topics
     datadir = args.datadir or Path(config._default_state_dir()) / "monitor"
     datadir.mkdir(parents=True, exist_ok=True)
     app = build_app(s, datadir, partitions, snapshot)

@@ -139,3 +139,35 @@ def test_retrain_rule_on_the_monitor_figure():
     assert trigger.check(signal, now=0.0) is None
     signal.update(samples(1180.0, 1.3, 500), live="v1")
     assert trigger.check(signal, now=0.0).startswith("degraded: rolling RMSE 1.3000 > 1.2 x 1.0000")
+
+
+def test_the_watch_reads_the_monitor_endpoint_and_says_once_when_it_is_down(capsys):
+    """retrain --watch --monitor-url end to end over HTTP: a Snapshot served by prometheus_client, scraped into
+    the watch's signal; a monitor that stops answering is reported once."""
+    from prometheus_client import start_http_server
+
+    from stream.commands.retrain_cmd import _scrape_monitor, _Watch
+    from stream.monitor.signal import WindowRMSE
+    from stream.retrain_trigger import RetrainTrigger
+    from tests.integration.helpers import free_port
+
+    [(grain, outcome)] = f.outcome_tallies(events.Outcome(_decision(), "a", 1.0, 102.0))  # error 0.5
+    snap = Snapshot()
+    snap.refresh({}, [("hopping_300s_every_60s", f.rolled_up([((f.table_key(0, grain), (2000.0, 2299.9)),
+                                                                f.merge(outcome, outcome))]).items())])
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(snap)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        state = _Watch(live="v2", rolling=WindowRMSE(window="hopping_300s_every_60s", min_outcomes=2,
+                                                     not_before=1000.0), trigger=RetrainTrigger(), count_errors=False)
+        _scrape_monitor(f"http://127.0.0.1:{port}/metrics", state)
+        assert (state.rolling.full, state.rolling.value, state.rolling.n) == (True, 0.5, 2)
+    finally:
+        server.shutdown()
+        server.server_close()  # refuse connections from now on, as a stopped monitor does
+    for _ in range(2):
+        _scrape_monitor(f"http://127.0.0.1:{port}/metrics", state)
+    assert capsys.readouterr().err.count("eddy monitor not answering") == 1
+    assert state.rolling.value == 0.5  # the last figure stands while the monitor is away
