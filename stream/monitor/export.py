@@ -39,7 +39,7 @@ def split_key(key: str) -> tuple[str, str]:
 
 
 def total_families(totals: Mapping[str, f.Tally]) -> list[Metric]:
-    """Counters and summaries since the monitor's first start (the ``totals`` table)."""
+    """Counters and summaries of every record read (the ``totals`` table)."""
     decisions = CounterMetricFamily("eddy_monitor_decisions", "decisions read", labels=_LABELS)
     outcomes = CounterMetricFamily("eddy_monitor_outcomes", "outcomes read", labels=_LABELS)
     dead = CounterMetricFamily("eddy_monitor_dead_letters", "dead-lettered records by reason", labels=("reason",))
