@@ -122,7 +122,7 @@ class Settings:
     metrics_bind: str = field(
         default="127.0.0.1", metadata={"help": "address the metrics endpoint listens on (0.0.0.0: every interface)"})
     monitor_port: int = field(
-        default=9410, metadata={"help": "127.0.0.1 port of eddy monitor's Prometheus /metrics endpoint; 0 turns it off"})
+        default=9410, metadata={"help": "port of eddy monitor's Prometheus /metrics endpoint (on metrics_bind); 0 turns it off"})
     monitor_tumbling_s: int = field(default=60, metadata={"help": "eddy monitor: tumbling window length, seconds"})
     monitor_hopping_s: int = field(default=300, metadata={"help": "eddy monitor: hopping window length, seconds"})
     monitor_hop_s: int = field(default=60, metadata={"help": "eddy monitor: hopping window step, seconds"})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from stream import config
 
-_SETTINGS = ("bootstrap", "topic_prefix", "partitions", "monitor_port", "monitor_tumbling_s", "monitor_hopping_s",
+_SETTINGS = ("bootstrap", "topic_prefix", "partitions", "monitor_port", "metrics_bind", "monitor_tumbling_s", "monitor_hopping_s",
              "monitor_hop_s")
 
 
@@ -34,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(snapshot)
         try:
-            start_http_server(s.monitor_port, addr="127.0.0.1", registry=registry)
+            start_http_server(s.monitor_port, addr=s.metrics_bind, registry=registry)
         except OSError as exc:
-            raise config.ConfigError(f"--monitor-port {s.monitor_port}: cannot listen on 127.0.0.1 "
+            raise config.ConfigError(f"--monitor-port {s.monitor_port}: cannot listen on {s.metrics_bind} "
                                      f"({exc.strerror or exc}); choose another port, or 0 for none") from None
     partitions = ensure_monitor_topics(s)  # after the port: a port in use creates no topics
     datadir = args.datadir or Path(config._default_state_dir()) / "monitor"
