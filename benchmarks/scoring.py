@@ -48,7 +48,7 @@ class PerEventScorer:
                                 base_prior=serving.base_prior(model), offline=model.user_weights)
 
     def _user(self, fn: str, user_id: str):
-        raw = self.store.load_users(fn, [user_id]).get(user_id)  # one round trip per event
+        raw = self.store.load_users(fn, {user_id: 0}).get(user_id)  # one round trip per event; all in partition 0
         return load_user_model(raw) if raw is not None else self._fresh.fresh(user_id)
 
     def _write(self, write: BatchWrite) -> None:
@@ -67,12 +67,12 @@ class PerEventScorer:
             q, scores, d, seed=seed, feature_net_version=fm.version, user_weights_version=model.n_obs,
             latency_ms=(time.perf_counter() - t0) * 1000, now=time.time())
         self._write(BatchWrite(decision_ttl_s=2 * self.s.join_window_s,
-                               decisions={q.request_id: JoinRecord(events.encode(decision), events.encode(prediction), emb).pack()}))
+                               decisions={q.request_id: (JoinRecord(events.encode(decision), events.encode(prediction), emb).pack(), 0)}))
         return prediction, decision
 
     def learn(self, fb: Feedback) -> ModelUpdate | None:
         """Apply one feedback (no idempotence marker: a redelivery applies twice). None if unjoinable."""
-        record = self.store.load_decisions([fb.request_id]).get(fb.request_id)
+        record = self.store.load_decisions({fb.request_id: 0}).get(fb.request_id)
         if record is None:
             return None
         joined = JoinRecord.unpack(record)

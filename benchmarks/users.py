@@ -58,8 +58,8 @@ def measure_memory(r: redis.Redis, store: RedisStore, fn: str, n: int, states: l
     write_s = time.perf_counter() - t0
     after = redis_memory(r)
     rng = np.random.default_rng(0)
-    sample = [f"cu{u}" for u in rng.integers(0, n, size=min(n, 200))]
-    key_bytes = np.mean([r.memory_usage(store.keys.user(fn, u), samples=0) for u in sample])
+    sample = rng.integers(0, n, size=min(n, 200))  # user cu<i> is in partition i % partitions (write_users)
+    key_bytes = np.mean([r.memory_usage(store.keys.user(fn, f"cu{u}", int(u) % partitions), samples=0) for u in sample])
     set_bytes = sum(r.memory_usage(store.keys.users(fn, p), samples=0) or 0 for p in range(partitions)) / n
     return {
         "users": n, "state_bytes": len(states[0]), "write_seconds": round(write_s, 2),

@@ -76,7 +76,8 @@ def _default_state_dir() -> str:
 @dataclass(frozen=True)
 class Settings:
     bootstrap: str = field(default="127.0.0.1:9092", metadata={"help": "Kafka bootstrap servers"})
-    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis URL (redis:// or unix://)"})
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={
+        "help": "Redis URL: redis://, rediss:// or unix://; redis+cluster://host:port (any node) for a Redis Cluster"})
     topic_prefix: str = field(default="eddy.", metadata={"help": "prefix of every topic name"})
     partitions: int = field(default=4, metadata={"help": "partitions of each topic Eddy creates"})
     group: str = field(default="eddy-worker", metadata={"help": "consumer group of the workers"})
@@ -173,7 +174,7 @@ class Settings:
         if not all(_HOST_PORT.fullmatch(b.strip()) for b in self.bootstrap.split(",")):
             raise bad("bootstrap", "host:port[,host:port...]")
         if not _redis_url_ok(self.redis_url):
-            raise bad("redis_url", "a redis://host[:port][/db], rediss:// or unix:// URL")
+            raise bad("redis_url", "a redis://host[:port][/db], rediss://, unix:// or redis+cluster://host:port URL")
         if not _TOPIC_CHARS.fullmatch(self.topic_prefix):
             raise bad("topic_prefix", "letters, digits, '.', '_' or '-' (Kafka topic names), at most 200")
         for name in ("group", "instance_id", "policy", "model_dir"):
@@ -238,6 +239,8 @@ def _redis_url_ok(url: str) -> bool:
     if u.scheme == "unix":
         return bool(u.path)
     db = u.path.strip("/")
+    if u.scheme in ("redis+cluster", "rediss+cluster"):  # a cluster has database 0 only
+        return bool(u.hostname) and db in ("", "0")
     return u.scheme in ("redis", "rediss") and bool(u.hostname) and (not db or db.isdigit())
 
 

@@ -1,4 +1,14 @@
-"""Every Redis key Eddy uses, named in one place (the store and the registry build keys only here)."""
+"""Every Redis key Eddy uses, named in one place (the store and the registry build keys only here).
+
+Keys of one partition share the hash tag ``{p<partition>}``, so Redis Cluster
+puts them all in one slot and a batch's WATCH/MULTI/EXEC on that partition
+never crosses slots. The registry's keys share the tag ``{registry}`` (its
+promotion is a MULTI over two of them). Every other key is global and only ever
+used by a single-key command, so its slot does not matter: the policy snapshot,
+the stats hashes. Every key still starts with the deployment's prefix, so a
+SCAN of ``<prefix>*`` finds them all. docs/design.md ("Redis Cluster") gives
+the argument and what an upgrade from the untagged layout means.
+"""
 
 from __future__ import annotations
 
@@ -14,26 +24,30 @@ class Keys:
     def _k(self, *parts: object) -> str:
         return self.prefix + ":".join(str(p) for p in parts)
 
-    def user(self, fn: str, user: str) -> str:
-        return self._k("user", fn, user)
+    def _in(self, partition: int, *parts: object) -> str:
+        """A key in ``partition``'s slot."""
+        return self._k(f"{{p{int(partition)}}}", *parts)
+
+    def user(self, fn: str, user: str, partition: int) -> str:
+        return self._in(partition, "user", fn, user)
 
     def users(self, fn: str, partition: int) -> str:
-        return self._k("users", fn, partition)
+        return self._in(partition, "users", fn)
 
-    def decision(self, request_id: str) -> str:
-        return self._k("decision", request_id)
+    def decision(self, request_id: str, partition: int) -> str:
+        return self._in(partition, "decision", request_id)
 
-    def applied(self, request_id: str) -> str:
-        return self._k("applied", request_id)
+    def applied(self, request_id: str, partition: int) -> str:
+        return self._in(partition, "applied", request_id)
 
     def population(self, fn: str, partition: int) -> str:
-        return self._k("pop", fn, partition)
+        return self._in(partition, "pop", fn)
+
+    def epoch(self, group: str, partition: int) -> str:
+        return self._in(partition, "epoch", group)
 
     def policy(self, group: str, name: str) -> str:
         return self._k("policy", group, name)
-
-    def epoch(self, group: str, partition: int) -> str:
-        return self._k("epoch", group, partition)
 
     def stats(self, group: str, instance: str) -> str:
         return self._k("stats", group, instance)
@@ -42,4 +56,4 @@ class Keys:
         return self._k("procstats", group, instance)
 
     def registry(self, name: str) -> str:
-        return self._k("registry", name)
+        return self._k("{registry}", name)

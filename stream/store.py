@@ -1,42 +1,46 @@
 """The worker's durable state, behind one small interface, kept in Redis.
 
 This module owns every Redis key Eddy uses (:class:`Keys` lists them all) and
-is the only code that holds a Redis client. What lives there, all under the
-deployment's key prefix:
+is the only code that holds a Redis client: a plain ``redis.Redis``, or a
+``redis.RedisCluster`` when the URL's scheme is ``redis+cluster://`` (or
+``rediss+cluster://``). What lives there, all under the deployment's key
+prefix; ``{p<N>}`` is partition N's hash tag (one Redis Cluster slot):
 
-* ``user:<fn>:<user>``: a user's online model (bytes from ``learners``) for
-  feature-net version ``fn``; ``users:<fn>:<partition>`` lists the users a
-  partition owns, so a worker can warm its cache when it is assigned one.
-* ``decision:<request>``: the join record the feedback join needs, expiring
-  after the TTL its batch gives (twice the join window).
-* ``applied:<request>``: the marker that a request's feedback was applied,
-  with the source offset and the outputs it produced. It makes updates
-  idempotent: a redelivered feedback (same offset) re-emits the stored
-  outputs, a second feedback (other offset) is a duplicate.
-* ``pop:<fn>:<partition>``: additive population statistics per partition.
+* ``{pN}:user:<fn>:<user>``: a user's online model (bytes from ``learners``)
+  for feature-net version ``fn``; ``{pN}:users:<fn>`` lists the users
+  partition N owns, so a worker can warm its cache when it is assigned it.
+* ``{pN}:decision:<request>``: the join record the feedback join needs,
+  expiring after the TTL its batch gives (twice the join window).
+* ``{pN}:applied:<request>``: the marker that a request's feedback was
+  applied, with the source offset and the outputs it produced. It makes
+  updates idempotent: a redelivered feedback (same offset) re-emits the
+  stored outputs, a second feedback (other offset) is a duplicate.
+* ``{pN}:pop:<fn>``: additive population statistics of partition N.
+* ``{pN}:epoch:<group>``: a fencing token bumped on every assignment; a batch
+  commits only while the worker still holds the epoch it was given, so a
+  worker that lost a partition in a rebalance cannot write over the state its
+  successor already read.
 * ``policy:<group>:<name>``: the snapshot of a learning policy (VW).
-* ``epoch:<group>:<partition>``: a fencing token bumped on every assignment;
-  a batch commits only while the worker still holds the epoch it was given,
-  so a worker that lost a partition in a rebalance cannot write over the
-  state its successor already read.
 * ``stats:<group>:<instance>``: a worker's batch counters (consumed,
-  processed, dead-lettered...), incremented in each batch's MULTI/EXEC, so
-  they count exactly what is durable and survive restarts;
+  processed, dead-lettered...), incremented with each batch's commit, so
+  they count what is durable and survive restarts;
   ``procstats:<group>:<instance>``: its process-level figures (rebalances,
   outages, swaps), replaced whole every second.
-* ``registry:*``: the feature-net registry (:mod:`stream.registry`).
+* ``{registry}:*``: the feature-net registry (:mod:`stream.registry`).
 
-Each batch's writes (users, markers, population statistics, decisions and
-the policy snapshot) go in one MULTI/EXEC under WATCH of the epochs: all or
-nothing.
+A batch's writes go in MULTI/EXEC under WATCH of the epochs: against one Redis,
+one transaction for the whole batch; against a Redis Cluster, one transaction
+per partition (one slot), then the counters and the policy snapshot
+(docs/design.md, "Redis Cluster", gives the argument).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import redis
+from redis.exceptions import ClusterError, RedisClusterException
 
 from stream.engine.state import BatchWrite
 from stream.errors import StoreUnavailable
@@ -46,21 +50,44 @@ from stream.registry import Registry
 if TYPE_CHECKING:
     from stream.config import Settings
 
-__all__ = ["BatchWrite", "Keys", "RedisStore", "StoreUnavailable", "open_registry"]
+__all__ = ["BatchWrite", "Keys", "RedisStore", "StoreUnavailable", "connect", "open_registry"]
 
 APPLIED_TTL_S = 7 * 24 * 3600
 STATS_TTL_S = 7 * 24 * 3600
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""URL schemes that select redis-py's cluster client, and the scheme it is given instead."""
+
+_OUTAGES = (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException)
+"""What says "Redis did not answer" (a cluster adds: slots not covered, cluster down, no node reachable)."""
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:
     return StoreUnavailable(f"Redis did not answer: {exc}")
 
 
+def connect(url: str, *, socket_timeout_s: float = 10.0) -> redis.Redis | redis.RedisCluster:
+    """The client for ``url``: ``redis+cluster://host:port`` (any one node) is a Redis Cluster.
+
+    A cluster client asks its seed node for the cluster's layout at once, so this
+    raises :class:`StoreUnavailable` when no node answers.
+    """
+    scheme, sep, rest = url.partition("://")
+    if scheme not in CLUSTER_SCHEMES:
+        return redis.Redis.from_url(url, socket_timeout=socket_timeout_s, socket_connect_timeout=5)
+    try:
+        return redis.RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}", socket_timeout=socket_timeout_s,
+                                           socket_connect_timeout=5)
+    except _OUTAGES as exc:
+        raise _unavailable(exc) from None
+
+
 class RedisStore:
     """Eddy's state in Redis. Connection failures raise :class:`StoreUnavailable`."""
 
     def __init__(self, url: str, prefix: str, *, socket_timeout_s: float = 10.0):
-        self._r = redis.Redis.from_url(url, socket_timeout=socket_timeout_s, socket_connect_timeout=5)
+        self._r = connect(url, socket_timeout_s=socket_timeout_s)
+        self.cluster = isinstance(self._r, redis.RedisCluster)
         self.keys = Keys(prefix)
 
     @classmethod
@@ -74,7 +101,7 @@ class RedisStore:
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except _OUTAGES as exc:
             raise _unavailable(exc) from None
 
     def ping(self) -> bool:
@@ -82,10 +109,11 @@ class RedisStore:
 
     # ----------------------------------------------------------- partitions
     def claim(self, group: str, partitions: Iterable[int]) -> dict[int, int]:
+        """Bump each partition's epoch (one INCR each: every epoch is its own fence)."""
         parts = list(partitions)
 
         def run():
-            pipe = self._r.pipeline(transaction=True)
+            pipe = self._r.pipeline(transaction=False)
             for p in parts:
                 pipe.incr(self.keys.epoch(group, p))
             return dict(zip(parts, (int(e) for e in pipe.execute())))
@@ -93,42 +121,85 @@ class RedisStore:
         return self._call(run)
 
     def epochs(self, group: str, partitions: list[int]) -> dict[int, int]:
-        vals = self._mget([self.keys.epoch(group, p) for p in partitions])
-        return {p: int(v or 0) for p, v in zip(partitions, vals)}
+        vals = self._get_each({p: p for p in partitions}, lambda p, _: self.keys.epoch(group, p))
+        return {p: int(vals.get(p) or 0) for p in partitions}
 
     def users_of(self, fn: str, partition: int, limit: int) -> list[str]:
         members = self._call(self._r.srandmember, self.keys.users(fn, partition), limit) or []
         return [m.decode() for m in members]
 
+    def partitions_of_users(self, fn: str, user_ids: list[str], partitions: int) -> dict[str, int]:
+        """Which partition holds each user's model (from the partitions' member sets); unknown users are absent.
+
+        For readers that know users but not their records' partitions (replay).
+        """
+        if not user_ids:
+            return {}
+
+        def run():
+            pipe = self._r.pipeline(transaction=False)
+            for p in range(partitions):
+                pipe.smismember(self.keys.users(fn, p), user_ids)
+            found: dict[str, int] = {}
+            for p, flags in enumerate(pipe.execute()):
+                found.update({u: p for u, f in zip(user_ids, flags) if f and u not in found})
+            return found
+
+        return self._call(run)
+
     # ---------------------------------------------------------------- reads
-    def _mget(self, keys: list[str]) -> list[bytes | None]:
-        return self._call(self._r.mget, keys) if keys else []
+    def _get_each(self, ids: Mapping, key_of: Callable[[object, int], str]) -> dict:
+        """``{id: value}`` for ``ids`` (``{id: partition}``): one MGET per partition (one slot), one round trip."""
+        by_partition: dict[int, list] = {}
+        for i, p in ids.items():
+            by_partition.setdefault(p, []).append(i)
+        if not by_partition:
+            return {}
 
-    def load_users(self, fn: str, user_ids: list[str]) -> dict[str, bytes]:
-        vals = self._mget([self.keys.user(fn, u) for u in user_ids])
-        return {u: v for u, v in zip(user_ids, vals) if v is not None}
+        def run():
+            pipe = self._r.pipeline(transaction=False)
+            groups = list(by_partition.items())
+            for p, members in groups:
+                pipe.mget([key_of(i, p) for i in members])
+            out = {}
+            for (p, members), vals in zip(groups, pipe.execute()):
+                out.update({i: v for i, v in zip(members, vals) if v is not None})
+            return out
 
-    def load_decisions(self, request_ids: list[str]) -> dict[str, bytes]:
-        vals = self._mget([self.keys.decision(r) for r in request_ids])
-        return {r: v for r, v in zip(request_ids, vals) if v is not None}
+        return self._call(run)
 
-    def load_applied(self, request_ids: list[str]) -> dict[str, bytes]:
-        vals = self._mget([self.keys.applied(r) for r in request_ids])
-        return {r: v for r, v in zip(request_ids, vals) if v is not None}
+    def load_users(self, fn: str, users: Mapping[str, int]) -> dict[str, bytes]:
+        """Stored models of ``users`` (``{user id: partition}``)."""
+        return self._get_each(users, lambda u, p: self.keys.user(fn, u, p))
+
+    def load_decisions(self, requests: Mapping[str, int]) -> dict[str, bytes]:
+        """Join records of ``requests`` (``{request id: partition}``)."""
+        return self._get_each(requests, lambda r, p: self.keys.decision(r, p))
+
+    def load_applied(self, requests: Mapping[str, int]) -> dict[str, bytes]:
+        """Applied-markers of ``requests`` (``{request id: partition}``)."""
+        return self._get_each(requests, lambda r, p: self.keys.applied(r, p))
 
     def load_population(self, fn: str, partition: int) -> bytes | None:
         return self._call(self._r.get, self.keys.population(fn, partition))
 
     def populations(self, fn: str, partitions: int) -> list[bytes]:
-        vals = self._mget([self.keys.population(fn, p) for p in range(partitions)])
-        return [v for v in vals if v is not None]
+        vals = self._get_each({p: p for p in range(partitions)}, lambda p, _: self.keys.population(fn, p))
+        return [vals[p] for p in sorted(vals)]
 
     def load_policy(self, group: str, name: str) -> bytes | None:
         return self._call(self._r.get, self.keys.policy(group, name))
 
     # --------------------------------------------------------------- writes
     def commit(self, batch: BatchWrite, *, group: str, epochs: dict[int, int], instance: str = "") -> bool:
-        """Write ``batch`` atomically if this worker still owns ``epochs``; False if fenced.
+        """Write ``batch`` if this worker still owns ``epochs``; False if fenced.
+
+        One Redis: one MULTI/EXEC for the whole batch, under WATCH of every epoch.
+        A Redis Cluster: one MULTI/EXEC per partition the batch writes (its keys
+        share a slot), under WATCH of that partition's epoch, in partition order;
+        then the counters (one key, one MULTI) and the policy snapshot. A fence
+        met half-way leaves the earlier partitions written: their records are
+        then read again and find their join records and markers, as after a crash.
 
         Raises :class:`StoreUnavailable` when Redis does not answer. redis-py
         reports a connection lost while keys are WATCHed as a ``WatchError``;
@@ -137,15 +208,25 @@ class RedisStore:
         if not batch:
             return True
         try:
-            return self._commit(batch, group, epochs, instance)
+            if not self.cluster:
+                return self._transaction(batch, group, epochs, instance, partitions=None)
+            for p in sorted(_partitions_written(batch)):
+                held = {p: epochs[p]} if p in epochs else {}
+                if not self._transaction(batch, group, held, instance, partitions={p}):
+                    return False
+            self._write_global(batch, group, instance)
+            return True
         except redis.WatchError:
             self.ping()  # raises StoreUnavailable if the "fence" was a lost connection
             return False
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except _OUTAGES as exc:
             raise _unavailable(exc) from None
 
-    def _commit(self, batch: BatchWrite, group: str, epochs: dict[int, int], instance: str) -> bool:
+    def _transaction(self, batch: BatchWrite, group: str, epochs: dict[int, int], instance: str,
+                     partitions: set[int] | None) -> bool:
+        """One MULTI/EXEC of the writes to ``partitions`` (None: every write, the counters and the policy too)."""
         k = self.keys
+        mine = (lambda p: True) if partitions is None else partitions.__contains__
         epoch_keys = [k.epoch(group, p) for p in sorted(epochs)]
         ttl = max(1, int(batch.decision_ttl_s))
         with self._r.pipeline(transaction=True) as pipe:
@@ -156,25 +237,49 @@ class RedisStore:
                     pipe.unwatch()
                     return False
             pipe.multi()
-            for (fn, user), (state, partition) in batch.users.items():
-                pipe.set(k.user(fn, user), state)
-                pipe.sadd(k.users(fn, partition), user)
-            for rid, marker in batch.applied.items():
-                pipe.set(k.applied(rid), marker, ex=APPLIED_TTL_S)
-            for (fn, partition), stats in batch.population.items():
-                pipe.set(k.population(fn, partition), stats)
-            for rid, record in batch.decisions.items():
-                pipe.set(k.decision(rid), record, ex=ttl)
-            if batch.policy is not None:
-                name, blob = batch.policy
-                pipe.set(k.policy(group, name), blob)
-            if batch.counts:
-                stats = k.stats(group, instance)
-                for name, n in batch.counts.items():
-                    pipe.hincrby(stats, name, int(n))
-                pipe.expire(stats, STATS_TTL_S)
+            for (fn, user), (state, p) in batch.users.items():
+                if mine(p):
+                    pipe.set(k.user(fn, user, p), state)
+                    pipe.sadd(k.users(fn, p), user)
+            for rid, (marker, p) in batch.applied.items():
+                if mine(p):
+                    pipe.set(k.applied(rid, p), marker, ex=APPLIED_TTL_S)
+            for (fn, p), stats in batch.population.items():
+                if mine(p):
+                    pipe.set(k.population(fn, p), stats)
+            for rid, (record, p) in batch.decisions.items():
+                if mine(p):
+                    pipe.set(k.decision(rid, p), record, ex=ttl)
+            if partitions is None:
+                self._queue_global(pipe, batch, group, instance)
             pipe.execute()
             return True
+
+    def _write_global(self, batch: BatchWrite, group: str, instance: str) -> None:
+        """The policy snapshot, then the counters, after a cluster's per-partition transactions.
+
+        Each is one key (so one slot); the counters' fields go in one MULTI so that
+        consumed = processed + dead-lettered holds whatever moment a crash picks."""
+        if batch.policy is not None:
+            name, blob = batch.policy
+            self._r.set(self.keys.policy(group, name), blob)
+        if batch.counts:
+            with self._r.pipeline(transaction=True) as pipe:
+                self._queue_counts(pipe, batch, group, instance)
+                pipe.execute()
+
+    def _queue_global(self, pipe, batch: BatchWrite, group: str, instance: str) -> None:
+        if batch.policy is not None:
+            name, blob = batch.policy
+            pipe.set(self.keys.policy(group, name), blob)
+        self._queue_counts(pipe, batch, group, instance)
+
+    def _queue_counts(self, pipe, batch: BatchWrite, group: str, instance: str) -> None:
+        if batch.counts:
+            stats = self.keys.stats(group, instance)
+            for name, n in batch.counts.items():
+                pipe.hincrby(stats, name, int(n))
+            pipe.expire(stats, STATS_TTL_S)
 
     # ---------------------------------------------------------------- stats
     def publish_stats(self, group: str, instance: str, stats: dict[str, int]) -> None:
@@ -208,11 +313,11 @@ class RedisStore:
         """Write many users' states at once (benchmarks' user populations); not fenced."""
         def run():
             pipe = self._r.pipeline(transaction=False)
-            pipe.mset({self.keys.user(fn, u): s for u, s in states.items()})
             by_part: dict[int, list[str]] = {}
             for u in states:
                 by_part.setdefault(partition_of[u], []).append(u)
-            for p, members in by_part.items():
+            for p, members in by_part.items():  # one MSET per partition: its keys share a slot
+                pipe.mset({self.keys.user(fn, u, p): states[u] for u in members})
                 pipe.sadd(self.keys.users(fn, p), *members)
             pipe.execute()
 
@@ -237,6 +342,11 @@ class RedisStore:
 
     def close(self) -> None:
         self._r.close()
+
+
+def _partitions_written(batch: BatchWrite) -> set[int]:
+    return ({p for _, p in batch.users.values()} | {p for _, p in batch.applied.values()}
+            | {p for _, p in batch.population} | {p for _, p in batch.decisions.values()})
 
 
 def open_registry(settings: Settings) -> Registry:

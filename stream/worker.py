@@ -131,7 +131,8 @@ class Worker:
             fn = self.engine.model.version
             per_partition = max(1, self.s.cache_users // max(1, len(self._epochs)) // 2)
             for p in self._epochs:
-                self.engine.warm(self.store.load_users(fn, self.store.users_of(fn, p, per_partition)))
+                members = self.store.users_of(fn, p, per_partition)
+                self.engine.warm(self.store.load_users(fn, dict.fromkeys(members, p)))
             log.info("claimed epochs %s, warmed %d users", self._epochs, self.engine.cached_users())
         except StoreUnavailable as exc:  # claimed before the next batch commits; warming is optional
             log.warning("could not claim or warm partitions now: %s", exc)

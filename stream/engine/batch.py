@@ -242,7 +242,8 @@ class Engine:
             return
         fn = self.model.version
         cache = self._caches[fn]
-        users = cache.get_many([q.user_id for _, q in queries], lambda ids: state.load_users(fn, ids))
+        partition_of = {q.user_id: r.partition for r, q in queries}
+        users = cache.get_many(list(partition_of), lambda ids: state.load_users(fn, {u: partition_of[u] for u in ids}))
         scored: list[_Scored] = []
         repeats: list[tuple[InRecord, Query]] = []
         seen: set[str] = set()
@@ -273,13 +274,13 @@ class Engine:
                 batch.dead(s.record, "scoring_failed", f"{type(exc).__name__}: {exc}")
                 continue
             key = s.query.user_id.encode()
-            batch.write.decisions[s.query.request_id] = packed
+            batch.write.decisions[s.query.request_id] = (packed, s.record.partition)
             batch.outputs.predictions.append((key, record.prediction_bytes))
             batch.outputs.records.append(("decisions", key, record.decision_bytes))
             batch.counts["predictions"] += 1
             batch.query_ts.append(s.query.ts)
         for r, q in repeats:
-            packed = batch.write.decisions.get(q.request_id)
+            packed, _ = batch.write.decisions.get(q.request_id, (None, None))
             if packed is None:
                 batch.dead(r, "scoring_failed", f"the first record of request {q.request_id!r} in this batch failed")
             else:
@@ -313,7 +314,7 @@ class Engine:
         shown its predictions already: deciding again could show one item and log
         another, so the stored prediction and decision are re-emitted byte for byte.
         """
-        stored = state.load_decisions(list(dict.fromkeys(q.request_id for _, q in queries)))
+        stored = state.load_decisions({q.request_id: r.partition for r, q in queries})
         if not stored:
             return queries
         fresh = []
@@ -348,10 +349,10 @@ class Engine:
         return pop
 
     def _learn(self, feedback: list[tuple[InRecord, Feedback]], state: StateReader, batch: Batch) -> None:
-        rids = list(dict.fromkeys(f.request_id for _, f in feedback))
+        rids = {f.request_id: r.partition for r, f in feedback}
         made_here = batch.write.decisions
-        stored = state.load_decisions([r for r in rids if r not in made_here])
-        stored.update({r: made_here[r] for r in rids if r in made_here})
+        stored = state.load_decisions({r: p for r, p in rids.items() if r not in made_here})
+        stored.update({r: made_here[r][0] for r in rids if r in made_here})
         markers: dict[str, Marker] = {r: _marker_decoder.decode(v) for r, v in state.load_applied(rids).items()}
         now = self._clock()
         for r, fb in feedback:
@@ -380,7 +381,7 @@ class Engine:
                 continue
             marker = Marker(source=(source.topic, source.partition, source.offset), outputs=produced)
             markers[fb.request_id] = marker  # a second record in this same batch is a duplicate
-            batch.write.applied[fb.request_id] = _marker_encoder.encode(marker)
+            batch.write.applied[fb.request_id] = (_marker_encoder.encode(marker), r.partition)
             for topic, value in produced:
                 batch.outputs.records.append((topic, key, value.encode()))
             batch.counts["feedback_applied"] += 1
@@ -398,7 +399,7 @@ class Engine:
         cache = self._cache(fn, emb.shape[1])
         model = batch.learned.get(key)
         if model is None:
-            model = cache.get_many([fb.user_id], lambda ids: state.load_users(fn, ids))[fb.user_id]
+            model = cache.get_many([fb.user_id], lambda ids: state.load_users(fn, {u: partition for u in ids}))[fb.user_id]
         x = emb[item_index].astype(np.float64)
         if not np.all(np.isfinite(x)):
             raise FloatingPointError("the decision's embedding of this item is not finite")

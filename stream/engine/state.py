@@ -8,17 +8,21 @@ it; unit tests use a dict) and returns everything a batch changes as one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Mapping, Protocol
 
 
 class StateReader(Protocol):
-    """Bulk reads the engine needs; missing keys are absent from the returned dicts."""
+    """Bulk reads the engine needs; missing keys are absent from the returned dicts.
 
-    def load_users(self, fn: str, user_ids: list[str]) -> dict[str, bytes]: ...
+    Every read names the partition of the record it is for (``{id: partition}``):
+    a partition's state lives together (one Redis Cluster slot, ``stream/keys.py``).
+    """
 
-    def load_decisions(self, request_ids: list[str]) -> dict[str, bytes]: ...
+    def load_users(self, fn: str, users: Mapping[str, int]) -> dict[str, bytes]: ...
 
-    def load_applied(self, request_ids: list[str]) -> dict[str, bytes]: ...
+    def load_decisions(self, requests: Mapping[str, int]) -> dict[str, bytes]: ...
+
+    def load_applied(self, requests: Mapping[str, int]) -> dict[str, bytes]: ...
 
     def load_population(self, fn: str, partition: int) -> bytes | None: ...
 
@@ -29,9 +33,9 @@ class BatchWrite:
 
     decision_ttl_s: float = 1200.0
     users: dict[tuple[str, str], tuple[bytes, int]] = field(default_factory=dict)  # (fn, user) -> (state, partition)
-    applied: dict[str, bytes] = field(default_factory=dict)  # request id -> marker
+    applied: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # request id -> (marker, partition)
     population: dict[tuple[str, int], bytes] = field(default_factory=dict)  # (fn, partition) -> stats
-    decisions: dict[str, bytes] = field(default_factory=dict)  # request id -> join record
+    decisions: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # request id -> (join record, partition)
     policy: tuple[str, bytes] | None = None  # (policy name, snapshot)
     counts: dict[str, int] = field(default_factory=dict)  # the batch's counters, durable with its state
 

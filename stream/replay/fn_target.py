@@ -66,7 +66,7 @@ def _fn_distribution(settings: Settings, version: str, spec: str, log: BanditLog
     pop = merged_population(store.populations(version, settings.partitions))
     if pop is not None:
         cache.set_prior(pop.mean())
-    stored = store.load_users(version, users)
+    stored = store.load_users(version, store.partitions_of_users(version, users, settings.partitions))
     models = cache.get_many(users, lambda ids: {u: stored[u] for u in ids if u in stored})
     row = {u: j for j, u in enumerate(users)}
     weights = np.stack([np.atleast_1d(models[u].weights[0]) for u in users])

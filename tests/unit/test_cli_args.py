@@ -54,7 +54,9 @@ BAD = [
     (["tail", "--topics", "queries,nope"], {}, "--topics: unknown topic(s) ['eddy.nope']"),
     # stats
     (["stats", "--group", ""], {}, "eddy stats: --group must be non-empty, got ''"),
-    (["stats", "--redis-url", "http://127.0.0.1:6379"], {}, "--redis-url must be a redis://host[:port][/db], rediss:// or unix:// URL"),
+    (["stats", "--redis-url", "http://127.0.0.1:6379"], {},
+     "--redis-url must be a redis://host[:port][/db], rediss://, unix:// or redis+cluster://host:port URL"),
+    (["stats", "--redis-url", "redis+cluster://127.0.0.1:7000/2"], {}, "got 'redis+cluster://127.0.0.1:7000/2'"),
     (["stats"], {"EDDY_REDIS_URL": "localhost:6379"}, "EDDY_REDIS_URL must be a redis://"),
     (["stats", "--redis-url", "redis://127.0.0.1:port/0"], {}, "--redis-url must be a redis://host[:port][/db]"),
     (["stats", "--redis-url", "redis://127.0.0.1:6379/zero"], {}, "got 'redis://127.0.0.1:6379/zero'"),

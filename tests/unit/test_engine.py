@@ -38,14 +38,14 @@ class MemoryState:
         self.population: dict[tuple[str, int], bytes] = {}
         self.counts: Counter[str] = Counter()
 
-    def load_users(self, fn, user_ids):
-        return {u: self.users[(fn, u)] for u in user_ids if (fn, u) in self.users}
+    def load_users(self, fn, users):
+        return {u: self.users[(fn, u)] for u in users if (fn, u) in self.users}
 
-    def load_decisions(self, request_ids):
-        return {r: self.decisions[r] for r in request_ids if r in self.decisions}
+    def load_decisions(self, requests):
+        return {r: self.decisions[r] for r in requests if r in self.decisions}
 
-    def load_applied(self, request_ids):
-        return {r: self.applied[r] for r in request_ids if r in self.applied}
+    def load_applied(self, requests):
+        return {r: self.applied[r] for r in requests if r in self.applied}
 
     def load_population(self, fn, partition):
         return self.population.get((fn, partition))
@@ -53,8 +53,8 @@ class MemoryState:
     def commit(self, w: BatchWrite) -> None:
         for (fn, u), (state, _) in w.users.items():
             self.users[(fn, u)] = state
-        self.decisions.update(w.decisions)
-        self.applied.update(w.applied)
+        self.decisions.update({r: record for r, (record, _) in w.decisions.items()})
+        self.applied.update({r: marker for r, (marker, _) in w.applied.items()})
         self.population.update(w.population)
         self.counts.update(w.counts)
 
