@@ -149,24 +149,16 @@ class RedisStore:
 
     # ---------------------------------------------------------------- reads
     def _get_each(self, ids: Mapping, key_of: Callable[[object, int], str]) -> dict:
-        """``{id: value}`` for ``ids`` (``{id: partition}``): one MGET per partition (one slot), one round trip."""
-        by_partition: dict[int, list] = {}
-        for i, p in ids.items():
-            by_partition.setdefault(p, []).append(i)
-        if not by_partition:
+        """``{id: value}`` for ``ids`` (``{id: partition}``), in one round trip.
+
+        One Redis: one MGET. A cluster: one MGET per slot, pipelined (``mget_nonatomic``)."""
+        if not ids:
             return {}
-
-        def run():
-            pipe = self._r.pipeline(transaction=False)
-            groups = list(by_partition.items())
-            for p, members in groups:
-                pipe.mget([key_of(i, p) for i in members])
-            out = {}
-            for (p, members), vals in zip(groups, pipe.execute()):
-                out.update({i: v for i, v in zip(members, vals) if v is not None})
-            return out
-
-        return self._call(run)
+        order = list(ids.items())
+        keys = [key_of(i, p) for i, p in order]
+        mget = self._r.mget_nonatomic if self.cluster else self._r.mget
+        vals = self._call(mget, keys)
+        return {i: v for (i, _), v in zip(order, vals) if v is not None}
 
     def load_users(self, fn: str, users: Mapping[str, int]) -> dict[str, bytes]:
         """Stored models of ``users`` (``{user id: partition}``)."""
@@ -232,7 +224,8 @@ class RedisStore:
         with self._r.pipeline(transaction=True) as pipe:
             if epoch_keys:
                 pipe.watch(*epoch_keys)
-                current = pipe.mget(epoch_keys)
+                # a cluster's pipeline refuses MGET (and its transaction watches one partition's epoch)
+                current = [pipe.get(key) for key in epoch_keys] if self.cluster else pipe.mget(epoch_keys)
                 if [int(c or 0) for c in current] != [epochs[p] for p in sorted(epochs)]:
                     pipe.unwatch()
                     return False
@@ -316,8 +309,9 @@ class RedisStore:
             by_part: dict[int, list[str]] = {}
             for u in states:
                 by_part.setdefault(partition_of[u], []).append(u)
-            for p, members in by_part.items():  # one MSET per partition: its keys share a slot
-                pipe.mset({self.keys.user(fn, u, p): states[u] for u in members})
+            mset = self._r.mset_nonatomic if self.cluster else self._r.mset
+            mset({self.keys.user(fn, u, partition_of[u]): s for u, s in states.items()})
+            for p, members in by_part.items():
                 pipe.sadd(self.keys.users(fn, p), *members)
             pipe.execute()
 

@@ -48,7 +48,8 @@ def _stopped(proc: subprocess.Popen) -> bool:
 
 
 def _n_obs(settings, fn: str, user: str) -> int:
-    return load_user_model(RedisStore.from_settings(settings).load_users(fn, [user])[user]).n_obs
+    store = RedisStore.from_settings(settings)
+    return load_user_model(store.load_users(fn, store.partitions_of_users(fn, [user], settings.partitions))[user]).n_obs
 
 
 def test_a_crash_between_the_redis_exec_and_the_kafka_commit_re_emits_and_learns_once(settings, live_model, tmp_path):
@@ -58,7 +59,8 @@ def test_a_crash_between_the_redis_exec_and_the_kafka_commit_re_emits_and_learns
         fb = _query_then_feedback(settings, "crash-window")
         assert worker.wait(timeout=60) == 86, log.read_text(errors="replace")[-2000:]
         store = RedisStore.from_settings(settings)
-        assert store.load_applied(["crash-window"]), "Redis should be ahead of Kafka here"
+        partition = store.partitions_of_users(live_model.version, ["u1"], settings.partitions)["u1"]
+        assert store.load_applied({"crash-window": partition}), "Redis should be ahead of Kafka here"
         assert read_json(settings, "model-updates", timeout_s=10, idle_s=2) == []
         worker = _start(settings, log)
         updates = read_json(settings, "model-updates", n=1, timeout_s=120)

@@ -6,13 +6,13 @@ import time
 
 import numpy as np
 import pytest
-import redis
 
 from learners import load_user_model
 from stream import events
 from stream.client import EddyClient, drain, reader
 from stream.kafka_io import headers_dict
 from stream.simulator import SimulatedWorld
+from stream.store import RedisStore
 
 from .helpers import read_dead_letters, read_json
 
@@ -24,7 +24,8 @@ def _query(world: SimulatedWorld, n: int, user: int = 0, ts: float | None = None
 
 
 def _user_state(settings, fn: str, user: str):
-    raw = redis.Redis.from_url(settings.redis_url).get(f"{settings.topic_prefix}user:{fn}:{user}")
+    store = RedisStore.from_settings(settings)
+    raw = store.load_users(fn, store.partitions_of_users(fn, [user], settings.partitions)).get(user)
     return None if raw is None else load_user_model(raw)
 
 

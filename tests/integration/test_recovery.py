@@ -12,11 +12,11 @@ import time
 from collections import Counter
 
 import pytest
-import redis
 
 from learners import load_user_model
 from stream.client import reader
 from stream.loop import run_closed_loop
+from stream.store import RedisStore
 
 from .helpers import read_json, start_worker, wait_for
 
@@ -70,10 +70,11 @@ def _check_exactly_once(settings, fn: str, result: dict) -> None:
     sent_per_request = Counter(f["request_id"] for f in feedback)
     applied_per_request = Counter(u["request_id"] for u in updates)
     assert applied_per_request == sent_per_request  # each feedback applied exactly once
-    r = redis.Redis.from_url(settings.redis_url)
+    store = RedisStore.from_settings(settings)
     per_user = Counter(f["user_id"] for f in feedback)
+    stored = store.load_users(fn, store.partitions_of_users(fn, list(per_user), settings.partitions))
     for user, count in per_user.items():
-        state = load_user_model(r.get(f"{settings.topic_prefix}user:{fn}:{user}"))
+        state = load_user_model(stored[user])
         assert state.n_obs == count, (user, state.n_obs, count)
     versions = {}
     for u in updates:
