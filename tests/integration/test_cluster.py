@@ -1,0 +1,91 @@
+"""Eddy unchanged against a real Redis Cluster of three masters (deploy/redis-cluster on free ports).
+
+The session starts its own cluster and stops it at the end. This module's
+``settings`` is the usual one (topics, unique prefix) pointed at the cluster
+(``redis+cluster://``), so the tests imported below are the standalone ones,
+run again here: the loop, the SIGKILL crash test and a rebalance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stream.store import RedisStore
+
+from .test_loop import (  # noqa: F401 - collected here too, against the cluster
+    test_duplicate_late_and_unknown_feedback_are_dead_lettered_not_applied,
+    test_feedback_changes_weights_and_the_next_prediction,
+)
+from .test_recovery import (  # noqa: F401
+    test_second_worker_joining_and_first_leaving_keep_every_users_state,
+    test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice,
+)
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "redis-cluster"
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` ports free on loopback whose cluster-bus port (+10000) is free too."""
+    found: list[int] = []
+    with socket.socket() as s:  # start where the kernel says a port is free, then step
+        s.bind(("127.0.0.1", 0))
+        start = 20000 + s.getsockname()[1] % 25000
+    for port in range(start, 55535):
+        if _bindable(port) and _bindable(port + 10000):
+            found.append(port)
+            if len(found) == n:
+                return found
+    raise RuntimeError("no free ports for a Redis Cluster")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory) -> str:
+    """A three-master Redis Cluster for the session: its URL."""
+    ports = ",".join(map(str, _free_ports(3)))
+    state = tmp_path_factory.mktemp("redis-cluster")
+    args = ["--dir", str(state), "--ports", ports]
+    up = subprocess.run([str(SCRIPT), "up", *args], capture_output=True, text=True, timeout=180)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield f"redis+cluster://127.0.0.1:{ports.split(',')[0]}"
+    finally:
+        subprocess.run([str(SCRIPT), "down", *args], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def settings(settings, redis_cluster):
+    """The test's settings (unique topics and key prefix) with the cluster as its Redis."""
+    clustered = dataclasses.replace(settings, redis_url=redis_cluster)
+    yield clustered
+    RedisStore.from_settings(clustered).delete_deployment()
+
+
+def test_the_cluster_spreads_partitions_over_its_masters_and_each_batch_stays_in_one_slot(settings, redis_cluster):
+    """The premise of the tests above: partitions' keys land on different masters, one slot each."""
+    import redis
+
+    r = redis.RedisCluster.from_url(redis_cluster.replace("redis+cluster", "redis"))
+    k = RedisStore.from_settings(settings).keys
+    masters = {r.get_node_from_key(k.epoch(settings.group, p)).name for p in range(settings.partitions * 4)}
+    assert len(masters) == 3
+    for p in range(settings.partitions):
+        slots = {r.keyslot(key) for key in (k.user("v1", "u", p), k.users("v1", p), k.decision("r", p),
+                                             k.applied("r", p), k.population("v1", p), k.epoch(settings.group, p))}
+        assert len(slots) == 1, (p, slots)
+    assert len({r.keyslot(k.registry(n)) for n in ("live", "history", "versions", "counter")}) == 1
