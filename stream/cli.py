@@ -22,6 +22,8 @@ VERBS = {
     "produce": ("stream.commands.produce_cmd", "produce queries and feedback from a JSONL file or the simulator"),
     "tail": ("stream.commands.tail_cmd", "follow predictions, model updates (or any Eddy topic) and pretty-print them"),
     "stats": ("stream.commands.stats_cmd", "show each worker's counters (consumed = processed + dead-lettered)"),
+    "migrate-keys": ("stream.commands.migrate_keys_cmd",
+                     "rename Redis keys from the layout before hash tags (upgrade; workers stopped)"),
     "topics": ("stream.commands.topics_cmd", "create Eddy's topics (idempotent) and list them"),
     "train": ("stream.commands.train_cmd", "train a feature net offline and register it"),
     "models": ("stream.commands.models_cmd", "list / show / promote / rollback feature-net versions"),

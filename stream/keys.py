@@ -57,3 +57,38 @@ class Keys:
 
     def registry(self, name: str) -> str:
         return self._k("{registry}", name)
+
+    def untagged_to_tagged(self, key: str, partition_of_user: dict[tuple[str, str], int],
+                           partition_of_request: dict[str, int]) -> str | None:
+        """The tagged name of ``key`` from the layout before hash tags, or None (already tagged, unchanged
+        or not placeable: a user in no partition's member set, a request of unknown partition).
+
+        Old names (all after the prefix): ``user:<fn>:<user>``, ``users:<fn>:<p>``, ``pop:<fn>:<p>``,
+        ``epoch:<group>:<p>``, ``decision:<request>``, ``applied:<request>``, ``registry:<name>``.
+
+        >>> k = Keys("eddy.")
+        >>> k.untagged_to_tagged("eddy.users:v1:3", {}, {})
+        'eddy.{p3}:users:v1'
+        >>> k.untagged_to_tagged("eddy.user:v1:alice:x", {("v1", "alice:x"): 2}, {})
+        'eddy.{p2}:user:v1:alice:x'
+        >>> k.untagged_to_tagged("eddy.registry:live", {}, {}), k.untagged_to_tagged("eddy.{p1}:epoch:g", {}, {})
+        ('eddy.{registry}:live', None)
+        """
+        if not key.startswith(self.prefix):
+            return None
+        kind, _, rest = key[len(self.prefix):].partition(":")
+        if kind == "registry":
+            return self.registry(rest)
+        if kind in ("users", "pop", "epoch"):
+            name, _, p = rest.rpartition(":")
+            if not (name and p.isdigit()):
+                return None
+            return {"users": self.users, "pop": self.population, "epoch": self.epoch}[kind](name, int(p))
+        if kind == "user":
+            fn, _, user = rest.partition(":")
+            p = partition_of_user.get((fn, user))
+            return None if p is None else self.user(fn, user, p)
+        if kind in ("decision", "applied"):
+            p = partition_of_request.get(rest)
+            return None if p is None else (self.decision if kind == "decision" else self.applied)(rest, p)
+        return None

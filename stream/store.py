@@ -334,8 +334,61 @@ class RedisStore:
 
         return self._call(run)
 
+    # -------------------------------------------------------------- upgrade
+    def migrate_untagged_keys(self) -> dict[str, int]:
+        """Rename this deployment's keys from the layout before hash tags (:meth:`Keys.untagged_to_tagged`).
+
+        One Redis only (the old layout never ran on a cluster); run it with the workers
+        stopped. A user's partition comes from the old member sets, a marker's from the
+        source offset it holds, a decision's from its user's; what cannot be placed is
+        left as it is (decisions expire with their join window). RENAMENX keeps a
+        tagged key that already exists, so it is safe to run twice. Returns the counts
+        ``renamed``, ``kept`` (a tagged key was already there) and ``left``.
+        """
+        if self.cluster:
+            raise ValueError("the untagged layout never ran on a Redis Cluster: migrate on the standalone Redis")
+        import msgspec
+
+        from stream.engine.joins import JoinRecord
+
+        def run():
+            prefix = self.keys.prefix
+            old = [k.decode() for k in self._r.scan_iter(f"{prefix}*", count=5000)]
+            of_user: dict[tuple[str, str], int] = {}
+            for key in old:
+                kind, _, rest = key[len(prefix):].partition(":")
+                fn, _, p = rest.rpartition(":")
+                if kind == "users" and p.isdigit():
+                    of_user.update({(fn, m.decode()): int(p) for m in self._r.smembers(key)})
+            user_partition = {u: p for (_, u), p in of_user.items()}
+            of_request: dict[str, int] = {}
+            for key in old:
+                kind, _, rid = key[len(prefix):].partition(":")
+                if kind == "applied" and (blob := self._r.get(key)) is not None:
+                    of_request[rid] = int(msgspec.json.decode(blob)[0][1])  # the marker's (topic, partition, offset)
+                elif kind == "decision" and (blob := self._r.get(key)) is not None:
+                    p = user_partition.get(JoinRecord.unpack(blob).decision.user_id)
+                    if p is not None:
+                        of_request.setdefault(rid, p)
+            counts = {"renamed": 0, "kept": 0, "left": 0}
+            for key in old:
+                new = self.keys.untagged_to_tagged(key, of_user, of_request)
+                if new is None:
+                    counts["left"] += key.startswith(tuple(f"{prefix}{k}:" for k in _UNTAGGED_KINDS))
+                elif self._r.renamenx(key, new):
+                    counts["renamed"] += 1
+                else:
+                    counts["kept"] += 1
+            return counts
+
+        return self._call(run)
+
     def close(self) -> None:
         self._r.close()
+
+
+_UNTAGGED_KINDS = ("user", "users", "pop", "epoch", "decision", "applied", "registry")
+"""Key kinds whose names gained a hash tag (the old layout's names start with these)."""
 
 
 def _partitions_written(batch: BatchWrite) -> set[int]:
