@@ -7,6 +7,7 @@ One loop, read top-down like the data flow::
       -> engine.process: decode, score queries, join + learn feedback
          (bad records become dead letters; nothing is published yet)
       -> store.commit: the batch's state in one MULTI/EXEC, fenced by epoch
+         (against a Redis Cluster: one per partition, docs/design.md "Redis Cluster")
       -> engine.commit: memory takes the batch's new user models
       -> publish the predictions at once (their decisions are durable now)
       -> the rest joins the open span; every ``commit_interval_ms`` the span's outputs and
@@ -15,7 +16,8 @@ One loop, read top-down like the data flow::
 
 What the shell owns: polling, the transaction, rewinding a batch that could
 not commit, fencing, rebalances, and outages. A crash anywhere leaves either
-nothing or everything of a batch in Redis; the offsets commit only after
+nothing or everything of a batch (of each partition's part of it, against a
+Redis Cluster) in Redis; the offsets commit only after
 Redis has the state, and the applied-markers make a re-read batch change
 nothing twice (see ``stream.engine.joins``). A Redis or Kafka outage is waited out
 with bounded backoff: the batch is rewound and read again once the service
