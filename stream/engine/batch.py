@@ -243,7 +243,8 @@ class Engine:
         fn = self.model.version
         cache = self._caches[fn]
         partition_of = {q.user_id: r.partition for r, q in queries}
-        users = cache.get_many(list(partition_of), lambda ids: state.load_users(fn, {u: partition_of[u] for u in ids}))
+        users = cache.get_many(list(partition_of),
+                               lambda ids: state.load_users(fn, {u: partition_of[u] for u in ids}))
         scored: list[_Scored] = []
         repeats: list[tuple[InRecord, Query]] = []
         seen: set[str] = set()
@@ -399,7 +400,8 @@ class Engine:
         cache = self._cache(fn, emb.shape[1])
         model = batch.learned.get(key)
         if model is None:
-            model = cache.get_many([fb.user_id], lambda ids: state.load_users(fn, {u: partition for u in ids}))[fb.user_id]
+            model = cache.get_many([fb.user_id],
+                                   lambda ids: state.load_users(fn, dict.fromkeys(ids, partition)))[fb.user_id]
         x = emb[item_index].astype(np.float64)
         if not np.all(np.isfinite(x)):
             raise FloatingPointError("the decision's embedding of this item is not finite")
