@@ -89,3 +89,21 @@ def test_the_cluster_spreads_partitions_over_its_masters_and_each_batch_stays_in
                                              k.applied("r", p), k.population("v1", p), k.epoch(settings.group, p))}
         assert len(slots) == 1, (p, slots)
     assert len({r.keyslot(k.registry(n)) for n in ("live", "history", "versions", "counter")}) == 1
+
+
+def test_a_fence_met_half_way_keeps_the_partitions_before_it_and_writes_nothing_after(settings):
+    """Per-partition transactions in partition order: what a re-read then finds (docs/design.md, Redis Cluster)."""
+    from stream.store import BatchWrite
+
+    store = RedisStore.from_settings(settings)
+    mine = store.claim(settings.group, range(4))
+    store.claim(settings.group, [2])  # another worker took partition 2
+    write = BatchWrite(users={("v1", f"u{p}"): (b"state", p) for p in range(4)},
+                       decisions={f"r{p}": (b"record", p) for p in range(4)}, counts={"consumed": 4, "predictions": 4})
+    assert not store.commit(write, group=settings.group, epochs=mine, instance="w0")
+    assert store.load_users("v1", {f"u{p}": p for p in range(4)}) == {"u0": b"state", "u1": b"state"}
+    assert set(store.load_decisions({f"r{p}": p for p in range(4)})) == {"r0", "r1"}
+    assert store.read_stats(settings.group) == {}  # the counters follow only a whole batch
+    assert store.commit(write, group=settings.group, epochs=store.epochs(settings.group, list(range(4))), instance="w0")
+    assert len(store.load_users("v1", {f"u{p}": p for p in range(4)})) == 4
+    assert store.read_stats(settings.group) == {"w0": {"consumed": 4, "predictions": 4}}
