@@ -66,6 +66,7 @@ __all__ = ["Example", "examples_from_records", "train_feature_net"]
 Example = tuple[str, Mapping[str, Any], Mapping[str, Any], float]
 
 _EVAL_CHUNK = 65_536
+_PRIOR_ITERATIONS = 20
 
 
 def examples_from_records(
@@ -124,6 +125,7 @@ class _Hybrid(nn.Module):
         self.g = global_bias
         self.register_buffer("W", torch.zeros(n_users + 1, net.config.output_dim))
         self.register_buffer("b", torch.full((n_users + 1,), float(global_bias)))
+        self.register_buffer("m0", torch.zeros(net.config.output_dim + 1))
 
     def forward(self, batch: EncodedBatch, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Predictions ``(B,)`` and the net's output ``f`` ``(B, d)``."""
@@ -152,12 +154,22 @@ class _Hybrid(nn.Module):
             r.index_add_(0, users[rows], x * (rewards[rows] - self.g)[:, None])
         self.net.train(was_training)
         A += lam * torch.eye(d + 1, device=dev)
-        sol = torch.linalg.solve(A, r)
+        if not n_users:
+            return
+        # The prior mean m0 is the population's: the average user, found with the users
+        # (a fixed point: m0 = mean_u of (A_u^-1 (lam m0 + r_u))). Shrinking towards 0
+        # instead makes the average user a poor predictor for a new user, whose
+        # predictions rest on it alone until their first ratings arrive.
+        LU, pivots = torch.linalg.lu_factor(A)
+        m0 = self.m0
+        for _ in range(_PRIOR_ITERATIONS):
+            sol = torch.linalg.lu_solve(LU, pivots, (r + lam * m0).unsqueeze(-1)).squeeze(-1)
+            m0 = sol.mean(0)
+        self.m0 = m0
         self.W[:n_users] = sol[:, :d]
         self.b[:n_users] = sol[:, d] + self.g
-        if n_users:
-            self.W[n_users] = self.W[:n_users].mean(0)
-            self.b[n_users] = self.b[:n_users].mean()
+        self.W[n_users] = m0[:d]
+        self.b[n_users] = m0[d] + self.g
 
     def optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         sparse = [m.weight for m in self.net.modules() if isinstance(m, nn.Embedding)]
