@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
     (["demo", "--epochs", "0"], "--epochs must be >= 1, got 0"),
     (["demo", "--retrains", "-1"], "--retrains must be >= 0, got -1"),
     (["demo", "--window", "0"], "--window must be >= 1, got 0"),
-    (["demo", "--learner", "sgd"], "learner must be river or bayes"),
+    (["demo", "--learner", "sgd"], "learner must be river, bayes or rls"),
     (["demo", "--policy", "greedy:epsilon=0.1"], "unknown parameter 'epsilon' for policy 'greedy'"),
     (["retrain", "--watch", "--threshold", "0.8"], "threshold must be a number >= 1.0"),
     (["retrain", "--watch", "--window", "0"], "--window must be >= 1, got 0"),
