@@ -30,12 +30,14 @@ from learners.base import UserModel
 from learners.errors import LearnerError
 from learners.population import PopulationModel
 from learners.ridge import BayesianLinearUserModel
+from learners.rls import ForgettingBayesUserModel
 from learners.sgd import RiverUserModel
 
 __all__ = [
     "DEFAULT_KIND",
     "KINDS",
     "BayesianLinearUserModel",
+    "ForgettingBayesUserModel",
     "LearnerError",
     "PopulationModel",
     "RiverUserModel",
@@ -50,6 +52,7 @@ KINDS: dict[str, type[UserModel]] = {
     "river": RiverUserModel,
     "bayes": BayesianLinearUserModel,
     "ridge": BayesianLinearUserModel,
+    "rls": ForgettingBayesUserModel,
 }
 
 _BY_TAG: dict[Kind, type[UserModel]] = {cls._kind: cls for cls in KINDS.values()}
@@ -62,7 +65,8 @@ def make_user_model(kind: str, dim: int, prior_mean: np.ndarray | None = None, *
     ----------
     kind
         "river" (`RiverUserModel`, the default learner, see `DEFAULT_KIND`), or
-        "bayes" / "ridge" (`BayesianLinearUserModel`).
+        "bayes" / "ridge" (`BayesianLinearUserModel`), or "rls" (`ForgettingBayesUserModel`:
+        the Bayesian model with a forgetting factor, the demo's learner).
     dim
         Length of the embeddings x.
     prior_mean

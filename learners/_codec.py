@@ -44,6 +44,7 @@ class Kind(enum.IntEnum):
     RIVER = 1
     BAYES = 2
     POPULATION = 3
+    RLS = 4
 
 
 def encode(kind: Kind, dim: int, n_obs: int, payload: np.ndarray) -> bytes:

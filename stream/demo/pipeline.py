@@ -72,15 +72,17 @@ class Demo:
         retrain = arms.periodic_retrain(model, train, stream, self.opts, every=every, seed=self.s.seed,
                                         progress=self.progress)
         self.say(f"  (c) periodic retrain: RMSE {rmse(retrain.pred, _y(stream)):.4f}")
-        mf = arms.river_biased_mf(train, stream, seed=self.s.seed)
-        self.say(f"  (d) river BiasedMF: RMSE {rmse(mf.pred, _y(stream)):.4f}")
+        outside = [arms.river_biased_mf(train, stream, seed=self.s.seed), arms.river_baseline(train, stream),
+                   arms.river_funk_mf(train, stream, seed=self.s.seed), arms.user_mean(train, stream)]
+        for letter, arm in zip("defg", outside):
+            self.say(f"  ({letter}) {arm.label}: RMSE {rmse(arm.pred, _y(stream)):.4f}")
 
         self.say("[4/4] report")
         hybrid = arms.ArmResult(
             "eddy_live", "Eddy hybrid, online per-user updates (live, Kafka)", live.pred, worker_cpu or float("nan"),
             live.wall_s, f"feature net {model.version} frozen; per-user weights ({self.s.learner}) learned online "
             "by the worker from each feedback; scores read from the prediction events")
-        all_arms = [frozen, hybrid, retrain, mf]
+        all_arms = [frozen, hybrid, retrain, *outside]
         return self._report(all_arms, train, stream, offline, live)
 
     def _live(self, stream: list[dict]):
@@ -106,11 +108,12 @@ class Demo:
         known = np.array([r["user_id"] in trained_users for r in stream])
         dicts = [asdict(a) for a in all_arms]
         rows = report.arm_rows(dicts, y, known)
+        by_key = {r["key"]: r["rmse"] for r in rows}
         lat = live.latency_ms[np.isfinite(live.latency_ms)]
         wlat = live.worker_latency_ms[np.isfinite(live.worker_latency_ms)]
         rate = live.answered / live.wall_s if live.wall_s > 0 else 0.0
         summary = {
-            "title": f"Eddy demo on {self.ds.source}: prequential RMSE of four arms",
+            "title": f"Eddy demo on {self.ds.source}: prequential RMSE of {len(all_arms)} arms",
             "run_id": self.run_id,
             "data": {"source": self.ds.source, "description": self.ds.description,
                      "fallback_reason": self.ds.fallback_reason},
@@ -127,6 +130,8 @@ class Demo:
                      "dead_lettered": live.dead_lettered, "feature_net_versions": live.versions,
                      "candidates": self.n_candidates, "window": self.window},
             "retrains": all_arms[2].extra,
+            # the hybrid's prequential RMSE relative to river's BiasedMF: -0.02 is 2% lower
+            "hybrid_vs_biased_mf": by_key["eddy_live"] / by_key["biased_mf"] - 1.0,
         }
         paths = report.write(self.out_dir, rows=rows, arms=dicts, y=y, summary=summary, window=min(2000, len(y)))
         paths["worker.log"] = self.out_dir / "worker.log"

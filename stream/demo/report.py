@@ -104,6 +104,15 @@ def _json_default(v: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(v).__name__}")
 
 
+def _comparison(s: dict[str, Any]) -> list[str]:
+    rel = s.get("hybrid_vs_biased_mf")
+    if rel is None:
+        return []
+    word = "lower" if rel < 0 else "higher"
+    return [f"**Eddy's live hybrid (b) against river's BiasedMF (d): {abs(rel):.2%} {word} prequential RMSE** "
+            "(same stream, same run).", ""]
+
+
 def markdown(rows: list[dict], s: dict[str, Any]) -> str:
     live = s["live"]
     lines = [
@@ -127,6 +136,7 @@ def markdown(rows: list[dict], s: dict[str, Any]) -> str:
         f"{_fmt(live['worker_latency_ms']['p50'], 1)} ms); worker {live['worker']}, learner `{s['worker']['learner']}`, "
         f"policy `{s['worker']['policy']}`, {s['worker']['processing']}",
         "", table(rows), "",
+        *_comparison(s),
         "RMSE: progressive validation (each rating predicted before it is learned from) over the whole stream; "
         "known users: users with ratings in the offline training part; new users: the rest. "
         "CPU s / wall s: time each arm spent on the stream (the live arm: the worker process's CPU time and "

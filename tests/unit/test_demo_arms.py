@@ -50,14 +50,30 @@ def test_periodic_retrain_without_retrains_is_the_frozen_arm(setup):
     assert not np.allclose(two.pred[150:], frozen.pred[150:])
 
 
-def test_biased_mf_predicts_before_it_learns(setup):
+OUTSIDE = {
+    "biased_mf": lambda tr, stream: arms.river_biased_mf(tr, stream, seed=1),
+    "baseline": arms.river_baseline,
+    "funk_mf": lambda tr, stream: arms.river_funk_mf(tr, stream, seed=1),
+    "user_mean": arms.user_mean,
+}
+
+
+@pytest.mark.parametrize("key", sorted(OUTSIDE))
+def test_outside_references_predict_before_they_learn(setup, key):
     _, tr, stream, _ = setup
-    base = arms.river_biased_mf(tr, stream, seed=1)
+    base = OUTSIDE[key](tr, stream)
+    assert base.key == key and len(base.pred) == len(stream) and np.isfinite(base.pred).all()
     changed = [dict(r) for r in stream]
     changed[100] = {**changed[100], "reward": changed[100]["reward"] + 5.0}
-    other = arms.river_biased_mf(tr, changed, seed=1)
+    other = OUTSIDE[key](tr, changed)
     np.testing.assert_array_equal(base.pred[:101], other.pred[:101])  # rating 100's own label is unseen
     assert not np.array_equal(base.pred[101:], other.pred[101:])
+
+
+def test_user_mean_is_the_mean_of_the_users_earlier_ratings():
+    rec = lambda u, y: {"user_id": u, "reward": y}  # noqa: E731
+    a = arms.user_mean([rec("u", 4.0), rec("v", 2.0)], [rec("u", 1.0), rec("w", 5.0), rec("u", 3.0), rec("w", 1.0)])
+    np.testing.assert_allclose(a.pred, [4.0, (4 + 2 + 1) / 3, 2.5, 5.0])
 
 
 def test_live_queries_hold_the_rated_item_and_sampled_others(setup):

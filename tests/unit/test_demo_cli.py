@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
     (["demo", "--epochs", "0"], "--epochs must be >= 1, got 0"),
     (["demo", "--retrains", "-1"], "--retrains must be >= 0, got -1"),
     (["demo", "--window", "0"], "--window must be >= 1, got 0"),
-    (["demo", "--learner", "sgd"], "learner must be river or bayes"),
+    (["demo", "--learner", "sgd"], "learner must be river, bayes or rls"),
     (["demo", "--policy", "greedy:epsilon=0.1"], "unknown parameter 'epsilon' for policy 'greedy'"),
     (["retrain", "--watch", "--threshold", "0.8"], "threshold must be a number >= 1.0"),
     (["retrain", "--watch", "--window", "0"], "--window must be >= 1, got 0"),
@@ -43,3 +43,21 @@ def test_models_flags_work_after_the_action():
     args = cli.build_parser().parse_args(["models", "--redis-url", "redis://x:1/0", "show", "v3",
                                           "--topic-prefix", "p."])
     assert (args.action, args.version, args.topic_prefix, args.redis_url) == ("show", "v3", "p.", "redis://x:1/0")
+
+
+@pytest.mark.parametrize("argv, env, expected", [
+    ([], {}, ("rls", 1e9, "greedy")),
+    (["--learner", "river", "--prior-refresh-s", "5"], {}, ("river", 5.0, "greedy")),
+    ([], {"EDDY_LEARNER": "bayes", "EDDY_PRIOR_REFRESH_S": "2"}, ("bayes", 2.0, "greedy")),
+])
+def test_demo_worker_defaults_and_their_overrides(argv, env, expected, monkeypatch):
+    """The demo's learner and prior refresh (docs/demo.md, "The learner"); a flag or EDDY_* wins."""
+    from stream.commands import demo_cmd
+
+    for name in ("EDDY_LEARNER", "EDDY_PRIOR_REFRESH_S", "EDDY_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    args = cli.build_parser().parse_args(["demo", *argv])
+    s, _ = demo_cmd._settings(args, "test")
+    assert (s.learner, s.prior_refresh_s, s.policy) == expected

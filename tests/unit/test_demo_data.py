@@ -98,3 +98,27 @@ def test_simulated_records_have_the_training_shape():
     examples = examples_from_records(ds.records)
     assert {e[2]["id"] for e in examples} <= {c["id"] for c in ds.catalog}
     assert data.simulated(200, seed=1).records == ds.records  # seeded
+
+
+def test_history_features_come_from_earlier_ratings_only():
+    ds = data.simulated(400, seed=3)
+    base = data.with_history(ds.records)
+    changed = [dict(r) for r in ds.records]
+    k = 200
+    changed[k] = {**changed[k], "reward": changed[k]["reward"] + 7.0}
+    other = data.with_history(changed)
+    assert [r["context"] for r in base[: k + 1]] == [r["context"] for r in other[: k + 1]]
+    assert [r["item"] for r in base[: k + 1]] == [r["item"] for r in other[: k + 1]]
+    user, item = ds.records[k]["user_id"], ds.records[k]["item"]["id"]
+    later_user = next(i for i in range(k + 1, 400) if ds.records[i]["user_id"] == user)
+    later_item = next(i for i in range(k + 1, 400) if ds.records[i]["item"]["id"] == item)
+    assert base[later_user]["context"]["u_mean"] != other[later_user]["context"]["u_mean"]
+    assert base[later_item]["item"]["features"]["i_mean"] != other[later_item]["item"]["features"]["i_mean"]
+    assert ds.records[0]["context"] == data.simulated(400, seed=3).records[0]["context"]  # inputs untouched
+
+
+def test_load_attaches_the_history_features():
+    ds = data.load("simulator", limit=200)
+    assert set(data.HISTORY_CONTEXT) <= set(ds.records[-1]["context"])
+    assert set(data.HISTORY_ITEM) <= set(ds.records[-1]["item"]["features"])
+    assert "u_mean" not in ds.records[0]["context"]  # nothing known yet: missing, not 0

@@ -55,19 +55,20 @@ def test_offline_user_weights_reproduce_the_training_predictions():
 
 
 def test_offline_user_weights_are_the_ridge_solution_given_the_final_net():
-    """The online ridge learner, fed a user's training examples, would land on the same weights."""
+    """The online ridge learner, fed a user's training examples from the population prior (the
+    average user), would land on the same weights."""
     ex = planted(n=1000, n_users=10, n_items=15)
     lam = 2.5
     m = train_feature_net(ex, epochs=2, batch_size=128, weight_decay=lam, progress=False, device="cpu")
     n_train = m.metrics["n_train"]
-    g = float(np.mean(np.array([e[3] for e in ex[:n_train]], dtype=np.float32)))
     d = m.output_dim
+    mean_w, mean_b = m.mean_user_weights()
+    m0 = np.append(mean_w, mean_b)
     for user in ["u0", "u3", "u7"]:
         rows = [e for e in ex[:n_train] if e[0] == user]
         X = np.vstack([m.embed(c, [it]) for _, c, it, _ in rows]).astype(np.float64)
         X = np.column_stack([X, np.ones(len(X))])
         y = np.array([e[3] for e in rows])
-        m0 = np.append(np.zeros(d), g)
         theta = np.linalg.solve(lam * np.eye(d + 1) + X.T @ X, lam * m0 + X.T @ y)
         w, b = m.user_weights[user]
         np.testing.assert_allclose(w, theta[:d], rtol=1e-3, atol=1e-4)

@@ -13,7 +13,7 @@ from learners import KINDS, LearnerError, UserModel, load_user_model, make_user_
 pytestmark = pytest.mark.unit
 
 DIM = 8
-USER_KINDS = ["river", "bayes"]
+USER_KINDS = ["river", "bayes", "rls"]
 
 
 @pytest.fixture(params=USER_KINDS)
@@ -133,7 +133,8 @@ def test_learning_after_round_trip_matches_learning_in_memory(kind):
 
 
 def test_hyperparameters_survive_round_trip(kind):
-    hyper = {"river": {"lr": 0.02, "l2": 0.001}, "bayes": {"prior_precision": 3.0, "noise_variance": 0.25}}[kind]
+    hyper = {"river": {"lr": 0.02, "l2": 0.001}, "bayes": {"prior_precision": 3.0, "noise_variance": 0.25},
+             "rls": {"prior_precision": 2.0, "noise_variance": 0.5, "forgetting": 0.95}}[kind]
     model = make_user_model(kind, DIM, **hyper)
     clone = load_user_model(model.to_bytes())
     for name, value in hyper.items():
@@ -153,7 +154,7 @@ def test_learning_converges(kind):
     rmse = float(np.sqrt(np.mean(err**2)))
     # Constant-step SGD keeps hovering around w* (LMS misadjustment ~ lr * E|x|^2 * noise);
     # the exact posterior mean does not.
-    assert rmse < {"river": 0.15, "bayes": 0.05}[kind], rmse
+    assert rmse < {"river": 0.15, "bayes": 0.05, "rls": 0.08}[kind], rmse
     # and it beats the prior by far
     assert rmse < 0.05 * float(np.sqrt(np.mean((X @ w_true + b_true) ** 2)))
 
@@ -244,5 +245,6 @@ def test_invalid_prior_mean(kind, prior_mean):
 
 
 def test_serialised_size_is_compact(kind):
-    expected = {"river": 12 + 8 * (4 + DIM + 1) + 4, "bayes": 12 + 8 * (2 + (DIM + 1) + (DIM + 1) * (DIM + 2) // 2) + 4}
+    expected = {"river": 12 + 8 * (4 + DIM + 1) + 4, "bayes": 12 + 8 * (2 + (DIM + 1) + (DIM + 1) * (DIM + 2) // 2) + 4,
+                "rls": 12 + 8 * (3 + (DIM + 1) + (DIM + 1) * (DIM + 2) // 2) + 4}
     assert len(trained(kind).to_bytes()) == expected[kind]

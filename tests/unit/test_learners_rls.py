@@ -1,0 +1,75 @@
+"""The forgetting Bayesian learner: what the forgetting factor does, and its batch definition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from learners import BayesianLinearUserModel, ForgettingBayesUserModel, LearnerError, load_user_model
+
+pytestmark = pytest.mark.unit
+
+DIM = 3
+
+
+def _data(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, DIM))
+    return X, X @ np.array([1.0, -0.5, 2.0]) + 0.3 + rng.normal(scale=0.2, size=n)
+
+
+def test_forgetting_one_is_the_plain_bayesian_model():
+    X, y = _data(60)
+    prior = np.array([0.1, 0.2, 0.3, 3.0])
+    rls = ForgettingBayesUserModel(DIM, prior_mean=prior, prior_precision=4.0, forgetting=1.0)
+    plain = BayesianLinearUserModel(DIM, prior_mean=prior, prior_precision=4.0)
+    for x, t in zip(X, y):
+        rls.learn_one(x, t)
+        plain.learn_one(x, t)
+    np.testing.assert_allclose(rls.posterior()[0], plain.posterior()[0], rtol=1e-12)
+    np.testing.assert_allclose(rls.posterior()[1], plain.posterior()[1], rtol=1e-12)
+
+
+def test_matches_the_weighted_ridge_solution():
+    """theta = (g^n lam I + sum g^(n-i) x x') ^-1 (g^n lam m0 + sum g^(n-i) x y)."""
+    X, y = _data(40, seed=1)
+    lam, gamma, m0 = 5.0, 0.9, np.array([0.5, 0.0, -0.5, 3.0])
+    model = ForgettingBayesUserModel(DIM, prior_mean=m0, prior_precision=lam, forgetting=gamma)
+    for x, t in zip(X, y):
+        model.learn_one(x, t)
+    n = len(y)
+    Xt = np.hstack([X, np.ones((n, 1))])
+    weights = gamma ** (n - 1 - np.arange(n))
+    A = gamma**n * lam * np.eye(DIM + 1) + (Xt * weights[:, None]).T @ Xt
+    b = gamma**n * lam * m0 + (Xt * (weights * y)[:, None]).sum(0)
+    np.testing.assert_allclose(model.posterior()[0], np.linalg.solve(A, b), rtol=1e-8)
+
+
+def test_recent_observations_win_after_a_change_of_taste():
+    X, y = _data(300, seed=2)
+    y2 = -y  # the same user, taste reversed
+    tracking = ForgettingBayesUserModel(DIM, forgetting=0.95)
+    plain = ForgettingBayesUserModel(DIM, forgetting=1.0)
+    for x, t in zip(np.vstack([X, X]), np.concatenate([y, y2])):
+        tracking.learn_one(x, t)
+        plain.learn_one(x, t)
+    X_new, y_new = _data(100, seed=3)
+    err_tracking = np.abs(tracking.predict_many(X_new) + y_new).mean()
+    err_plain = np.abs(plain.predict_many(X_new) + y_new).mean()
+    assert err_tracking < 0.3 < err_plain
+
+
+@pytest.mark.parametrize("value", [0.0, -0.5, 1.01, float("nan"), "0.9"])
+def test_forgetting_out_of_range_is_named(value):
+    with pytest.raises(LearnerError, match="^forgetting "):
+        ForgettingBayesUserModel(DIM, forgetting=value)
+
+
+def test_bytes_carry_the_forgetting_factor_and_reject_a_bad_one():
+    model = ForgettingBayesUserModel(DIM, forgetting=0.97)
+    model.learn_one(np.ones(DIM), 4.0)
+    clone = load_user_model(model.to_bytes())
+    assert isinstance(clone, ForgettingBayesUserModel) and clone.forgetting == 0.97
+    model.forgetting = 1.5  # corrupt the state the way a foreign writer could
+    with pytest.raises(LearnerError, match="forgetting"):
+        load_user_model(model.to_bytes())
