@@ -89,3 +89,24 @@ def test_shared_intervals_of_different_policies_use_the_same_resamples():
     samples = bootstrap_estimates([t1, t1, t2], n_bootstrap=1000, seed=0)
     assert np.array_equal(samples[:, 0], samples[:, 1])
     assert np.std(samples[:, 0] - samples[:, 2]) < 0.5 * np.std(samples[:, 2])
+
+
+def test_every_round_can_be_drawn_and_resamples_average_to_the_estimate():
+    """A resample draws each of the n rounds with probability 1/n: the bootstrap means average
+    to the full-log estimate. One round carries the whole estimate here, so a resampler that
+    never draws it (say, indices from 1 instead of 0) gives 0 every time. Each resample's
+    value is that round's count, Binomial(4, 1/4): sd 0.87, so the mean of 2000 has sd 0.019
+    and the bound 0.1 is 5 sd away."""
+    samples = bootstrap_estimates([Terms(None, np.array([4.0, 0.0, 0.0, 0.0]))], n_bootstrap=2000, seed=0)
+    assert abs(samples.mean() - 1.0) < 0.1
+
+
+def test_no_terms_give_no_columns():
+    assert bootstrap_estimates([], n_bootstrap=7, seed=0).shape == (7, 0)
+    assert shared_intervals([], n_bootstrap=7, alpha=0.05, seed=0) == []
+
+
+def test_a_term_of_another_length_is_named():
+    mismatched = [Terms(None, np.ones(5)), Terms(np.ones(5), np.ones(4))]
+    with pytest.raises(ValueError, match=r"^every term must have shape \(5,\); got \(4,\)$"):
+        bootstrap_estimates(mismatched, n_bootstrap=10, seed=0)
