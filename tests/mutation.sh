@@ -31,6 +31,10 @@ git ls-files -z --cached --others --exclude-standard \
   | tar --null -T - -cf - | tar -xf - -C "$work"
 
 cd "$work"
+# mutmut forks one child per mutant from a process that has run the tests; an OpenMP or
+# BLAS thread pool started before the fork deadlocks the child on its first parallel op
+# (the engine tests run the feature net), which mutmut then reports as a timeout.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 start=$(date +%s)
 "$mutmut" run --max-children "$jobs" "$@" || echo "mutation: mutmut run exited with $?" >&2
 echo "mutation: ran in $(( $(date +%s) - start )) s in $work"

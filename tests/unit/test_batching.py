@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from features.errors import EddyError
@@ -28,6 +30,29 @@ def test_a_batch_over_the_objective_always_shrinks_the_limit():
     assert b.limit == 1
 
 
+def test_the_cut_is_multiplicative_and_always_at_least_one():
+    b = AdaptiveBatchSize(slo_ms=5.0, start=100, backoff=0.5)
+    b.observe(n=100, elapsed_ms=6.0)
+    assert b.limit == 50
+    # A backoff just under 1 rounds limit * backoff back up to the limit itself; the limit
+    # must still shrink, or an overloaded worker would never back off.
+    b = AdaptiveBatchSize(slo_ms=5.0, start=1024, backoff=math.nextafter(1.0, 0.0))
+    b.observe(n=1024, elapsed_ms=6.0)
+    assert b.limit == 1023
+
+
+def test_a_batch_exactly_at_the_objective_meets_it():
+    b = AdaptiveBatchSize(slo_ms=5.0, start=10, step=2)
+    b.observe(n=10, elapsed_ms=5.0)
+    assert b.limit == 12
+
+
+def test_defaults():
+    b = AdaptiveBatchSize(slo_ms=0.5)  # an objective under a millisecond is allowed
+    assert (b.limit, b.step, b.backoff, b.lowest, b.highest) == (32, 8, 0.9, 1, 1024)
+    assert AdaptiveBatchSize(slo_ms=5, lowest=7, highest=7).limit == 7  # a fixed batch size
+
+
 def test_batches_below_the_limit_do_not_grow_it_and_bounds_hold():
     b = AdaptiveBatchSize(slo_ms=20.0, start=16, step=8, highest=20)
     b.observe(n=4, elapsed_ms=1.0)
@@ -37,9 +62,16 @@ def test_batches_below_the_limit_do_not_grow_it_and_bounds_hold():
     assert b.limit == 20
 
 
-@pytest.mark.parametrize("kw", [dict(slo_ms=0), dict(slo_ms=float("nan")), dict(slo_ms=5, lowest=0),
-                                dict(slo_ms=5, lowest=9, highest=8), dict(slo_ms=5, step=0),
-                                dict(slo_ms=5, backoff=1.0)])
-def test_bad_parameters_are_refused(kw):
-    with pytest.raises(EddyError):
+@pytest.mark.parametrize("kw, message", [
+    (dict(slo_ms=0), "slo_ms must be a finite number > 0, got 0"),
+    (dict(slo_ms=float("nan")), "slo_ms must be a finite number > 0, got nan"),
+    (dict(slo_ms=5, lowest=0), "need 1 <= lowest <= highest, got 0, 1024"),
+    (dict(slo_ms=5, lowest=9, highest=8), "need 1 <= lowest <= highest, got 9, 8"),
+    (dict(slo_ms=5, step=0), "need step >= 1 and 0 < backoff < 1, got 0, 0.9"),
+    (dict(slo_ms=5, backoff=1.0), "need step >= 1 and 0 < backoff < 1, got 8, 1.0"),
+    (dict(slo_ms=5, backoff=0.0), "need step >= 1 and 0 < backoff < 1, got 8, 0.0"),
+])
+def test_bad_parameters_are_refused_with_a_message_naming_them(kw, message):
+    with pytest.raises(EddyError) as err:
         AdaptiveBatchSize(**kw)
+    assert str(err.value) == message

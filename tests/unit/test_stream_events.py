@@ -255,3 +255,19 @@ def test_feedback_join_rules(fb, decision, marker, expected):
     assert (v.action, v.reason) == expected
     if v.action == "apply":
         assert v.item_index == 1
+
+
+@pytest.mark.parametrize("fb, decision, marker, detail", [
+    (events.Feedback("r1", "u1", "b", 1.0, 110.0), _decision(), {"source": ["t.feedback", 0, 9]},
+     "request 'r1' already applied from ['t.feedback', 0, 9]"),
+    (events.Feedback("r1", "u1", "b", 1.0, 110.0), None, None,
+     "no decision for request 'r1' (never made, or expired)"),
+    (events.Feedback("r1", "u2", "b", 1.0, 110.0), _decision(), None, "request 'r1' was for user 'u1', not 'u2'"),
+    (events.Feedback("r1", "u1", "zz", 1.0, 110.0), _decision(), None, "item 'zz' was not a candidate of request 'r1'"),
+    (events.Feedback("r1", "u1", "b", 1.0, 161.25), _decision(), None,
+     "feedback came 61.2s after its decision; join window is 60s"),
+])
+def test_a_dead_letter_says_why_with_the_ids_an_operator_needs(fb, decision, marker, detail):
+    """The detail is what an operator reads in the dead-letter topic: it names the request
+    and, for a duplicate, the record that was applied first."""
+    assert classify(fb, SRC, decision, marker, join_window_s=60).detail == detail
