@@ -54,3 +54,47 @@ def test_the_draw_is_the_policys_own_under_the_requests_seed():
     chosen = {serving.decide(EpsilonGreedy(epsilon=1.0), candidates, serving.request_seed(7, f"r{i}")).chosen
               for i in range(60)}
     assert chosen == {0, 1, 2}
+
+
+def test_the_prediction_puts_the_chosen_item_first_then_the_rest_by_score_ties_in_order():
+    from bandits.base import Decision as PolicyDecision
+    from stream.events import Item, Query
+
+    query = Query("r1", "u1", 1.5, {"device": "tv"}, tuple(Item(i) for i in "abcd"), 2)
+    scores = np.array([0.2, 0.9, 0.5, 0.5])
+    d = PolicyDecision(pmf=np.array([0.1, 0.2, 0.3, 0.4]), chosen=0, propensity=0.1, policy="epsilon_greedy",
+                       policy_version="epsilon_greedy/0.1")
+    decision, prediction = serving.records(query, scores, d, seed=11, feature_net_version="v2",
+                                           user_weights_version=4, latency_ms=3.5, now=9.0)
+    assert [(r.item_id, r.score, r.probability) for r in prediction.ranked] == [
+        ("a", 0.2, 0.1), ("b", 0.9, 0.2), ("c", 0.5, 0.3), ("d", 0.5, 0.4)]
+    assert prediction.chosen == ("a", "b")
+    assert (prediction.request_id, prediction.user_id, prediction.feature_net_version, prediction.user_weights_version,
+            prediction.policy, prediction.latency_ms, prediction.ts) == ("r1", "u1", "v2", 4, "epsilon_greedy/0.1",
+                                                                         3.5, 9.0)
+    assert decision.context == {"device": "tv"} and decision.ts == 1.5 and decision.seed == 11
+    assert (decision.chosen_index, decision.propensity, decision.pmf) == (0, 0.1, (0.1, 0.2, 0.3, 0.4))
+
+
+def test_a_new_user_starts_from_the_offline_users_mean_weights_and_bias():
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(user_weights={"u": None}, mean_user_weights=lambda: (np.array([1.0, 2.0], np.float32), 0.5))
+    assert np.array_equal(serving.base_prior(model), [1.0, 2.0, 0.5])
+    assert serving.base_prior(SimpleNamespace(user_weights={})) is None
+
+
+def test_ties_keep_the_candidates_order_in_a_long_list():
+    """numpy's default sort keeps ties in order only for short arrays (insertion sort up to
+    16 items); the ranking must not depend on the length of the candidate list."""
+    from bandits.base import Decision as PolicyDecision
+    from stream.events import Item, Query
+
+    n = 40
+    query = Query("r1", "u1", 1.5, {}, tuple(Item(f"i{j}") for j in range(n)), 1)
+    scores = (np.arange(n) % 3).astype(float)
+    d = PolicyDecision(pmf=np.full(n, 1 / n), chosen=5, propensity=1 / n, policy="p", policy_version="p/1")
+    _, prediction = serving.records(query, scores, d, seed=0, feature_net_version="v1", user_weights_version=0,
+                                    latency_ms=0.0, now=0.0)
+    rest = [j for s in (2, 1, 0) for j in range(n) if j % 3 == s and j != 5]
+    assert [r.item_id for r in prediction.ranked] == ["i5"] + [f"i{j}" for j in rest]
