@@ -271,3 +271,11 @@ def test_a_dead_letter_says_why_with_the_ids_an_operator_needs(fb, decision, mar
     """The detail is what an operator reads in the dead-letter topic: it names the request
     and, for a duplicate, the record that was applied first."""
     assert classify(fb, SRC, decision, marker, join_window_s=60).detail == detail
+
+
+def test_a_join_record_of_another_format_is_refused_by_name():
+    """A worker must not read a join record laid out by another version as if it were its own."""
+    packed = bytearray(JoinRecord(events.encode(_decision()), b"{}", np.zeros((1, 2), np.float32)).pack())
+    packed[0] = 1
+    with pytest.raises(ValueError, match=r"^join record format 1; this worker reads 2$"):
+        JoinRecord.unpack(bytes(packed))
