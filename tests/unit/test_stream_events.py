@@ -246,6 +246,8 @@ SRC = Source("t.feedback", 0, 10)
     (events.Feedback("r1", "u1", "b", 1.0, 110.0), _decision(), {"source": ["t.feedback", 0, 10]}, ("redelivered", "")),
     (events.Feedback("r1", "u1", "b", 1.0, 110.0), _decision(), {"source": ["t.feedback", 0, 9]}, ("dead_letter", "duplicate_feedback")),
     (events.Feedback("r1", "u1", "b", 1.0, 110.0), None, None, ("dead_letter", "unknown_request")),
+    # the decision expired (twice the join window) but the marker lives for days: still redelivered
+    (events.Feedback("r1", "u1", "b", 1.0, 110.0), None, {"source": ["t.feedback", 0, 10]}, ("redelivered", "")),
     (events.Feedback("r1", "u2", "b", 1.0, 110.0), _decision(), None, ("dead_letter", "user_mismatch")),
     (events.Feedback("r1", "u1", "zz", 1.0, 110.0), _decision(), None, ("dead_letter", "unknown_item")),
     (events.Feedback("r1", "u1", "b", 1.0, 100.0 + 61), _decision(), None, ("dead_letter", "late_feedback")),
