@@ -359,3 +359,23 @@ def test_a_feedback_that_fails_half_way_puts_the_users_model_back(engine, monkey
     monkeypatch.undo()
     after = run(engine, state, [log.rec(query("r3"))])
     assert outputs(after, "decisions")[0]["user_weights_version"] == 1  # not 2: the failed update is gone
+
+
+def test_an_applied_feedback_publishes_its_outcome_and_model_update_in_full(engine, model):
+    """The outcome and the model update are what downstream consumers read: every field counts.
+    The second feedback's user is loaded from the store (another worker's state), not the cache."""
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    run(engine, state, [log.rec(feedback("r1", "i2", reward=0.5, ts=T0 + 2))])
+    engine.forget()  # the user is now only in the store
+    batch = run(engine, state, [log.rec(feedback("r2", "i3", reward=1.0, ts=T0 + 3))])
+    (outcome,) = outputs(batch, "outcomes")
+    assert (outcome["item_id"], outcome["reward"], outcome["feedback_ts"]) == ("i3", 1.0, T0 + 3)
+    assert outcome["decision"]["request_id"] == "r2"
+    (update,) = outputs(batch, "model-updates")
+    assert {k: update[k] for k in ("kind", "feature_net_version", "version", "user_id", "request_id", "ts")} == {
+        "kind": "user_weights", "feature_net_version": model.version, "version": 2, "user_id": "u1",
+        "request_id": "r2", "ts": T0}
+    summary = update["summary"]
+    assert set(summary) == {"n_obs", "delta_norm", "error"} and summary["n_obs"] == 2
+    assert summary["delta_norm"] > 0 and -1.0 <= summary["error"] <= 2.0
