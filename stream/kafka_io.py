@@ -60,7 +60,7 @@ def produce(producer: Producer, topic: str, value: bytes | None, *, key: bytes |
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap, **quiet_logging()})
+    return AdminClient(settings.admin_config(**quiet_logging()))
 
 
 def wait_for_broker(settings: Settings, timeout_s: float = 5.0) -> AdminClient:
