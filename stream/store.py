@@ -44,14 +44,15 @@ import redis
 from redis.exceptions import ClusterError, RedisClusterException
 
 from stream.engine.state import BatchWrite
-from stream.errors import StoreUnavailable
+from stream.errors import StoreAuthFailed, StoreUnavailable, redis_failure
 from stream.keys import Keys
 from stream.registry import Registry
 
 if TYPE_CHECKING:
     from stream.config import Settings
 
-__all__ = ["BatchWrite", "Keys", "RedisStore", "StoreUnavailable", "connect", "open_registry", "redis_client"]
+__all__ = ["BatchWrite", "Keys", "RedisStore", "StoreAuthFailed", "StoreUnavailable", "connect", "open_registry",
+           "redis_client"]
 
 APPLIED_TTL_S = 7 * 24 * 3600
 STATS_TTL_S = 7 * 24 * 3600
@@ -63,8 +64,8 @@ _OUTAGES = (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisCluste
 """What says "Redis did not answer" (a cluster adds: slots not covered, cluster down, no node reachable)."""
 
 
-def _unavailable(exc: Exception) -> StoreUnavailable:
-    return StoreUnavailable(f"Redis did not answer: {exc}")
+def _unavailable(exc: Exception) -> StoreUnavailable | StoreAuthFailed:
+    return redis_failure(exc)
 
 
 def connect(url: str, *, socket_timeout_s: float = 10.0, **client_options) -> redis.Redis | redis.RedisCluster:
