@@ -448,6 +448,9 @@ def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None 
             continue
         flag, env = f"--{f.name.replace('_', '-')}", f"EDDY_{f.name.upper()}"
         if f.metadata.get("secret"):
+            # --<name> itself is refused, not left free: argparse would read it as an abbreviation of
+            # --<name>-file and then name the password as a path in its error.
+            group.add_argument(flag, action=_RefusePassword, nargs="?", help=argparse.SUPPRESS)
             group.add_argument(f"{flag}-file", dest=f"{f.name}_file", default=None, metavar="PATH",
                                help=f"file holding the {f.metadata['help']} (env {env}_FILE, or the password "
                                     f"itself in {env})")
@@ -463,9 +466,17 @@ def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None 
         )
 
 
+class _RefusePassword(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        env = f"EDDY_{self.dest.upper()}"
+        parser.error(f"{option_string} is not accepted (a command line is visible to every user): "
+                     f"set {env}, or {env}_FILE / {option_string}-file to a file holding it")
+
+
 def from_args(args: argparse.Namespace) -> Settings:
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
     for f in _secret_fields():
+        overrides[f.name] = None  # _RefusePassword's dest
         path = getattr(args, f"{f.name}_file", None)
         overrides[f.name] = read_secret_file(path, f"--{f.name.replace('_', '-')}-file") if path else None
     try:
