@@ -10,14 +10,17 @@
 #          the controller serves), so nothing on the machine reaches it without the CA's key.
 #   Redis: TLS only (no plaintext port), `default` user off, ACL user `eddy`.
 #
-# Everything lives in $STATE/secrets (mode 700), made once and kept across `reset`:
+# Everything lives in $STATE/secrets (mode 700: the files inside are readable by any uid
+# for compose's bind mounts, the directory lets no other user in), made once, kept across `reset`:
 #   ca.key ca.crt               the local CA (clients trust ca.crt)
-#   server.key server.crt       127.0.0.1 / localhost, signed by the CA (Kafka and Redis)
+#   server.key server.crt       127.0.0.1, localhost, kafka, redis (the compose services), signed by the CA
 #   server.pem                  key + certificate in one file (Kafka's PEM keystore)
 #   kafka-admin.password kafka-eddy.password redis-eddy.password   random, 48 hex digits
+#   users.acl                   Redis's ACL file: `default` off, `eddy` with its password
 #   admin.properties            client config of Kafka's own CLI tools (deploy/stack topics)
 #   eddy.env                    EDDY_* variables for Eddy (sourced: set -a; . eddy.env)
-# Passwords reach Kafka's and Redis's config files, which are written with mode 600.
+# The admin password reaches Kafka's server.properties, written with mode 600.
+# `deploy/stack secrets --secure` makes only this directory (for deploy/compose.secure.yml).
 
 SEC=$STATE/secrets
 
@@ -26,7 +29,7 @@ secure_init() {
   (umask 077; mkdir -p "$SEC")
   chmod 700 "$SEC"
   if [ ! -s "$SEC/server.pem" ]; then
-    say "secure: making a CA and a certificate for 127.0.0.1/localhost in $SEC"
+    say "secure: making a CA and a certificate (127.0.0.1, localhost, kafka, redis) in $SEC"
     (
       umask 077
       cd "$SEC"
@@ -34,7 +37,7 @@ secure_init() {
         -keyout ca.key -out ca.crt -addext "basicConstraints=critical,CA:TRUE" \
         -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
       openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
-      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n' > server.ext
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kafka,DNS:redis\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n' > server.ext
       openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 825 \
         -extfile server.ext -out server.crt 2>/dev/null
       rm -f server.csr server.ext ca.srl
@@ -48,6 +51,10 @@ secure_init() {
   done
   (
     umask 077
+    cat > "$SEC/users.acl" <<EOF
+user default off
+user eddy on >$(cat "$SEC/redis-eddy.password") ~* &* +@all -@dangerous +info
+EOF
     cat > "$SEC/admin.properties" <<EOF
 security.protocol=SASL_SSL
 sasl.mechanism=SCRAM-SHA-512
@@ -68,6 +75,11 @@ EDDY_REDIS_PASSWORD_FILE=$SEC/redis-eddy.password
 EDDY_REDIS_CA_FILE=$SEC/ca.crt
 EOF
   )
+  # The directory (700) keeps other users out; the files inside are readable by any uid so
+  # that the containers of deploy/compose.secure.yml (redis 999, kafka 1000) can read their
+  # bind mounts. The CA's key stays 600: nothing but this script needs it.
+  chmod 644 "$SEC"/*.password "$SEC"/server.* "$SEC"/users.acl "$SEC"/ca.crt
+  chmod 600 "$SEC/ca.key"
 }
 
 # The listener block of server.properties.
@@ -105,8 +117,7 @@ tls-key-file $SEC/server.key
 tls-ca-cert-file $SEC/ca.crt
 # clients authenticate with their ACL user; no client certificates
 tls-auth-clients no
-user default off
-user eddy on >$(cat "$SEC/redis-eddy.password") ~* &* +@all -@dangerous +info
+aclfile $SEC/users.acl
 EOF
 }
 
