@@ -106,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eddy {args.verb}: {_one_line(exc)}", file=sys.stderr)
         return 1 if isinstance(exc, ConnectionError) else 2
     except RedisAuthenticationError as exc:  # a ConnectionError to redis-py; a setting to fix here
-        from stream.errors import redis_failure
-
-        print(f"eddy {args.verb}: {_one_line(redis_failure(exc))}", file=sys.stderr)
+        print(f"eddy {args.verb}: Redis refused the credentials: {_one_line(exc)} (check EDDY_REDIS_USERNAME and "
+              "EDDY_REDIS_PASSWORD[_FILE])", file=sys.stderr)
         return 2
     except (RedisConnectionError, RedisTimeoutError) as exc:
         print(f"eddy {args.verb}: Redis did not answer (start it with: deploy/stack up): {_one_line(exc)}",
