@@ -111,3 +111,26 @@ def test_child_processes_get_the_password_itself_not_both_variables(tmp_path):
     env = config.child_environment(s, base={"EDDY_KAFKA_PASSWORD_FILE": str(f), "PATH": "/bin"})
     assert env["EDDY_KAFKA_PASSWORD"] == PASSWORD and "EDDY_KAFKA_PASSWORD_FILE" not in env
     assert config.from_env(env) == s
+
+
+def test_every_client_is_configured_from_settings():
+    """A client built from a bare address would connect without the credentials: the product's
+    Kafka clients take ``Settings.*_config()``, and only stream/store.py opens Redis clients."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    bare = []
+    for path in sorted([*root.glob("stream/**/*.py"), *root.glob("benchmarks/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            where = f"{path.relative_to(root)}:{node.lineno}"
+            if name in ("Producer", "Consumer", "AdminClient"):
+                arg = node.args[0] if node.args else None
+                if not (isinstance(arg, ast.Call) and getattr(arg.func, "attr", "").endswith("_config")):
+                    bare.append(where)
+            elif name == "from_url" and path.name != "store.py":
+                bare.append(where)
+    assert not bare, bare
