@@ -117,6 +117,15 @@ def test_a_wrong_password_is_one_line_from_the_cli(secure_settings, tmp_path, ar
     assert "not-the-password" not in out.stderr
 
 
+def test_a_broker_certificate_from_another_ca_is_one_line(secure_settings, tmp_path):
+    other_ca = tmp_path / "other-ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other",
+                    "-keyout", str(tmp_path / "other.key"), "-out", str(other_ca)], check=True, capture_output=True)
+    out = _eddy(["topics"], worker_env(secure_settings, kafka_ca_file=other_ca))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("eddy topics: Kafka TLS failed") and "certificate verify failed" in out.stderr
+
+
 def test_a_wrong_kafka_password_ends_the_worker_with_one_line(secure_settings, secure_model, tmp_path):
     env = worker_env(secure_settings)
     env.pop("EDDY_KAFKA_PASSWORD")
