@@ -15,10 +15,15 @@ class StoreUnavailable(EddyError, ConnectionError):
 
 def redis_failure(exc: Exception) -> StoreUnavailable | StoreAuthFailed:
     """What a redis-py ConnectionError or TimeoutError means. redis-py reports a refused password
-    as a ConnectionError too, but no retry fixes that one: it becomes :class:`StoreAuthFailed`."""
+    and a certificate it cannot verify as ConnectionErrors too, but no retry fixes those: they
+    become :class:`StoreAuthFailed`."""
+    import ssl
+
     from redis.exceptions import AuthenticationError
 
     if isinstance(exc, AuthenticationError):
         return StoreAuthFailed(f"Redis refused the credentials: {exc} (check EDDY_REDIS_USERNAME and "
                                "EDDY_REDIS_PASSWORD[_FILE])")
+    if isinstance(exc.__context__, ssl.SSLCertVerificationError):
+        return StoreAuthFailed(f"Redis TLS failed: {exc} (check EDDY_REDIS_CA_FILE)")
     return StoreUnavailable(f"Redis did not answer: {exc}")

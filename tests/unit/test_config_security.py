@@ -134,3 +134,31 @@ def test_every_client_is_configured_from_settings():
             elif name == "from_url" and path.name != "store.py":
                 bare.append(where)
     assert not bare, bare
+
+
+def test_failures_no_retry_fixes_are_not_outages():
+    """A refused password or an unverifiable certificate ends the process in one line; an
+    unreachable service is waited out (the worker's outage path)."""
+    import ssl
+
+    import redis
+    from confluent_kafka import KafkaError
+
+    from stream.errors import StoreAuthFailed, StoreUnavailable, redis_failure
+    from stream.kafka_io import KafkaAuthFailed, quiet_logging
+
+    assert isinstance(redis_failure(redis.AuthenticationError("WRONGPASS")), StoreAuthFailed)
+    try:
+        try:
+            raise ssl.SSLCertVerificationError("certificate verify failed")
+        except ssl.SSLError:
+            raise redis.ConnectionError("Error 1 connecting to 127.0.0.1:6390")  # as redis-py does
+    except redis.ConnectionError as exc:
+        assert isinstance(redis_failure(exc), StoreAuthFailed)
+    assert isinstance(redis_failure(redis.ConnectionError("Connection refused")), StoreUnavailable)
+
+    on_error = quiet_logging()["error_cb"]
+    for code in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+        with pytest.raises(KafkaAuthFailed):
+            on_error(KafkaError(code, "broker: SASL authentication error (after 334ms in state AUTH_REQ)"))
+    on_error(KafkaError(KafkaError._TRANSPORT, "Connection refused"))  # logged, retried by librdkafka
