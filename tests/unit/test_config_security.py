@@ -162,3 +162,13 @@ def test_failures_no_retry_fixes_are_not_outages():
         with pytest.raises(KafkaAuthFailed):
             on_error(KafkaError(code, "broker: SASL authentication error (after 334ms in state AUTH_REQ)"))
     on_error(KafkaError(KafkaError._TRANSPORT, "Connection refused"))  # logged, retried by librdkafka
+
+
+def test_the_faust_monitor_takes_the_same_kafka_credentials():
+    from stream.monitor.app import broker_credentials
+
+    assert broker_credentials(config.from_env({})) is None
+    creds = broker_credentials(config.from_env({**SASL, "EDDY_KAFKA_PASSWORD": PASSWORD}))
+    assert (creds.username, creds.password, creds.mechanism.value) == ("eddy", PASSWORD, "SCRAM-SHA-512")
+    assert creds.ssl_context is not None  # sasl_ssl: TLS under SASL
+    assert PASSWORD not in repr(creds)
