@@ -21,7 +21,7 @@ from stream.kafka_io import ensure_topics
 from stream.simulator import SimulatedWorld
 from stream.store import connect, open_registry
 
-from .helpers import OwnStack, read_json, worker_env
+from .helpers import OwnStack, free_port, read_json, wait_for, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def secure_stack(tmp_path_factory):
 def secure_settings(secure_stack, tmp_path) -> config.Settings:
     prefix = f"s{uuid.uuid4().hex[:10]}."
     s = config.from_env(secure_stack.eddy_env(), topic_prefix=prefix, group=f"{prefix}workers", instance_id="w0",
-                        model_dir=str(tmp_path / "models"))
+                        model_dir=str(tmp_path / "models"), metrics_port=0)
     ensure_topics(s)
     return s
 
@@ -138,10 +138,30 @@ def test_a_wrong_kafka_password_ends_the_worker_with_one_line(secure_settings, s
     assert "not-the-password" not in out.stderr
 
 
-def test_passwords_stay_out_of_the_worker_log(secure_settings, secure_model):
-    env = worker_env(secure_settings, kafka_debug="security")
-    out = _eddy(["worker", "--max-seconds", "8"], env, timeout_s=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "SASL" in out.stderr  # librdkafka's security debug log was on, and had the chance to leak it
+def _scrape(port: int) -> str | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    return text if "eddy_" in text else None
+
+
+def test_passwords_stay_out_of_the_worker_log_and_metrics(secure_settings, secure_model, tmp_path):
+    port = free_port()
+    env = worker_env(secure_settings, kafka_debug="security", metrics_port=port)
+    log = tmp_path / "worker.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker", "--max-seconds", "20"], env=env,
+                                stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            metrics = wait_for(lambda: _scrape(port), timeout_s=90)
+        finally:
+            rc = proc.wait(timeout=120)
+    text = log.read_text()
+    assert rc == 0, text[-3000:]
+    assert "SASL" in text  # librdkafka's security debug log was on, and had the chance to leak it
     for secret in (_password(secure_settings), secure_settings.redis_password.reveal()):
-        assert secret not in out.stdout + out.stderr
+        assert secret not in text and secret not in metrics
