@@ -19,7 +19,7 @@ from stream import config, events
 from stream.client import EddyClient
 from stream.kafka_io import ensure_topics
 from stream.simulator import SimulatedWorld
-from stream.store import connect, open_registry
+from stream.store import RedisStore, open_registry
 
 from .helpers import OwnStack, free_port, read_json, wait_for, worker_env
 
@@ -87,7 +87,9 @@ def test_loop_runs_over_scram_and_acl_redis(secure_settings, secure_model, worke
         [update] = read_json(s, "model-updates", n=1)
     assert pred["request_id"] == q.request_id and pred["versions"]["feature_net"] == secure_model.version
     assert update["user_id"] == q.user_id and update["version"] == 1
-    raw = connect(s).get(f"{s.topic_prefix}user:{secure_model.version}:{q.user_id}")
+    store = RedisStore.from_settings(s)  # as the ACL user, over TLS
+    raw = store.load_users(secure_model.version, store.partitions_of_users(secure_model.version, [q.user_id],
+                                                                         s.partitions))[q.user_id]
     assert load_user_model(raw).n_obs == 1  # the feedback was applied in the ACL user's Redis
 
 
