@@ -78,8 +78,10 @@ def describe(settings: Settings) -> dict:
         except importlib.metadata.PackageNotFoundError:
             versions[p] = None
     versions["librdkafka"] = confluent_kafka.libversion()[0]
+    from stream.store import redis_client
+
     try:
-        info = redis.Redis.from_url(settings.redis_url).info("server")
+        info = redis_client(settings).info("server")
         redis_server = {"version": info.get("redis_version"), "mode": info.get("redis_mode")}
     except redis.RedisError as exc:
         redis_server = {"error": str(exc)}

@@ -24,7 +24,7 @@ from confluent_kafka import Producer
 from benchmarks.stats import summarize
 from stream import events
 from stream.client import reader
-from stream.config import Settings
+from stream.config import Settings, redacted
 from stream.kafka_io import produce, quiet_logging
 from stream.simulator import SimulatedWorld
 
@@ -95,8 +95,8 @@ class KafkaLoad:
     @staticmethod
     def config(settings: Settings) -> dict:
         strip = ("bootstrap.servers", "group.id")
-        return {"producer": {k: v for k, v in settings.producer_config().items() if k not in strip},
-                "consumer": {k: v for k, v in settings.consumer_config().items() if k not in strip}}
+        return {"producer": {k: v for k, v in redacted(settings.producer_config()).items() if k not in strip},
+                "consumer": {k: v for k, v in redacted(settings.consumer_config()).items() if k not in strip}}
 
     def produce(self, topic: str, key: bytes, value: bytes) -> None:
         produce(self.producer, topic, value, key=key)

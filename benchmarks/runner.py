@@ -26,7 +26,7 @@ from benchmarks.loadgen import KafkaLoad, QueryPool
 from benchmarks.plan import Plan
 from benchmarks.stats import fmt_ms
 from benchmarks.systems import BY_NAME, BenchError, Deployment, Process, System, check_stack
-from stream.config import Settings
+from stream.config import Settings, redacted
 from stream.store import RedisStore
 
 
@@ -304,8 +304,8 @@ def system_config(system: System, settings: Settings, plan: Plan) -> dict:
                                    "connections": plan.http_connections}}
     eos = settings.processing == "exactly_once"
     cfg = {"processing": settings.processing,
-           "consumer": {k: v for k, v in settings.consumer_config().items() if k not in strip},
-           "producer": {k: v for k, v in settings.producer_config(transactional=eos and system.kind != "naive").items()
+           "consumer": {k: v for k, v in redacted(settings.consumer_config()).items() if k not in strip},
+           "producer": {k: v for k, v in redacted(settings.producer_config(transactional=eos and system.kind != "naive")).items()
                         if k not in strip},
            "partitions": settings.partitions, "load_generator": gen}
     if system.kind == "naive":

@@ -7,13 +7,12 @@ prefix, and its own OS process started with ``python -m benchmarks.sut``.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,8 +20,9 @@ import redis
 
 from features.errors import EddyError
 from stream import config
-from stream.config import REPO_ROOT, Settings
+from stream.config import REPO_ROOT, Settings, child_environment
 from stream.kafka_io import delete_topics, ensure_topics
+from stream.store import redis_client
 
 if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep torch out of it
     from features.model import FeatureModel
@@ -86,7 +86,7 @@ def check_stack(settings: Settings) -> None:
     except KafkaUnavailable as exc:
         raise BenchError(f"{exc}; set EDDY_BOOTSTRAP to the running broker") from None
     try:
-        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5).ping()
+        redis_client(settings).ping()
     except redis.RedisError as exc:
         raise BenchError(f"no Redis answered at {settings.redis_url} (start it with: deploy/stack up; "
                          f"or set EDDY_REDIS_URL): {exc}") from None
@@ -99,7 +99,7 @@ class Deployment:
         self.settings = config.replace(base, topic_prefix=prefix, group=f"{prefix}workers", instance_id="bench0",
                                        model_dir=str(model_dir), **overrides).validated()
         self.topics = ensure_topics(self.settings)
-        self.redis = redis.Redis.from_url(self.settings.redis_url)
+        self.redis = redis_client(self.settings)
         from stream.store import open_registry
         from stream.store import RedisStore
 
@@ -133,9 +133,7 @@ class Process:
             cmd += ["--port", str(self.port)]
         if system.workers > 1:
             cmd += ["--processes", str(system.workers)]
-        env = dict(os.environ)
-        for f in fields(Settings):
-            env[f"EDDY_{f.name.upper()}"] = str(getattr(settings, f.name))
+        env = child_environment(settings)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=self._log, stderr=subprocess.STDOUT)
 

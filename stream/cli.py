@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eddy {args.verb}: not available in this build", file=sys.stderr)
         return 2
     from confluent_kafka import KafkaException
+    from redis.exceptions import AuthenticationError as RedisAuthenticationError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -104,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     except EddyError as exc:  # a bad input (2), or Kafka / Redis unreachable (1: an outage, not a mistake)
         print(f"eddy {args.verb}: {_one_line(exc)}", file=sys.stderr)
         return 1 if isinstance(exc, ConnectionError) else 2
+    except RedisAuthenticationError as exc:  # a ConnectionError to redis-py; a setting to fix here
+        print(f"eddy {args.verb}: Redis refused the credentials: {_one_line(exc)} (check EDDY_REDIS_USERNAME and "
+              "EDDY_REDIS_PASSWORD[_FILE])", file=sys.stderr)
+        return 2
     except (RedisConnectionError, RedisTimeoutError) as exc:
         print(f"eddy {args.verb}: Redis did not answer (start it with: deploy/stack up): {_one_line(exc)}",
               file=sys.stderr)

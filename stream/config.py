@@ -31,6 +31,15 @@ client defaults would dominate every figure:
 * ``transaction.timeout.ms=10000``: a killed worker's open transaction blocks
   ``read_committed`` readers until it times out or the worker restarts with
   the same ``transactional.id``; 10 s bounds that stall.
+
+Authentication and encryption (off by default: the local stack listens on
+loopback only). ``kafka_security_protocol=sasl_ssl`` with a SCRAM user, and a
+``rediss://`` URL with an ACL user, are applied to every client Eddy makes,
+because every Kafka client takes its settings from :meth:`Settings.kafka_config`
+and every Redis client from :meth:`Settings.redis_options`. Passwords are
+:class:`Secret` fields: they come only from ``EDDY_<NAME>`` or a file named by
+``EDDY_<NAME>_FILE`` / ``--<name>-file`` (never a flag: argv is visible to every
+user of the machine), and print as ``***`` in reprs, errors and ``--help``.
 """
 
 from __future__ import annotations
@@ -67,6 +76,45 @@ class ConfigError(EddyError, ValueError):
         if self.setting is None or not text.startswith(self.setting):
             return self
         return ConfigError(label + text[len(self.setting):], self.setting)
+
+
+class Secret:
+    """A password: ``repr``/``str`` print ``***``; :meth:`reveal` is the one way to read it.
+
+    Kept out of ``str`` on purpose, so an f-string, a log line or an exception
+    message that names a setting cannot leak it.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = ""):
+        object.__setattr__(self, "_value", str(value))
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __setattr__(self, *_: object) -> None:
+        raise AttributeError("Secret is immutable")
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = lambda self: "***" if self._value else ""  # noqa: E731
+
+
+_KAFKA_PROTOCOLS = ("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")
+_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+# librdkafka settings that hold a secret: never printed (benchmarks' reports print client configs).
+KAFKA_SECRET_KEYS = ("sasl.password", "ssl.key.password", "ssl.keystore.password")
 
 
 def _default_state_dir() -> str:
@@ -114,6 +162,21 @@ class Settings:
     torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker"})
     outage_give_up_s: float = field(
         default=600.0, metadata={"help": "how long the worker waits out a Redis or Kafka outage before it exits"})
+    kafka_security_protocol: str = field(
+        default="plaintext", metadata={"help": "Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl"})
+    kafka_sasl_mechanism: str = field(
+        default="SCRAM-SHA-512", metadata={"help": "SASL mechanism with sasl_*: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN"})
+    kafka_username: str = field(default="", metadata={"help": "Kafka SASL user (with sasl_*)"})
+    kafka_password: Secret = field(
+        default=Secret(), metadata={"secret": True, "help": "Kafka SASL password"})
+    kafka_ca_file: str = field(
+        default="", metadata={"help": "PEM file of the CA that signed the brokers' certificates (with ssl, "
+                                      "sasl_ssl; empty: the system's CAs)"})
+    redis_username: str = field(default="", metadata={"help": "Redis ACL user (empty: 'default' when a password is set)"})
+    redis_password: Secret = field(default=Secret(), metadata={"secret": True, "help": "Redis ACL password"})
+    redis_ca_file: str = field(
+        default="", metadata={"help": "PEM file of the CA that signed Redis's certificate (with rediss://; "
+                                      "empty: the system's CAs)"})
     kafka_debug: str = field(
         default="", metadata={"help": "librdkafka debug contexts for every client, e.g. consumer,cgrp,fetch "
                                       "(logged by the worker; empty: off)"})
@@ -173,6 +236,9 @@ class Settings:
             raise bad("linger_ms", "in [0, 900000]")
         if not all(_HOST_PORT.fullmatch(b.strip()) for b in self.bootstrap.split(",")):
             raise bad("bootstrap", "host:port[,host:port...]")
+        if urlsplit(self.redis_url).password is not None:  # the URL is not echoed: it holds the password
+            raise ConfigError("redis_url must not hold a password: set it with EDDY_REDIS_PASSWORD or "
+                              "EDDY_REDIS_PASSWORD_FILE", setting="redis_url")
         if not _redis_url_ok(self.redis_url):
             raise bad("redis_url", "a redis://host[:port][/db], rediss://, unix:// or redis+cluster://host:port URL")
         if not _TOPIC_CHARS.fullmatch(self.topic_prefix):
@@ -180,12 +246,73 @@ class Settings:
         for name in ("group", "instance_id", "policy", "model_dir"):
             if not getattr(self, name).strip():
                 raise bad(name, "non-empty")
+        self._validate_security(bad)
         return self
+
+    def _validate_security(self, bad) -> None:
+        if self.kafka_security_protocol not in _KAFKA_PROTOCOLS:
+            raise bad("kafka_security_protocol", " or ".join(_KAFKA_PROTOCOLS))
+        sasl = self.kafka_security_protocol.startswith("sasl_")
+        if sasl:
+            if self.kafka_sasl_mechanism not in _SASL_MECHANISMS:
+                raise bad("kafka_sasl_mechanism", " or ".join(_SASL_MECHANISMS))
+            if not self.kafka_username:
+                raise bad("kafka_username", f"set with kafka_security_protocol={self.kafka_security_protocol}")
+            if not self.kafka_password:
+                raise ConfigError("kafka_password must be set (EDDY_KAFKA_PASSWORD or EDDY_KAFKA_PASSWORD_FILE) "
+                                  f"with kafka_security_protocol={self.kafka_security_protocol}",
+                                  setting="kafka_password")
+        elif self.kafka_username or self.kafka_password:
+            raise bad("kafka_security_protocol", "sasl_ssl or sasl_plaintext when a Kafka user or password is set")
+        if self.kafka_ca_file and not self.kafka_security_protocol.endswith("ssl"):
+            raise bad("kafka_security_protocol", "ssl or sasl_ssl when kafka_ca_file is set")
+        if self.redis_ca_file and urlsplit(self.redis_url).scheme != "rediss":
+            raise bad("redis_url", "a rediss:// URL when redis_ca_file is set")
+        if self.redis_username and not self.redis_password:
+            raise ConfigError(f"redis_password must be set (EDDY_REDIS_PASSWORD or EDDY_REDIS_PASSWORD_FILE) "
+                              f"with redis_username={self.redis_username!r}", setting="redis_password")
+        for name in ("kafka_ca_file", "redis_ca_file"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise bad(name, "an existing PEM file")
+
+    # ----------------------------------------------------- client settings
+    def kafka_config(self) -> dict[str, Any]:
+        """Where the brokers are and how to authenticate: the part every Kafka client shares.
+
+        The one place Kafka clients are configured: consumers, producers and
+        admin clients all start from this dict.
+        """
+        cfg: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        if self.kafka_security_protocol != "plaintext":
+            cfg["security.protocol"] = self.kafka_security_protocol
+        if self.kafka_security_protocol.startswith("sasl_"):
+            cfg["sasl.mechanism"] = self.kafka_sasl_mechanism
+            cfg["sasl.username"] = self.kafka_username
+            cfg["sasl.password"] = self.kafka_password.reveal()
+        if self.kafka_ca_file:
+            cfg["ssl.ca.location"] = self.kafka_ca_file
+        if self.kafka_debug:
+            cfg["debug"] = self.kafka_debug
+        return cfg
+
+    def admin_config(self, **extra: Any) -> dict[str, Any]:
+        return {**self.kafka_config(), **extra}
+
+    def redis_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``redis.Redis.from_url`` next to :attr:`redis_url`: the ACL user, the CA."""
+        opts: dict[str, Any] = {}
+        if self.redis_password:
+            opts["username"] = self.redis_username or "default"
+            opts["password"] = self.redis_password.reveal()
+        if self.redis_ca_file:
+            opts["ssl_ca_certs"] = self.redis_ca_file
+        return opts
 
     # ----------------------------------------------------------- kafka configs
     def consumer_config(self, group: str | None = None, **extra: Any) -> dict[str, Any]:
         cfg = {
-            "bootstrap.servers": self.bootstrap,
+            **self.kafka_config(),
             "group.id": group or self.group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -201,14 +328,12 @@ class Settings:
             "session.timeout.ms": 6_000,
             "heartbeat.interval.ms": 1_000,
         }
-        if self.kafka_debug:
-            cfg["debug"] = self.kafka_debug
         cfg.update(extra)
         return cfg
 
     def producer_config(self, transactional: bool = False, **extra: Any) -> dict[str, Any]:
         cfg = {
-            "bootstrap.servers": self.bootstrap,
+            **self.kafka_config(),
             "linger.ms": self.linger_ms,
             "socket.nagle.disable": True,
             "acks": "all",
@@ -223,8 +348,6 @@ class Settings:
             # Back-to-back transactions meet CONCURRENT_TRANSACTIONS while the last
             # commit's markers are written; the default 100 ms backoff stalls a batch.
             cfg["retry.backoff.ms"] = 5
-        if self.kafka_debug:
-            cfg["debug"] = self.kafka_debug
         cfg.update(extra)
         return cfg
 
@@ -261,6 +384,25 @@ def _env_value(f, raw: str) -> Any:
         raise ConfigError(f"EDDY_{f.name.upper()} must be {typ.__name__}, got {raw!r}") from None
 
 
+def _secret_fields() -> list:
+    return [f for f in fields(Settings) if f.metadata.get("secret")]
+
+
+def read_secret_file(path: str, label: str) -> Secret:
+    """The password in ``path`` (one trailing newline dropped); a one-line :class:`ConfigError` naming
+    ``label`` (the variable or flag) and the path, never the content, when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            value = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: cannot read {path!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    value = value[:-1] if value.endswith("\n") else value
+    value = value[:-1] if value.endswith("\r") else value
+    if not value:
+        raise ConfigError(f"{label}: {path!r} is empty")
+    return Secret(value)
+
+
 def from_env(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -268,6 +410,12 @@ def from_env(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
         key = f"EDDY_{f.name.upper()}"
         if key in env:
             values[f.name] = _env_value(f, env[key])
+    for f in _secret_fields():  # EDDY_<NAME>_FILE: the password in a file (a mounted secret)
+        key = f"EDDY_{f.name.upper()}"
+        if f"{key}_FILE" in env:
+            if key in env:
+                raise ConfigError(f"set {key} or {key}_FILE, not both")
+            values[f.name] = read_secret_file(env[f"{key}_FILE"], f"{key}_FILE")
     given = {k: v for k, v in overrides.items() if v is not None}
     values.update(given)
     try:
@@ -278,25 +426,59 @@ def from_env(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
         raise
 
 
+# A verb that talks to Kafka (Redis) also takes the settings that authenticate to it.
+_COMPANIONS = {
+    "bootstrap": ("kafka_security_protocol", "kafka_sasl_mechanism", "kafka_username", "kafka_password",
+                  "kafka_ca_file"),
+    "redis_url": ("redis_username", "redis_password", "redis_ca_file"),
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
-    """Add ``--<setting>`` flags; unset flags fall back to the environment, then defaults."""
+    """Add ``--<setting>`` flags; unset flags fall back to the environment, then defaults.
+
+    A password gets no flag of its own, only ``--<name>-file``: a command line is
+    visible to every user of the machine (``ps``), a file's mode is not.
+    """
+    if only is not None:
+        only = tuple(only) + tuple(c for name in only for c in _COMPANIONS.get(name, ()))
     group = parser.add_argument_group("settings (flag > EDDY_<NAME> environment variable > default)")
     for f in fields(Settings):
         if only is not None and f.name not in only:
             continue
+        flag, env = f"--{f.name.replace('_', '-')}", f"EDDY_{f.name.upper()}"
+        if f.metadata.get("secret"):
+            # --<name> itself is refused, not left free: argparse would read it as an abbreviation of
+            # --<name>-file and then name the password as a path in its error.
+            group.add_argument(flag, action=_RefusePassword, nargs="?", help=argparse.SUPPRESS)
+            group.add_argument(f"{flag}-file", dest=f"{f.name}_file", default=None, metavar="PATH",
+                               help=f"file holding the {f.metadata['help']} (env {env}_FILE, or the password "
+                                    f"itself in {env})")
+            continue
         default = _default_of(f)
         group.add_argument(
-            f"--{f.name.replace('_', '-')}",
+            flag,
             dest=f.name,
             type=type(default),
             default=None,
             metavar=type(default).__name__.upper(),
-            help=f"{f.metadata.get('help', '')} (default: {default}; env EDDY_{f.name.upper()})",
+            help=f"{f.metadata.get('help', '')} (default: {default}; env {env})",
         )
+
+
+class _RefusePassword(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        env = f"EDDY_{self.dest.upper()}"
+        parser.error(f"{option_string} is not accepted (a command line is visible to every user): "
+                     f"set {env}, or {env}_FILE / {option_string}-file to a file holding it")
 
 
 def from_args(args: argparse.Namespace) -> Settings:
     overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    for f in _secret_fields():
+        overrides[f.name] = None  # _RefusePassword's dest
+        path = getattr(args, f"{f.name}_file", None)
+        overrides[f.name] = read_secret_file(path, f"--{f.name.replace('_', '-')}-file") if path else None
     try:
         return from_env(**overrides)
     except ConfigError as exc:  # name the flag the bad value came from
@@ -305,4 +487,22 @@ def from_args(args: argparse.Namespace) -> Settings:
         raise
 
 
-__all__ = ["Settings", "ConfigError", "from_env", "from_args", "add_arguments", "TOPIC_NAMES", "replace"]
+def child_environment(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) with the ``EDDY_*`` variables that reproduce
+    ``settings`` in a child process. Passwords travel as ``EDDY_<NAME>`` (a process's environment
+    is readable only by its user), so ``EDDY_<NAME>_FILE`` is dropped: the child must not see both."""
+    env = dict(os.environ if base is None else base)
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        env[f"EDDY_{f.name.upper()}"] = value.reveal() if isinstance(value, Secret) else str(value)
+        env.pop(f"EDDY_{f.name.upper()}_FILE", None)
+    return env
+
+
+def redacted(client_config: dict[str, Any]) -> dict[str, Any]:
+    """A Kafka client config fit to print: secrets replaced by ``***``."""
+    return {k: ("***" if k in KAFKA_SECRET_KEYS else v) for k, v in client_config.items()}
+
+
+__all__ = ["Settings", "Secret", "ConfigError", "from_env", "from_args", "add_arguments", "child_environment", "redacted",
+           "TOPIC_NAMES", "replace"]

@@ -7,7 +7,7 @@ import socket
 import time
 from typing import Iterable
 
-from confluent_kafka import KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from features.errors import EddyError
@@ -20,6 +20,11 @@ class KafkaUnavailable(EddyError, ConnectionError):
     """The broker did not answer in time (an outage or a wrong address, not a bad record)."""
 
 
+class KafkaAuthFailed(EddyError, PermissionError):
+    """The broker refused this client's credentials, or the TLS handshake failed: a setting to fix,
+    not an outage to wait out."""
+
+
 class TopicMissing(EddyError, ValueError):
     """A topic Eddy reads does not exist (yet)."""
 
@@ -30,12 +35,23 @@ def quiet_logging() -> dict:
     Left to itself librdkafka prints every failed connection attempt to stderr
     (about 200 lines for a wrong bootstrap address before any timeout); the
     CLI shows that logger only with ``-v`` and reports the failure in one line.
+    A refused password or a failed TLS handshake raises :class:`KafkaAuthFailed`
+    from the client's next ``poll``/``consume``/``flush``: librdkafka would
+    retry it forever, and no retry fixes a wrong password.
     """
-    return {"logger": _LIBRDKAFKA_LOG, "error_cb": _log_error}
+    return {"logger": _LIBRDKAFKA_LOG, "error_cb": _on_error}
 
 
-def _log_error(err) -> None:
+_NOT_RETRIABLE = {KafkaError._AUTHENTICATION: "authentication failed", KafkaError._SSL: "TLS failed"}
+
+
+def _on_error(err: KafkaError) -> None:
     _LIBRDKAFKA_LOG.error("%s", err)
+    what = _NOT_RETRIABLE.get(err.code())
+    if what is not None:
+        detail = err.str().split(" (after ")[0]  # drop librdkafka's "(after 334ms in state AUTH_REQ)"
+        raise KafkaAuthFailed(f"Kafka {what}: {detail} (check EDDY_KAFKA_USERNAME, EDDY_KAFKA_PASSWORD[_FILE], "
+                              "EDDY_KAFKA_CA_FILE, EDDY_KAFKA_SECURITY_PROTOCOL)")
 
 
 def produce(producer: Producer, topic: str, value: bytes | None, *, key: bytes | None = None,
@@ -60,7 +76,7 @@ def produce(producer: Producer, topic: str, value: bytes | None, *, key: bytes |
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap, **quiet_logging()})
+    return AdminClient(settings.admin_config(**quiet_logging()))
 
 
 def wait_for_broker(settings: Settings, timeout_s: float = 5.0) -> AdminClient:
@@ -80,6 +96,7 @@ def wait_for_broker(settings: Settings, timeout_s: float = 5.0) -> AdminClient:
             return client
         except KafkaException as exc:  # something listens there, but not a Kafka broker that answers
             why = exc.args[0].str()
+            client.poll(0)  # raises KafkaAuthFailed when the reason was a refused password or TLS
     raise KafkaUnavailable(f"no Kafka broker answered at {settings.bootstrap} within {timeout_s:g}s ({why}); "
                            "start it with: deploy/stack up")
 

@@ -12,22 +12,18 @@ cannot carry the scrape-time gauges, lag and caches, that each worker reports).
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import fields
 
-from stream.config import Settings
+from stream.config import Settings, child_environment
 
 log = logging.getLogger("eddy.processes")
 
 
 def child_env(settings: Settings, index: int) -> dict[str, str]:
-    env = dict(os.environ)
-    for f in fields(Settings):
-        env[f"EDDY_{f.name.upper()}"] = str(getattr(settings, f.name))
+    env = child_environment(settings)
     env["EDDY_INSTANCE_ID"] = f"{settings.instance_id}-p{index}"
     if settings.metrics_port:  # one /metrics endpoint per process, on consecutive ports
         env["EDDY_METRICS_PORT"] = str(settings.metrics_port + index)

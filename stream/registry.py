@@ -19,7 +19,7 @@ import redis
 from features.errors import EddyError
 from features.model import FeatureModel
 
-from stream.errors import StoreUnavailable
+from stream.errors import redis_failure
 
 if TYPE_CHECKING:
     from stream.keys import Keys
@@ -79,7 +79,7 @@ class Registry:
         try:
             v = self._r.get(self._k("live"))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailable(f"Redis did not answer: {exc}") from None
+            raise redis_failure(exc) from None
         return v.decode() if v else None
 
     def promote(self, version: str) -> str | None:

@@ -44,14 +44,15 @@ import redis
 from redis.exceptions import ClusterError, RedisClusterException
 
 from stream.engine.state import BatchWrite
-from stream.errors import StoreUnavailable
+from stream.errors import StoreAuthFailed, StoreUnavailable, redis_failure
 from stream.keys import Keys
 from stream.registry import Registry
 
 if TYPE_CHECKING:
     from stream.config import Settings
 
-__all__ = ["BatchWrite", "Keys", "RedisStore", "StoreUnavailable", "connect", "open_registry"]
+__all__ = ["BatchWrite", "Keys", "RedisStore", "StoreAuthFailed", "StoreUnavailable", "connect", "open_registry",
+           "redis_client"]
 
 APPLIED_TTL_S = 7 * 24 * 3600
 STATS_TTL_S = 7 * 24 * 3600
@@ -63,22 +64,24 @@ _OUTAGES = (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisCluste
 """What says "Redis did not answer" (a cluster adds: slots not covered, cluster down, no node reachable)."""
 
 
-def _unavailable(exc: Exception) -> StoreUnavailable:
-    return StoreUnavailable(f"Redis did not answer: {exc}")
+def _unavailable(exc: Exception) -> StoreUnavailable | StoreAuthFailed:
+    return redis_failure(exc)
 
 
-def connect(url: str, *, socket_timeout_s: float = 10.0) -> redis.Redis | redis.RedisCluster:
+def connect(url: str, *, socket_timeout_s: float = 10.0, **client_options) -> redis.Redis | redis.RedisCluster:
     """The client for ``url``: ``redis+cluster://host:port`` (any one node) is a Redis Cluster.
+    ``client_options``: the ACL user and the TLS CA (:meth:`Settings.redis_options`).
 
     A cluster client asks its seed node for the cluster's layout at once, so this
     raises :class:`StoreUnavailable` when no node answers.
     """
     scheme, sep, rest = url.partition("://")
     if scheme not in CLUSTER_SCHEMES:
-        return redis.Redis.from_url(url, socket_timeout=socket_timeout_s, socket_connect_timeout=5)
+        return redis.Redis.from_url(url, socket_timeout=socket_timeout_s, socket_connect_timeout=5,
+                                    **client_options)
     try:
         return redis.RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}", socket_timeout=socket_timeout_s,
-                                           socket_connect_timeout=5)
+                                           socket_connect_timeout=5, **client_options)
     except _OUTAGES as exc:
         raise _unavailable(exc) from None
 
@@ -86,15 +89,16 @@ def connect(url: str, *, socket_timeout_s: float = 10.0) -> redis.Redis | redis.
 class RedisStore:
     """Eddy's state in Redis. Connection failures raise :class:`StoreUnavailable`."""
 
-    def __init__(self, url: str, prefix: str, *, socket_timeout_s: float = 10.0):
-        self._r = connect(url, socket_timeout_s=socket_timeout_s)
+    def __init__(self, url: str, prefix: str, *, socket_timeout_s: float = 10.0, **client_options):
+        """``client_options``: the ACL user and TLS CA (:meth:`Settings.redis_options`)."""
+        self._r = connect(url, socket_timeout_s=socket_timeout_s, **client_options)
         self.cluster = isinstance(self._r, redis.RedisCluster)
         self._pool: ThreadPoolExecutor | None = None  # a cluster's per-partition commits
         self.keys = Keys(prefix)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisStore:
-        return cls(settings.redis_url, settings.topic_prefix)
+        return cls(settings.redis_url, settings.topic_prefix, **settings.redis_options())
 
     def registry(self, model_dir: str) -> Registry:
         """The feature-net registry over this store's connection (its keys are :meth:`Keys.registry`)."""
@@ -414,6 +418,11 @@ _UNTAGGED_KINDS = ("user", "users", "pop", "epoch", "decision", "applied", "regi
 def _partitions_written(batch: BatchWrite) -> set[int]:
     return ({p for _, p in batch.users.values()} | {p for _, p in batch.applied.values()}
             | {p for _, p in batch.population} | {p for _, p in batch.decisions.values()})
+
+
+def redis_client(settings: Settings, **kwargs) -> redis.Redis | redis.RedisCluster:
+    """A raw client of the deployment's Redis, authenticated like the store's (benchmarks, tests)."""
+    return connect(settings.redis_url, **settings.redis_options(), **kwargs)
 
 
 def open_registry(settings: Settings) -> Registry:

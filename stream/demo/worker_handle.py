@@ -8,11 +8,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import fields
 from pathlib import Path
 
 from features.errors import EddyError
-from stream.config import REPO_ROOT, Settings
+from stream.config import REPO_ROOT, Settings, child_environment
 
 
 class WorkerFailed(EddyError, RuntimeError):
@@ -20,9 +19,7 @@ class WorkerFailed(EddyError, RuntimeError):
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for f in fields(Settings):
-        env[f"EDDY_{f.name.upper()}"] = str(getattr(settings, f.name))
+    env = child_environment(settings)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 

@@ -24,6 +24,7 @@ aborted transactions are not counted).
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import faust
@@ -89,11 +90,24 @@ def ensure_monitor_topics(s: Settings) -> int:
     return n
 
 
+def broker_credentials(s: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """faust's (aiokafka's) form of the Kafka settings every other client takes from ``Settings.kafka_config``."""
+    protocol = s.kafka_security_protocol
+    if protocol == "plaintext":
+        return None
+    context = ssl.create_default_context(cafile=s.kafka_ca_file or None) if protocol.endswith("ssl") else None
+    if protocol.startswith("sasl_"):
+        return faust.SASLCredentials(username=s.kafka_username, password=s.kafka_password.reveal(),
+                                     ssl_context=context, mechanism=s.kafka_sasl_mechanism)
+    return faust.SSLCredentials(context)
+
+
 def build_app(s: Settings, datadir: Path, partitions: int, snapshot: Snapshot | None = None) -> faust.App:
     """The app; with ``snapshot``, a timer copies the tables into it every second for Prometheus."""
     app = faust.App(
         app_id(s),
         broker=[f"kafka://{b.strip()}" for b in s.bootstrap.split(",")],
+        broker_credentials=broker_credentials(s),
         datadir=str(datadir),
         store="memory://",  # rebuilt from the changelogs at start: the tables are small (keys x windows)
         processing_guarantee="exactly_once",

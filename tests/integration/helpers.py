@@ -7,16 +7,14 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import fields
 
 from stream import config
 from stream.client import drain, reader
 
 
 def worker_env(settings: config.Settings, **overrides) -> dict[str, str]:
-    env = dict(os.environ)
-    for f in fields(config.Settings):
-        env[f"EDDY_{f.name.upper()}"] = str(overrides.get(f.name, getattr(settings, f.name)))
+    env = config.child_environment(settings)
+    env.update({f"EDDY_{name.upper()}": str(value) for name, value in overrides.items()})
     return env
 
 
@@ -60,13 +58,19 @@ class OwnStack:
     """A broker and a Redis of the test's own (``deploy/stack`` with its own state dir and free ports),
     for tests that kill the broker: killing the shared one would disturb every other test."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir, *, secure: bool = False):
         from pathlib import Path
 
         self.repo = Path(__file__).resolve().parents[2]
         self.env = {**os.environ, "EDDY_STATE_DIR": str(state_dir), "EDDY_KAFKA_PORT": str(free_port()),
-                    "EDDY_KAFKA_CONTROLLER_PORT": str(free_port()), "EDDY_REDIS_PORT": str(free_port())}
+                    "EDDY_KAFKA_CONTROLLER_PORT": str(free_port()), "EDDY_REDIS_PORT": str(free_port()),
+                    "EDDY_SECURE": "1" if secure else "0"}
         self.state_dir = Path(state_dir)
+
+    def eddy_env(self) -> dict[str, str]:
+        """The secure stack's EDDY_* settings (``<state>/secrets/eddy.env``, written by ``up``)."""
+        lines = (self.state_dir / "secrets" / "eddy.env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
 
     @property
     def bootstrap(self) -> str:
