@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from learners import load_user_model
 from stream.client import EddyClient
 from stream.events import Feedback, Item, Query
 from stream.store import RedisStore
 
 from .helpers import read_dead_letters, read_json, wait_for
-from .test_fault_windows import _start
+from .test_fault_windows import _n_obs, _start
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +39,6 @@ def _settled(settings, name: str) -> list[dict]:
     return read_json(settings, name, timeout_s=10, idle_s=2)
 
 
-def _n_obs(settings, fn: str) -> int:
-    return load_user_model(RedisStore.from_settings(settings).load_users(fn, ["u1"])["u1"]).n_obs
-
-
 def test_the_default_reward_is_applied_once_across_a_crash_after_its_redis_commit(settings, live_model, tmp_path):
     log = tmp_path / "worker.log"
     worker = _start(settings, log, fault="crash_after_redis_commit", **WAIT)
@@ -60,7 +55,7 @@ def test_the_default_reward_is_applied_once_across_a_crash_after_its_redis_commi
     assert [(o["decision"]["request_id"], o["item_id"], o["reward"], o.get("default")) for o in outcomes] == [
         ("no-reward", pred["chosen"][0], -0.5, True)]
     assert [u["request_id"] for u in updates] == ["no-reward"]
-    assert _n_obs(settings, live_model.version) == 1
+    assert _n_obs(settings, live_model.version, "u1") == 1
     stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
     assert stats["default_rewards"] == 1 and stats["feedback_redelivered"] == 1
 
@@ -86,4 +81,4 @@ def test_a_default_reward_after_a_sigkill_and_a_real_reward_after_it_is_late(set
     assert outcome["default"] is True and outcome["reward"] == -0.5 and len(outcomes) == 1
     headers = dict(dead.headers())
     assert headers["eddy.reason"] == b"late_feedback" and b"default reward" in headers["eddy.error"]
-    assert _n_obs(settings, live_model.version) == 1
+    assert _n_obs(settings, live_model.version, "u1") == 1

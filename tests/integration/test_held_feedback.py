@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from learners import load_user_model
 from stream.client import EddyClient
 from stream.events import Feedback, Item, Query
 from stream.store import RedisStore
 
 from .helpers import read_dead_letters, read_json, wait_for
-from .test_fault_windows import _start
+from .test_fault_windows import _n_obs, _start
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +38,8 @@ def test_early_feedback_is_held_then_applied_once_across_a_crash(settings, live_
         client.flush()
         # The query's batch applies the held feedback, commits Redis, and crashes before Kafka.
         assert worker.wait(timeout=60) == 86, log.read_text(errors="replace")[-2000:]
-        assert store.load_applied(["early"]) and _held(store, settings.partitions) == 0
+        partition = store.partitions_of_users(live_model.version, ["u1"], settings.partitions)["u1"]
+        assert store.load_applied({"early": partition}) and _held(store, settings.partitions) == 0
         worker = _start(settings, log)
         read_json(settings, "outcomes", n=1, timeout_s=120)
         time.sleep(2)
@@ -50,7 +50,7 @@ def test_early_feedback_is_held_then_applied_once_across_a_crash(settings, live_
         worker.wait(timeout=30)
     assert [(o["decision"]["request_id"], o["item_id"]) for o in outcomes] == [("early", "b")]
     assert [u["request_id"] for u in updates] == ["early"]
-    assert load_user_model(store.load_users(live_model.version, ["u1"])["u1"]).n_obs == 1
+    assert _n_obs(settings, live_model.version, "u1") == 1
     stats = store.read_stats(settings.group)["w0"]
     assert stats["feedback_held"] == 1 and stats["held_applied"] == 1 and stats["held_redelivered"] == 1
     assert stats.get("dead_lettered", 0) == 0
