@@ -143,6 +143,15 @@ class Settings:
         metadata={"help": "exploration policy spec, e.g. softmax:temperature=0.5, thompson, vw:exploration=squarecb"},
     )
     join_window_s: float = field(default=600.0, metadata={"help": "feedback later than this after its decision is late"})
+    reward_wait_s: float = field(
+        default=0.0, metadata={"help": "how long a decision waits for its reward before the default reward is "
+                                       "applied (at most join_window_s); 0: off, no default rewards"})
+    default_reward: float = field(
+        default=0.0, metadata={"help": "the reward applied to a decision whose reward did not come within "
+                                       "reward_wait_s"})
+    held_feedback_max: int = field(
+        default=10_000, metadata={"help": "feedback that comes before its decision is held (per partition, at most "
+                                          "the join window) up to this many; 0: dead-letter it at once"})
     max_batch: int = field(default=1024, metadata={"help": "most messages ever handled in one batch"})
     batch_slo_ms: float = field(
         default=10.0, metadata={"help": "batch-time objective of the adaptive (AIMD) batch-size limit"})
@@ -215,9 +224,14 @@ class Settings:
         for name in ("join_window_s", "prior_refresh_s", "outage_give_up_s", "batch_slo_ms"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise bad(name, "a finite number > 0")
-        for name in ("poll_timeout_ms", "fetch_wait_ms", "seed"):
+        for name in ("poll_timeout_ms", "fetch_wait_ms", "seed", "held_feedback_max"):
             if getattr(self, name) < 0:
                 raise bad(name, ">= 0")
+        if not (math.isfinite(self.reward_wait_s) and 0 <= self.reward_wait_s <= self.join_window_s):
+            # beyond the join window the default reward itself would be late, and the decision may have expired
+            raise bad("reward_wait_s", f"in [0, join_window_s={self.join_window_s:g}]")
+        if not math.isfinite(self.default_reward):
+            raise bad("default_reward", "a finite number")
         if not (math.isfinite(self.commit_interval_ms) and 0 <= self.commit_interval_ms <= 5_000):
             # above 5 s a span nears transaction.timeout.ms (10 s): the broker would abort it
             raise bad("commit_interval_ms", "in [0, 5000]")

@@ -114,8 +114,11 @@ class _QueryIn(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.quer
     k: Annotated[int, Meta(ge=1, le=MAX_CANDIDATES)] = 1
 
 
-class Feedback(_Event, tag_field="schema", tag="eddy.feedback/1"):
-    """The outcome the application observed for one request: ``reward`` for ``item_id``."""
+class Feedback(_Event, tag_field="schema", tag="eddy.feedback/1", omit_defaults=True):
+    """The outcome the application observed for one request: ``reward`` for ``item_id``.
+
+    ``default`` is set by Eddy only: the deployment's default reward for a decision whose
+    reward did not come within its reward wait time (absent from the wire when false)."""
 
     SCHEMA: ClassVar[str] = "eddy.feedback/1"
     request_id: Id
@@ -123,6 +126,7 @@ class Feedback(_Event, tag_field="schema", tag="eddy.feedback/1"):
     item_id: Id
     reward: Reward
     ts: Timestamp
+    default: bool = False
 
 
 class RankedItem(Struct, frozen=True, gc=False):
@@ -211,14 +215,18 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1"):
         return {"schema": self.SCHEMA, **d}
 
 
-class Outcome(_Event, tag_field="schema", tag="eddy.outcome/1"):
-    """A decision joined with its feedback: what replay reads without re-joining."""
+class Outcome(_Event, tag_field="schema", tag="eddy.outcome/1", omit_defaults=True):
+    """A decision joined with its feedback: what replay reads without re-joining.
+
+    ``default``: the reward is the deployment's default reward, applied because none came
+    within the reward wait time (absent from the wire when false)."""
 
     SCHEMA: ClassVar[str] = "eddy.outcome/1"
     decision: Decision
     item_id: Id
     reward: Reward
     feedback_ts: Timestamp
+    default: bool = False
 
 
 class ModelUpdate(_Event, tag_field="schema", tag="eddy.model_update/1"):

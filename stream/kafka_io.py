@@ -55,16 +55,18 @@ def _on_error(err: KafkaError) -> None:
 
 
 def produce(producer: Producer, topic: str, value: bytes | None, *, key: bytes | None = None,
-            headers: list[tuple[str, bytes]] | None = None, max_wait_s: float = 30.0, on_delivery=None) -> None:
+            headers: list[tuple[str, bytes]] | None = None, max_wait_s: float = 30.0, on_delivery=None,
+            partition: int | None = None) -> None:
     """``producer.produce``, waiting while the local queue is full (BufferError): poll to let deliveries
     drain, then retry. Raises :class:`KafkaUnavailable` when the queue stays full for ``max_wait_s``."""
     deadline = None
     while True:
         try:
-            if on_delivery is None:
+            if on_delivery is None and partition is None:  # the hot path: every output of every batch
                 producer.produce(topic, value=value, key=key, headers=headers)
             else:
-                producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                extra = {k: v for k, v in (("on_delivery", on_delivery), ("partition", partition)) if v is not None}
+                producer.produce(topic, value=value, key=key, headers=headers, **extra)
             return
         except BufferError:
             now = time.monotonic()
@@ -73,6 +75,29 @@ def produce(producer: Producer, topic: str, value: bytes | None, *, key: bytes |
                 raise KafkaUnavailable(f"producer queue for {topic} still full after {max_wait_s:g}s: "
                                        "the broker is not taking records") from None
             producer.poll(0.01)
+
+
+def publish_alone(producer: Producer, eos: bool,
+                  records: list[tuple[str, int | None, bytes | None, bytes | None, list | None]]) -> None:
+    """Publish ``(topic, partition, key, value, headers)`` records outside any commit span: in a Kafka
+    transaction of their own (``eos``), or flushed. On failure the transaction is aborted and the error
+    raised (:class:`KafkaException` or :class:`KafkaUnavailable`); the caller tries again later."""
+    try:
+        if eos:
+            producer.begin_transaction()
+        for topic, partition, key, value, headers in records:
+            produce(producer, topic, value, key=key, headers=headers, partition=partition)
+        if eos:
+            producer.commit_transaction(30)
+        elif producer.flush(30) > 0:
+            raise KafkaUnavailable("records not delivered within 30 s")
+    except (KafkaException, KafkaUnavailable):
+        if eos:
+            try:
+                producer.abort_transaction(30)
+            except KafkaException:
+                pass  # the next batch's begin_transaction fails and the worker replaces the producer
+        raise
 
 
 def admin(settings: Settings) -> AdminClient:

@@ -40,6 +40,15 @@ class Keys:
     def applied(self, request_id: str, partition: int) -> str:
         return self._in(partition, "applied", request_id)
 
+    def held(self, partition: int) -> str:
+        return self._in(partition, "held")
+
+    def held_due(self, partition: int) -> str:
+        return self._in(partition, "helddue")
+
+    def pending(self, partition: int) -> str:
+        return self._in(partition, "pending")
+
     def population(self, fn: str, partition: int) -> str:
         return self._in(partition, "pop", fn)
 

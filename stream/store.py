@@ -15,6 +15,14 @@ prefix; ``{p<N>}`` is partition N's hash tag (one Redis Cluster slot):
   applied, with the source offset and the outputs it produced. It makes
   updates idempotent: a redelivered feedback (same offset) re-emits the
   stored outputs, a second feedback (other offset) is a duplicate.
+* ``{pN}:held`` (request id -> early feedback) and ``{pN}:helddue`` (request
+  id scored by its deadline): feedback that came before its decision, held
+  until the batch that decides the request applies it, or until the sweep
+  (:mod:`stream.held`) dead-letters it once the join window has passed.
+  Bounded per partition (``held_feedback_max``).
+* ``{pN}:pending``: decisions still waiting for their reward, scored by their
+  deadline (decision time + ``reward_wait_s``); the reward timer
+  (:mod:`stream.rewards`) emits the default reward for those past it.
 * ``{pN}:pop:<fn>``: additive population statistics of partition N.
 * ``{pN}:epoch:<group>``: a fencing token bumped on every assignment; a batch
   commits only while the worker still holds the epoch it was given, so a
@@ -178,6 +186,39 @@ class RedisStore:
         """Applied-markers of ``requests`` (``{request id: partition}``)."""
         return self._get_each(requests, lambda r, p: self.keys.applied(r, p))
 
+    def load_held(self, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], bytes]:
+        """Held feedback of ``(partition, request)`` pairs, in one round trip."""
+        by_partition: dict[int, list[str]] = {}
+        for p, rid in dict.fromkeys(wanted):
+            by_partition.setdefault(p, []).append(rid)
+        if not by_partition:
+            return {}
+
+        def run():
+            pipe = self._r.pipeline(transaction=False)
+            for p, rids in by_partition.items():
+                pipe.hmget(self.keys.held(p), rids)
+            return pipe.execute()
+
+        out = {}
+        for (p, rids), vals in zip(by_partition.items(), self._call(run)):
+            out.update({(p, r): v for r, v in zip(rids, vals) if v is not None})
+        return out
+
+    def held_count(self, partition: int) -> int:
+        return int(self._call(self._r.zcard, self.keys.held_due(partition)))
+
+    def expired_held(self, partition: int, now: float, limit: int) -> dict[str, bytes]:
+        """Held feedback whose deadline is ``now`` or earlier (oldest first, at most ``limit``)."""
+        rids = [r.decode() for r in self._call(self._r.zrangebyscore, self.keys.held_due(partition),
+                                                "-inf", now, start=0, num=limit)]
+        return {rid: blob for (_, rid), blob in self.load_held([(partition, r) for r in rids]).items()}
+
+    def due_pending(self, partition: int, now: float, limit: int) -> list[str]:
+        """Requests whose reward deadline (or lease) is ``now`` or earlier, oldest first."""
+        return [r.decode() for r in self._call(self._r.zrangebyscore, self.keys.pending(partition),
+                                               "-inf", now, start=0, num=limit)]
+
     def load_population(self, fn: str, partition: int) -> bytes | None:
         return self._call(self._r.get, self.keys.population(fn, partition))
 
@@ -265,6 +306,23 @@ class RedisStore:
             for rid, (record, p) in batch.decisions.items():
                 if mine(p):
                     pipe.set(k.decision(rid, p), record, ex=ttl)
+            for (p, rid), (blob, deadline) in batch.held.items():
+                if mine(p):
+                    pipe.hset(k.held(p), rid, blob)
+                    pipe.zadd(k.held_due(p), {rid: deadline})
+            for p, rid in batch.released:
+                if mine(p):
+                    pipe.hdel(k.held(p), rid)
+                    pipe.zrem(k.held_due(p), rid)
+            for (p, rid), deadline in batch.pending.items():
+                if mine(p):
+                    pipe.zadd(k.pending(p), {rid: deadline})
+            for (p, rid), until in batch.leased.items():
+                if mine(p):
+                    pipe.zadd(k.pending(p), {rid: until}, xx=True)  # only if no reward removed it
+            for p, rid in batch.rewarded:
+                if mine(p):
+                    pipe.zrem(k.pending(p), rid)
             if partitions is None:
                 self._queue_global(pipe, batch, group, instance)
             pipe.execute()
@@ -417,7 +475,9 @@ _UNTAGGED_KINDS = ("user", "users", "pop", "epoch", "decision", "applied", "regi
 
 def _partitions_written(batch: BatchWrite) -> set[int]:
     return ({p for _, p in batch.users.values()} | {p for _, p in batch.applied.values()}
-            | {p for _, p in batch.population} | {p for _, p in batch.decisions.values()})
+            | {p for _, p in batch.population} | {p for _, p in batch.decisions.values()}
+            | {p for p, _ in batch.held} | {p for p, _ in batch.released} | {p for p, _ in batch.pending}
+            | {p for p, _ in batch.leased} | {p for p, _ in batch.rewarded})
 
 
 def redis_client(settings: Settings, **kwargs) -> redis.Redis | redis.RedisCluster:

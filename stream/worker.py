@@ -41,10 +41,12 @@ from stream import faults
 from stream.config import Settings
 from stream.engine import Batch, BatchOutputs, Engine, InRecord
 from stream.engine.batching import AdaptiveBatchSize
+from stream.held import HeldSweep
 from stream.hotswap import ModelWatcher
 from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, produce, quiet_logging
 from stream.metrics import WorkerMetrics
 from stream.outage import Outage
+from stream.rewards import RewardTimer
 from stream.span import CommitSpan, first_offsets
 from stream.stall import StallWatch, records_waiting
 from stream.store import RedisStore, StoreUnavailable
@@ -75,7 +77,8 @@ class Worker:
         self.engine = engine or Engine(
             model or self._live_model(), self._restored_policy(make_policy(settings.policy)),
             learner=settings.learner, join_window_s=settings.join_window_s, seed=settings.seed,
-            cache_users=settings.cache_users,
+            cache_users=settings.cache_users, held_max=settings.held_feedback_max,
+            reward_wait_s=settings.reward_wait_s,
         )
         self.serves_model = self.engine.model is not None
         self.watcher = ModelWatcher(self.registry, lambda: self.engine.model.version) if self.serves_model else None
@@ -96,6 +99,8 @@ class Worker:
         self._fenced_in_a_row = 0
         self._stall = StallWatch(idle_s=_STALL_IDLE_S)
         self.metrics = WorkerMetrics(self)
+        self._held_sweep = HeldSweep(self.store, settings, self.stats)
+        self._reward_timer = RewardTimer(self.store, settings, self.stats)
         if self.serves_model:
             log.info("serving feature net %s (d=%d)", self.engine.model.version, self.engine.model.output_dim)
 
@@ -203,6 +208,9 @@ class Worker:
                 started = time.perf_counter()
                 now = time.monotonic()
                 self._between_batches(now)
+                if self._inflight is None:  # their own transaction: a commit in flight owns the producer
+                    self._held_sweep.maybe_run(now, self._producer, eos, self._epochs)
+                    self._reward_timer.maybe_run(now, self._producer, eos, self._epochs)
                 if msgs:
                     compute_ms = self._handle(msgs, consumer, eos, started)
                     if compute_ms is not None:
@@ -293,7 +301,7 @@ class Worker:
             t0 = time.perf_counter()
             batch = self.engine.process(records, self.store, started=started)
             compute_ms = (time.perf_counter() - t0) * 1000
-            faults.at("stop_before_redis_commit", applies_feedback=bool(batch.counts["feedback_applied"]))
+            faults.at("stop_before_redis_commit", applies_feedback=_applies_feedback(batch))
             t_redis = time.perf_counter()
             committed = self.store.commit(batch.write, group=self.s.group, epochs=self._epochs,
                                           instance=self.s.instance_id)
@@ -308,7 +316,7 @@ class Worker:
             return None
         self.engine.commit(batch)
         self.metrics.committed_batch(batch, redis_s=time.perf_counter() - t_redis)
-        faults.at("crash_after_redis_commit", applies_feedback=bool(batch.counts["feedback_applied"]))
+        faults.at("crash_after_redis_commit", applies_feedback=_applies_feedback(batch))
         self.stats.update(batch.counts)  # in Redis now; a failed publish re-emits it, counting nothing twice
         try:
             self._publish(batch.outputs, eos, offsets, records)
@@ -521,6 +529,11 @@ class Worker:
                 consumer.seek(TopicPartition(t, p, o))
             except KafkaException:
                 pass  # no longer assigned: the new owner reads it
+
+
+def _applies_feedback(batch: Batch) -> bool:
+    """Whether a batch learns (the fault points' condition): from feedback, or from held feedback it released."""
+    return bool(batch.counts["feedback_applied"] or batch.counts["held_applied"])
 
 
 __all__ = ["Worker", "Batch"]

@@ -51,8 +51,12 @@ from stream.engine.joins import JoinRecord, Source, classify
 
 log = logging.getLogger("eddy.engine")
 
-PROCESSED = ("predictions", "predictions_redelivered", "feedback_applied", "feedback_redelivered")
-"""Counters of records handled without a dead letter: ``consumed = sum(PROCESSED) + dead_lettered``."""
+PROCESSED = ("predictions", "predictions_redelivered", "feedback_applied", "feedback_redelivered", "feedback_held",
+             "feedback_held_redelivered", "default_reward_superseded")
+"""Counters of records handled without a dead letter: ``consumed = sum(PROCESSED) + dead_lettered``.
+
+What becomes of held feedback later is counted apart (``held_applied``, ``held_dead_lettered``, ``held_expired``):
+its record was consumed, and counted, when it was held."""
 
 POLICY_SNAPSHOT_EVERY = 200
 """A learning policy's snapshot joins the batch write every this many examples."""
@@ -63,6 +67,30 @@ class Marker(msgspec.Struct, array_like=True):
 
     source: tuple[str, int, int]
     outputs: list[tuple[str, str]]  # (logical topic, encoded event)
+    # "held": applied by the batch that decided the request, which owns (re-emits) the outputs;
+    # "default": the default reward, after the reward wait (a real reward after it is late)
+    via: str = ""
+
+
+class Held(msgspec.Struct, array_like=True):
+    """Feedback that came before its decision, as Redis holds it: the record and when holding it ends."""
+
+    source: tuple[str, int, int]
+    key: bytes | None
+    value: bytes
+    deadline: float
+
+    def record(self) -> InRecord:
+        topic, partition, offset = self.source
+        return InRecord("feedback", topic, partition, offset, self.key, self.value)
+
+
+_held_encoder = msgspec.msgpack.Encoder()
+_held_decoder = msgspec.msgpack.Decoder(Held)
+
+
+def decode_held(blob: bytes) -> Held:
+    return _held_decoder.decode(blob)
 
 
 _marker_encoder = msgspec.json.Encoder()
@@ -84,10 +112,12 @@ class Batch:
     feature_net_s: float | None = None
     """Seconds spent in the feature net's forward pass (None when the batch had no query to embed)."""
 
-    def dead(self, record: InRecord, reason: str, detail: str) -> None:
+    def dead(self, record: InRecord, reason: str, detail: str, *, held: bool = False) -> None:
+        """``held``: the record was consumed (and counted) when it was held, so it is counted apart."""
         self.outputs.dead.append(DeadLetter(record, reason, detail))
-        self.counts["dead_lettered"] += 1
-        self.counts[f"dead_lettered.{reason}"] += 1
+        prefix = "held_dead_lettered" if held else "dead_lettered"
+        self.counts[prefix] += 1
+        self.counts[f"{prefix}.{reason}"] += 1
 
 
 @dataclass
@@ -120,11 +150,20 @@ class Engine:
         The deployment's base seed of exploration draws.
     cache_users
         Per-user models kept in memory for the live feature net.
+    held_max
+        Early feedback (before its decision) held per partition; beyond it, a dead letter.
+    reward_wait_s
+        0: off. Otherwise each decision waits this long for its reward (``{pN}:pending``);
+        the reward timer (:mod:`stream.rewards`) then emits the default reward, and a real
+        reward after the wait is late.
     """
 
     def __init__(self, model: FeatureModel, policy: Policy, *, learner: str, join_window_s: float,
-                 seed: int = 0, cache_users: int = 100_000, clock: Callable[[], float] = time.time):
+                 seed: int = 0, cache_users: int = 100_000, held_max: int = 10_000, reward_wait_s: float = 0.0,
+                 clock: Callable[[], float] = time.time):
         self.policy = policy
+        self.held_max = held_max
+        self.reward_wait_s = reward_wait_s
         self.learner = learner
         self.join_window_s = join_window_s
         self.seed = seed
@@ -192,10 +231,12 @@ class Engine:
                 batch.dead(r, exc.reason, exc.detail)
             except Exception as exc:  # a decoder bug must not stop the partition
                 batch.dead(r, "undecodable", f"{type(exc).__name__}: {exc}")
+        held: list[tuple[InRecord, Feedback]] = []
         if queries:
             self._score(queries, state, batch, started)
-        if feedback:
-            self._learn(feedback, state, batch)
+            held = self._release_held(queries, state, batch)
+        if feedback or held:
+            self._learn(held + feedback, state, batch, n_held=len(held))
         n_learned = getattr(self.policy, "n_learned", None)
         if n_learned is not None and batch.counts["policy_learned"]:
             if n_learned // POLICY_SNAPSHOT_EVERY != (n_learned - batch.counts["policy_learned"]) // POLICY_SNAPSHOT_EVERY:
@@ -276,6 +317,8 @@ class Engine:
                 continue
             key = s.query.user_id.encode()
             batch.write.decisions[s.query.request_id] = (packed, s.record.partition)
+            if self.reward_wait_s > 0:
+                batch.write.pending[(s.record.partition, s.query.request_id)] = decision.ts + self.reward_wait_s
             batch.outputs.predictions.append((key, record.prediction_bytes))
             batch.outputs.records.append(("decisions", key, record.decision_bytes))
             batch.counts["predictions"] += 1
@@ -318,6 +361,10 @@ class Engine:
         stored = state.load_decisions({q.request_id: r.partition for r, q in queries})
         if not stored:
             return queries
+        # Held feedback that the deciding batch applied is that batch's output: re-emitted with it.
+        markers = {r: _marker_decoder.decode(v)
+                   for r, v in state.load_applied({q.request_id: r.partition for r, q in queries
+                                                   if q.request_id in stored}).items()}
         fresh = []
         for r, q in queries:
             data = stored.get(q.request_id)
@@ -325,6 +372,11 @@ class Engine:
                 fresh.append((r, q))
             else:
                 self._reemit(q.user_id.encode(), JoinRecord.unpack(data), batch)
+                marker = markers.pop(q.request_id, None)  # pop: a repeat of the query re-emits it once
+                if marker is not None and marker.via == "held":
+                    for topic, value in marker.outputs:
+                        batch.outputs.records.append((topic, q.user_id.encode(), value.encode()))
+                    batch.counts["held_redelivered"] += 1
         return fresh
 
     @staticmethod
@@ -334,6 +386,50 @@ class Engine:
         batch.counts["predictions_redelivered"] += 1
 
     # --------------------------------------------------------------- feedback
+    def _release_held(self, queries: list[tuple[InRecord, Query]], state: StateReader,
+                      batch: Batch) -> list[tuple[InRecord, Feedback]]:
+        """Feedback held for the requests this batch just decided, to be applied after the decision and
+        removed in this batch's write. Entries past their deadline stay for the sweep to dead-letter."""
+        decided = [(r.partition, q.request_id) for r, q in queries if q.request_id in batch.write.decisions]
+        now = self._clock()
+        out = []
+        if decided and self.held_max > 0:  # 0: holding is off
+            for (partition, rid), blob in state.load_held(decided).items():
+                held = decode_held(blob)
+                if held.deadline <= now:
+                    continue
+                batch.write.released.add((partition, rid))
+                record = held.record()
+                try:
+                    out.append((record, events.decode_feedback(record.value)))
+                except Exception as exc:  # it decoded when it was held; a newer decoder may disagree
+                    batch.dead(record, "undecodable", f"{type(exc).__name__}: {exc}", held=True)
+        return out
+
+    def _hold(self, r: InRecord, fb: Feedback, existing: dict[tuple[int, str], Held], held_counts: dict[int, int],
+              state: StateReader, now: float, batch: Batch) -> None:
+        """Hold feedback whose decision is not known (yet), if the partition has room."""
+        key = (r.partition, fb.request_id)
+        source = (r.topic, r.partition, r.offset)
+        prior = existing.get(key)
+        if prior is not None:
+            if tuple(prior.source) == source:  # this very record, read again: it is held already
+                batch.counts["feedback_held_redelivered"] += 1
+            else:
+                batch.dead(r, "duplicate_feedback",
+                           f"request {fb.request_id!r} already has feedback held from {list(prior.source)}")
+            return
+        if r.partition not in held_counts:
+            held_counts[r.partition] = state.held_count(r.partition)
+        if held_counts[r.partition] >= self.held_max:
+            batch.dead(r, "unknown_request", f"no decision for request {fb.request_id!r}, and partition "
+                                             f"{r.partition} already holds {self.held_max} early feedbacks")
+            return
+        held = Held(source, r.key, r.value, now + self.join_window_s)
+        existing[key] = held
+        held_counts[r.partition] += 1
+        batch.write.held[key] = (_held_encoder.encode(held), held.deadline)
+        batch.counts["feedback_held"] += 1
     def _population(self, fn: str, partition: int, cache: UserCache, state: StateReader,
                     batch: Batch) -> PopulationModel:
         """This batch's copy of a partition's statistics: from this batch, memory, Redis, or empty."""
@@ -349,14 +445,21 @@ class Engine:
             batch.populations[key] = pop
         return pop
 
-    def _learn(self, feedback: list[tuple[InRecord, Feedback]], state: StateReader, batch: Batch) -> None:
+    def _learn(self, feedback: list[tuple[InRecord, Feedback]], state: StateReader, batch: Batch,
+               n_held: int = 0) -> None:
+        """The first ``n_held`` feedbacks were held until this batch decided their requests."""
         rids = {f.request_id: r.partition for r, f in feedback}
         made_here = batch.write.decisions
         stored = state.load_decisions({r: p for r, p in rids.items() if r not in made_here})
         stored.update({r: made_here[r][0] for r in rids if r in made_here})
         markers: dict[str, Marker] = {r: _marker_decoder.decode(v) for r, v in state.load_applied(rids).items()}
+        unknown = [(r.partition, fb.request_id) for r, fb in feedback[n_held:]
+                   if fb.request_id not in stored and fb.request_id not in markers]
+        existing = {k: decode_held(blob) for k, blob in state.load_held(unknown).items()} if unknown else {}
+        held_counts: dict[int, int] = {}
         now = self._clock()
-        for r, fb in feedback:
+        for i, (r, fb) in enumerate(feedback):
+            from_held = i < n_held
             source = Source(r.topic, r.partition, r.offset)
             data = stored.get(fb.request_id)
             joined = JoinRecord.unpack(data) if data is not None else None
@@ -364,28 +467,42 @@ class Engine:
             emb = joined.embeddings if joined is not None else None
             marker = markers.get(fb.request_id)
             verdict = classify(fb, source, decision,
-                               None if marker is None else {"source": list(marker.source)},
-                               join_window_s=self.join_window_s)
+                               None if marker is None else {"source": list(marker.source), "via": marker.via},
+                               join_window_s=self.join_window_s, reward_wait_s=self.reward_wait_s)
             key = fb.user_id.encode()
             if verdict.action == "dead_letter":
-                batch.dead(r, verdict.reason, verdict.detail)
+                if verdict.reason == "unknown_request" and not from_held and not fb.default:
+                    self._hold(r, fb, existing, held_counts, state, now, batch)
+                else:
+                    batch.dead(r, verdict.reason, verdict.detail, held=from_held)
                 continue
             if verdict.action == "redelivered":
-                for topic, value in marker.outputs:
-                    batch.outputs.records.append((topic, key, value.encode()))
+                if marker.via != "held":  # held: the deciding batch published (and re-emits) its outputs
+                    for topic, value in marker.outputs:
+                        batch.outputs.records.append((topic, key, value.encode()))
                 batch.counts["feedback_redelivered"] += 1
+                continue
+            if verdict.action == "superseded":
+                batch.counts["default_reward_superseded"] += 1
                 continue
             try:
                 produced = self._apply(fb, decision, emb, verdict.item_index, r.partition, now, state, batch)
             except Exception as exc:
-                batch.dead(r, "learning_failed", f"{type(exc).__name__}: {exc}")
+                batch.dead(r, "learning_failed", f"{type(exc).__name__}: {exc}", held=from_held)
                 continue
-            marker = Marker(source=(source.topic, source.partition, source.offset), outputs=produced)
+            marker = Marker(source=(source.topic, source.partition, source.offset), outputs=produced,
+                            via="held" if from_held else "default" if fb.default else "")
             markers[fb.request_id] = marker  # a second record in this same batch is a duplicate
             batch.write.applied[fb.request_id] = (_marker_encoder.encode(marker), r.partition)
             for topic, value in produced:
                 batch.outputs.records.append((topic, key, value.encode()))
-            batch.counts["feedback_applied"] += 1
+            batch.counts["held_applied" if from_held else "feedback_applied"] += 1
+            if fb.default:
+                batch.counts["default_rewards"] += 1
+            if self.reward_wait_s > 0:  # its reward is in: the timer forgets it
+                waiting = (r.partition, fb.request_id)
+                batch.write.pending.pop(waiting, None)
+                batch.write.rewarded.add(waiting)
         for k, model in batch.learned.items():  # each user and partition once, however many feedbacks
             batch.write.users[k] = (model.to_bytes(), batch.partition_of[k])
         for k, pop in batch.populations.items():
@@ -420,7 +537,8 @@ class Engine:
                          "error": float(err)},
                 ts=now,
             )
-            outcome = Outcome(decision=decision, item_id=fb.item_id, reward=fb.reward, feedback_ts=fb.ts)
+            outcome = Outcome(decision=decision, item_id=fb.item_id, reward=fb.reward, feedback_ts=fb.ts,
+                              default=fb.default)
             produced = [("model-updates", events.encode(update).decode()),
                         ("outcomes", events.encode(outcome).decode())]
         except Exception:

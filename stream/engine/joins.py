@@ -5,13 +5,17 @@ applied-marker of each feedback's request, then :func:`classify` says what
 to do with it. Kept pure
 so the rules can be read (and tested) in one place:
 
-* ``apply``: first feedback for a known decision within the join window;
+* ``apply``: first feedback for a known decision within the join window (and
+  within the reward wait time, when the deployment has one);
+* ``superseded``: a default reward (Eddy's own, emitted when the reward wait
+  ended) for a request whose reward was already applied: nothing to do;
 * ``redelivered``: the very record (same topic, partition, offset) that was
   already applied, read again after a crash or rebalance: re-emit its
   outputs, change nothing;
 * dead-letter reasons: ``duplicate_feedback`` (another record for an already
   applied request), ``unknown_request`` (no decision, or it expired after
-  twice the join window), ``late_feedback`` (after the join window),
+  twice the join window; the engine holds such feedback until its decision
+  comes, :meth:`stream.engine.Engine.process`), ``late_feedback`` (after the join window),
   ``user_mismatch``, ``unknown_item``.
 """
 
@@ -78,17 +82,24 @@ class Source:
 
 @dataclass(frozen=True)
 class Verdict:
-    action: str  # "apply" | "redelivered" | "dead_letter"
+    action: str  # "apply" | "redelivered" | "superseded" | "dead_letter"
     reason: str = ""
     detail: str = ""
     item_index: int = -1
 
 
 def classify(feedback: Feedback, source: Source, decision: Decision | None, marker: dict | None,
-             *, join_window_s: float) -> Verdict:
+             *, join_window_s: float, reward_wait_s: float = 0.0) -> Verdict:
+    """``marker``: the request's applied-marker as ``{"source": [...], "via": ...}``, or None."""
     if marker is not None:
         if marker.get("source") == source.to_list():
             return Verdict("redelivered")
+        if feedback.default:  # the reward came first, or this default was emitted twice (a lost lease)
+            return Verdict("superseded")
+        if marker.get("via") == "default":
+            return Verdict("dead_letter", "late_feedback",
+                           f"request {feedback.request_id!r} got the default reward when its reward wait "
+                           f"({reward_wait_s:g}s) ended")
         return Verdict("dead_letter", "duplicate_feedback",
                        f"request {feedback.request_id!r} already applied from {marker.get('source')}")
     if decision is None:
@@ -105,4 +116,7 @@ def classify(feedback: Feedback, source: Source, decision: Decision | None, mark
     if lag > join_window_s:
         return Verdict("dead_letter", "late_feedback",
                        f"feedback came {lag:.1f}s after its decision; join window is {join_window_s:g}s")
+    if reward_wait_s > 0 and not feedback.default and lag > reward_wait_s:
+        return Verdict("dead_letter", "late_feedback",
+                       f"feedback came {lag:.1f}s after its decision; reward wait time is {reward_wait_s:g}s")
     return Verdict("apply", item_index=ids.index(feedback.item_id))

@@ -26,6 +26,10 @@ class StateReader(Protocol):
 
     def load_population(self, fn: str, partition: int) -> bytes | None: ...
 
+    def load_held(self, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], bytes]: ...  # (partition, request)
+
+    def held_count(self, partition: int) -> int: ...
+
 
 @dataclass
 class BatchWrite:
@@ -38,6 +42,12 @@ class BatchWrite:
     decisions: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # request id -> (join record, partition)
     policy: tuple[str, bytes] | None = None  # (policy name, snapshot)
     counts: dict[str, int] = field(default_factory=dict)  # the batch's counters, durable with its state
+    held: dict[tuple[int, str], tuple[bytes, float]] = field(default_factory=dict)  # (partition, request) -> (early feedback, deadline)
+    released: set[tuple[int, str]] = field(default_factory=set)  # held feedback applied (or dropped) by this batch
+    pending: dict[tuple[int, str], float] = field(default_factory=dict)  # (partition, request) -> reward deadline
+    rewarded: set[tuple[int, str]] = field(default_factory=set)  # requests whose reward this batch applied
+    leased: dict[tuple[int, str], float] = field(default_factory=dict)  # pending entries re-scored (if still there)
 
     def __bool__(self) -> bool:
-        return bool(self.users or self.applied or self.population or self.decisions or self.policy or self.counts)
+        return bool(self.users or self.applied or self.population or self.decisions or self.policy or self.counts
+                    or self.held or self.released or self.pending or self.rewarded or self.leased)

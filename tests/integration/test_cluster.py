@@ -17,8 +17,11 @@ import pytest
 
 from stream.store import RedisStore
 
+from .test_held_feedback import (  # noqa: F401 - held feedback's keys live in the partition's slot
+    test_early_feedback_is_held_then_applied_once_across_a_crash,
+)
 from .test_loop import (  # noqa: F401 - collected here too, against the cluster
-    test_duplicate_late_and_unknown_feedback_are_dead_lettered_not_applied,
+    test_duplicate_and_late_feedback_are_dead_lettered_and_unknown_is_held,
     test_feedback_changes_weights_and_the_next_prediction,
 )
 from .test_recovery import (  # noqa: F401

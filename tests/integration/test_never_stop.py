@@ -152,7 +152,7 @@ def test_poison_records_become_dead_letters_and_the_partition_goes_on(settings, 
             "candidates": ["a", "b", "c"]}).encode())
     assert producer.flush(30) == 0
     log = tmp_path / "worker.log"
-    worker = start_worker(settings, log)
+    worker = start_worker(settings, log, held_feedback_max=0)  # 0: unknown requests are refused, not held
     try:
         preds = read_json(settings, "predictions", n=len(good), timeout_s=120)
         # Then one feedback of every kind the join refuses, and one it applies.

@@ -78,7 +78,8 @@ def test_prometheus_scrapes_the_worker_counters_that_match_what_was_sent(setting
                                                                        prometheus):
     prom_port, prometheus_up = prometheus
     metrics_port = _free_port()
-    s = dataclasses.replace(settings, metrics_port=metrics_port)
+    s = dataclasses.replace(settings, metrics_port=metrics_port,
+                            held_feedback_max=0)  # "never-asked" below is a dead letter at once, not held
     prometheus_up(f"127.0.0.1:{metrics_port}")
     world = SimulatedWorld(n_users=5, n_items=20, seed=11)
     client = EddyClient(s)

@@ -36,6 +36,8 @@ class MemoryState:
         self.decisions: dict[str, bytes] = {}
         self.applied: dict[str, bytes] = {}
         self.population: dict[tuple[str, int], bytes] = {}
+        self.held: dict[tuple[int, str], bytes] = {}
+        self.pending: dict[tuple[int, str], float] = {}
         self.counts: Counter[str] = Counter()
 
     def load_users(self, fn, users):
@@ -50,12 +52,25 @@ class MemoryState:
     def load_population(self, fn, partition):
         return self.population.get((fn, partition))
 
+    def load_held(self, wanted):
+        return {k: self.held[k] for k in wanted if k in self.held}
+
+    def held_count(self, partition):
+        return sum(1 for p, _ in self.held if p == partition)
+
     def commit(self, w: BatchWrite) -> None:
         for (fn, u), (state, _) in w.users.items():
             self.users[(fn, u)] = state
         self.decisions.update({r: record for r, (record, _) in w.decisions.items()})
         self.applied.update({r: marker for r, (marker, _) in w.applied.items()})
         self.population.update(w.population)
+        self.held.update({k: blob for k, (blob, _) in w.held.items()})
+        for k in w.released:
+            self.held.pop(k, None)
+        self.pending.update(w.pending)
+        self.pending.update({k: v for k, v in w.leased.items() if k in self.pending})
+        for k in w.rewarded:
+            self.pending.pop(k, None)
         self.counts.update(w.counts)
 
 
@@ -209,12 +224,13 @@ def test_a_marker_outlives_its_decision_so_a_late_reread_still_re_emits(engine):
     assert again.outputs.records == first.outputs.records
 
 
-def test_unknown_request_user_mismatch_and_unknown_item_are_dead_letters(engine):
+def test_user_mismatch_and_unknown_item_are_dead_letters(engine):
     state, log = MemoryState(), Log()
     run(engine, state, [log.rec(query("r1"))])
     batch = run(engine, state, [log.rec(feedback("nope", "i1")), log.rec(feedback("r1", "i1", user="u2")),
                                 log.rec(feedback("r1", "zz"))])
-    assert sorted(d.reason for d in batch.outputs.dead) == ["unknown_item", "unknown_request", "user_mismatch"]
+    assert sorted(d.reason for d in batch.outputs.dead) == ["unknown_item", "user_mismatch"]
+    assert batch.counts["feedback_held"] == 1  # "nope" may still be decided: held, not dropped
     assert reconciles(state.counts)
 
 

@@ -1,0 +1,101 @@
+"""Early feedback: held in state until the batch that decides its request applies it, exactly once
+(re-reading either record re-emits, never re-learns), bounded per partition, and left to the sweep
+once its deadline has passed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bandits import make_policy
+from stream.engine import Engine
+from stream.engine.batch import decode_held
+
+from .test_engine import T0, Log, MemoryState, feedback, model, outputs, query, reconciles, run  # noqa: F401 (model: a fixture)
+
+pytestmark = pytest.mark.unit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def engine(model, clock) -> Engine:
+    return Engine(model, make_policy("epsilon_greedy:epsilon=0.3"), learner="river", join_window_s=60.0,
+                  seed=7, held_max=2, clock=clock)
+
+
+def test_early_feedback_is_held_then_applied_by_the_batch_that_decides(engine):
+    state, log = MemoryState(), Log()
+    early = run(engine, state, [log.rec(feedback("r1", "i2"))])
+    assert early.counts["feedback_held"] == 1 and not early.outputs.dead and not early.outputs.records
+    assert decode_held(state.held[(0, "r1")]).deadline == T0 + 60.0
+    decided = run(engine, state, [log.rec(query("r1"))])
+    assert decided.counts["held_applied"] == 1 and not decided.outputs.dead
+    (outcome,) = outputs(decided, "outcomes")
+    assert outcome["item_id"] == "i2" and outcome["decision"]["request_id"] == "r1"
+    assert not state.held and (engine.model.version, "u1") in state.users
+    assert reconciles(state.counts)
+
+
+def test_a_reread_query_batch_re_emits_the_held_feedback_outputs_and_learns_nothing(engine):
+    state, log = MemoryState(), Log()
+    fb = log.rec(feedback("r1", "i2"))
+    run(engine, state, [fb])
+    q = log.rec(query("r1"))
+    first = run(engine, state, [q])
+    users = dict(state.users)
+    again = run(engine, state, [q])  # its Kafka transaction aborted: the query is read again
+    assert again.outputs.records == first.outputs.records and again.counts["held_applied"] == 0
+    assert again.counts["held_redelivered"] == 1 and not again.write.users and state.users == users
+    # The held record itself read again (its own span aborted too) emits nothing: the query's batch owns it.
+    fb_again = run(engine, state, [fb])
+    assert fb_again.counts["feedback_redelivered"] == 1 and not fb_again.outputs.records
+    assert not fb_again.outputs.dead and not fb_again.write.users
+
+
+def test_a_reread_held_record_stays_held_once_and_another_record_is_a_duplicate(engine):
+    state, log = MemoryState(), Log()
+    fb = log.rec(feedback("r1", "i2"))
+    run(engine, state, [fb])
+    again = run(engine, state, [fb])
+    assert again.counts["feedback_held_redelivered"] == 1 and again.counts["feedback_held"] == 0
+    other = run(engine, state, [log.rec(feedback("r1", "i3"))])
+    assert [d.reason for d in other.outputs.dead] == ["duplicate_feedback"]
+    assert len(state.held) == 1 and reconciles(state.counts)
+
+
+def test_holding_is_bounded_per_partition(engine):
+    state, log = MemoryState(), Log()
+    batch = run(engine, state, [log.rec(feedback(f"r{i}", "i1")) for i in range(3)]
+                + [log.rec(feedback("r9", "i1"), partition=1)])
+    assert batch.counts["feedback_held"] == 3  # two on partition 0 (held_max=2), one on partition 1
+    assert [d.reason for d in batch.outputs.dead] == ["unknown_request"]
+    assert "already holds 2" in batch.outputs.dead[0].detail
+
+
+def test_held_feedback_past_its_deadline_is_not_applied(engine, clock):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(feedback("r1", "i2"))])
+    clock.now = T0 + 60.0
+    batch = run(engine, state, [log.rec(query("r1"))])
+    assert batch.counts["held_applied"] == 0 and not outputs(batch, "outcomes")
+    assert (0, "r1") in state.held  # the sweep dead-letters it
+
+
+def test_held_feedback_for_another_user_is_a_dead_letter_counted_apart(engine):
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(feedback("r1", "i2", user="u2"), partition=0)])
+    batch = run(engine, state, [log.rec(query("r1", user="u1"))])
+    assert [d.reason for d in batch.outputs.dead] == ["user_mismatch"]
+    assert batch.counts["held_dead_lettered"] == 1 and batch.counts["dead_lettered"] == 0
+    assert not state.held and reconciles(state.counts)
