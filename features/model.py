@@ -150,10 +150,13 @@ class FeatureModel:
             return self.net(batch).float().cpu().numpy()
 
     def mean_user_weights(self) -> tuple[np.ndarray, float]:
-        """Average ``(w, b)`` over offline users: the start for a new user (Velox).
-
-        Zeros when there are no offline users.
+        """The population prior, the start for a new user (Velox): the one the offline users were
+        solved towards (``meta["population_prior"]``), else the average ``(w, b)`` over offline
+        users. Zeros when there are no offline users.
         """
+        prior = self.meta.get("population_prior")
+        if prior is not None:
+            return np.asarray(prior["w"], dtype=np.float32), float(prior["b"])
         if not self.user_weights:
             return np.zeros(self.output_dim, dtype=np.float32), 0.0
         W = np.stack([w for w, _ in self.user_weights.values()])

@@ -352,6 +352,9 @@ def train_feature_net(
         "hyperparameters": {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                             "weight_decay": weight_decay, "val_fraction": val_fraction},
     }
+    if n_users:  # the prior the users were solved towards: a new user's start (FeatureModel.mean_user_weights)
+        meta["population_prior"] = {"w": [float(v) for v in model.W[n_users].cpu()],
+                                    "b": float(model.b[n_users])}
     for module in model.net.modules():  # serve / fine-tune with ordinary dense gradients
         if isinstance(module, nn.Embedding):
             module.sparse = False
