@@ -14,6 +14,7 @@ import sys
 
 from stream import config
 from stream.argtypes import non_negative_int, positive_int
+from bandits.ope.reward_model import FITS, REWARD_MODELS
 from stream.replay.slicing import add_slice_arguments, slice_request
 
 DEFAULT_TARGETS = ("logging", "greedy", "uniform")
@@ -30,7 +31,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="bootstrap samples per interval (default 1000)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the intervals (default 0.05)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap and the cross-fitting folds")
-    p.add_argument("--context-dim", type=positive_int, default=64, metavar="D", help="hashed context columns of the reward model")
+    model = p.add_argument_group("reward model (dm, dr, sndr, switch-dr, dros, sg-dr)")
+    model.add_argument("--reward-model", choices=REWARD_MODELS, default="ridge",
+                       help="constant: the mean reward; per-action: each item's mean, shrunk to the mean; "
+                            "ridge: per-item L2 least squares; logistic: per-item L2 logistic regression "
+                            "(binary rewards). ridge and logistic read the hashed context through a logistic "
+                            "link scaled to the reward range, so predictions stay in range with no clip "
+                            "(default ridge)")
+    model.add_argument("--fit", dest="reward_fit", choices=FITS, default="cross",
+                       help="cross: each fold predicted by a model fitted on the others (default); "
+                            "in-sample: one model fitted on every round (as OBP's n_folds=1)")
+    model.add_argument("--folds", dest="reward_folds", type=positive_int, default=2, metavar="N",
+                       help="folds of --fit cross (>= 2, default 2)")
+    model.add_argument("--reward-l2", type=float, default=1.0, metavar="L2",
+                       help="L2 penalty of ridge/logistic; pseudo-rounds at the mean of per-action (default 1)")
+    model.add_argument("--context-dim", type=positive_int, default=64, metavar="D",
+                       help="hashed context columns of ridge/logistic (default 64)")
     p.add_argument("--output-json", default=None, metavar="PATH", help="default: reports/replay-<timestamp>.json")
     p.add_argument("--plot", default=None, metavar="PATH", help="default: reports/replay-<timestamp>.png")
     learn = p.add_argument_group("offline learning (--learn)")
@@ -50,6 +66,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     config.add_arguments(p, only=("redis_url", "topic_prefix", "model_dir", "join_window_s", "learner", "partitions"))
 
 
+def reward_model_spec(args: argparse.Namespace):
+    """The --reward-model, --fit, --folds, --reward-l2 flags as a RewardModelSpec; ConfigError names a bad one."""
+    from bandits.errors import BanditError
+    from bandits.ope.reward_model import RewardModelSpec
+
+    if args.reward_fit == "cross" and args.reward_folds < 2:
+        raise config.ConfigError(f"--folds must be >= 2 with --fit cross, got {args.reward_folds}")
+    try:
+        return RewardModelSpec(kind=args.reward_model, fit=args.reward_fit, n_folds=max(2, args.reward_folds),
+                               l2=args.reward_l2, seed=args.seed)
+    except BanditError as exc:
+        raise config.ConfigError(f"--reward-l2: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import shlex
     import time
@@ -63,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     req = slice_request(args)
     if not 0 < args.alpha < 1:
         raise config.ConfigError(f"--alpha must be in (0, 1), got {args.alpha}")
+    reward_model = reward_model_spec(args)
     given = args.targets or (["logging", "greedy"] if args.learn else list(DEFAULT_TARGETS))
     options = ReplayOptions(
         targets=tuple(parse_target(t) for t in given),
@@ -71,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         seed=args.seed,
         context_dim=args.context_dim,
+        reward_model=reward_model,
     )
     if args.learn:
         from stream.replay.pipeline import check_train_until

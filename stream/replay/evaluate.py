@@ -21,6 +21,7 @@ from bandits import BanditError, make_policy
 from bandits.ope import ESTIMATORS, diagnose, effective_sample_size
 from stream.config import Settings
 from bandits.ope.bootstrap import shared_intervals
+from bandits.ope.reward_model import RewardModelSpec
 from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog
 from stream.replay.errors import ReplayError
 from stream.replay.targets import TargetSpec, policy_distribution, table_distribution, uniform_distribution
@@ -119,17 +120,25 @@ def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None =
 
 def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[str] = tuple(ESTIMATORS),
              n_bootstrap: int = 1000, alpha: float = 0.05, seed: int = 0,
-             estimated_rewards: np.ndarray | None = None, context_dim: int = DEFAULT_CONTEXT_DIM) -> list[PolicyResult]:
-    """Every estimator on every target; the reward model is fitted once (cross-fitted) if any needs it."""
+             estimated_rewards: np.ndarray | None = None, context_dim: int = DEFAULT_CONTEXT_DIM,
+             reward_model: RewardModelSpec | None = None) -> list[PolicyResult]:
+    """Every estimator on every target; the reward model (``reward_model``, default ridge cross-fitted with
+    ``seed``) is fitted once if any estimator needs it and ``estimated_rewards`` is not given."""
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 1:
         raise ReplayError(f"--bootstrap must be a positive integer, got {n_bootstrap!r}")
     if not 0 < alpha < 1:
         raise ReplayError(f"alpha must be in (0, 1), got {alpha!r}")
     if estimated_rewards is None and any(e in MODEL_ESTIMATORS for e in estimators):
-        from bandits.ope.reward_model import cross_fitted_rewards
+        from bandits.ope.reward_model import estimated_rewards as fit_predict
         from stream.replay.dataset import context_matrix
 
-        estimated_rewards = cross_fitted_rewards(log, context_matrix(log.rounds, context_dim), seed=seed)
+        spec = reward_model or RewardModelSpec(seed=seed)
+        context = context_matrix(log.rounds, context_dim) if spec.kind in ("ridge", "logistic") \
+            else np.zeros((log.n_rounds, 0))
+        try:
+            estimated_rewards = fit_predict(log, context, spec)
+        except BanditError as exc:
+            raise ReplayError(f"--reward-model {spec.kind}: {exc}") from None
     results = []
     pending = []  # (result, estimator name, value, per-round terms)
     rows = np.arange(log.n_rounds)

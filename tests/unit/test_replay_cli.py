@@ -88,6 +88,20 @@ def test_learn_saves_a_model_that_replays_as_a_target(log_file, tmp_path, capsys
     assert rc == 0
 
 
+@pytest.mark.parametrize("kind", ["constant", "per-action", "ridge", "logistic"])
+@pytest.mark.parametrize("fit", ["cross", "in-sample"])
+def test_reward_model_and_fit_are_chosen_and_recorded(log_file, tmp_path, kind, fit):
+    path, _ = log_file
+    out = tmp_path / "r.json"
+    rc = cli.main(["replay", "--source", str(path), "--policy", "greedy", "--estimators", "dm,dr", "--bootstrap", "20",
+                   "--reward-model", kind, "--fit", fit, "--output-json", str(out), "--plot", str(tmp_path / "r.png")])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report["reward_model"]["kind"] == kind and report["reward_model"]["fit"] == fit
+    dm = report["policies"][0]["estimates"]["dm"]["value"]
+    assert 0.0 < dm < 1.0
+
+
 def test_export_obp_from_a_file(log_file, tmp_path):
     path, rounds = log_file
     rc = cli.main(["export", "--source", str(path), "--format", "obp", "--output", str(tmp_path / "fb.npz")])
@@ -106,6 +120,8 @@ def test_export_obp_from_a_file(log_file, tmp_path):
     (["replay", "--source", "SRC", "--learn", "--vw-args=--no_such_vw_option"], "eddy replay: VW refused"),
     (["replay", "--source", "SRC", "--learn", "--learn-passes", "0"], "eddy replay: --learn-passes"),
     (["replay", "--source", "SRC", "--learn", "--cb-type", "dr", "--learn-epsilon", "2"], "eddy replay: --learn-epsilon"),
+    (["replay", "--source", "SRC", "--reward-l2", "0"], "eddy replay: --reward-l2"),
+    (["replay", "--source", "SRC", "--folds", "1"], "eddy replay: --folds"),
     (["export", "--source", "SRC", "--context-dim", "0"], "eddy export: --context-dim"),
 ])
 def test_user_mistakes_are_one_line_errors(log_file, tmp_path, capsys, argv, message):

@@ -8,7 +8,7 @@ import pytest
 
 from bandits import BanditError, Candidates, make_policy
 from bandits.factory import POLICIES
-from bandits.ope.reward_model import cross_fitted_rewards
+from bandits.ope.reward_model import RewardModelSpec, estimated_rewards
 from stream.replay.dataset import BanditLog, context_matrix
 from stream.replay.errors import ReplayError
 from stream.replay.evaluate import Target, evaluate, parse_estimators, resolve_target
@@ -135,7 +135,7 @@ def test_bad_tables_are_named(tmp_path, content, message):
 
 def test_cross_fitted_reward_model_is_close_to_the_truth_and_padded_with_zero(data):
     log, truth = data
-    q = cross_fitted_rewards(log, context_matrix(log.rounds), seed=0)
+    q = estimated_rewards(log, context_matrix(log.rounds), RewardModelSpec(seed=0))
     assert q.shape == log.pmf.shape and not q[~log.mask].any()
     assert q.min() >= log.reward.min() and q.max() <= log.reward.max()
     err = np.abs(q - truth)[log.mask].mean()
