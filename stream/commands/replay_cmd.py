@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from stream import config
-from stream.argtypes import non_negative_int, positive_int
+from stream.argtypes import fraction, non_negative_int, positive_int
 from bandits.ope.reward_model import FITS, REWARD_MODELS
 from stream.replay.slicing import add_slice_arguments, slice_request
 
@@ -26,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(greedy, epsilon_greedy:epsilon=0.05, softmax:temperature=0.2) | fn=<version>:<spec> "
                         "(feature net + users' CURRENT weights) | vw=<model file> | table=<file.json> "
                         f"(default: {' '.join(DEFAULT_TARGETS)})")
+    p.add_argument("--allow-fallback", type=fraction, nargs="?", const=1.0, default=0.0, metavar="FRACTION",
+                   help="a target that cannot score a decision (e.g. a table with no entry for its context "
+                        "key) falls back to uniform there; replay refuses that by default (0) and names the "
+                        "first such decision (file:line). Allow up to FRACTION of the decisions (alone: all)")
     p.add_argument("--estimators", default="ips,snips,dm,dr,sndr", help="comma-separated (default: all five)")
     p.add_argument("--bootstrap", dest="n_bootstrap", type=positive_int, default=1000, metavar="N",
                    help="bootstrap samples per interval (default 1000)")
@@ -103,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         context_dim=args.context_dim,
         reward_model=reward_model,
+        allow_fallback=args.allow_fallback,
     )
     if args.learn:
         from stream.replay.pipeline import check_train_until

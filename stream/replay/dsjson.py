@@ -139,10 +139,11 @@ def _ts(obj: dict, eddy: dict) -> float:
     return 0.0
 
 
-def from_dsjson(obj: dict[str, Any], *, default_id: str = "dsjson") -> LoggedRound:
+def from_dsjson(obj: dict[str, Any], *, default_id: str = "dsjson", origin: str | None = None) -> LoggedRound:
     """Rebuild a round from a DSJSON object (Eddy's, or any cb_explore_adf DSJSON with a/p/labels).
 
-    ``default_id`` is the request id when the line has no ``EventId``.
+    ``default_id`` is the request id when the line has no ``EventId``; ``origin`` (``path:line``) is kept
+    on the round for error messages.
     """
     if not isinstance(obj, dict):
         raise ReplayError("a DSJSON line must be a JSON object")
@@ -194,7 +195,7 @@ def from_dsjson(obj: dict[str, Any], *, default_id: str = "dsjson") -> LoggedRou
     reward = float(eddy["reward"]) if isinstance(eddy.get("reward"), (int, float)) else -cost
     fts = eddy.get("feedback_ts")
     return LoggedRound(decision, reward, float(fts) if isinstance(fts, (int, float)) else None,
-                       imputed=bool(eddy.get("imputed", False)))
+                       imputed=bool(eddy.get("imputed", False)), origin=origin)
 
 
 def write_dsjson(rounds: Iterable[LoggedRound], path: str | Path) -> int:
@@ -222,7 +223,7 @@ def iter_dsjson(path: str | Path) -> Iterator[LoggedRound]:
             if not line.strip():
                 continue
             try:
-                yield from_dsjson(json.loads(line), default_id=f"{name}:{lineno}")
+                yield from_dsjson(json.loads(line), default_id=f"{name}:{lineno}", origin=f"{path}:{lineno}")
             except json.JSONDecodeError as exc:
                 raise ReplayError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
             except (ReplayError, TypeError, ValueError, AttributeError) as exc:

@@ -24,7 +24,7 @@ from bandits.ope.bootstrap import shared_intervals
 from bandits.ope.reward_model import RewardModelSpec
 from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog
 from stream.replay.errors import ReplayError
-from stream.replay.targets import TargetSpec, policy_distribution, table_distribution, uniform_distribution
+from stream.replay.targets import Fallback, TargetSpec, policy_distribution, table_distribution, uniform_distribution
 
 __all__ = ["Estimate", "PolicyResult", "Target", "resolve_target", "evaluate", "parse_estimators", "MODEL_ESTIMATORS"]
 
@@ -38,6 +38,7 @@ class Target:
     label: str
     action_dist: np.ndarray
     notes: tuple[str, ...] = ()
+    fallback: Fallback | None = None
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,13 @@ class PolicyResult:
     estimates: dict[str, Estimate]
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    fallbacks: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "policy": self.label,
             "ess": self.ess,
+            "fallbacks": self.fallbacks,
             "estimates": {k: e.to_dict() for k, e in self.estimates.items()},
             "warnings": list(self.warnings),
             "notes": list(self.notes),
@@ -92,9 +95,17 @@ def parse_estimators(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None = None) -> Target:
-    """Turn a parsed ``--policy`` into its (n, K) action distribution on ``log``."""
+def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None = None, *,
+                   allow_fallback: float = 0.0) -> Target:
+    """Turn a parsed ``--policy`` into its (n, K) action distribution on ``log``.
+
+    A target that falls back to uniform on more than ``allow_fallback`` (a
+    fraction of the decisions, default 0) is a ReplayError naming how many and
+    the first such decision: its estimate would be the uniform policy's value
+    under the target's name.
+    """
     notes: list[str] = []
+    fallback = None
     if spec.kind == "logging":
         dist = log.pmf
     elif spec.kind == "uniform":
@@ -102,7 +113,7 @@ def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None =
     elif spec.kind == "scores":
         dist = policy_distribution(make_policy(spec.policy), log.scores, log.mask, log.seed)
     elif spec.kind == "table":
-        dist, notes = table_distribution(spec.path, log)
+        dist, notes, fallback = table_distribution(spec.path, log)
     elif spec.kind == "vw":
         from stream.replay.vw_target import load_vw, vw_distribution
 
@@ -115,7 +126,10 @@ def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None =
         dist, notes = fn_distribution(settings, spec.version, spec.policy, log)
     else:
         raise ReplayError(f"unknown target kind {spec.kind!r}")
-    return Target(spec.label, dist, tuple(notes))
+    if fallback is not None and fallback.count > allow_fallback * fallback.total:
+        raise ReplayError(f"--policy {spec.label!r}: {fallback.message()}; fix the target, or accept up to a "
+                          f"fraction of fallbacks with --allow-fallback [FRACTION]")
+    return Target(spec.label, dist, tuple(notes), fallback)
 
 
 def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[str] = tuple(ESTIMATORS),
@@ -152,7 +166,8 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
             ess = effective_sample_size(dist[rows, log.action] / log.pscore)
         except BanditError as exc:
             raise ReplayError(f"target {target.label!r}: {exc}") from None
-        result = PolicyResult(target.label, ess, {}, warnings=warnings, notes=list(target.notes))
+        result = PolicyResult(target.label, ess, {}, warnings=warnings, notes=list(target.notes),
+                              fallbacks=target.fallback.count if target.fallback else 0)
         for name in estimators:
             estimator = ESTIMATORS[name]()
             arrays = dict(reward=log.reward, action=log.action, pscore=log.pscore, action_dist=dist,

@@ -38,6 +38,7 @@ class ReplayOptions:
     seed: int = 0
     context_dim: int = DEFAULT_CONTEXT_DIM
     reward_model: RewardModelSpec = RewardModelSpec()
+    allow_fallback: float = 0.0
     progress: bool = True
 
 
@@ -99,7 +100,7 @@ def _estimate(settings: Settings, log: BanditLog, options: ReplayOptions, first:
     targets = list(first)
     for spec in options.targets:
         if spec.label not in seen:
-            targets.append(resolve_target(spec, log, settings))
+            targets.append(resolve_target(spec, log, settings, allow_fallback=options.allow_fallback))
             seen.add(spec.label)
     t1 = time.perf_counter()
     results = evaluate(log, targets, estimators=options.estimators, n_bootstrap=options.n_bootstrap,
@@ -125,6 +126,7 @@ def _report(req: SliceRequest, loaded: LoadedLog, log: BanditLog, options: Repla
         "alpha": options.alpha,
         "bootstrap_samples": options.n_bootstrap,
         "seed": options.seed,
+        "allow_fallback": options.allow_fallback,
         "reward_model": {
             **options.reward_model.to_dict(),
             "features": "hashed context, user id included (ridge, logistic); none (constant, per-action)",

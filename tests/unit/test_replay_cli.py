@@ -102,6 +102,21 @@ def test_reward_model_and_fit_are_chosen_and_recorded(log_file, tmp_path, kind, 
     assert 0.0 < dm < 1.0
 
 
+def test_a_table_that_falls_back_fails_with_one_line_unless_allowed(log_file, tmp_path, capsys):
+    path, rounds = log_file
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps({"_key": ["user_id"], "user_id=nobody": {"x": 1.0}}))
+    argv = ["replay", "--source", str(path), "--policy", f"table={table}", "--estimators", "ips", "--bootstrap", "10",
+            "--output-json", str(tmp_path / "f.json"), "--plot", str(tmp_path / "f.png")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{len(rounds)} of {len(rounds)} decisions (100%) fell back to uniform" in err
+    assert f"first: {path}:" in err and "--allow-fallback" in err and "Traceback" not in err
+    assert cli.main(argv + ["--allow-fallback"]) == 0
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["policies"][0]["fallbacks"] == len(rounds) and report["allow_fallback"] == 1.0
+
+
 def test_export_obp_from_a_file(log_file, tmp_path):
     path, rounds = log_file
     rc = cli.main(["export", "--source", str(path), "--format", "obp", "--output", str(tmp_path / "fb.npz")])

@@ -100,7 +100,8 @@ def test_table_target_with_key_names_star_row_and_fallbacks(tmp_path):
     table = {"_key": ["user_id"], "user_id=u": {"i4": 1.0, "i5": 3.0}, "*": {"i1": 1.0}}
     path = tmp_path / "t.json"
     path.write_text(json.dumps(table))
-    dist, notes = table_distribution(str(path), log)
+    dist, notes, fallback = table_distribution(str(path), log)
+    assert fallback.count == int((log.n_candidates == 1).sum()) and fallback.total == log.n_rounds
     assert np.allclose(dist.sum(axis=1), 1.0) and not dist[~log.mask].any()
     n = log.n_candidates
     assert np.allclose(dist[n == 6, 4], 0.25) and np.allclose(dist[n == 6, 5], 0.75)
@@ -118,8 +119,27 @@ def test_table_key_defaults_to_every_context_feature(tmp_path):
                  0.5, "e", "e", 0, "v1", 0)
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"device=tv,hour=3": {"b": 1.0}}))
-    dist, notes = table_distribution(str(path), BanditLog.from_rounds([LoggedRound(d, 1.0)]))
-    assert dist.tolist() == [[0.0, 1.0]] and notes == []
+    dist, notes, fallback = table_distribution(str(path), BanditLog.from_rounds([LoggedRound(d, 1.0)]))
+    assert dist.tolist() == [[0.0, 1.0]] and notes == [] and fallback is None
+
+
+def test_a_table_that_matches_no_decision_is_refused_naming_the_file_line(tmp_path):
+    from stream.replay.dsjson import read_dsjson, write_dsjson
+
+    log_path = tmp_path / "log.dsjson"
+    write_dsjson(ragged_log().rounds, log_path)
+    log = BanditLog.from_rounds(read_dsjson(log_path))
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"_key": ["user_id"], "user_id=nobody": {"i0": 1.0}}))
+    spec = parse_target(f"table={path}")
+    with pytest.raises(ReplayError, match=rf"{log.n_rounds} of {log.n_rounds} decisions \(100%\) fell back to "
+                                          rf"uniform \(no table entry .*; first: {log_path}:1, key 'user_id=u'\)"
+                                          r".*--allow-fallback"):
+        resolve_target(spec, log)
+    target = resolve_target(spec, log, allow_fallback=1.0)
+    assert target.fallback.count == log.n_rounds and np.allclose(target.action_dist, log.mask / log.n_candidates[:, None])
+    with pytest.raises(ReplayError, match="fell back"):
+        resolve_target(spec, log, allow_fallback=0.5)
 
 
 @pytest.mark.parametrize("content, message", [
