@@ -218,3 +218,13 @@ def test_not_a_vw_model_is_a_clear_error(tmp_path):
     path.write_bytes(b"not a model")
     with pytest.raises(ReplayError, match="VW"):
         resolve_target(parse_target(f"vw={path}"), ragged_log())
+
+
+def test_console_shows_significant_digits_and_json_full_precision():
+    from stream.replay.evaluate import Estimate, PolicyResult
+    from stream.replay.report import format_table
+
+    result = PolicyResult("table", 812.25, {"ips": Estimate(0.0045123456, 0.0031234567, 0.0061234567)})
+    table = format_table([result], on_policy_value=0.0038123, n_rounds=10000)
+    assert "0.004512" in table and "[0.003123, 0.006123]" in table and "0.003812 over 10000" in table
+    assert result.to_dict()["estimates"]["ips"]["value"] == 0.0045123456
