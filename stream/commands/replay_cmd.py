@@ -30,7 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a target that cannot score a decision (e.g. a table with no entry for its context "
                         "key) falls back to uniform there; replay refuses that by default (0) and names the "
                         "first such decision (file:line). Allow up to FRACTION of the decisions (alone: all)")
-    p.add_argument("--estimators", default="ips,snips,dm,dr,sndr", help="comma-separated (default: all five)")
+    p.add_argument("--estimators", default="ips,snips,dm,dr,sndr", metavar="SPECS",
+                   help="comma-separated (';' when a spec has several parameters), each name[:key=value]: "
+                        "ips[:max_weight=W] (weights clipped at W), snips, dm, dr, sndr, "
+                        "switch-dr:lambda=L (DR, correction dropped where the weight > L), "
+                        "dros:lambda=L (DR with weights shrunk to L w/(w^2+L)), "
+                        "sg-ips:lambda=L and sg-dr:lambda=L (sub-Gaussian weights w/(1-L+L w), L in [0,1]); "
+                        "as Open Bandit Pipeline's estimators of those names (default: ips,snips,dm,dr,sndr)")
     p.add_argument("--bootstrap", dest="n_bootstrap", type=positive_int, default=1000, metavar="N",
                    help="bootstrap samples per interval (default 1000)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the intervals (default 0.05)")

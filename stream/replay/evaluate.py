@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bandits import BanditError, make_policy
-from bandits.ope import ESTIMATORS, diagnose, effective_sample_size
+from bandits.ope import ESTIMATORS, diagnose, effective_sample_size, make_estimator
 from stream.config import Settings
 from bandits.ope.bootstrap import shared_intervals
 from bandits.ope.reward_model import RewardModelSpec
@@ -26,9 +26,9 @@ from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog
 from stream.replay.errors import ReplayError
 from stream.replay.targets import Fallback, TargetSpec, policy_distribution, table_distribution, uniform_distribution
 
-__all__ = ["Estimate", "PolicyResult", "Target", "resolve_target", "evaluate", "parse_estimators", "MODEL_ESTIMATORS"]
+__all__ = ["Estimate", "PolicyResult", "Target", "resolve_target", "evaluate", "parse_estimators", "DEFAULT_ESTIMATORS"]
 
-MODEL_ESTIMATORS = ("dm", "dr", "sndr")
+DEFAULT_ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr")
 
 
 @dataclass(frozen=True)
@@ -83,15 +83,24 @@ class PolicyResult:
 
 
 def parse_estimators(text: str) -> list[str]:
-    """``"ips,snips"`` -> ``["ips", "snips"]``, checked against :data:`bandits.ope.ESTIMATORS`.
+    """``"ips,snips"`` -> ``["ips", "snips"]``: estimator specs (:func:`bandits.ope.make_estimator`), checked.
 
-    >>> parse_estimators("IPS, dr")
-    ['ips', 'dr']
+    Specs are separated by ``;`` when one has several parameters, else by ``,``.
+
+    >>> parse_estimators("IPS, dr, switch-dr:lambda=100")
+    ['ips', 'dr', 'switch-dr:lambda=100']
+    >>> parse_estimators("dros:lambda=10;ips:max_weight=50")
+    ['dros:lambda=10', 'ips:max_weight=50']
     """
-    names = [t.strip().lower() for t in text.split(",") if t.strip()]
-    unknown = [n for n in names if n not in ESTIMATORS]
-    if not names or unknown:
-        raise ReplayError(f"--estimators must be a comma-separated subset of {sorted(ESTIMATORS)}, got {text!r}")
+    parts = text.split(";") if ";" in text else text.split(",")
+    names = [t.strip().lower() for t in parts if t.strip()]
+    if not names:
+        raise ReplayError(f"--estimators must name at least one of {list(ESTIMATORS)}, got {text!r}")
+    for name in names:
+        try:
+            make_estimator(name)
+        except BanditError as exc:
+            raise ReplayError(f"--estimators {name!r}: {exc}") from None
     return list(dict.fromkeys(names))
 
 
@@ -132,7 +141,7 @@ def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None =
     return Target(spec.label, dist, tuple(notes), fallback)
 
 
-def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[str] = tuple(ESTIMATORS),
+def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[str] = DEFAULT_ESTIMATORS,
              n_bootstrap: int = 1000, alpha: float = 0.05, seed: int = 0,
              estimated_rewards: np.ndarray | None = None, context_dim: int = DEFAULT_CONTEXT_DIM,
              reward_model: RewardModelSpec | None = None) -> list[PolicyResult]:
@@ -142,7 +151,8 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
         raise ReplayError(f"--bootstrap must be a positive integer, got {n_bootstrap!r}")
     if not 0 < alpha < 1:
         raise ReplayError(f"alpha must be in (0, 1), got {alpha!r}")
-    if estimated_rewards is None and any(e in MODEL_ESTIMATORS for e in estimators):
+    built = {name: make_estimator(name) for name in estimators}
+    if estimated_rewards is None and any(e.requires_estimated_rewards for e in built.values()):
         from bandits.ope.reward_model import estimated_rewards as fit_predict
         from stream.replay.dataset import context_matrix
 
@@ -169,9 +179,9 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
         result = PolicyResult(target.label, ess, {}, warnings=warnings, notes=list(target.notes),
                               fallbacks=target.fallback.count if target.fallback else 0)
         for name in estimators:
-            estimator = ESTIMATORS[name]()
+            estimator = built[name]
             arrays = dict(reward=log.reward, action=log.action, pscore=log.pscore, action_dist=dist,
-                          estimated_rewards=estimated_rewards if name in MODEL_ESTIMATORS else None)
+                          estimated_rewards=estimated_rewards if estimator.requires_estimated_rewards else None)
             try:
                 value = estimator.estimate_policy_value(**arrays)
                 # The estimator's own per-round terms, so the shared bootstrap computes exactly its statistic.

@@ -102,6 +102,22 @@ def test_reward_model_and_fit_are_chosen_and_recorded(log_file, tmp_path, kind, 
     assert 0.0 < dm < 1.0
 
 
+def test_new_estimators_with_their_hyperparameters_run_and_are_reported(log_file, tmp_path):
+    path, _ = log_file
+    out = tmp_path / "e.json"
+    specs = "dr,switch-dr:lambda=inf,dros:lambda=inf,sg-ips:lambda=0,ips,sg-dr:lambda=0.1"
+    rc = cli.main(["replay", "--source", str(path), "--policy", "greedy", "--estimators", specs, "--bootstrap", "30",
+                   "--output-json", str(out), "--plot", str(tmp_path / "e.png")])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report["estimators"] == specs.split(",")
+    est = report["policies"][0]["estimates"]
+    assert est["switch-dr:lambda=inf"]["value"] == pytest.approx(est["dr"]["value"])
+    assert est["dros:lambda=inf"]["value"] == pytest.approx(est["dr"]["value"])
+    assert est["sg-ips:lambda=0"]["value"] == pytest.approx(est["ips"]["value"])
+    assert est["sg-dr:lambda=0.1"]["lower"] <= est["sg-dr:lambda=0.1"]["value"] <= est["sg-dr:lambda=0.1"]["upper"]
+
+
 def test_a_table_that_falls_back_fails_with_one_line_unless_allowed(log_file, tmp_path, capsys):
     path, rounds = log_file
     table = tmp_path / "t.json"
@@ -135,6 +151,7 @@ def test_export_obp_from_a_file(log_file, tmp_path):
     (["replay", "--source", "SRC", "--learn", "--vw-args=--no_such_vw_option"], "eddy replay: VW refused"),
     (["replay", "--source", "SRC", "--learn", "--learn-passes", "0"], "eddy replay: --learn-passes"),
     (["replay", "--source", "SRC", "--learn", "--cb-type", "dr", "--learn-epsilon", "2"], "eddy replay: --learn-epsilon"),
+    (["replay", "--source", "SRC", "--estimators", "dros"], "eddy replay: --estimators 'dros': dros needs lambda"),
     (["replay", "--source", "SRC", "--reward-l2", "0"], "eddy replay: --reward-l2"),
     (["replay", "--source", "SRC", "--folds", "1"], "eddy replay: --folds"),
     (["export", "--source", "SRC", "--context-dim", "0"], "eddy export: --context-dim"),

@@ -197,8 +197,12 @@ def test_undefined_estimates_are_reported_not_raised(data):
 
 def test_parse_estimators():
     assert parse_estimators("ips, SNIPS,ips") == ["ips", "snips"]
-    with pytest.raises(ReplayError, match="subset of"):
-        parse_estimators("ips,switch")
+    assert parse_estimators("switch-dr:lambda=inf;ips:max_weight=5") == ["switch-dr:lambda=inf", "ips:max_weight=5"]
+    for bad, message in [("ips,switch", "unknown estimator 'switch'"), ("dros", "dros needs lambda"),
+                         ("sg-ips:lambda=2", r"lambda must be a number in \[0, 1\]"), (" , ", "at least one"),
+                         ("dr:lambda=1", "unknown parameter 'lambda' for estimator 'dr'")]:
+        with pytest.raises(ReplayError, match=message):
+            parse_estimators(bad)
 
 
 def test_vw_target_from_a_saved_model(data, tmp_path):
