@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from bandits.errors import BanditError
 from bandits.ope.dataset import BanditFeedback
@@ -229,8 +230,11 @@ def estimated_rewards(log: BanditFeedback, context: np.ndarray, spec: RewardMode
     q = np.zeros((log.n_rounds, log.n_actions))
 
     def fit(train: np.ndarray) -> FittedRewardModel:
-        return fit_reward_model(spec.kind, x[train], logged[train], log.reward[train], n_items=len(vocab),
-                                l2=spec.l2, reward_range=(lo, hi))
+        # Thousands of (n_a, d) x (d, d) products: a second BLAS thread only adds contention (on a busy
+        # 2-core machine, 11 s instead of 0.4 s for 20,000 rounds).
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fit_reward_model(spec.kind, x[train], logged[train], log.reward[train], n_items=len(vocab),
+                                    l2=spec.l2, reward_range=(lo, hi))
 
     if spec.fit == "in-sample":
         q[:] = fit(np.ones(log.n_rounds, dtype=bool)).predict(x, index)
