@@ -1,8 +1,11 @@
 """eddy replay [--policy SPEC ...] [--learn] [log slice options]
 
-Off-policy evaluation over the decision log: IPS, SNIPS, DM, DR and SNDR
-estimates of each target policy with bootstrap intervals, effective sample
-sizes and diagnostics; a table on stdout, a JSON report and a PNG plot.
+Off-policy evaluation over the decision log (Kafka, or a DSJSON file from
+``eddy export`` or any other producer): IPS, SNIPS, DM, DR, SNDR, Switch-DR,
+DRos and sub-Gaussian IPS/DR estimates of each target policy, with a choice of
+reward model, bootstrap intervals, effective sample sizes and diagnostics; a
+table on stdout, a JSON report and a PNG plot. A target that falls back to
+uniform on any decision is an error unless ``--allow-fallback``.
 ``--learn`` trains a VW policy on the earlier part of the slice and
 evaluates it on the later part. See docs/replay.md.
 """
