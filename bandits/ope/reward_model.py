@@ -66,8 +66,8 @@ __all__ = [
 
 REWARD_MODELS = ("constant", "per-action", "ridge", "logistic")
 FITS = ("cross", "in-sample")
-_NEWTON_STEPS = 25
-_TOLERANCE = 1e-10
+_NEWTON_STEPS = 50
+_STEP_TOLERANCE = 1e-9  # stop once no weight moves by more than this (Gauss-Newton converges only linearly)
 _EDGE = 1e-6  # link-scale mean kept off 0 and 1 so that logit(mu) is finite
 
 
@@ -179,9 +179,8 @@ def _newton(x: np.ndarray, y: np.ndarray, offset: float, l2: float, bernoulli: b
             if value <= current or t < 1e-8:
                 break
             t *= 0.5
-        done = abs(current - value) <= _TOLERANCE * max(1.0, abs(current))
         w, current = candidate, min(value, current)
-        if done:
+        if t * np.abs(step).max() <= _STEP_TOLERANCE:
             break
     return w
 

@@ -130,3 +130,20 @@ def test_the_report_records_kind_fit_and_link():
         "kind": "logistic", "fit": "in-sample", "n_folds": 1, "l2": 1.0,
         "link": "logistic, scaled to the reward range", "loss": "bernoulli", "seed": 0}
     assert RewardModelSpec(kind="per-action").to_dict()["n_folds"] == 2
+
+
+@pytest.mark.parametrize("bernoulli", [False, True])
+def test_newton_reaches_the_penalised_optimum(bernoulli):
+    """First-order optimality of the returned weights: a wrong objective, step or stopping rule leaves a gradient."""
+    from bandits.ope.reward_model import _newton, _sigmoid
+
+    rng = np.random.default_rng(5)
+    x = np.hstack([rng.standard_normal((400, 3)), np.ones((400, 1))])
+    y = (rng.random(400) < _sigmoid(x @ np.array([1.5, -1.0, 0.5, -0.5]))).astype(float)
+    offset, l2 = -0.2, 0.7
+    w = _newton(x, y, offset, l2, bernoulli)
+    p = _sigmoid(offset + x @ w)
+    residual = (p - y) if bernoulli else (p - y) * p * (1 - p)
+    gradient = x.T @ residual + l2 * w
+    assert np.abs(gradient).max() < 1e-6 * (1 + np.abs(x.T @ residual).max())
+    assert np.abs(w).max() > 0.3  # and it moved: the data pull the weights away from 0
