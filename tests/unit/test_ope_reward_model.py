@@ -147,3 +147,23 @@ def test_newton_reaches_the_penalised_optimum(bernoulli):
     gradient = x.T @ residual + l2 * w
     assert np.abs(gradient).max() < 1e-6 * (1 + np.abs(x.T @ residual).max())
     assert np.abs(w).max() > 0.3  # and it moved: the data pull the weights away from 0
+
+
+@pytest.mark.parametrize("kind", REWARD_MODELS)
+def test_the_fitted_model_records_what_it_was_fitted_on(kind):
+    x = np.hstack([np.eye(4)[[0, 1, 2, 3] * 5], np.ones((20, 1))])
+    y = np.array([1.0, 0.0, 0.0, 0.0] * 5)
+    model = fit_reward_model(kind, x, np.array([0, 1, 0, 1] * 5), y, n_items=2, l2=1.0, reward_range=(0.0, 1.0))
+    assert (model.kind, model.mean, model.lo, model.hi) == (kind, 0.25, 0.0, 1.0)
+    assert model.item_means.shape == (3,) and model.item_means[-1] == 0.25
+    assert model.offset == (pytest.approx(np.log(0.25 / 0.75)) if kind in ("ridge", "logistic") else 0.0)
+
+
+def test_folds_follow_the_seed_and_the_output_is_a_float_matrix():
+    data, x, _ = sparse_click_log(n=600, k=4)
+    a = estimated_rewards(data, x, RewardModelSpec(kind="per-action", seed=1))
+    b = estimated_rewards(data, x, RewardModelSpec(kind="per-action", seed=1))
+    c = estimated_rewards(data, x, RewardModelSpec(kind="per-action", seed=2))
+    assert a.dtype == np.float64 and np.array_equal(a, b) and not np.array_equal(a, c)
+    one = estimated_rewards(feedback([1.0], [0], 2), np.zeros((1, 1)), RewardModelSpec(kind="ridge"))
+    assert one.dtype == np.float64 and one.tolist() == [[1.0, 1.0]]  # a single round: its own reward, nothing else
