@@ -16,7 +16,10 @@ import time
 
 import numpy as np
 
-from bandits.ope import ESTIMATORS
+from bandits.ope import make_estimator
+
+SPECS = ("ips", "snips", "dm", "dr", "sndr", "switch-dr:lambda=100", "dros:lambda=100", "sg-ips:lambda=0.1",
+         "sg-dr:lambda=0.1")
 from bandits.ope.synthetic import make_synthetic_log, policy_value
 from stream import events
 from stream.config import Settings
@@ -43,8 +46,8 @@ def estimators(n_rounds: int, n_actions: int = 10, *, n_bootstrap: int = 100, se
     truth = policy_value(target, log.expected_reward)
     out = {"n_rounds": n_rounds, "n_actions": n_actions, "n_bootstrap_samples": n_bootstrap,
            "true_value": round(truth, 5), "estimators": {}}
-    for name, cls in ESTIMATORS.items():
-        est = cls()
+    for name in SPECS:
+        est = make_estimator(name)
         value = est.estimate_policy_value(**args)
         t_point = _best_of(lambda: est.estimate_policy_value(**args), 3)
         t_boot = _best_of(lambda: est.estimate_interval(**args, n_bootstrap_samples=n_bootstrap, random_state=0), 1)

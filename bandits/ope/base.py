@@ -34,6 +34,7 @@ __all__ = [
     "ROW_SUM_TOLERANCE",
     "validate_logged",
     "validate_input",
+    "check_lambda",
 ]
 
 ROW_SUM_TOLERANCE = 1e-5
@@ -142,6 +143,14 @@ def validate_input(
                 f"action_dist {action_dist.shape}"
             )
     return OPEInput(reward, action, pscore, action_dist, estimated_rewards)
+
+
+def check_lambda(estimator: str, value: Any, *, upper: float) -> float:
+    """``value`` if it is a number in ``[0, upper]`` (inf allowed when ``upper`` is), else a BanditError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= value <= upper:
+        raise BanditError(f"{estimator}: lambda must be a number in [0, {upper:g}]; got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)

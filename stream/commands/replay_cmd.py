@@ -1,8 +1,11 @@
 """eddy replay [--policy SPEC ...] [--learn] [log slice options]
 
-Off-policy evaluation over the decision log: IPS, SNIPS, DM, DR and SNDR
-estimates of each target policy with bootstrap intervals, effective sample
-sizes and diagnostics; a table on stdout, a JSON report and a PNG plot.
+Off-policy evaluation over the decision log (Kafka, or a DSJSON file from
+``eddy export`` or any other producer): IPS, SNIPS, DM, DR, SNDR, Switch-DR,
+DRos and sub-Gaussian IPS/DR estimates of each target policy, with a choice of
+reward model, bootstrap intervals, effective sample sizes and diagnostics; a
+table on stdout, a JSON report and a PNG plot. A target that falls back to
+uniform on any decision is an error unless ``--allow-fallback``.
 ``--learn`` trains a VW policy on the earlier part of the slice and
 evaluates it on the later part. See docs/replay.md.
 """
@@ -13,7 +16,8 @@ import argparse
 import sys
 
 from stream import config
-from stream.argtypes import non_negative_int, positive_int
+from stream.argtypes import fraction, non_negative_int, positive_int
+from bandits.ope.reward_model import FITS, REWARD_MODELS
 from stream.replay.slicing import add_slice_arguments, slice_request
 
 DEFAULT_TARGETS = ("logging", "greedy", "uniform")
@@ -25,12 +29,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(greedy, epsilon_greedy:epsilon=0.05, softmax:temperature=0.2) | fn=<version>:<spec> "
                         "(feature net + users' CURRENT weights) | vw=<model file> | table=<file.json> "
                         f"(default: {' '.join(DEFAULT_TARGETS)})")
-    p.add_argument("--estimators", default="ips,snips,dm,dr,sndr", help="comma-separated (default: all five)")
+    p.add_argument("--allow-fallback", type=fraction, nargs="?", const=1.0, default=0.0, metavar="FRACTION",
+                   help="a target that cannot score a decision (e.g. a table with no entry for its context "
+                        "key) falls back to uniform there; replay refuses that by default (0) and names the "
+                        "first such decision (file:line). Allow up to FRACTION of the decisions (alone: all)")
+    p.add_argument("--estimators", default="ips,snips,dm,dr,sndr", metavar="SPECS",
+                   help="comma-separated (';' when a spec has several parameters), each name[:key=value]: "
+                        "ips[:max_weight=W] (weights clipped at W), snips, dm, dr, sndr, "
+                        "switch-dr:lambda=L (DR, correction dropped where the weight > L), "
+                        "dros:lambda=L (DR with weights shrunk to L w/(w^2+L)), "
+                        "sg-ips:lambda=L and sg-dr:lambda=L (sub-Gaussian weights w/(1-L+L w), L in [0,1]); "
+                        "as Open Bandit Pipeline's estimators of those names (default: ips,snips,dm,dr,sndr)")
     p.add_argument("--bootstrap", dest="n_bootstrap", type=positive_int, default=1000, metavar="N",
                    help="bootstrap samples per interval (default 1000)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the intervals (default 0.05)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap and the cross-fitting folds")
-    p.add_argument("--context-dim", type=positive_int, default=64, metavar="D", help="hashed context columns of the reward model")
+    model = p.add_argument_group("reward model (dm, dr, sndr, switch-dr, dros, sg-dr)")
+    model.add_argument("--reward-model", choices=REWARD_MODELS, default="ridge",
+                       help="constant: the mean reward; per-action: each item's mean, shrunk to the mean; "
+                            "ridge: per-item L2 least squares; logistic: per-item L2 logistic regression "
+                            "(binary rewards). ridge and logistic read the hashed context through a logistic "
+                            "link scaled to the reward range, so predictions stay in range with no clip "
+                            "(default ridge)")
+    model.add_argument("--fit", dest="reward_fit", choices=FITS, default="cross",
+                       help="cross: each fold predicted by a model fitted on the others (default); "
+                            "in-sample: one model fitted on every round (as OBP's n_folds=1)")
+    model.add_argument("--folds", dest="reward_folds", type=positive_int, default=2, metavar="N",
+                       help="folds of --fit cross (>= 2, default 2)")
+    model.add_argument("--reward-l2", type=float, default=1.0, metavar="L2",
+                       help="L2 penalty of ridge/logistic; pseudo-rounds at the mean of per-action (default 1)")
+    model.add_argument("--context-dim", type=positive_int, default=64, metavar="D",
+                       help="hashed context columns of ridge/logistic (default 64)")
     p.add_argument("--output-json", default=None, metavar="PATH", help="default: reports/replay-<timestamp>.json")
     p.add_argument("--plot", default=None, metavar="PATH", help="default: reports/replay-<timestamp>.png")
     learn = p.add_argument_group("offline learning (--learn)")
@@ -50,6 +79,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     config.add_arguments(p, only=("redis_url", "topic_prefix", "model_dir", "join_window_s", "learner", "partitions"))
 
 
+def reward_model_spec(args: argparse.Namespace):
+    """The --reward-model, --fit, --folds, --reward-l2 flags as a RewardModelSpec; ConfigError names a bad one."""
+    from bandits.errors import BanditError
+    from bandits.ope.reward_model import RewardModelSpec
+
+    if args.reward_fit == "cross" and args.reward_folds < 2:
+        raise config.ConfigError(f"--folds must be >= 2 with --fit cross, got {args.reward_folds}")
+    try:
+        return RewardModelSpec(kind=args.reward_model, fit=args.reward_fit, n_folds=max(2, args.reward_folds),
+                               l2=args.reward_l2, seed=args.seed)
+    except BanditError as exc:
+        raise config.ConfigError(f"--reward-l2: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import shlex
     import time
@@ -63,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     req = slice_request(args)
     if not 0 < args.alpha < 1:
         raise config.ConfigError(f"--alpha must be in (0, 1), got {args.alpha}")
+    reward_model = reward_model_spec(args)
     given = args.targets or (["logging", "greedy"] if args.learn else list(DEFAULT_TARGETS))
     options = ReplayOptions(
         targets=tuple(parse_target(t) for t in given),
@@ -71,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         seed=args.seed,
         context_dim=args.context_dim,
+        reward_model=reward_model,
+        allow_fallback=args.allow_fallback,
     )
     if args.learn:
         from stream.replay.pipeline import check_train_until

@@ -7,12 +7,13 @@ Kept in small modules, imported lazily by ``eddy export`` and ``eddy replay``
   (Outcome records, or decisions + raw feedback under ``stream.engine.joins.classify``);
 * :mod:`stream.replay.source`: reading a slice from Kafka or an exported file;
 * :mod:`stream.replay.dataset`: the log as :class:`bandits.ope.dataset.BanditFeedback` arrays;
-* :mod:`stream.replay.dsjson` and :mod:`stream.replay.obp`: the two export formats;
+* :mod:`stream.replay.dsjson` and :mod:`stream.replay.obp`: the two export formats
+  (:mod:`stream.replay.dsjson_schema`: the DSJSON line as msgspec Structs and its JSON Schema);
 * :mod:`stream.replay.targets`, :mod:`stream.replay.fn_target`,
   :mod:`stream.replay.vw_target`: target policies as (n, n_actions) action distributions;
 * :mod:`stream.replay.evaluate`: estimates, intervals, ESS, diagnostics, with
   :mod:`bandits.ope`'s estimators, bootstrap (:mod:`bandits.ope.bootstrap`) and
-  cross-fitted reward model (:mod:`bandits.ope.reward_model`);
+  reward models (:mod:`bandits.ope.reward_model`, cross-fitted or in-sample);
 * :mod:`stream.replay.report`: the console table, the JSON report and the plot;
 * :mod:`stream.replay.slicing` (light: the shared CLI options) and
   :mod:`stream.replay.pipeline` (the ``eddy replay`` steps as functions);

@@ -48,7 +48,10 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import msgspec
+
 from stream.events import Decision, Item
+from stream.replay.dsjson_schema import DSJsonLine, EddyBlock
 from stream.replay.errors import ReplayError
 from stream.replay.rounds import LoggedRound
 
@@ -56,6 +59,7 @@ __all__ = ["to_dsjson", "dsjson_line", "from_dsjson", "write_dsjson", "read_dsjs
 
 LABEL_KEYS = ("_label_cost", "_label_probability", "_label_Action", "_labelIndex")
 FORMAT_VERSION = 1
+_DECODER = msgspec.json.Decoder(DSJsonLine)
 
 
 def _iso(ts: float) -> str:
@@ -118,83 +122,76 @@ def unlabeled_line(r: LoggedRound) -> str:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False)
 
 
-def _need(obj: dict, key: str, kind: type | tuple[type, ...]) -> Any:
-    v = obj.get(key)
-    if v is None:
-        raise ReplayError(f"missing key {key!r}")
-    if not isinstance(v, kind) or isinstance(v, bool):
-        raise ReplayError(f"key {key!r} has the wrong type ({type(v).__name__})")
-    return v
-
-
-def _ts(obj: dict, eddy: dict) -> float:
-    if isinstance(eddy.get("ts"), (int, float)):
-        return float(eddy["ts"])
-    stamp = obj.get("Timestamp")
-    if isinstance(stamp, str):
+def _ts(line: DSJsonLine, eddy: EddyBlock) -> float:
+    if eddy.ts is not None:
+        return float(eddy.ts)
+    if line.timestamp is not None:
         try:
-            return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            return dt.datetime.fromisoformat(line.timestamp.replace("Z", "+00:00")).timestamp()
         except ValueError:
-            raise ReplayError(f"Timestamp {stamp!r} is not ISO 8601") from None
+            raise ReplayError(f"Timestamp {line.timestamp!r} is not ISO 8601") from None
     return 0.0
 
 
-def from_dsjson(obj: dict[str, Any], *, default_id: str = "dsjson") -> LoggedRound:
+_NO_EDDY = EddyBlock()
+
+
+def from_dsjson(obj: dict[str, Any] | DSJsonLine, *, default_id: str = "dsjson",
+                origin: str | None = None) -> LoggedRound:
     """Rebuild a round from a DSJSON object (Eddy's, or any cb_explore_adf DSJSON with a/p/labels).
 
-    ``default_id`` is the request id when the line has no ``EventId``.
+    The keys a line needs and may have are :class:`~stream.replay.dsjson_schema.DSJsonLine`'s
+    (docs/schemas/formats/dsjson.json). ``default_id`` is the request id when the line has no
+    ``EventId``; ``origin`` (``path:line``) is kept on the round for error messages.
     """
-    if not isinstance(obj, dict):
-        raise ReplayError("a DSJSON line must be a JSON object")
-    eddy = obj.get("_eddy") if isinstance(obj.get("_eddy"), dict) else {}
-    context_block = _need(obj, "c", dict)
-    multi = _need(context_block, "_multi", list)
-    if not multi:
-        raise ReplayError("'c._multi' holds no actions")
-    candidates = []
-    for k, m in enumerate(multi):
-        ident = m.get("i", {}).get("id") if isinstance(m, dict) and isinstance(m.get("i"), dict) else None
-        feats = m.get("f", {}) if isinstance(m, dict) else {}
-        candidates.append(Item(str(ident) if ident is not None else f"action{k + 1}", dict(feats or {})))
-    n = len(candidates)
-    if "_labelIndex" in obj:
-        chosen = _need(obj, "_labelIndex", int)
+    if isinstance(obj, DSJsonLine):
+        line = obj
     else:
-        chosen = _need(obj, "_label_Action", int) - 1
+        if not isinstance(obj, dict):
+            raise ReplayError("a DSJSON line must be a JSON object")
+        try:
+            line = msgspec.convert(obj, DSJsonLine)
+        except msgspec.ValidationError as exc:
+            raise ReplayError(str(exc)) from None
+    eddy = line.eddy or _NO_EDDY
+    multi = line.c.multi
+    candidates = tuple(Item(str(m.i.id) if m.i is not None else f"action{k + 1}", m.f or {})
+                       for k, m in enumerate(multi))
+    n = len(candidates)
+    if line.label_index is not None:
+        chosen = line.label_index
+    elif line.label_action is not None:
+        chosen = line.label_action - 1
+    else:
+        raise ReplayError("missing key '_labelIndex' (0-based) or '_label_Action' (1-based): which action was chosen")
     if not 0 <= chosen < n:
         raise ReplayError(f"chosen action {chosen + 1} is outside the {n} actions")
-    cost = float(_need(obj, "_label_cost", (int, float)))
-    propensity = float(_need(obj, "_label_probability", (int, float)))
-    actions = _need(obj, "a", list)
-    probs = _need(obj, "p", list)
-    if len(actions) != len(probs) or sorted(actions) != list(range(1, n + 1)):
+    actions, probs = line.a, line.p
+    if len(actions) != len(probs) or len(actions) != n or set(actions) != set(range(1, n + 1)):
         raise ReplayError(f"'a' must list the action ids 1..{n} once each, with one 'p' per id")
     pmf = [0.0] * n
     for a, p in zip(actions, probs):
-        pmf[a - 1] = float(p)
-    scores = eddy.get("scores")
-    user = eddy.get("user_id") or (context_block.get("u") or {}).get("user_id") or "unknown"
-    context = context_block.get("x") if isinstance(context_block.get("x"), dict) else {}
+        pmf[a - 1] = p
+    scores = eddy.scores
+    user = eddy.user_id or (line.c.u or {}).get("user_id") or "unknown"
     decision = Decision(
-        request_id=str(obj.get("EventId") or default_id),
-        user_id=str(user),
-        ts=_ts(obj, eddy),
-        context=dict(context),
-        candidates=tuple(candidates),
-        scores=tuple(float(s) for s in scores) if isinstance(scores, list) and len(scores) == n else (math.nan,) * n,
+        request_id=line.event_id or default_id,
+        user_id=user,
+        ts=_ts(line, eddy),
+        context=line.c.x or {},
+        candidates=candidates,
+        scores=tuple(scores) if scores is not None and len(scores) == n else (math.nan,) * n,
         pmf=tuple(pmf),
         chosen_index=chosen,
-        propensity=propensity,
-        policy=str(eddy.get("policy", "unknown")),
-        policy_version=str(eddy.get("policy_version", "unknown")),
-        seed=int(eddy.get("seed", 0)),
-        feature_net_version=str(eddy.get("feature_net_version", "unknown")),
-        user_weights_version=int(eddy.get("user_weights_version", 0)),
+        propensity=line.label_probability,
+        policy=eddy.policy or "unknown",
+        policy_version=eddy.policy_version or "unknown",
+        seed=eddy.seed or 0,
+        feature_net_version=eddy.feature_net_version or "unknown",
+        user_weights_version=eddy.user_weights_version or 0,
     )
-    reward = float(eddy["reward"]) if isinstance(eddy.get("reward"), (int, float)) else -cost
-    fts = eddy.get("feedback_ts")
-    return LoggedRound(decision, reward, float(fts) if isinstance(fts, (int, float)) else None,
-                       imputed=bool(eddy.get("imputed", False)))
+    reward = eddy.reward if eddy.reward is not None else -line.label_cost
+    return LoggedRound(decision, float(reward), eddy.feedback_ts, imputed=bool(eddy.imputed), origin=origin)
 
 
 def write_dsjson(rounds: Iterable[LoggedRound], path: str | Path) -> int:
@@ -211,21 +208,28 @@ def write_dsjson(rounds: Iterable[LoggedRound], path: str | Path) -> int:
 
 
 def iter_dsjson(path: str | Path) -> Iterator[LoggedRound]:
-    """Rounds from a DSJSON file; a bad line raises ReplayError naming the file and line."""
+    """Rounds from a DSJSON file; a bad line raises ReplayError naming the file and line.
+
+    Lines are decoded straight into :class:`~stream.replay.dsjson_schema.DSJsonLine` by msgspec
+    (typed and checked in one pass, no intermediate dicts).
+    """
     try:
-        fh = open(path, encoding="utf-8")
+        fh = open(path, "rb")
     except OSError as exc:
         raise ReplayError(f"cannot read {str(path)!r}: {exc.strerror}") from None
     name = Path(path).name
+    decode = _DECODER.decode
     with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
             try:
-                yield from_dsjson(json.loads(line), default_id=f"{name}:{lineno}")
-            except json.JSONDecodeError as exc:
-                raise ReplayError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-            except (ReplayError, TypeError, ValueError, AttributeError) as exc:
+                yield from_dsjson(decode(raw), default_id=f"{name}:{lineno}", origin=f"{path}:{lineno}")
+            except msgspec.ValidationError as exc:
+                raise ReplayError(f"{path}:{lineno}: not a usable DSJSON decision: {exc}") from None
+            except msgspec.DecodeError as exc:
+                raise ReplayError(f"{path}:{lineno}: not JSON ({exc})") from None
+            except (ReplayError, TypeError, ValueError) as exc:
                 raise ReplayError(f"{path}:{lineno}: not a usable DSJSON decision: {exc}") from None
 
 

@@ -18,16 +18,17 @@ from typing import Any, Sequence
 import numpy as np
 
 from bandits import BanditError, make_policy
-from bandits.ope import ESTIMATORS, diagnose, effective_sample_size
+from bandits.ope import ESTIMATORS, diagnose, effective_sample_size, make_estimator
 from stream.config import Settings
 from bandits.ope.bootstrap import shared_intervals
+from bandits.ope.reward_model import RewardModelSpec
 from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog
 from stream.replay.errors import ReplayError
-from stream.replay.targets import TargetSpec, policy_distribution, table_distribution, uniform_distribution
+from stream.replay.targets import Fallback, TargetSpec, policy_distribution, table_distribution, uniform_distribution
 
-__all__ = ["Estimate", "PolicyResult", "Target", "resolve_target", "evaluate", "parse_estimators", "MODEL_ESTIMATORS"]
+__all__ = ["Estimate", "PolicyResult", "Target", "resolve_target", "evaluate", "parse_estimators", "DEFAULT_ESTIMATORS"]
 
-MODEL_ESTIMATORS = ("dm", "dr", "sndr")
+DEFAULT_ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Target:
     label: str
     action_dist: np.ndarray
     notes: tuple[str, ...] = ()
+    fallback: Fallback | None = None
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,13 @@ class PolicyResult:
     estimates: dict[str, Estimate]
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    fallbacks: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "policy": self.label,
             "ess": self.ess,
+            "fallbacks": self.fallbacks,
             "estimates": {k: e.to_dict() for k, e in self.estimates.items()},
             "warnings": list(self.warnings),
             "notes": list(self.notes),
@@ -79,21 +83,38 @@ class PolicyResult:
 
 
 def parse_estimators(text: str) -> list[str]:
-    """``"ips,snips"`` -> ``["ips", "snips"]``, checked against :data:`bandits.ope.ESTIMATORS`.
+    """``"ips,snips"`` -> ``["ips", "snips"]``: estimator specs (:func:`bandits.ope.make_estimator`), checked.
 
-    >>> parse_estimators("IPS, dr")
-    ['ips', 'dr']
+    Specs are separated by ``;`` when one has several parameters, else by ``,``.
+
+    >>> parse_estimators("IPS, dr, switch-dr:lambda=100")
+    ['ips', 'dr', 'switch-dr:lambda=100']
+    >>> parse_estimators("dros:lambda=10;ips:max_weight=50")
+    ['dros:lambda=10', 'ips:max_weight=50']
     """
-    names = [t.strip().lower() for t in text.split(",") if t.strip()]
-    unknown = [n for n in names if n not in ESTIMATORS]
-    if not names or unknown:
-        raise ReplayError(f"--estimators must be a comma-separated subset of {sorted(ESTIMATORS)}, got {text!r}")
+    parts = text.split(";") if ";" in text else text.split(",")
+    names = [t.strip().lower() for t in parts if t.strip()]
+    if not names:
+        raise ReplayError(f"--estimators must name at least one of {list(ESTIMATORS)}, got {text!r}")
+    for name in names:
+        try:
+            make_estimator(name)
+        except BanditError as exc:
+            raise ReplayError(f"--estimators {name!r}: {exc}") from None
     return list(dict.fromkeys(names))
 
 
-def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None = None) -> Target:
-    """Turn a parsed ``--policy`` into its (n, K) action distribution on ``log``."""
+def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None = None, *,
+                   allow_fallback: float = 0.0) -> Target:
+    """Turn a parsed ``--policy`` into its (n, K) action distribution on ``log``.
+
+    A target that falls back to uniform on more than ``allow_fallback`` (a
+    fraction of the decisions, default 0) is a ReplayError naming how many and
+    the first such decision: its estimate would be the uniform policy's value
+    under the target's name.
+    """
     notes: list[str] = []
+    fallback = None
     if spec.kind == "logging":
         dist = log.pmf
     elif spec.kind == "uniform":
@@ -101,7 +122,7 @@ def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None =
     elif spec.kind == "scores":
         dist = policy_distribution(make_policy(spec.policy), log.scores, log.mask, log.seed)
     elif spec.kind == "table":
-        dist, notes = table_distribution(spec.path, log)
+        dist, notes, fallback = table_distribution(spec.path, log)
     elif spec.kind == "vw":
         from stream.replay.vw_target import load_vw, vw_distribution
 
@@ -114,22 +135,34 @@ def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None =
         dist, notes = fn_distribution(settings, spec.version, spec.policy, log)
     else:
         raise ReplayError(f"unknown target kind {spec.kind!r}")
-    return Target(spec.label, dist, tuple(notes))
+    if fallback is not None and fallback.count > allow_fallback * fallback.total:
+        raise ReplayError(f"--policy {spec.label!r}: {fallback.message()}; fix the target, or accept up to a "
+                          f"fraction of fallbacks with --allow-fallback [FRACTION]")
+    return Target(spec.label, dist, tuple(notes), fallback)
 
 
-def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[str] = tuple(ESTIMATORS),
+def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[str] = DEFAULT_ESTIMATORS,
              n_bootstrap: int = 1000, alpha: float = 0.05, seed: int = 0,
-             estimated_rewards: np.ndarray | None = None, context_dim: int = DEFAULT_CONTEXT_DIM) -> list[PolicyResult]:
-    """Every estimator on every target; the reward model is fitted once (cross-fitted) if any needs it."""
+             estimated_rewards: np.ndarray | None = None, context_dim: int = DEFAULT_CONTEXT_DIM,
+             reward_model: RewardModelSpec | None = None) -> list[PolicyResult]:
+    """Every estimator on every target; the reward model (``reward_model``, default ridge cross-fitted with
+    ``seed``) is fitted once if any estimator needs it and ``estimated_rewards`` is not given."""
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 1:
         raise ReplayError(f"--bootstrap must be a positive integer, got {n_bootstrap!r}")
     if not 0 < alpha < 1:
         raise ReplayError(f"alpha must be in (0, 1), got {alpha!r}")
-    if estimated_rewards is None and any(e in MODEL_ESTIMATORS for e in estimators):
-        from bandits.ope.reward_model import cross_fitted_rewards
+    built = {name: make_estimator(name) for name in estimators}
+    if estimated_rewards is None and any(e.requires_estimated_rewards for e in built.values()):
+        from bandits.ope.reward_model import estimated_rewards as fit_predict
         from stream.replay.dataset import context_matrix
 
-        estimated_rewards = cross_fitted_rewards(log, context_matrix(log.rounds, context_dim), seed=seed)
+        spec = reward_model or RewardModelSpec(seed=seed)
+        context = context_matrix(log.rounds, context_dim) if spec.kind in ("ridge", "logistic") \
+            else np.zeros((log.n_rounds, 0))
+        try:
+            estimated_rewards = fit_predict(log, context, spec)
+        except BanditError as exc:
+            raise ReplayError(f"--reward-model {spec.kind}: {exc}") from None
     results = []
     pending = []  # (result, estimator name, value, per-round terms)
     rows = np.arange(log.n_rounds)
@@ -143,11 +176,12 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
             ess = effective_sample_size(dist[rows, log.action] / log.pscore)
         except BanditError as exc:
             raise ReplayError(f"target {target.label!r}: {exc}") from None
-        result = PolicyResult(target.label, ess, {}, warnings=warnings, notes=list(target.notes))
+        result = PolicyResult(target.label, ess, {}, warnings=warnings, notes=list(target.notes),
+                              fallbacks=target.fallback.count if target.fallback else 0)
         for name in estimators:
-            estimator = ESTIMATORS[name]()
+            estimator = built[name]
             arrays = dict(reward=log.reward, action=log.action, pscore=log.pscore, action_dist=dist,
-                          estimated_rewards=estimated_rewards if name in MODEL_ESTIMATORS else None)
+                          estimated_rewards=estimated_rewards if estimator.requires_estimated_rewards else None)
             try:
                 value = estimator.estimate_policy_value(**arrays)
                 # The estimator's own per-round terms, so the shared bootstrap computes exactly its statistic.

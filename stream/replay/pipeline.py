@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bandits.ope.reward_model import RewardModelSpec
 from stream.config import Settings
 from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog
 from stream.replay.errors import ReplayError
@@ -36,6 +37,8 @@ class ReplayOptions:
     alpha: float = 0.05
     seed: int = 0
     context_dim: int = DEFAULT_CONTEXT_DIM
+    reward_model: RewardModelSpec = RewardModelSpec()
+    allow_fallback: float = 0.0
     progress: bool = True
 
 
@@ -97,11 +100,12 @@ def _estimate(settings: Settings, log: BanditLog, options: ReplayOptions, first:
     targets = list(first)
     for spec in options.targets:
         if spec.label not in seen:
-            targets.append(resolve_target(spec, log, settings))
+            targets.append(resolve_target(spec, log, settings, allow_fallback=options.allow_fallback))
             seen.add(spec.label)
     t1 = time.perf_counter()
     results = evaluate(log, targets, estimators=options.estimators, n_bootstrap=options.n_bootstrap,
-                       alpha=options.alpha, seed=options.seed, context_dim=options.context_dim)
+                       alpha=options.alpha, seed=options.seed, context_dim=options.context_dim,
+                       reward_model=options.reward_model)
     t2 = time.perf_counter()
     return results, {"targets_s": t1 - t0, "estimate_s": t2 - t1}
 
@@ -122,9 +126,10 @@ def _report(req: SliceRequest, loaded: LoadedLog, log: BanditLog, options: Repla
         "alpha": options.alpha,
         "bootstrap_samples": options.n_bootstrap,
         "seed": options.seed,
+        "allow_fallback": options.allow_fallback,
         "reward_model": {
-            "kind": "per-item ridge on hashed context (user id included), 2-fold cross-fitted",
-            "l2": 1.0,
+            **options.reward_model.to_dict(),
+            "features": "hashed context, user id included (ridge, logistic); none (constant, per-action)",
             "context_dim": options.context_dim,
         },
         "policies": [r.to_dict() for r in results],

@@ -1,10 +1,12 @@
 """Replay's outputs: the console table, the JSON report and the PNG plot.
 
-Table: one block per target policy, one row per estimator::
+Table: one block per target policy, one row per estimator, figures to
+:data:`SIGNIFICANT` significant digits (a click rate of 0.004512 keeps its
+four digits; the JSON report keeps full precision)::
 
-    policy            estimator     value   95% interval          ESS
-    logging           ips          0.5123   [0.4870, 0.5380]   1487.0
-                      snips        0.5123   [0.4870, 0.5380]
+    policy   estimator       value  95% interval              ESS
+    logging  ips            0.5123  [0.487, 0.538]         1487.0
+             snips          0.5123  [0.487, 0.538]
 
 The plot (matplotlib, Agg backend, no display needed) draws every estimate
 with its interval as an error bar, grouped by policy, and the logging
@@ -21,7 +23,9 @@ from typing import Any, Sequence
 
 from stream.replay.evaluate import PolicyResult
 
-__all__ = ["format_table", "write_json", "write_plot", "default_output"]
+__all__ = ["format_table", "write_json", "write_plot", "default_output", "sig", "SIGNIFICANT"]
+
+SIGNIFICANT = 4
 
 
 def default_output(kind: str, suffix: str, *, now: float | None = None) -> Path:
@@ -30,15 +34,28 @@ def default_output(kind: str, suffix: str, *, now: float | None = None) -> Path:
     return Path("reports") / f"{kind}-{stamp}.{suffix}"
 
 
-def _num(v: float, width: int = 8) -> str:
-    return f"{'n/a':>{width}}" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:>{width}.4f}"
+def sig(v: float | None, digits: int = SIGNIFICANT) -> str:
+    """``v`` to ``digits`` significant digits; ``n/a`` for None or NaN.
+
+    >>> sig(0.0045123), sig(0.51234), sig(1234.5), sig(-0.0), sig(float("nan"))
+    ('0.004512', '0.5123', '1234', '0', 'n/a')
+    >>> sig(0.000012345)
+    '1.234e-05'
+    """
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v + 0.0:.{digits}g}"  # + 0.0: never "-0"
+
+
+def _num(v: float, width: int = 10) -> str:
+    return f"{sig(v):>{width}}"
 
 
 def format_table(results: Sequence[PolicyResult], *, on_policy_value: float, n_rounds: int, alpha: float = 0.05) -> str:
     """The console table (see the module docstring), warnings and notes under each policy."""
     width = max([len("policy")] + [len(r.label) for r in results])
     level = f"{100 * (1 - alpha):g}% interval"
-    lines = [f"{'policy':<{width}}  {'estimator':<9}  {'value':>8}  {level:<20}  {'ESS':>9}"]
+    lines = [f"{'policy':<{width}}  {'estimator':<12}  {'value':>10}  {level:<24}  {'ESS':>9}"]
     lines.append("-" * len(lines[0]))
     for r in results:
         first = True
@@ -46,17 +63,18 @@ def format_table(results: Sequence[PolicyResult], *, on_policy_value: float, n_r
             label = r.label if first else ""
             ess = f"{r.ess:>9.1f}" if first else ""
             if e.error:
-                lines.append(f"{label:<{width}}  {name:<9}  {'n/a':>8}  {'undefined':<20}  {ess}".rstrip())
+                lines.append(f"{label:<{width}}  {name:<12}  {'n/a':>10}  {'undefined':<24}  {ess}".rstrip())
                 lines.append(f"{'':<{width}}  ! {name}: {e.error}")
             else:
-                interval = f"[{e.lower:.4f}, {e.upper:.4f}]"
-                lines.append(f"{label:<{width}}  {name:<9}  {_num(e.value)}  {interval:<20}  {ess}".rstrip())
+                interval = f"[{sig(e.lower)}, {sig(e.upper)}]"
+                lines.append(f"{label:<{width}}  {name:<12}  {_num(e.value)}  {interval:<24}  {ess}".rstrip())
             first = False
         for w in r.warnings:
             lines.append(f"{'':<{width}}  ! {w}")
         for n in r.notes:
             lines.append(f"{'':<{width}}  note: {n}")
-    lines.append(f"on-policy average reward of the logging policy: {on_policy_value:.4f} over {n_rounds} decisions")
+    lines.append(f"on-policy average reward of the logging policy: {sig(on_policy_value)} over {n_rounds} decisions "
+                 "(full precision in the JSON report)")
     return "\n".join(lines)
 
 
@@ -102,7 +120,7 @@ def write_plot(path: str | Path, results: Sequence[PolicyResult], *, on_policy_v
                 hi.append(max(0.0, e.upper - e.value))
             ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label=name.upper(), color=colors[j % len(colors)])
         ax.axhline(on_policy_value, linestyle="--", color="gray", linewidth=1,
-                   label=f"logging on-policy average ({on_policy_value:.3f})")
+                   label=f"logging on-policy average ({sig(on_policy_value)})")
         ax.set_xticks(range(len(results)))
         ax.set_xticklabels([r.label for r in results], rotation=15, ha="right")
         ax.set_ylabel("estimated value (mean reward per decision)")

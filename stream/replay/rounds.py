@@ -48,12 +48,18 @@ class LoggedRound:
         reward: the observed reward, or the default when ``imputed``.
         feedback_ts: when the feedback was given (None when ``imputed``).
         imputed: True when no outcome was seen and ``--missing-reward`` filled it in.
+        origin: where the round was read from, for error messages (``path:line`` of a DSJSON file).
     """
 
     decision: Decision
     reward: float
     feedback_ts: float | None = None
     imputed: bool = False
+    origin: str | None = None
+
+    def where(self) -> str:
+        """``path:line`` when read from a file, else the decision's request id."""
+        return self.origin or f"decision {self.decision.request_id!r}"
 
 
 @dataclass

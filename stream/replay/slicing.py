@@ -30,7 +30,9 @@ __all__ = ["add_slice_arguments", "parse_offsets", "SliceRequest", "slice_reques
 def add_slice_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("log slice (default: the whole decisions topic)")
     g.add_argument("--source", default="kafka", metavar="kafka|FILE",
-                   help="kafka (default), or the path of a DSJSON file written by eddy export")
+                   help="kafka (default), or the path of a cb_explore_adf DSJSON file: from eddy export, or "
+                        "any producer that writes _label_cost, _label_probability, _label_Action or "
+                        "_labelIndex, a, p and c._multi (docs/replay.md, docs/schemas/formats/dsjson.json)")
     g.add_argument("--since-minutes", type=float, default=None, metavar="M", help="only the last M minutes")
     g.add_argument("--since", type=finite_float, default=None, metavar="EPOCH_S", help="from this time (epoch seconds)")
     g.add_argument("--until", type=finite_float, default=None, metavar="EPOCH_S", help="up to this time (epoch seconds)")

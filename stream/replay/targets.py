@@ -35,7 +35,29 @@ from bandits import BanditError, Candidates, EpsilonGreedy, Policy, Softmax, mak
 from stream.replay.dataset import BanditLog
 from stream.replay.errors import ReplayError
 
-__all__ = ["TargetSpec", "parse_target", "policy_distribution", "table_distribution", "context_key"]
+__all__ = ["TargetSpec", "Fallback", "parse_target", "policy_distribution", "table_distribution", "context_key"]
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """Decisions a target could not score itself and gave a default pmf instead (uniform over the candidates).
+
+    Attributes:
+        count: how many decisions fell back.
+        total: the decisions of the log.
+        reason: why, in words.
+        first: where the first of them was read (``path:line`` of a DSJSON file, else its request id).
+    """
+
+    count: int
+    total: int
+    reason: str
+    first: str
+
+    def message(self) -> str:
+        return (f"{self.count} of {self.total} decisions ({100 * self.count / self.total:.3g}%) fell back to "
+                f"uniform ({self.reason}; first: {self.first})")
+
 
 @dataclass(frozen=True)
 class TargetSpec:
@@ -211,13 +233,15 @@ def load_table(path: str) -> tuple[list[str] | None, dict[str, dict[str, float]]
     return names, rows
 
 
-def table_distribution(path: str, log: BanditLog) -> tuple[np.ndarray, list[str]]:
-    """(n, K) pmf from a table, and notes on fallbacks.
+def table_distribution(path: str, log: BanditLog) -> tuple[np.ndarray, list[str], Fallback | None]:
+    """(n, K) pmf from a table, notes, and the decisions that fell back to uniform (None if none).
 
     Each decision looks up its :func:`context_key`; the row's probabilities of
     the decision's candidates are renormalised over them (items not in the row
-    get 0). A missing key, or a row with no mass on any candidate, falls back
-    to the ``"*"`` row, then to uniform; the notes count both.
+    get 0). A missing key, or a row with no mass on any candidate, uses the
+    ``"*"`` row (the table's own default, so not a fallback), then uniform
+    (a fallback, which replay refuses unless ``--allow-fallback``); the notes
+    count each.
     """
     names, rows = load_table(path)
     vocab, index = log.item_index
@@ -255,6 +279,13 @@ def table_distribution(path: str, log: BanditLog) -> tuple[np.ndarray, list[str]
         still = dist.sum(axis=1) <= 0
         if still.any():
             dist[still] = uniform_distribution(log)[still]
-            notes.append(f"{int(still.sum())} of {log.n_rounds} decisions fell back to uniform "
-                         "(no table probability on any of their candidates)")
-    return dist / dist.sum(axis=1, keepdims=True), notes
+            first = int(np.argmax(still))
+            r = log.rounds[first]
+            key = context_key(r.decision.context, r.decision.user_id, names)
+            why = "no table entry for their context key" if unmatched[first] else \
+                "their table entry gives no probability to any of their candidates"
+            fallback = Fallback(int(still.sum()), log.n_rounds, f"{why}, and no '*' entry",
+                                f"{r.where()}, key {key!r}")
+            notes.append(fallback.message())
+            return dist / dist.sum(axis=1, keepdims=True), notes, fallback
+    return dist / dist.sum(axis=1, keepdims=True), notes, None

@@ -87,6 +87,8 @@ def test_replay_of_live_epsilon_greedy_traffic(settings, live_model, worker_thre
     png, report = tmp_path / "replay.png", tmp_path / "replay.json"
     rc = cli.main(["replay", *settings_flags(s), "--policy", "logging", "--policy", "greedy",
                    "--policy", "softmax:temperature=0.2", "--bootstrap", "300",
+                   "--estimators", "ips,snips,dm,dr,sndr,switch-dr:lambda=inf,dros:lambda=100",
+                   "--reward-model", "per-action", "--fit", "in-sample",
                    "--plot", str(png), "--output-json", str(report)])
     shown = capsys.readouterr()
     print(shown.out)  # the table, for the test log
@@ -94,6 +96,10 @@ def test_replay_of_live_epsilon_greedy_traffic(settings, live_model, worker_thre
     assert png.read_bytes()[:4] == b"\x89PNG"
     written = json.loads(report.read_text())
     assert written["n_rounds"] == 1500 and [p["policy"] for p in written["policies"]][:2] == ["logging", "greedy"]
+    assert written["reward_model"]["kind"] == "per-action" and written["reward_model"]["fit"] == "in-sample"
+    greedy = written["policies"][1]["estimates"]
+    assert greedy["switch-dr:lambda=inf"]["value"] == pytest.approx(greedy["dr"]["value"])
+    assert np.isfinite(greedy["dros:lambda=100"]["value"]) and written["policies"][1]["fallbacks"] == 0
 
     # Export: one DSJSON line per joined decision, read back to the same rewards.
     dsjson = tmp_path / "log.dsjson"
@@ -101,3 +107,13 @@ def test_replay_of_live_epsilon_greedy_traffic(settings, live_model, worker_thre
                      "--format", "dsjson", "--output", str(dsjson)]) == 0
     rounds = read_dsjson(dsjson)
     assert len(rounds) == 1500 and np.mean([r.reward for r in rounds]) == pytest.approx(on_policy)
+
+    # A table whose keys match no decision of the exported file: one line naming the first one's file line.
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps({"_key": ["user_id"], "user_id=nobody": {"x": 1.0}}))
+    capsys.readouterr()
+    assert cli.main(["replay", "--source", str(dsjson), "--policy", f"table={table}", "--estimators", "ips",
+                     "--bootstrap", "10", "--output-json", str(tmp_path / "t.json.out"),
+                     "--plot", str(tmp_path / "t.png")]) == 2
+    err = capsys.readouterr().err
+    assert "1500 of 1500 decisions (100%) fell back to uniform" in err and f"first: {dsjson}:" in err

@@ -4,7 +4,7 @@ coverage that tells 95% from 90% (widths against the analytic standard error: te
 import numpy as np
 import pytest
 
-from bandits.ope import ESTIMATORS, InverseProbabilityWeighting
+from bandits.ope import ESTIMATORS, InverseProbabilityWeighting, make_estimator
 from bandits.ope.base import Terms
 from bandits.ope.bootstrap import bootstrap_estimates, shared_intervals
 from bandits.ope.synthetic import make_synthetic_log
@@ -19,8 +19,9 @@ def test_matches_each_estimators_own_interval():
     q = np.clip(log.expected_reward + rng.normal(0, 0.1, log.expected_reward.shape), 0, 1)
     arrays = dict(reward=log.reward, action=log.action, pscore=log.pscore, action_dist=target)
     terms, own = [], []
-    for name, cls in ESTIMATORS.items():
-        est = cls()
+    for name in ESTIMATORS:
+        est = make_estimator(name + {"switch-dr": ":lambda=3", "dros": ":lambda=5", "sg-ips": ":lambda=0.2",
+                                     "sg-dr": ":lambda=0.2"}.get(name, ""))
         er = q if est.requires_estimated_rewards else None
         terms.append(est._prepare(log.reward, log.action, log.pscore, target, er))
         own.append(est.estimate_interval(**arrays, estimated_rewards=er, n_bootstrap_samples=4000, random_state=1))

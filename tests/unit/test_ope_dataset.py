@@ -5,7 +5,7 @@ import pytest
 
 from bandits.errors import BanditError
 from bandits.ope.dataset import BanditFeedback
-from bandits.ope.reward_model import cross_fitted_rewards, fit_per_item, predict
+from bandits.ope.reward_model import RewardModelSpec, estimated_rewards, fit_reward_model
 from bandits.ope.synthetic import make_synthetic_log
 
 pytestmark = pytest.mark.unit
@@ -55,9 +55,9 @@ def test_empty_subset_is_refused():
 def test_cross_fitted_model_beats_the_mean_and_respects_padding():
     log = make_synthetic_log(n_rounds=4000, n_actions=4, dim=5, seed=3)
     data = feedback_from(log, k_pad=1)
-    q = cross_fitted_rewards(data, log.context, seed=0)
+    q = estimated_rewards(data, log.context, RewardModelSpec(kind="ridge", seed=0))
     assert q.shape == (4000, 5) and not q[:, 4].any()
-    assert q.min() >= 0.0 and q.max() <= 1.0  # clipped to the observed reward range
+    assert q[:, :4].min() > 0.0 and q[:, :4].max() < 1.0  # the link keeps it strictly inside the reward range
     err = np.abs(q[:, :4] - log.expected_reward).mean()
     base = np.abs(log.reward.mean() - log.expected_reward).mean()
     assert err < 0.8 * base
@@ -69,18 +69,20 @@ def test_cross_fitting_never_predicts_a_round_from_its_own_reward():
     data = BanditFeedback(reward=np.array([1.0, 0.0, 1.0, 0.0]), action=np.zeros(4, dtype=int), pscore=np.ones(4),
                           pmf=np.ones((4, 1)), scores=np.zeros((4, 1)), mask=np.ones((4, 1), bool),
                           item_ids=np.array([["a"], ["b"], ["c"], ["d"]]))
-    q = cross_fitted_rewards(data, x, n_folds=4, seed=0)
+    q = estimated_rewards(data, x, RewardModelSpec(kind="ridge", n_folds=4, seed=0))
     assert q[:, 0].tolist() == pytest.approx([1 / 3, 2 / 3, 1 / 3, 2 / 3])
 
 
 def test_context_rows_must_match_the_rounds():
     data = feedback_from(make_synthetic_log(n_rounds=10, n_actions=2, seed=0))
     with pytest.raises(BanditError, match=r"context must have shape \(10, d\)"):
-        cross_fitted_rewards(data, np.zeros((9, 3)))
+        estimated_rewards(data, np.zeros((9, 3)))
 
 
 def test_ridge_per_item_recovers_separate_items():
     x = np.array([[1.0, 0.0], [0.0, 1.0]] * 50)
-    w, mu = fit_per_item(x, np.array([0, 1] * 50), np.array([1.0, 0.0] * 50), n_items=2, l2=1.0)
-    q = predict(w, mu, x[:2], np.array([[0, 1, -1], [0, 1, -1]]))
-    assert q[0, 0] > 0.9 and q[1, 1] < 0.1 and q[0, 2] == q[1, 2] == mu  # -1: the unknown item predicts mu
+    model = fit_reward_model("ridge", x, np.array([0, 1] * 50), np.array([1.0, 0.0] * 50), n_items=2, l2=1.0,
+                             reward_range=(0.0, 1.0))
+    q = model.predict(x[:2], np.array([[0, 1, -1], [0, 1, -1]]))
+    assert q[0, 0] > 0.8 and q[1, 1] < 0.2
+    assert q[0, 2] == q[1, 2] == pytest.approx(0.5)  # -1: the unknown item predicts the mean

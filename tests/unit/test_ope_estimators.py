@@ -13,6 +13,8 @@ from bandits.ope import (
 )
 from bandits.ope.synthetic import make_synthetic_log, policy_value
 
+CORE = ("dm", "dr", "ips", "sndr", "snips")  # the unbiased-or-consistent five, hyperparameter-free
+
 pytestmark = pytest.mark.unit
 
 
@@ -81,7 +83,7 @@ def width_over_analytic(name, inputs, interval):
 # intervals covered the truth 94-95% of the time (DM 99.5%); test_interval_calibration
 # below checks coverage over many seeds rather than trusting a few.
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
-@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+@pytest.mark.parametrize("name", CORE)
 def test_interval_covers_true_value(name, seed):
     inputs, truth, _ = scenario(seed)
     estimator = ESTIMATORS[name]()
@@ -95,7 +97,7 @@ def test_interval_covers_true_value(name, seed):
     assert interval["lower"] <= estimator.estimate_policy_value(**inputs) <= interval["upper"]
 
 
-@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+@pytest.mark.parametrize("name", CORE)
 def test_interval_calibration(name):
     hits = 0
     seeds = range(100, 140)
@@ -106,7 +108,7 @@ def test_interval_calibration(name):
     assert hits / len(seeds) >= 0.85, hits
 
 
-@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+@pytest.mark.parametrize("name", CORE)
 def test_interval_width_matches_analytic_standard_error(name):
     # The bootstrap width varies by ~3% per log (quantiles of 1000 resamples), so the mean
     # ratio over 12 logs has a standard deviation of ~0.9%: [0.95, 1.04] is 4.5 and 5.5 of them
@@ -253,4 +255,4 @@ def test_bootstrap_chunking_matches_unchunked(monkeypatch):
 
 def test_estimator_registry():
     assert {name: cls.name for name, cls in ESTIMATORS.items()} == {n: n for n in ESTIMATORS}
-    assert [cls.requires_estimated_rewards for cls in ESTIMATORS.values()] == [False, False, True, True, True]
+    assert [n for n, cls in ESTIMATORS.items() if not cls.requires_estimated_rewards] == ["ips", "snips", "sg-ips"]

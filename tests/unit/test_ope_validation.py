@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from bandits import BanditError
-from bandits.ope import ESTIMATORS, InverseProbabilityWeighting, SelfNormalizedIPW
+from bandits.ope import ESTIMATORS, InverseProbabilityWeighting, SelfNormalizedIPW, make_estimator
+
+LAMBDA = {"switch-dr": 3.0, "dros": 5.0, "sg-ips": 0.2, "sg-dr": 0.2}
+
+
+def make(name):
+    """Every estimator, with a non-trivial lambda where it has one."""
+    return make_estimator(f"{name}:lambda={LAMBDA[name]}" if name in LAMBDA else name)
 from bandits.ope.base import validate_input, validate_logged
 
 pytestmark = pytest.mark.unit
@@ -61,7 +68,7 @@ INVALID = [
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 @pytest.mark.parametrize("case, inputs, needle", INVALID, ids=[c[0] for c in INVALID])
 def test_invalid_inputs_raise(name, case, inputs, needle):
-    estimator = ESTIMATORS[name]()
+    estimator = make(name)
     with pytest.raises(BanditError, match=needle):
         estimator.estimate_policy_value(**inputs)
     with pytest.raises(BanditError, match=needle):
@@ -70,15 +77,15 @@ def test_invalid_inputs_raise(name, case, inputs, needle):
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_valid_inputs_pass(name):
-    assert np.isfinite(ESTIMATORS[name]().estimate_policy_value(**valid()))
+    assert np.isfinite(make(name).estimate_policy_value(**valid()))
 
 
-@pytest.mark.parametrize("name", ["dm", "dr", "sndr"])
+@pytest.mark.parametrize("name", ["dm", "dr", "sndr", "switch-dr", "dros", "sg-dr"])
 def test_missing_estimated_rewards_is_named(name):
     inputs = valid()
     del inputs["estimated_rewards"]
     with pytest.raises(BanditError, match="estimated_rewards"):
-        ESTIMATORS[name]().estimate_policy_value(**inputs)
+        make(name).estimate_policy_value(**inputs)
 
 
 @pytest.mark.parametrize(
@@ -105,6 +112,15 @@ def test_invalid_max_weight(max_weight):
         InverseProbabilityWeighting(max_weight=max_weight)
 
 
+@pytest.mark.parametrize("name, value", [
+    ("switch-dr", -1.0), ("switch-dr", float("nan")), ("switch-dr", "1"), ("switch-dr", True),
+    ("dros", -0.1), ("sg-ips", 1.5), ("sg-ips", -0.1), ("sg-dr", 2), ("sg-dr", float("inf")),
+])
+def test_invalid_lambda(name, value):
+    with pytest.raises(BanditError, match=rf"{name}: lambda must be a number in \[0, "):
+        ESTIMATORS[name](lambda_=value)
+
+
 def test_snips_undefined_when_weights_are_zero():
     inputs = edit(action_dist=np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
     with pytest.raises(BanditError, match="sum to 0"):
@@ -121,8 +137,8 @@ def test_inputs_are_not_mutated():
     inputs = valid()
     for a in inputs.values():
         a.flags.writeable = False
-    for cls in ESTIMATORS.values():
-        cls().estimate_interval(**inputs, n_bootstrap_samples=20)
+    for name in ESTIMATORS:
+        make(name).estimate_interval(**inputs, n_bootstrap_samples=20)
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,51 @@ def test_learn_saves_a_model_that_replays_as_a_target(log_file, tmp_path, capsys
     assert rc == 0
 
 
+@pytest.mark.parametrize("kind", ["constant", "per-action", "ridge", "logistic"])
+@pytest.mark.parametrize("fit", ["cross", "in-sample"])
+def test_reward_model_and_fit_are_chosen_and_recorded(log_file, tmp_path, kind, fit):
+    path, _ = log_file
+    out = tmp_path / "r.json"
+    rc = cli.main(["replay", "--source", str(path), "--policy", "greedy", "--estimators", "dm,dr", "--bootstrap", "20",
+                   "--reward-model", kind, "--fit", fit, "--output-json", str(out), "--plot", str(tmp_path / "r.png")])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report["reward_model"]["kind"] == kind and report["reward_model"]["fit"] == fit
+    dm = report["policies"][0]["estimates"]["dm"]["value"]
+    assert 0.0 < dm < 1.0
+
+
+def test_new_estimators_with_their_hyperparameters_run_and_are_reported(log_file, tmp_path):
+    path, _ = log_file
+    out = tmp_path / "e.json"
+    specs = "dr,switch-dr:lambda=inf,dros:lambda=inf,sg-ips:lambda=0,ips,sg-dr:lambda=0.1"
+    rc = cli.main(["replay", "--source", str(path), "--policy", "greedy", "--estimators", specs, "--bootstrap", "30",
+                   "--output-json", str(out), "--plot", str(tmp_path / "e.png")])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report["estimators"] == specs.split(",")
+    est = report["policies"][0]["estimates"]
+    assert est["switch-dr:lambda=inf"]["value"] == pytest.approx(est["dr"]["value"])
+    assert est["dros:lambda=inf"]["value"] == pytest.approx(est["dr"]["value"])
+    assert est["sg-ips:lambda=0"]["value"] == pytest.approx(est["ips"]["value"])
+    assert est["sg-dr:lambda=0.1"]["lower"] <= est["sg-dr:lambda=0.1"]["value"] <= est["sg-dr:lambda=0.1"]["upper"]
+
+
+def test_a_table_that_falls_back_fails_with_one_line_unless_allowed(log_file, tmp_path, capsys):
+    path, rounds = log_file
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps({"_key": ["user_id"], "user_id=nobody": {"x": 1.0}}))
+    argv = ["replay", "--source", str(path), "--policy", f"table={table}", "--estimators", "ips", "--bootstrap", "10",
+            "--output-json", str(tmp_path / "f.json"), "--plot", str(tmp_path / "f.png")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{len(rounds)} of {len(rounds)} decisions (100%) fell back to uniform" in err
+    assert f"first: {path}:" in err and "--allow-fallback" in err and "Traceback" not in err
+    assert cli.main(argv + ["--allow-fallback"]) == 0
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["policies"][0]["fallbacks"] == len(rounds) and report["allow_fallback"] == 1.0
+
+
 def test_export_obp_from_a_file(log_file, tmp_path):
     path, rounds = log_file
     rc = cli.main(["export", "--source", str(path), "--format", "obp", "--output", str(tmp_path / "fb.npz")])
@@ -106,6 +151,9 @@ def test_export_obp_from_a_file(log_file, tmp_path):
     (["replay", "--source", "SRC", "--learn", "--vw-args=--no_such_vw_option"], "eddy replay: VW refused"),
     (["replay", "--source", "SRC", "--learn", "--learn-passes", "0"], "eddy replay: --learn-passes"),
     (["replay", "--source", "SRC", "--learn", "--cb-type", "dr", "--learn-epsilon", "2"], "eddy replay: --learn-epsilon"),
+    (["replay", "--source", "SRC", "--estimators", "dros"], "eddy replay: --estimators 'dros': dros needs lambda"),
+    (["replay", "--source", "SRC", "--reward-l2", "0"], "eddy replay: --reward-l2"),
+    (["replay", "--source", "SRC", "--folds", "1"], "eddy replay: --folds"),
     (["export", "--source", "SRC", "--context-dim", "0"], "eddy export: --context-dim"),
 ])
 def test_user_mistakes_are_one_line_errors(log_file, tmp_path, capsys, argv, message):

@@ -64,11 +64,13 @@ def test_foreign_dsjson_without_eddy_block_still_reads():
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda o: o.pop("c"), "missing key 'c'"),
+    (lambda o: o.pop("c"), "missing required field `c`"),
     (lambda o: o.__setitem__("a", [1, 1, 2, 3]), "action ids 1..4"),
     (lambda o: o.__setitem__("_labelIndex", 9), "outside the 4 actions"),
-    (lambda o: o["c"].__setitem__("_multi", []), "no actions"),
-    (lambda o: o.__setitem__("_label_cost", "high"), "wrong type"),
+    (lambda o: o["c"].__setitem__("_multi", []), r"length >= 1 - at `\$.c._multi`"),
+    (lambda o: o.__setitem__("_label_cost", "high"), r"Expected `float`, got `str` - at `\$._label_cost`"),
+    (lambda o: o.__setitem__("_label_probability", 0), r"Expected `float` > 0.0 - at `\$._label_probability`"),
+    (lambda o: [o.pop("_labelIndex"), o.pop("_label_Action")], "missing key '_labelIndex'"),
 ])
 def test_bad_lines_are_named(tmp_path, mutate, message):
     obj = to_dsjson(make_round())

@@ -8,7 +8,7 @@ import pytest
 
 from bandits import BanditError, Candidates, make_policy
 from bandits.factory import POLICIES
-from bandits.ope.reward_model import cross_fitted_rewards
+from bandits.ope.reward_model import RewardModelSpec, estimated_rewards
 from stream.replay.dataset import BanditLog, context_matrix
 from stream.replay.errors import ReplayError
 from stream.replay.evaluate import Target, evaluate, parse_estimators, resolve_target
@@ -100,7 +100,8 @@ def test_table_target_with_key_names_star_row_and_fallbacks(tmp_path):
     table = {"_key": ["user_id"], "user_id=u": {"i4": 1.0, "i5": 3.0}, "*": {"i1": 1.0}}
     path = tmp_path / "t.json"
     path.write_text(json.dumps(table))
-    dist, notes = table_distribution(str(path), log)
+    dist, notes, fallback = table_distribution(str(path), log)
+    assert fallback.count == int((log.n_candidates == 1).sum()) and fallback.total == log.n_rounds
     assert np.allclose(dist.sum(axis=1), 1.0) and not dist[~log.mask].any()
     n = log.n_candidates
     assert np.allclose(dist[n == 6, 4], 0.25) and np.allclose(dist[n == 6, 5], 0.75)
@@ -118,8 +119,27 @@ def test_table_key_defaults_to_every_context_feature(tmp_path):
                  0.5, "e", "e", 0, "v1", 0)
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"device=tv,hour=3": {"b": 1.0}}))
-    dist, notes = table_distribution(str(path), BanditLog.from_rounds([LoggedRound(d, 1.0)]))
-    assert dist.tolist() == [[0.0, 1.0]] and notes == []
+    dist, notes, fallback = table_distribution(str(path), BanditLog.from_rounds([LoggedRound(d, 1.0)]))
+    assert dist.tolist() == [[0.0, 1.0]] and notes == [] and fallback is None
+
+
+def test_a_table_that_matches_no_decision_is_refused_naming_the_file_line(tmp_path):
+    from stream.replay.dsjson import read_dsjson, write_dsjson
+
+    log_path = tmp_path / "log.dsjson"
+    write_dsjson(ragged_log().rounds, log_path)
+    log = BanditLog.from_rounds(read_dsjson(log_path))
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"_key": ["user_id"], "user_id=nobody": {"i0": 1.0}}))
+    spec = parse_target(f"table={path}")
+    with pytest.raises(ReplayError, match=rf"{log.n_rounds} of {log.n_rounds} decisions \(100%\) fell back to "
+                                          rf"uniform \(no table entry .*; first: {log_path}:1, key 'user_id=u'\)"
+                                          r".*--allow-fallback"):
+        resolve_target(spec, log)
+    target = resolve_target(spec, log, allow_fallback=1.0)
+    assert target.fallback.count == log.n_rounds and np.allclose(target.action_dist, log.mask / log.n_candidates[:, None])
+    with pytest.raises(ReplayError, match="fell back"):
+        resolve_target(spec, log, allow_fallback=0.5)
 
 
 @pytest.mark.parametrize("content, message", [
@@ -135,7 +155,7 @@ def test_bad_tables_are_named(tmp_path, content, message):
 
 def test_cross_fitted_reward_model_is_close_to_the_truth_and_padded_with_zero(data):
     log, truth = data
-    q = cross_fitted_rewards(log, context_matrix(log.rounds), seed=0)
+    q = estimated_rewards(log, context_matrix(log.rounds), RewardModelSpec(seed=0))
     assert q.shape == log.pmf.shape and not q[~log.mask].any()
     assert q.min() >= log.reward.min() and q.max() <= log.reward.max()
     err = np.abs(q - truth)[log.mask].mean()
@@ -177,8 +197,12 @@ def test_undefined_estimates_are_reported_not_raised(data):
 
 def test_parse_estimators():
     assert parse_estimators("ips, SNIPS,ips") == ["ips", "snips"]
-    with pytest.raises(ReplayError, match="subset of"):
-        parse_estimators("ips,switch")
+    assert parse_estimators("switch-dr:lambda=inf;ips:max_weight=5") == ["switch-dr:lambda=inf", "ips:max_weight=5"]
+    for bad, message in [("ips,switch", "unknown estimator 'switch'"), ("dros", "dros needs lambda"),
+                         ("sg-ips:lambda=2", r"lambda must be a number in \[0, 1\]"), (" , ", "at least one"),
+                         ("dr:lambda=1", "unknown parameter 'lambda' for estimator 'dr'")]:
+        with pytest.raises(ReplayError, match=message):
+            parse_estimators(bad)
 
 
 def test_vw_target_from_a_saved_model(data, tmp_path):
@@ -198,3 +222,13 @@ def test_not_a_vw_model_is_a_clear_error(tmp_path):
     path.write_bytes(b"not a model")
     with pytest.raises(ReplayError, match="VW"):
         resolve_target(parse_target(f"vw={path}"), ragged_log())
+
+
+def test_console_shows_significant_digits_and_json_full_precision():
+    from stream.replay.evaluate import Estimate, PolicyResult
+    from stream.replay.report import format_table
+
+    result = PolicyResult("table", 812.25, {"ips": Estimate(0.0045123456, 0.0031234567, 0.0061234567)})
+    table = format_table([result], on_policy_value=0.0038123, n_rounds=10000)
+    assert "0.004512" in table and "[0.003123, 0.006123]" in table and "0.003812 over 10000" in table
+    assert result.to_dict()["estimates"]["ips"]["value"] == 0.0045123456

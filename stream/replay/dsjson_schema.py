@@ -1,0 +1,126 @@
+"""The DSJSON line replay reads, as msgspec Structs: its JSON Schema (docs/schemas/formats/dsjson.json) and its check.
+
+What :func:`stream.replay.dsjson.from_dsjson` needs from a line written by
+another tool (a Personalizer / decision-service log, a hand-made converter),
+and what it takes when present. Required: ``_label_cost``,
+``_label_probability``, ``_label_Action`` or ``_labelIndex``, ``a``, ``p`` and
+``c._multi``. Everything else is optional; ``_eddy`` is Eddy's own block.
+Unknown keys are ignored (VW ignores them too).
+
+``python -m stream.replay.dsjson_schema --write docs/schemas/formats/dsjson.json``
+regenerates the schema; a unit test fails when the file is stale.
+
+>>> import msgspec
+>>> line = {"_label_cost": -1, "_label_probability": 0.5, "_label_Action": 2, "a": [2, 1], "p": [0.5, 0.5],
+...         "c": {"_multi": [{"i": {"id": "a"}}, {"i": {"id": "b"}}]}}
+>>> msgspec.convert(line, DSJsonLine).c.multi[1].i.id
+'b'
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+__all__ = ["DSJsonLine", "json_schema", "schema_text", "SCHEMA_PATH", "main"]
+
+SCHEMA_PATH = Path("docs/schemas/formats/dsjson.json")
+
+FeatureValue = str | float | int | bool
+Features = dict[str, FeatureValue]
+
+
+class ActionId(Struct, kw_only=True):
+    """The item's id (``"i": {"id": ...}``); a number is read as its text."""
+
+    id: str | int
+
+
+class Action(Struct, kw_only=True):
+    """One candidate: its id and, optionally, its features."""
+
+    i: ActionId | None = None
+    f: Features | None = None
+
+
+class SharedContext(Struct, kw_only=True):
+    """``c``: the shared context and the candidates, in candidate order."""
+
+    multi: Annotated[list[Action], Meta(min_length=1)] = field(name="_multi")
+    u: dict[str, str] | None = None  # {"user_id": ...}; absent: the user is "unknown"
+    x: Features | None = None
+
+
+class EddyBlock(Struct, kw_only=True):
+    """``_eddy``: what Eddy writes for itself; every key optional."""
+
+    format: int | None = None
+    user_id: str | None = None
+    ts: float | None = None
+    scores: list[float] | None = None
+    seed: int | None = None
+    policy: str | None = None
+    policy_version: str | None = None
+    feature_net_version: str | None = None
+    user_weights_version: int | None = None
+    reward: float | None = None
+    feedback_ts: float | None = None
+    imputed: bool | None = None
+
+
+Probability = Annotated[float, Meta(gt=0, le=1)]
+
+
+class DSJsonLine(Struct, kw_only=True):
+    """One joined decision of a `vw --cb_explore_adf --dsjson` log, as `eddy replay --source FILE` reads it.
+
+    The reward is `-_label_cost` (or `_eddy.reward`); the propensity is `_label_probability`; the chosen
+    action is `_labelIndex` (0-based) or else `_label_Action` (1-based); `a` lists every action id
+    1..len(_multi) once, chosen first, and `p[j]` is the logging probability of action `a[j]`.
+    """
+
+    label_cost: float = field(name="_label_cost")
+    label_probability: Probability = field(name="_label_probability")
+    label_action: Annotated[int, Meta(ge=1)] | None = field(name="_label_Action", default=None)
+    label_index: Annotated[int, Meta(ge=0)] | None = field(name="_labelIndex", default=None)
+    timestamp: str | None = field(name="Timestamp", default=None)
+    version: str | None = field(name="Version", default=None)
+    event_id: str | None = field(name="EventId", default=None)
+    a: Annotated[list[Annotated[int, Meta(ge=1)]], Meta(min_length=1)]
+    c: SharedContext
+    p: Annotated[list[Annotated[float, Meta(ge=0, le=1)]], Meta(min_length=1)]
+    eddy: EddyBlock | None = field(name="_eddy", default=None)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`DSJsonLine` (what docs/schemas/formats/dsjson.json holds)."""
+    schema = msgspec.json.schema(DSJsonLine)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "eddy replay DSJSON line", **schema}
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m stream.replay.dsjson_schema",
+                                     description="Write the JSON Schema of the DSJSON lines replay reads.")
+    parser.add_argument("--write", metavar="PATH", default=str(SCHEMA_PATH), help=f"default {SCHEMA_PATH}")
+    args = parser.parse_args(argv)
+    path = Path(args.write)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(schema_text())
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    from stream.replay.dsjson_schema import main as _main
+
+    raise SystemExit(_main())
