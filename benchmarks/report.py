@@ -201,7 +201,11 @@ def _side_results(md_path: Path, json_path: Path) -> list[str]:
     for stem, what, command in (
             ("codec-", "decode/encode cost per event, before and after msgspec", "python -m benchmarks.codec"),
             ("redis-durability-", "one batch's MULTI/EXEC under appendfsync everysec vs always",
-             "python -m benchmarks.redis_durability")):
+             "python -m benchmarks.redis_durability"),
+            ("replay-throughput-", "`eddy replay` from a DSJSON file, stage by stage (decode, arrays, reward "
+             "model, estimators, bootstrap)", "python -m benchmarks.replay_throughput"),
+            ("redis-cluster-", "one batch's commit on a 3-master Redis Cluster vs one Redis",
+             "python -m benchmarks.redis_cluster")):
         found = sorted(json_path.parent.glob(f"{stem}*.json"))
         if found:
             rows.append([what, f"`{command}`", f"[`{found[-1].name}`]({_rel(found[-1], md_path)})"])
