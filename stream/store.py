@@ -90,6 +90,9 @@ return 1
 """
 """A batch's commit in one round trip: check the epochs, then write (WATCH + GET + MULTI/EXEC took three)."""
 
+_RECORDER = redis.Redis()
+"""Never connects: its pipelines only record commands (a cluster's pipeline keeps them in another shape)."""
+
 _OUTAGES = (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException)
 """What says "Redis did not answer" (a cluster adds: slots not covered, cluster down, no node reachable)."""
 
@@ -305,7 +308,7 @@ class RedisStore:
         ttl = max(1, int(batch.decision_ttl_s))
         # The writes are queued on a pipeline that is never sent: its command stack is the
         # script's list of commands, so each write is spelled once, with redis-py's own argument rules.
-        pipe = self._r.pipeline(transaction=False)
+        pipe = _RECORDER.pipeline(transaction=False)
         for (fn, user), (state, p) in batch.users.items():
             if mine(p):
                 pipe.set(k.user(fn, user, p), state)
