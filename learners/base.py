@@ -59,6 +59,41 @@ class UserModel(abc.ABC):
 
         """
 
+    def learn_one_checked(self, x: np.ndarray, y: float) -> tuple[float, float]:
+        """`learn_one`, then ``(error, delta_norm)``: ``y`` minus the prediction before learning,
+        and the Euclidean norm of the change of ``[w, b]``.
+
+        If learning raises, or leaves the weights non-finite (then :class:`FloatingPointError`
+        is raised), the model is put back exactly as it was: one bad observation never
+        leaves a half-learned model behind.
+
+        >>> import numpy as np
+        >>> from learners import make_user_model
+        >>> m = make_user_model("bayes", dim=1)
+        >>> err, delta = m.learn_one_checked(np.array([1.0]), 2.0)
+        >>> round(err, 2), round(delta, 3), m.n_obs
+        (2.0, 0.943, 1)
+        """
+        before = self._coef().copy()
+        snapshot = self._snapshot()
+        try:
+            self.learn_one(x, y)
+            after = self._coef()
+            err = float(y) - float(np.asarray(x, dtype=np.float64) @ before[:-1] + before[-1])
+            if not (np.isfinite(err) and np.isfinite(after).all()):
+                raise FloatingPointError("learning this observation made the weights non-finite")
+            return err, float(np.linalg.norm(after - before))
+        except BaseException:
+            self._restore(snapshot)
+            raise
+
+    def _snapshot(self) -> object:
+        """What `_restore` needs to undo one `learn_one` (subclasses give a cheaper one)."""
+        return self.to_bytes()
+
+    def _restore(self, snapshot: object) -> None:
+        self.__dict__.update(type(self).from_bytes(snapshot).__dict__)
+
     @abc.abstractmethod
     def _coef(self) -> np.ndarray:
         """The current point estimate ``[w..., b]``, shape (dim + 1,). Internal: do not modify."""

@@ -105,6 +105,26 @@ class PopulationModel:
         self._Xty += y * xt
         self._n_obs += 1
 
+    def learn_many(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Add the rows of X (n, dim) with targets y (n,): the same statistics as n `learn_one` calls.
+
+        >>> a, b = PopulationModel(2), PopulationModel(2)
+        >>> X, y = np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([1.0, 3.0])
+        >>> a.learn_many(X, y)
+        >>> for xi, yi in zip(X, y):
+        ...     b.learn_one(xi, yi)
+        >>> a.n_obs, bool(np.allclose(a.mean(), b.mean()))
+        (2, True)
+        """
+        X = check_matrix(X, self.dim)
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (X.shape[0],) or not np.isfinite(y).all():
+            raise LearnerError(f"y must be finite with shape ({X.shape[0]},), got shape {y.shape}")
+        Xt = np.hstack((X, np.ones((X.shape[0], 1))))
+        self._XtX += Xt.T @ Xt
+        self._Xty += Xt.T @ y
+        self._n_obs += X.shape[0]
+
     def mean(self) -> np.ndarray:
         """The ridge solution ``[w..., b]``, shape (dim + 1,): pass it as a new user's ``prior_mean``."""
         lam = self.prior_precision

@@ -114,6 +114,13 @@ class BayesianLinearUserModel(UserModel):
         self._chol = None
         self._n_obs += 1
 
+    def _snapshot(self) -> object:
+        return self._P.copy(), self._b.copy(), self._mean, self._n_obs  # learn_one rebinds _mean
+
+    def _restore(self, snapshot: object) -> None:
+        self._P, self._b, self._mean, self._n_obs = snapshot
+        self._chol = None
+
     def _coef(self) -> np.ndarray:
         return self._mean
 

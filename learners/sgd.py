@@ -111,6 +111,14 @@ class RiverUserModel(UserModel):
         self._stale = True
         self._n_obs += 1
 
+    def _snapshot(self) -> object:
+        return self._coef().copy(), self._n_obs
+
+    def _restore(self, snapshot: object) -> None:
+        coef, n_obs = snapshot
+        self._set_state(coef)
+        self._n_obs = self._model.optimizer.n_iterations = n_obs
+
     def _coef(self) -> np.ndarray:
         # The numpy copy of river's weights is refreshed lazily, so a burst of
         # learn_one calls (a replay) pays for one copy, not one per call.

@@ -168,6 +168,12 @@ class Settings:
     )
     prior_refresh_s: float = field(default=5.0, metadata={"help": "how often the population prior is re-read"})
     seed: int = field(default=0, metadata={"help": "base seed of the exploration draws"})
+    gc_freeze_s: float = field(
+        default=30.0, metadata={"help": "every this many seconds the worker freezes what survived Python's young "
+                                        "collections, and full collections run only every gc_full_s "
+                                        "(stream.heap); 0: Python's own collector schedule"})
+    gc_full_s: float = field(
+        default=3600.0, metadata={"help": "how often the worker runs a full garbage collection (with gc_freeze_s)"})
     torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker"})
     outage_give_up_s: float = field(
         default=600.0, metadata={"help": "how long the worker waits out a Redis or Kafka outage before it exits"})
@@ -221,9 +227,11 @@ class Settings:
         for name in ("partitions", "max_batch", "cache_users", "torch_threads"):
             if getattr(self, name) < 1:
                 raise bad(name, ">= 1")
-        for name in ("join_window_s", "prior_refresh_s", "outage_give_up_s", "batch_slo_ms"):
+        for name in ("join_window_s", "prior_refresh_s", "outage_give_up_s", "batch_slo_ms", "gc_full_s"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise bad(name, "a finite number > 0")
+        if not (math.isfinite(self.gc_freeze_s) and self.gc_freeze_s >= 0):
+            raise bad("gc_freeze_s", "a finite number >= 0")
         for name in ("poll_timeout_ms", "fetch_wait_ms", "seed", "held_feedback_max"):
             if getattr(self, name) < 0:
                 raise bad(name, ">= 0")

@@ -36,9 +36,10 @@ prefix; ``{p<N>}`` is partition N's hash tag (one Redis Cluster slot):
   outages, swaps), replaced whole every second.
 * ``{registry}:*``: the feature-net registry (:mod:`stream.registry`).
 
-A batch's writes go in MULTI/EXEC under WATCH of the epochs: against one Redis,
-one transaction for the whole batch; against a Redis Cluster, one transaction
-per partition (one slot), then the counters and the policy snapshot
+A batch's writes go in one Lua script that first checks the epochs (atomic,
+like MULTI/EXEC under WATCH, in one round trip instead of three): against one
+Redis, one script for the whole batch; against a Redis Cluster, one per
+partition (one slot), then the counters and the policy snapshot
 (docs/design.md, "Redis Cluster", gives the argument).
 """
 
@@ -67,6 +68,30 @@ STATS_TTL_S = 7 * 24 * 3600
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 """URL schemes that select redis-py's cluster client, and the scheme it is given instead."""
+
+_COMMIT_SCRIPT = """
+-- KEYS: the fenced partitions' epoch keys, then one key per command.
+-- ARGV: the number of epochs, the epoch this worker holds for each, then per command
+--       its name, its argument count and its arguments (the key is KEYS').
+-- Writes nothing and returns 0 if any epoch moved on (a rebalance gave the partition
+-- to another worker); else runs every command and returns 1. A script is atomic, so
+-- no other client sees part of a batch, and with appendfsync always it is one fsync.
+local ne = tonumber(ARGV[1])
+for i = 1, ne do
+  if (tonumber(redis.call('GET', KEYS[i])) or 0) ~= tonumber(ARGV[i + 1]) then return 0 end
+end
+local a, k = ne + 2, ne + 1
+while a <= #ARGV do
+  local n = tonumber(ARGV[a + 1])
+  redis.call(ARGV[a], KEYS[k], unpack(ARGV, a + 2, a + 1 + n))
+  a, k = a + 2 + n, k + 1
+end
+return 1
+"""
+"""A batch's commit in one round trip: check the epochs, then write (WATCH + GET + MULTI/EXEC took three)."""
+
+_RECORDER = redis.Redis()
+"""Never connects: its pipelines only record commands (a cluster's pipeline keeps them in another shape)."""
 
 _OUTAGES = (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException)
 """What says "Redis did not answer" (a cluster adds: slots not covered, cluster down, no node reachable)."""
@@ -102,6 +127,7 @@ class RedisStore:
         self._r = connect(url, socket_timeout_s=socket_timeout_s, **client_options)
         self.cluster = isinstance(self._r, redis.RedisCluster)
         self._pool: ThreadPoolExecutor | None = None  # a cluster's per-partition commits
+        self._commit_script = self._r.register_script(_COMMIT_SCRIPT)
         self.keys = Keys(prefix)
 
     @classmethod
@@ -233,16 +259,15 @@ class RedisStore:
     def commit(self, batch: BatchWrite, *, group: str, epochs: dict[int, int], instance: str = "") -> bool:
         """Write ``batch`` if this worker still owns ``epochs``; False if fenced.
 
-        One Redis: one MULTI/EXEC for the whole batch, under WATCH of every epoch.
-        A Redis Cluster: one MULTI/EXEC per partition the batch writes (its keys
-        share a slot), under WATCH of that partition's epoch, all at once; then,
-        if every one committed, the policy snapshot and the counters (one key, one
-        MULTI). A fence on one partition leaves the others written: their records
-        are then read again and find their join records and markers, as after a crash.
+        One Redis: one script run (:data:`_COMMIT_SCRIPT`) for the whole batch, which
+        checks every epoch first. A Redis Cluster: one script run per partition the
+        batch writes (its keys share a slot), checking that partition's epoch, all at
+        once; then, if every one committed, the policy snapshot and the counters (one
+        key, one MULTI). A fence on one partition leaves the others written: their
+        records are then read again and find their join records and markers, as after a crash.
 
-        Raises :class:`StoreUnavailable` when Redis does not answer. redis-py
-        reports a connection lost while keys are WATCHed as a ``WatchError``;
-        a ping tells that outage apart from a real fence.
+        Raises :class:`StoreUnavailable` when Redis does not answer; the batch may or may
+        not have landed, and reading it again finds out (as after a crash).
         """
         if not batch:
             return True
@@ -253,9 +278,6 @@ class RedisStore:
                 return False
             self._write_global(batch, group, instance)
             return True
-        except redis.WatchError:
-            self.ping()  # raises StoreUnavailable if the "fence" was a lost connection
-            return False
         except _OUTAGES as exc:
             raise _unavailable(exc) from None
 
@@ -279,54 +301,54 @@ class RedisStore:
 
     def _transaction(self, batch: BatchWrite, group: str, epochs: dict[int, int], instance: str,
                      partitions: set[int] | None) -> bool:
-        """One MULTI/EXEC of the writes to ``partitions`` (None: every write, the counters and the policy too)."""
+        """One atomic write of the writes to ``partitions`` (None: every write, the counters and the policy too),
+        if ``epochs`` still hold: one round trip (:data:`_COMMIT_SCRIPT`)."""
         k = self.keys
         mine = (lambda p: True) if partitions is None else partitions.__contains__
-        epoch_keys = [k.epoch(group, p) for p in sorted(epochs)]
         ttl = max(1, int(batch.decision_ttl_s))
-        with self._r.pipeline(transaction=True) as pipe:
-            if epoch_keys:
-                pipe.watch(*epoch_keys)
-                # a cluster's pipeline refuses MGET (and its transaction watches one partition's epoch)
-                current = [pipe.get(key) for key in epoch_keys] if self.cluster else pipe.mget(epoch_keys)
-                if [int(c or 0) for c in current] != [epochs[p] for p in sorted(epochs)]:
-                    pipe.unwatch()
-                    return False
-            pipe.multi()
-            for (fn, user), (state, p) in batch.users.items():
-                if mine(p):
-                    pipe.set(k.user(fn, user, p), state)
-                    pipe.sadd(k.users(fn, p), user)
-            for rid, (marker, p) in batch.applied.items():
-                if mine(p):
-                    pipe.set(k.applied(rid, p), marker, ex=APPLIED_TTL_S)
-            for (fn, p), stats in batch.population.items():
-                if mine(p):
-                    pipe.set(k.population(fn, p), stats)
-            for rid, (record, p) in batch.decisions.items():
-                if mine(p):
-                    pipe.set(k.decision(rid, p), record, ex=ttl)
-            for (p, rid), (blob, deadline) in batch.held.items():
-                if mine(p):
-                    pipe.hset(k.held(p), rid, blob)
-                    pipe.zadd(k.held_due(p), {rid: deadline})
-            for p, rid in batch.released:
-                if mine(p):
-                    pipe.hdel(k.held(p), rid)
-                    pipe.zrem(k.held_due(p), rid)
-            for (p, rid), deadline in batch.pending.items():
-                if mine(p):
-                    pipe.zadd(k.pending(p), {rid: deadline})
-            for (p, rid), until in batch.leased.items():
-                if mine(p):
-                    pipe.zadd(k.pending(p), {rid: until}, xx=True)  # only if no reward removed it
-            for p, rid in batch.rewarded:
-                if mine(p):
-                    pipe.zrem(k.pending(p), rid)
-            if partitions is None:
-                self._queue_global(pipe, batch, group, instance)
-            pipe.execute()
-            return True
+        # The writes are queued on a pipeline that is never sent: its command stack is the
+        # script's list of commands, so each write is spelled once, with redis-py's own argument rules.
+        pipe = _RECORDER.pipeline(transaction=False)
+        for (fn, user), (state, p) in batch.users.items():
+            if mine(p):
+                pipe.set(k.user(fn, user, p), state)
+                pipe.sadd(k.users(fn, p), user)
+        for rid, (marker, p) in batch.applied.items():
+            if mine(p):
+                pipe.set(k.applied(rid, p), marker, ex=APPLIED_TTL_S)
+        for (fn, p), stats in batch.population.items():
+            if mine(p):
+                pipe.set(k.population(fn, p), stats)
+        for rid, (record, p) in batch.decisions.items():
+            if mine(p):
+                pipe.set(k.decision(rid, p), record, ex=ttl)
+        for (p, rid), (blob, deadline) in batch.held.items():
+            if mine(p):
+                pipe.hset(k.held(p), rid, blob)
+                pipe.zadd(k.held_due(p), {rid: deadline})
+        for p, rid in batch.released:
+            if mine(p):
+                pipe.hdel(k.held(p), rid)
+                pipe.zrem(k.held_due(p), rid)
+        for (p, rid), deadline in batch.pending.items():
+            if mine(p):
+                pipe.zadd(k.pending(p), {rid: deadline})
+        for (p, rid), until in batch.leased.items():
+            if mine(p):
+                pipe.zadd(k.pending(p), {rid: until}, xx=True)  # only if no reward removed it
+        for p, rid in batch.rewarded:
+            if mine(p):
+                pipe.zrem(k.pending(p), rid)
+        if partitions is None:
+            self._queue_global(pipe, batch, group, instance)
+        fenced = sorted(epochs)
+        keys = [k.epoch(group, p) for p in fenced]
+        args: list = [len(fenced), *(epochs[p] for p in fenced)]
+        for command, _ in pipe.command_stack:
+            name, key, *rest = command
+            keys.append(key)
+            args += [name, len(rest), *rest]
+        return bool(self._commit_script(keys=keys, args=args))
 
     def _write_global(self, batch: BatchWrite, group: str, instance: str) -> None:
         """The policy snapshot, then the counters, after a cluster's per-partition transactions.

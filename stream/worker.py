@@ -41,6 +41,7 @@ from stream import faults
 from stream.config import Settings
 from stream.engine import Batch, BatchOutputs, Engine, InRecord
 from stream.engine.batching import AdaptiveBatchSize
+from stream.heap import HeapKeeper
 from stream.held import HeldSweep
 from stream.hotswap import ModelWatcher
 from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, produce, quiet_logging
@@ -98,6 +99,7 @@ class Worker:
         self._inflight_span: CommitSpan | None = None
         self._fenced_in_a_row = 0
         self._stall = StallWatch(idle_s=_STALL_IDLE_S)
+        self.heap = HeapKeeper(interval_s=settings.gc_freeze_s, full_every_s=settings.gc_full_s)
         self.metrics = WorkerMetrics(self)
         self._held_sweep = HeldSweep(self.store, settings, self.stats)
         self._reward_timer = RewardTimer(self.store, settings, self.stats)
@@ -190,6 +192,7 @@ class Worker:
                 pass
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         self.metrics.serve()
+        self.heap.start()
         log.info("worker %s consuming %s + %s (%s)", self.s.instance_id, self.t["queries"], self.t["feedback"],
                  self.s.processing)
         try:
@@ -238,7 +241,10 @@ class Worker:
         return self._new_consumer()
 
     def _between_batches(self, now: float) -> None:
-        """Hot swap, the population prior and the process-level figures, each on its own schedule."""
+        """Hot swap, the population prior, the heap and the process-level figures, each on its own schedule."""
+        ran = self.heap.maybe_run()
+        if ran is not None:
+            self.stats[f"gc_{ran}_runs"] += 1
         model = self.watcher.ready(now) if self.watcher is not None else None
         if model is not None:
             old = self.engine.model.version
@@ -275,6 +281,7 @@ class Worker:
         if self.watcher is not None:
             self.watcher.close()
         self.metrics.close()
+        self.heap.stop()
 
     # ------------------------------------------------------------------ batch
     def _records(self, msgs: list[Message]) -> tuple[list[InRecord], dict[tuple[str, int], int]]:

@@ -107,6 +107,8 @@ class Batch:
     learned: dict[tuple[str, str], UserModel] = field(default_factory=dict)
     partition_of: dict[tuple[str, str], int] = field(default_factory=dict)
     populations: dict[tuple[str, int], PopulationModel] = field(default_factory=dict)
+    population_rows: dict[tuple[str, int], list[tuple[np.ndarray, float]]] = field(default_factory=dict)
+    """The (x, reward) of each feedback learned, per population: added once, at the end of the batch."""
     query_ts: list[float] = field(default_factory=list)
     """The ``ts`` of each query decided in this batch (end-to-end latency is measured from it)."""
     feature_net_s: float | None = None
@@ -505,13 +507,15 @@ class Engine:
                 batch.write.rewarded.add(waiting)
         for k, model in batch.learned.items():  # each user and partition once, however many feedbacks
             batch.write.users[k] = (model.to_bytes(), batch.partition_of[k])
+        for k, rows in batch.population_rows.items():  # one update per partition: x and rewards are finite
+            batch.populations[k].learn_many(np.array([x for x, _ in rows]), np.array([y for _, y in rows]))
         for k, pop in batch.populations.items():
             batch.write.population[k] = pop.to_bytes()
 
     def _apply(self, fb: Feedback, decision: events.Decision, emb: np.ndarray, item_index: int, partition: int,
                now: float, state: StateReader, batch: Batch) -> list[tuple[str, str]]:
         """Learn one joined feedback. The user's model learns in place (the shell commits or forgets
-        every batch); if this feedback fails, the model is put back as it was before it."""
+        every batch); if this feedback fails, the model is as it was before it."""
         fn = decision.feature_net_version  # the version that made the decision, not the live one
         key = (fn, fb.user_id)
         cache = self._cache(fn, emb.shape[1])
@@ -520,35 +524,22 @@ class Engine:
             model = cache.get_many([fb.user_id],
                                    lambda ids: state.load_users(fn, dict.fromkeys(ids, partition)))[fb.user_id]
         x = emb[item_index].astype(np.float64)
-        if not np.all(np.isfinite(x)):
+        if not np.isfinite(x).all():
             raise FloatingPointError("the decision's embedding of this item is not finite")
-        before = model.to_bytes()
-        try:
-            w_before = _flat_weights(model)
-            err = fb.reward - model.predict_one(x)
-            model.learn_one(x, fb.reward)
-            w_after = _flat_weights(model)
-            if not (np.all(np.isfinite(w_after)) and np.isfinite(err)):
-                raise FloatingPointError("learning this feedback made the user's weights non-finite")
-            update = ModelUpdate(
-                kind="user_weights", feature_net_version=fn, version=model.n_obs, user_id=fb.user_id,
-                request_id=fb.request_id,
-                summary={"n_obs": model.n_obs, "delta_norm": float(np.linalg.norm(w_after - w_before)),
-                         "error": float(err)},
-                ts=now,
-            )
-            outcome = Outcome(decision=decision, item_id=fb.item_id, reward=fb.reward, feedback_ts=fb.ts,
-                              default=fb.default)
-            produced = [("model-updates", events.encode(update).decode()),
-                        ("outcomes", events.encode(outcome).decode())]
-        except Exception:
-            restored = type(model).from_bytes(before)
-            cache.put(fb.user_id, restored)
-            if key in batch.learned:
-                batch.learned[key] = restored
-            raise
-        pop = self._population(fn, partition, cache, state, batch)
-        pop.learn_one(x, fb.reward)  # last: x and the reward are finite, so this cannot fail half-way
+        outcome = Outcome(decision=decision, item_id=fb.item_id, reward=fb.reward, feedback_ts=fb.ts,
+                          default=fb.default)
+        # Puts the model back as it was if learning fails: nothing half-learned stays in memory.
+        # Nothing after it can fail (the outcome is built, err and delta_norm are finite).
+        err, delta_norm = model.learn_one_checked(x, fb.reward)
+        update = ModelUpdate(
+            kind="user_weights", feature_net_version=fn, version=model.n_obs, user_id=fb.user_id,
+            request_id=fb.request_id, summary={"n_obs": model.n_obs, "delta_norm": delta_norm, "error": err},
+            ts=now,
+        )
+        produced = [("model-updates", events.encode(update).decode()),
+                    ("outcomes", events.encode(outcome).decode())]
+        self._population(fn, partition, cache, state, batch)  # loaded now; learns the batch's rows at its end
+        batch.population_rows.setdefault((fn, partition), []).append((x, fb.reward))
         batch.learned[key] = model
         batch.partition_of[key] = partition
         if hasattr(self.policy, "learn") and item_index == decision.chosen_index:
@@ -565,6 +556,3 @@ class Engine:
             batch.counts["policy_learn_failed"] += 1
             log.warning("policy %s could not learn from request %s: %s", self.policy.name, decision.request_id, exc)
 
-
-def _flat_weights(model: UserModel) -> np.ndarray:
-    return np.concatenate([np.atleast_1d(np.asarray(w, dtype=np.float64)) for w in model.weights])

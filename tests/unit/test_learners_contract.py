@@ -248,3 +248,44 @@ def test_serialised_size_is_compact(kind):
     expected = {"river": 12 + 8 * (4 + DIM + 1) + 4, "bayes": 12 + 8 * (2 + (DIM + 1) + (DIM + 1) * (DIM + 2) // 2) + 4,
                 "rls": 12 + 8 * (3 + (DIM + 1) + (DIM + 1) * (DIM + 2) // 2) + 4}
     assert len(trained(kind).to_bytes()) == expected[kind]
+
+
+def test_learn_one_checked_reports_the_error_before_and_the_weight_change(kind):
+    """The engine publishes these two figures in every model update; both come from the model itself."""
+    model, twin = trained(kind), trained(kind)
+    x = np.linspace(-1, 1, DIM)
+    w_before = np.append(*model.weights)
+    expected_err = 2.5 - model.predict_one(x)
+    err, delta = model.learn_one_checked(x, 2.5)
+    twin.learn_one(x, 2.5)
+    assert err == pytest.approx(expected_err, rel=1e-12)
+    assert delta == pytest.approx(float(np.linalg.norm(np.append(*model.weights) - w_before)), rel=1e-12)
+    assert delta > 0 and model.to_bytes() == twin.to_bytes()
+
+
+def test_learn_one_checked_puts_the_model_back_when_learning_fails(kind, monkeypatch):
+    """A learn_one that changed the weights and then raised, or left them infinite, leaves no trace."""
+    model = trained(kind)
+    before = model.to_bytes()
+    learn = type(model).learn_one
+
+    def learn_then_fail(self, x, y):
+        learn(self, x, y)
+        raise ValueError("boom after the update")
+
+    monkeypatch.setattr(type(model), "learn_one", learn_then_fail)
+    with pytest.raises(ValueError):
+        model.learn_one_checked(np.ones(DIM), 1.0)
+    assert model.to_bytes() == before and model.n_obs == 50
+
+    def learn_to_nan(self, x, y):
+        learn(self, x, y)
+        self._coef()[:] = np.nan  # what an overflow in an update would leave
+
+    monkeypatch.setattr(type(model), "learn_one", learn_to_nan)
+    with pytest.raises(FloatingPointError):
+        model.learn_one_checked(np.ones(DIM), 1.0)
+    assert model.to_bytes() == before
+    monkeypatch.undo()
+    model.learn_one_checked(np.ones(DIM), 1.0)  # and it still learns
+    assert model.n_obs == 51

@@ -189,3 +189,20 @@ def test_from_bytes_checks_the_prior_and_the_length():
         PopulationModel.from_bytes(population_bytes(0.0, payload_tail=np.arange(1.0, 13.0)))
     with pytest.raises(LearnerError, match=r"^data holds 15 float64 values, a population model of dim 2 needs 13$"):
         PopulationModel.from_bytes(population_bytes(1.0, payload_tail=np.zeros(14)))
+
+
+def test_learn_many_adds_the_same_statistics_as_learn_one_per_row():
+    """The engine adds a batch's feedback to its partition's statistics in one call."""
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    one, many = PopulationModel(3), PopulationModel(3)
+    for xi, yi in zip(X, y):
+        one.learn_one(xi, yi)
+    many.learn_many(X, y)
+    assert many.n_obs == one.n_obs == 40
+    np.testing.assert_allclose(many.mean(), one.mean(), rtol=1e-10)
+    with pytest.raises(LearnerError):
+        many.learn_many(X, y[:-1])
+    with pytest.raises(LearnerError):
+        many.learn_many(X, np.append(y[:-1], np.nan))
+    assert many.n_obs == 40
