@@ -133,13 +133,15 @@ class FeatureCache:
 class FeatureCaches:
     """The worker's feature caches: the live version's, and one being warmed for the next.
 
-    ``capacity`` 0 turns caching off (:meth:`live` gives None).
+    ``capacity`` 0 turns caching off (:meth:`live` gives None); ``kinds`` are the feature-net kinds
+    cached (:meth:`for_model`).
     """
 
-    def __init__(self, *, capacity: int, lsh_bits: int = 0, warm: int = 0) -> None:
+    def __init__(self, *, capacity: int, lsh_bits: int = 0, warm: int = 0,
+                 kinds: tuple[str, ...] = ("text", "mlp")) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
             raise FeatureError(f"feature cache capacity must be an int >= 0, got {capacity!r}")
-        self.capacity, self.lsh_bits, self.warm_entries = capacity, lsh_bits, warm
+        self.capacity, self.lsh_bits, self.warm_entries, self.kinds = capacity, lsh_bits, warm, tuple(kinds)
         FeatureCache("check", capacity=1, lsh_bits=lsh_bits)  # validates lsh_bits now, not at the first query
         self._live: FeatureCache | None = None
         self._retired: Counter[str] = Counter()  # counts of the versions' caches that were dropped
@@ -159,6 +161,10 @@ class FeatureCaches:
             self.install(self.new(version))
         return self._live
 
+    def for_model(self, model: Any) -> FeatureCache | None:
+        """The live cache for ``model`` if its kind is cached, else None."""
+        return self.live(model.version) if model.kind in self.kinds else None
+
     def warm_sources(self) -> list[Any]:
         """The live cache's most recent inputs, to warm the next version with (call on the serving thread)."""
         return [] if self._live is None else self._live.sources(self.warm_entries)
@@ -167,7 +173,7 @@ class FeatureCaches:
         """A cache of ``model``'s version filled from ``sources`` (``(context, item)`` pairs); safe off the
         serving thread: it touches nothing the serving thread reads until :meth:`install`."""
         cache = self.new(model.version)
-        if cache is None:
+        if cache is None or model.kind not in self.kinds:
             return None
         for start in range(0, len(sources), chunk):
             part = sources[start : start + chunk]

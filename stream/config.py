@@ -168,6 +168,10 @@ class Settings:
     lsh_bits: int = field(
         default=0, metadata={"help": "SimHash bits coarsening the feature cache's numeric keys (similar inputs "
                                      "share an entry, an approximation); 0: exact keys"})
+    feature_cache_kinds: str = field(
+        default="text", metadata={"help": "comma-separated feature-net kinds whose features are cached: text (its "
+                                          "sentence encodings), mlp (whole rows; cheaper to compute than to cache "
+                                          "unless lsh_bits coarsens, docs/design.md#feature-cache)"})
     feature_cache_warm: int = field(
         default=10_000, metadata={"help": "on a hot swap, the live cache's most recent inputs computed with the "
                                           "new feature net before it serves"})
@@ -243,6 +247,8 @@ class Settings:
             raise bad("gc_freeze_s", "a finite number >= 0")
         if not 0 <= self.lsh_bits <= 64:
             raise bad("lsh_bits", "in [0, 64]")
+        if not set(self.feature_cache_kinds.split(",")) <= {"text", "mlp", ""}:
+            raise bad("feature_cache_kinds", "a comma-separated list of text, mlp")
         for name in ("poll_timeout_ms", "fetch_wait_ms", "seed", "held_feedback_max", "feature_cache_size",
                      "feature_cache_warm"):
             if getattr(self, name) < 0:

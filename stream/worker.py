@@ -77,7 +77,8 @@ class Worker:
                                           highest=settings.max_batch)
         torch.set_num_threads(settings.torch_threads)
         self.feature_caches = FeatureCaches(capacity=settings.feature_cache_size, lsh_bits=settings.lsh_bits,
-                                            warm=settings.feature_cache_warm)
+                                            warm=settings.feature_cache_warm,
+                                            kinds=tuple(k for k in settings.feature_cache_kinds.split(",") if k))
         self.engine = engine or Engine(
             model or self._live_model(), self._restored_policy(make_policy(settings.policy)),
             learner=settings.learner, join_window_s=settings.join_window_s, seed=settings.seed,

@@ -270,7 +270,7 @@ class Engine:
     def _embed(self, queries: list[tuple[InRecord, Query]], batch: Batch) -> list[tuple[InRecord, Query, np.ndarray]]:
         """One forward pass for the batch; if it fails, one per query, to find the record that broke it."""
         inputs = [(q.context, [c.to_dict() for c in q.candidates]) for _, q in queries]
-        cache = None if self.feature_caches is None else self.feature_caches.live(self.model.version)
+        cache = None if self.feature_caches is None else self.feature_caches.for_model(self.model)
         embed = self.model.embed_many if cache is None else functools.partial(self.model.embed_many, cache=cache)
         t0 = time.perf_counter()
         try:

@@ -4,6 +4,7 @@ cache on serves each version its own features (the new version's cache warmed be
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -98,6 +99,7 @@ def test_a_hot_swap_with_the_cache_serves_each_version_its_own_features(settings
                 for k, c in enumerate(contexts)]
 
     before, after = queries("b"), queries("a")
+    settings = dataclasses.replace(settings, feature_cache_kinds="text,mlp")  # the MLP's rows are cached too
     with worker_thread(settings) as w:
         _send(settings, before)
         read_json(settings, "predictions", n=len(before), timeout_s=60)

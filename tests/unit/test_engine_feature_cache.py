@@ -67,3 +67,12 @@ def test_install_with_a_warmed_cache_serves_the_new_version_from_it(model, train
     misses = warm.misses
     _decisions(engine, REQUESTS)
     assert caches.live("v2") is warm and warm.misses == misses and warm.hits > 0
+
+
+@pytest.mark.parametrize("override, name", [({"lsh_bits": 65}, "lsh_bits"), ({"feature_cache_size": -1}, "feature_cache_size"),
+                                            ({"feature_cache_kinds": "text,cnn"}, "feature_cache_kinds")])
+def test_bad_feature_cache_settings_are_named(override, name):
+    from stream.config import ConfigError, from_env
+
+    with pytest.raises(ConfigError, match=name):
+        from_env({}, **override)
