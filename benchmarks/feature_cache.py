@@ -70,12 +70,10 @@ def cpu_cost(text_model, mlp_model, queries, repeat: int = 1) -> dict:
 
 
 def live(settings_base: dict, model, queries, *, rate: float, cache_size: int) -> dict:
-    import redis
-
     from stream import config, events
     from stream.client import EddyClient, drain, reader
     from stream.kafka_io import delete_topics, ensure_topics
-    from stream.store import open_registry
+    from stream.store import RedisStore, open_registry
     from stream.worker import Worker
 
     prefix = f"bfc{uuid.uuid4().hex[:8]}."
@@ -132,10 +130,7 @@ def live(settings_base: dict, model, queries, *, rate: float, cache_size: int) -
             preds.close()
         finally:
             delete_topics(s, topics)
-            r = redis.Redis.from_url(s.redis_url)
-            keys = list(r.scan_iter(f"{prefix}*", count=1000))
-            for i in range(0, len(keys), 500):
-                r.delete(*keys[i : i + 500])
+            RedisStore.from_settings(s).delete_deployment()
     answered = [rid for rid in sent if rid in received]
     late = set(list(sent)[len(sent) // 2 :])  # the second half: the cache (if any) has met the pool by then
     e2e = np.array([(received[rid] - sent[rid]) * 1000 for rid in answered])
