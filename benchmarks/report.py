@@ -205,7 +205,11 @@ def _side_results(md_path: Path, json_path: Path) -> list[str]:
             ("replay-throughput-", "`eddy replay` from a DSJSON file, stage by stage (decode, arrays, reward "
              "model, estimators, bootstrap)", "python -m benchmarks.replay_throughput"),
             ("redis-cluster-", "one batch's commit on a 3-master Redis Cluster vs one Redis",
-             "python -m benchmarks.redis_cluster")):
+             "python -m benchmarks.redis_cluster"),
+            ("lsh-coarsening-", "feature-cache hit rate against RMSE loss by SimHash bits (LSH coarsening), "
+             "MovieLens-100K", "python -m benchmarks.lsh_coarsening"),
+            ("feature-cache-", "the text feature net's CPU cost per query, and a live worker's cache hit rate "
+             "and p99 with and without the feature cache", "python -m benchmarks.feature_cache")):
         found = sorted(json_path.parent.glob(f"{stem}*.json"))
         if found:
             rows.append([what, f"`{command}`", f"[`{found[-1].name}`]({_rel(found[-1], md_path)})"])

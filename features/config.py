@@ -30,7 +30,10 @@ from typing import Any
 
 from features.errors import FeatureError
 
-__all__ = ["FeatureNetConfig"]
+__all__ = ["KINDS", "FeatureNetConfig"]
+
+KINDS = ("mlp", "text")
+"""Feature-net kinds: the MLP over hashed and numeric fields, and the MLP over those plus an item text encoding."""
 
 _FIELD_GROUPS = ("context_numeric", "context_categorical", "item_numeric", "item_categorical")
 
@@ -69,6 +72,16 @@ class FeatureNetConfig:
         Width ``d`` of ``f``: the size of the per-user weight vector ``w_u``.
     dropout:
         Dropout probability after each hidden layer, in ``[0, 1)``.
+    kind:
+        ``"mlp"`` (the default, and what artifacts without a kind are) or
+        ``"text"``: the MLP also reads the sentence encoding of the item's text
+        field ``item_text`` (:mod:`features.text`, frozen; only the MLP on top,
+        the projection head, is trained). The encoding is the expensive part.
+    item_text:
+        Name of the item's text field (``item["features"][item_text]``); the
+        text kind needs it, and it is not a categorical input.
+    text_dim:
+        Width of the text encoding (384 for all-MiniLM-L6-v2).
     """
 
     context_numeric: tuple[str, ...] = ()
@@ -81,6 +94,9 @@ class FeatureNetConfig:
     hidden: tuple[int, ...] = (64,)
     output_dim: int = 16
     dropout: float = 0.0
+    kind: str = "mlp"
+    item_text: str | None = None
+    text_dim: int = 384
 
     def __post_init__(self) -> None:
         # Accept lists (e.g. from JSON) but store tuples so the config stays hashable.
@@ -128,6 +144,14 @@ class FeatureNetConfig:
             or not 0.0 <= self.dropout < 1.0
         ):
             raise FeatureError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
+        if self.kind not in KINDS:
+            raise FeatureError(f"kind must be one of {list(KINDS)!r}, got {self.kind!r}")
+        if self.kind == "text":
+            if not isinstance(self.item_text, str) or not self.item_text:
+                raise FeatureError(f"the text kind needs item_text, the item's text field, got {self.item_text!r}")
+            if self.item_text in self.item_numeric or self.item_text in self.item_categorical:
+                raise FeatureError(f"item_text {self.item_text!r} must not also be a numeric or categorical field")
+        _check_int("text_dim", self.text_dim, minimum=1)
         if self.input_dim == 0:
             raise FeatureError(
                 "the config has no inputs: no numeric or categorical fields and "
@@ -152,7 +176,8 @@ class FeatureNetConfig:
         >>> FeatureNetConfig(context_numeric=("a",), item_categorical=("g",)).input_dim
         25
         """
-        return self.n_numeric + self.n_categorical * self.embedding_dim + self.item_id_embedding_dim
+        width = self.n_numeric + self.n_categorical * self.embedding_dim + self.item_id_embedding_dim
+        return width + (self.text_dim if self.kind == "text" else 0)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -224,6 +249,8 @@ class FeatureNetConfig:
         if n == 0:
             raise FeatureError("infer() needs at least one example, got 0")
         inferred: dict[str, Any] = {}
+        text_field = overrides.get("item_text")
+        kinds["item"].pop(text_field, None)  # the text field is encoded as text, not hashed
         for side in ("context", "item"):
             seen = kinds[side]
             inferred[f"{side}_numeric"] = tuple(sorted(k for k, cat in seen.items() if not cat))

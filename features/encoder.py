@@ -88,11 +88,13 @@ def stable_bucket(key: str, buckets: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class EncodedBatch:
-    """Encoded rows: ``numeric (B, n_numeric) float32``, ``categorical (B, n_cat) int64``, ``item_ids (B,) int64``."""
+    """Encoded rows: ``numeric (B, n_numeric) float32``, ``categorical (B, n_cat) int64``, ``item_ids (B,) int64``,
+    and for the text kind ``text (B, text_dim) float32``, the items' text encodings (:mod:`features.text`)."""
 
     numeric: torch.Tensor
     categorical: torch.Tensor
     item_ids: torch.Tensor
+    text: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.item_ids.shape[0])
@@ -103,11 +105,19 @@ class EncodedBatch:
             self.numeric.to(device, non_blocking=non_blocking),
             self.categorical.to(device, non_blocking=non_blocking),
             self.item_ids.to(device, non_blocking=non_blocking),
+            None if self.text is None else self.text.to(device, non_blocking=non_blocking),
         )
 
     def take(self, index: torch.Tensor) -> EncodedBatch:
         """Rows ``index`` (a 1-D long tensor on the batch's device)."""
-        return EncodedBatch(self.numeric[index], self.categorical[index], self.item_ids[index])
+        return EncodedBatch(self.numeric[index], self.categorical[index], self.item_ids[index],
+                            None if self.text is None else self.text[index])
+
+    def with_text(self, text: torch.Tensor) -> EncodedBatch:
+        """The same rows with their text encodings ``(B, text_dim)``."""
+        if text.shape[0] != len(self):
+            raise FeatureError(f"text encodings must have {len(self)} rows, got {text.shape[0]}")
+        return EncodedBatch(self.numeric, self.categorical, self.item_ids, text)
 
 
 class _HashCache:

@@ -9,8 +9,9 @@ worker should call ``torch.set_num_threads(1)`` at start-up.
 
 Artifact layout (one directory per version, written by :meth:`save`)::
 
-    weights.pt    state_dict of the FeatureNet (torch.save)
-    config.json   {"format": 1, "feature_net": FeatureNetConfig, "encoder": standardisation stats}
+    weights.pt    state_dict of the FeatureNet (torch.save); for the text kind, the head only
+    config.json   {"format": 1, "feature_net": FeatureNetConfig (its "kind": "mlp" when absent),
+                   "encoder": standardisation stats}
     metrics.json  training metrics (train_rmse, val_rmse, ...)
     meta.json     version, created_at, data_range, device, n_train, n_val, ...
     users.npz     user_ids (n,) str, W (n, output_dim) float32, b (n,) float32
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from features.cache import FeatureCache
 from features.config import FeatureNetConfig
 from features.encoder import EncodedBatch, FeatureEncoder
 from features.errors import FeatureError
@@ -124,23 +126,61 @@ class FeatureModel:
         return self.config.output_dim
 
     # ---------------------------------------------------------------- serving
-    def embed(self, context: Context, items: Sequence[Item]) -> np.ndarray:
-        """``f(context, item)`` for each item: float32 ``(len(items), output_dim)``."""
-        if len(items) == 0:
-            return np.zeros((0, self.output_dim), dtype=np.float32)
-        return self._forward(self.encoder.encode(context, items))
+    @property
+    def kind(self) -> str:
+        """``"mlp"`` or ``"text"`` (:data:`features.config.KINDS`)."""
+        return self.config.kind
 
-    def embed_many(self, queries: Sequence[tuple[Context, Sequence[Item]]]) -> list[np.ndarray]:
+    @property
+    def text_encoder(self):
+        """The text kind's frozen sentence encoder (:mod:`features.text`), loaded on first use."""
+        from features.text import text_encoder
+
+        return text_encoder(str(self.device))
+
+    def embed(self, context: Context, items: Sequence[Item], *, cache: FeatureCache | None = None) -> np.ndarray:
+        """``f(context, item)`` for each item: float32 ``(len(items), output_dim)``."""
+        return self.embed_many([(context, items)], cache=cache)[0]
+
+    def embed_many(self, queries: Sequence[tuple[Context, Sequence[Item]]], *,
+                   cache: FeatureCache | None = None) -> list[np.ndarray]:
         """:meth:`embed` for many ``(context, items)`` queries in one forward pass.
 
         Returns one float32 ``(len(items_q), output_dim)`` array per query (views
-        into one array).
+        into one array). With ``cache`` (this version's, :mod:`features.cache`), the
+        expensive part is looked up first and only the misses are computed: the text
+        kind's sentence encodings, or the MLP kind's whole rows.
         """
         counts = [len(q[1]) for q in queries]
         total = sum(counts)
         if total == 0:
             return [np.zeros((0, self.output_dim), dtype=np.float32) for _ in counts]
-        out = self._forward(self.encoder.encode_many(queries))
+        if cache is not None and cache.version != self.version:
+            raise FeatureError(f"feature net {self.version!r} was given the cache of version {cache.version!r}")
+        batch = self.encoder.encode_many(queries)
+        if cache is not None:
+            rows = np.repeat(np.arange(len(queries)), counts)
+            items = [it for q in queries for it in q[1]]
+
+            def source(i: int) -> tuple[Context, Item]:
+                return queries[rows[i]][0], items[i]
+        if self.kind == "text":
+            from features.text import item_texts
+
+            texts = item_texts([it for q in queries for it in q[1]], self.config.item_text)
+            if cache is None:
+                encoded = self.text_encoder.encode(texts)
+            else:
+                encoded = np.stack(cache.get_or_compute(
+                    texts, lambda idx: self.text_encoder.encode([texts[i] for i in idx]), source=source))
+            out = self._forward(batch.with_text(torch.from_numpy(encoded)))
+        elif cache is None:
+            out = self._forward(batch)
+        else:
+            keys = cache.row_keys(batch.numeric.numpy(),
+                                  np.concatenate([batch.categorical.numpy(), batch.item_ids.numpy()[:, None]], axis=1))
+            out = np.stack(cache.get_or_compute(
+                keys, lambda idx: self._forward(batch.take(torch.as_tensor(idx, dtype=torch.long))), source=source))
         return np.split(out, np.cumsum(counts)[:-1])
 
     def _forward(self, batch: EncodedBatch) -> np.ndarray:

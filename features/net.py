@@ -93,6 +93,10 @@ class FeatureNet(nn.Module):
             parts.append(self.categorical(batch.categorical).flatten(1))
         if self.item_id is not None:
             parts.append(self.item_id(batch.item_ids))
+        if self.config.kind == "text":
+            if batch.text is None:
+                raise FeatureError("the text kind's batch has no text encodings")
+            parts.append(batch.text)
         return torch.cat(parts, dim=1)
 
     def forward(self, batch: EncodedBatch) -> torch.Tensor:

@@ -64,6 +64,7 @@ from features.encoder import EncodedBatch, FeatureEncoder
 from features.errors import FeatureError
 from features.model import FeatureModel
 from features.net import FeatureNet, resolve_device
+from features.text import encode_item_texts, encoder_identity
 
 __all__ = ["Example", "examples_from_records", "train_feature_net"]
 
@@ -277,7 +278,10 @@ def train_feature_net(
     item_share = torch.tensor([1.0 / item_count[k] for k in item_keys], dtype=torch.float32).to(dev)
 
     encoder = FeatureEncoder(config).fit(contexts[:n_train], items[:n_train])
-    encoded = encoder.encode_pairs(contexts, items).to(dev)
+    encoded = encoder.encode_pairs(contexts, items)
+    if config.kind == "text":  # the frozen sentence encoder runs once per distinct text, then only the head trains
+        encoded = encoded.with_text(encode_item_texts(items, config.item_text, dev, progress=progress))
+    encoded = encoded.to(dev)
     rewards, uidx = rewards.to(dev), uidx.to(dev)
     train_mean = float(rewards[:n_train].mean())
 
@@ -349,9 +353,12 @@ def train_feature_net(
         "n_train": n_train,
         "n_val": n_val,
         "seed": seed,
+        "kind": config.kind,
         "hyperparameters": {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                             "weight_decay": weight_decay, "val_fraction": val_fraction},
     }
+    if config.kind == "text":
+        meta["text_encoder"] = encoder_identity()
     if n_users:  # the prior the users were solved towards: a new user's start (FeatureModel.mean_user_weights)
         meta["population_prior"] = {"w": [float(v) for v in model.W[n_users].cpu()],
                                     "b": float(model.b[n_users])}

@@ -162,6 +162,19 @@ class Settings:
     fetch_wait_ms: int = field(default=5, metadata={"help": "consumer fetch.wait.max.ms"})
     linger_ms: float = field(default=1.0, metadata={"help": "producer linger.ms"})
     cache_users: int = field(default=100_000, metadata={"help": "per-user models kept in the worker's memory"})
+    feature_cache_size: int = field(
+        default=100_000, metadata={"help": "feature-cache entries of the live feature net (text kind: item text "
+                                           "encodings; MLP: f rows), least recently used evicted; 0: off"})
+    lsh_bits: int = field(
+        default=0, metadata={"help": "SimHash bits coarsening the feature cache's numeric keys (similar inputs "
+                                     "share an entry, an approximation); 0: exact keys"})
+    feature_cache_kinds: str = field(
+        default="text", metadata={"help": "comma-separated feature-net kinds whose features are cached: text (its "
+                                          "sentence encodings), mlp (whole rows; cheaper to compute than to cache "
+                                          "unless lsh_bits coarsens, docs/design.md#feature-cache)"})
+    feature_cache_warm: int = field(
+        default=10_000, metadata={"help": "on a hot swap, the live cache's most recent inputs computed with the "
+                                          "new feature net before it serves"})
     model_dir: str = field(
         default_factory=lambda: str(Path(_default_state_dir()) / "models"),
         metadata={"help": "directory of feature-net artifacts (the registry's files)"},
@@ -232,7 +245,12 @@ class Settings:
                 raise bad(name, "a finite number > 0")
         if not (math.isfinite(self.gc_freeze_s) and self.gc_freeze_s >= 0):
             raise bad("gc_freeze_s", "a finite number >= 0")
-        for name in ("poll_timeout_ms", "fetch_wait_ms", "seed", "held_feedback_max"):
+        if not 0 <= self.lsh_bits <= 64:
+            raise bad("lsh_bits", "in [0, 64]")
+        if not set(self.feature_cache_kinds.split(",")) <= {"text", "mlp", ""}:
+            raise bad("feature_cache_kinds", "a comma-separated list of text, mlp")
+        for name in ("poll_timeout_ms", "fetch_wait_ms", "seed", "held_feedback_max", "feature_cache_size",
+                     "feature_cache_warm"):
             if getattr(self, name) < 0:
                 raise bad(name, ">= 0")
         if not (math.isfinite(self.reward_wait_s) and 0 <= self.reward_wait_s <= self.join_window_s):

@@ -137,6 +137,18 @@ class _Scraped(Collector):
                 lookups.add_metric([version], n_lookups)
                 hits.add_metric([version], n_hits)
             yield from (size, cap, lookups, hits)
+        caches = getattr(engine, "feature_caches", None)
+        if caches is not None and caches.enabled:
+            f = caches.figures()
+            for key, doc in (("hits", "feature-cache lookups answered from the cache (hit rate: rate(hits) / "
+                                      "(rate(hits) + rate(misses)))"),
+                             ("misses", "feature-cache lookups the feature net computed"),
+                             ("evictions", "feature-cache entries evicted, least recently used first")):
+                yield counter(f"eddy_feature_cache_{key}", doc, f[key])
+            yield GaugeMetricFamily("eddy_feature_cache_entries", "entries in the live feature net's cache",
+                                    value=f["entries"])
+            yield GaugeMetricFamily("eddy_feature_cache_capacity", "most entries of the feature cache",
+                                    value=f["capacity"])
 
 
 def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
@@ -172,6 +184,7 @@ class WorkerMetrics:
         self.committed: Counter[str] = Counter()
         self.lag: dict[tuple[str, int], int] = {}
         self._settings = worker.s
+        self._engine = getattr(worker, "engine", None)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -212,6 +225,10 @@ class WorkerMetrics:
     def figures(self) -> dict[str, int]:
         """What ``eddy stats`` shows besides the counters: total lag and p50/p99 of each histogram (µs)."""
         out = {"consumer_lag": sum(self.lag.values())}
+        caches = getattr(self._engine, "feature_caches", None)
+        if caches is not None and caches.enabled:
+            f = caches.figures()
+            out.update({f"feature_cache_{k}": f[k] for k in ("hits", "misses", "evictions", "entries")})
         for name, h in (("query_latency", self.query_latency), ("batch", self.batch_time),
                         ("feature_net", self.feature_net_time), ("redis_commit", self.redis_commit_time),
                         ("kafka_commit", self.kafka_commit_time)):

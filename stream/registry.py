@@ -58,6 +58,7 @@ class Registry:
             "path": str(path),
             "created_at": time.time(),
             "metrics": model.metrics,
+            "feature_net": {"kind": model.kind, "item_text": model.config.item_text},
             **(meta or {}),
         }
         self._r.hset(self._k("versions"), model.version, json.dumps(entry))

@@ -39,8 +39,16 @@ class TrainOptions:
     device: str | None = None
     progress: bool = True
     min_examples: int = 20
+    kind: str = "mlp"
+    item_text: str | None = None
 
     def check(self) -> TrainOptions:
+        from features.config import KINDS
+
+        if self.kind not in KINDS:
+            raise ConfigError(f"--kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind == "text" and not self.item_text:
+            raise ConfigError("--kind text needs --item-text FIELD, the items' text field")
         for name in ("epochs", "batch_size", "output_dim", "min_examples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)!r}")
@@ -118,7 +126,8 @@ def train(records: list[dict], opts: TrainOptions, *, version: str, seed: int = 
         raise ConfigError(f"only {len(records)} training examples; need at least {opts.min_examples}")
     examples = examples_from_records(records)
     n_train = len(examples) - int(len(examples) * opts.val_fraction)
-    cfg = config or FeatureNetConfig.infer(examples[:n_train], output_dim=opts.output_dim)
+    kind = {"kind": "text", "item_text": opts.item_text} if opts.kind == "text" else {}
+    cfg = config or FeatureNetConfig.infer(examples[:n_train], output_dim=opts.output_dim, **kind)
     model = train_feature_net(examples, cfg, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr,
                               val_fraction=opts.val_fraction, seed=seed, device=opts.device,
                               progress=opts.progress, version=version)

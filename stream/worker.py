@@ -36,6 +36,7 @@ import torch
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from bandits import Policy, make_policy
+from features.cache import FeatureCaches
 from features.model import FeatureModel
 from stream import faults
 from stream.config import Settings
@@ -75,14 +76,19 @@ class Worker:
         self.batching = AdaptiveBatchSize(slo_ms=settings.batch_slo_ms, start=min(32, settings.max_batch),
                                           highest=settings.max_batch)
         torch.set_num_threads(settings.torch_threads)
+        self.feature_caches = FeatureCaches(capacity=settings.feature_cache_size, lsh_bits=settings.lsh_bits,
+                                            warm=settings.feature_cache_warm,
+                                            kinds=tuple(k for k in settings.feature_cache_kinds.split(",") if k))
         self.engine = engine or Engine(
             model or self._live_model(), self._restored_policy(make_policy(settings.policy)),
             learner=settings.learner, join_window_s=settings.join_window_s, seed=settings.seed,
             cache_users=settings.cache_users, held_max=settings.held_feedback_max,
-            reward_wait_s=settings.reward_wait_s,
+            reward_wait_s=settings.reward_wait_s, feature_caches=self.feature_caches,
         )
         self.serves_model = self.engine.model is not None
-        self.watcher = ModelWatcher(self.registry, lambda: self.engine.model.version) if self.serves_model else None
+        self.watcher = (ModelWatcher(self.registry, lambda: self.engine.model.version,
+                                     feature_caches=getattr(self.engine, "feature_caches", None))
+                        if self.serves_model else None)
         self._kind = {self.t["queries"]: "query", self.t["feedback"]: "feedback"}
         self._stopping = False
         self._epochs: dict[int, int] = {}
@@ -245,10 +251,10 @@ class Worker:
         ran = self.heap.maybe_run()
         if ran is not None:
             self.stats[f"gc_{ran}_runs"] += 1
-        model = self.watcher.ready(now) if self.watcher is not None else None
-        if model is not None:
-            old = self.engine.model.version
-            self.engine.install(model)
+        loaded = self.watcher.ready(now) if self.watcher is not None else None
+        if loaded is not None:
+            model, old = loaded.model, self.engine.model.version
+            self.engine.install(model, loaded.feature_cache)
             self._next_prior = 0.0
             self.stats["model_swaps"] += 1
             log.info("hot-swapped feature net %s -> %s", old, model.version)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from stream import config
 
-QUICK = {"limit": 3000, "epochs": 1, "retrains": 1}
+QUICK = {"limit": 3000, "epochs": 1, "retrains": 1, "text_ratings": 0}
 # The demo's worker keeps new users on the offline population mean: the pooled online statistics
 # are a worse prior for a newcomer on this stream (docs/demo.md, "The learner").
 NEVER_S = 1e9
@@ -37,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="offline training epochs (default 3; --quick 1)")
     p.add_argument("--retrains", type=int, default=None,
                    help="periodic-retrain arm: retrains over the stream (default 10; --quick 1)")
+    p.add_argument("--text-ratings", type=int, default=None,
+                   help="stream ratings scored by the expensive (text) feature net's arms, with and without the "
+                        "feature cache (default 2000; --quick 0: skipped); 0 skips them")
+    p.add_argument("--lsh-arm-bits", type=int, default=8,
+                   help="SimHash bits of the MLP arm with a coarsened feature cache (0 skips it)")
     p.add_argument("--window", type=int, default=10_000,
                    help="live arm: ratings admitted but not yet learned from (default 10000); "
                         "a user's own ratings always go one after another")
@@ -57,6 +62,11 @@ def _check(args: argparse.Namespace) -> None:
         raise config.ConfigError(f"--limit must be >= 100, got {args.limit}")
     if not 0.05 <= args.train_fraction <= 0.95:
         raise config.ConfigError(f"--train-fraction must be in [0.05, 0.95], got {args.train_fraction}")
+    for name in ("text_ratings", "lsh_arm_bits"):
+        v = getattr(args, name)
+        if v is not None and not 0 <= v <= (64 if name == "lsh_arm_bits" else 10**9):
+            raise config.ConfigError(f"--{name.replace('_', '-')} must be >= 0"
+                                     + (" and <= 64" if name == "lsh_arm_bits" else "") + f", got {v}")
     if args.candidates < 1:
         raise config.ConfigError(f"--candidates must be >= 1, got {args.candidates}")
     for name in ("epochs", "retrains", "window"):
@@ -143,7 +153,10 @@ def run(args: argparse.Namespace) -> int:
 
     demo = Demo(s, ds, out_dir=out_dir, run_id=run_id, train_fraction=args.train_fraction, epochs=epochs,
                 retrains=retrains, n_candidates=args.candidates, window=args.window, worker_mode=args.worker,
-                progress=not args.no_progress)
+                progress=not args.no_progress,
+                text_ratings=args.text_ratings if args.text_ratings is not None else (
+                    QUICK["text_ratings"] if quick else 2000),
+                lsh_arm_bits=args.lsh_arm_bits)
     try:
         result = demo.run()
     finally:

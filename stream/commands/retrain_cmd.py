@@ -16,6 +16,7 @@ least ``--window`` outcomes (:mod:`stream.monitor.signal`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -97,6 +98,11 @@ def retrain_once(s: config.Settings, registry, opts, *, reason: str, since_minut
         print(f"retrain skipped: {len(records)} logged outcomes < --min-examples {opts.min_examples}",
               file=sys.stderr, flush=True)
         return None
+    live = registry.live()
+    if live is not None:  # a retrain keeps the live version's kind (the text kind and its text field)
+        cfg = registry.show(live).get("feature_net") or {}
+        if cfg.get("kind") == "text":
+            opts = dataclasses.replace(opts, kind="text", item_text=cfg.get("item_text"))
     model = training.train(records, opts, version=registry.next_version(), seed=s.seed)
     training.register(registry, model, {**meta, "trigger": reason, **(extra or {})})
     if promote:

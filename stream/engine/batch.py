@@ -29,6 +29,7 @@ VW, learns in place too; its snapshot is part of the batch's write.)
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ import msgspec
 import numpy as np
 
 from bandits import Policy
+from features.cache import FeatureCache, FeatureCaches
 from features.model import FeatureModel
 from learners import PopulationModel, UserModel
 from stream import events
@@ -158,11 +160,14 @@ class Engine:
         0: off. Otherwise each decision waits this long for its reward (``{pN}:pending``);
         the reward timer (:mod:`stream.rewards`) then emits the default reward, and a real
         reward after the wait is late.
+    feature_caches
+        The feature cache per feature-net version (:mod:`features.cache`); None: off.
     """
 
     def __init__(self, model: FeatureModel, policy: Policy, *, learner: str, join_window_s: float,
                  seed: int = 0, cache_users: int = 100_000, held_max: int = 10_000, reward_wait_s: float = 0.0,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, feature_caches: FeatureCaches | None = None):
+        self.feature_caches = feature_caches
         self.policy = policy
         self.held_max = held_max
         self.reward_wait_s = reward_wait_s
@@ -177,9 +182,12 @@ class Engine:
         self.install(model)
 
     # ----------------------------------------------------------------- model
-    def install(self, model: FeatureModel) -> None:
-        """Serve ``model`` from the next batch on; feedback for older versions still learns."""
+    def install(self, model: FeatureModel, feature_cache: FeatureCache | None = None) -> None:
+        """Serve ``model`` from the next batch on (with its warmed ``feature_cache``, if any); feedback for
+        older versions still learns."""
         self.model = model
+        if self.feature_caches is not None and feature_cache is not None:
+            self.feature_caches.install(feature_cache)
         self._caches[model.version] = UserCache(
             kind=self.learner, dim=model.output_dim, capacity=self.cache_users,
             base_prior=serving.base_prior(model), offline=model.user_weights,
@@ -262,9 +270,11 @@ class Engine:
     def _embed(self, queries: list[tuple[InRecord, Query]], batch: Batch) -> list[tuple[InRecord, Query, np.ndarray]]:
         """One forward pass for the batch; if it fails, one per query, to find the record that broke it."""
         inputs = [(q.context, [c.to_dict() for c in q.candidates]) for _, q in queries]
+        cache = None if self.feature_caches is None else self.feature_caches.for_model(self.model)
+        embed = self.model.embed_many if cache is None else functools.partial(self.model.embed_many, cache=cache)
         t0 = time.perf_counter()
         try:
-            embs = self.model.embed_many(inputs)
+            embs = embed(inputs)
             return [(r, q, e) for (r, q), e in zip(queries, embs)]
         except Exception:
             pass
@@ -273,7 +283,7 @@ class Engine:
         out = []
         for (r, q), x in zip(queries, inputs):
             try:
-                out.append((r, q, self.model.embed_many([x])[0]))
+                out.append((r, q, embed([x])[0]))
             except Exception as exc:
                 batch.dead(r, "embedding_failed", f"{type(exc).__name__}: {exc}")
         batch.feature_net_s = time.perf_counter() - t0

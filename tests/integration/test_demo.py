@@ -14,7 +14,8 @@ from stream import cli
 
 pytestmark = pytest.mark.integration
 
-ARMS = ["frozen", "eddy_live", "retrain", "biased_mf", "baseline", "funk_mf", "user_mean"]
+ARMS = ["frozen", "eddy_live", "retrain", "biased_mf", "baseline", "funk_mf", "user_mean",
+        "mlp_lsh"]  # --quick skips the text feature net's arms (text, text_cached)
 
 
 def test_quick_demo_reports_every_arm(settings, tmp_path, capsys):

@@ -113,3 +113,14 @@ def test_report_has_one_row_per_arm_and_strict_json(setup, tmp_path):
     assert doc["arms"][0]["rmse_new_users"] is None
     assert paths["prequential.png"].stat().st_size > 1000
     assert "| (a) offline model" in paths["report.md"].read_text()
+
+
+def test_a_cached_arm_scores_its_first_ratings_like_the_frozen_arm_and_reports_its_hits(setup):
+    from features.cache import FeatureCache
+
+    _, _, stream, model = setup
+    frozen = arms.frozen_offline(model, stream)
+    cached = arms.cached_net("c", "cached", model, stream, n=100, cache=FeatureCache(model.version, capacity=10_000))
+    np.testing.assert_allclose(cached.pred[:100], frozen.pred[:100], rtol=1e-5, atol=1e-5)
+    assert np.isnan(cached.pred[100:]).all() and cached.extra["scored"] == 100
+    assert cached.extra["hits"] + cached.extra["misses"] == 100 and "hit rate" in cached.note

@@ -123,3 +123,18 @@ def test_each_worker_process_gets_its_own_metrics_port():
     s = config.from_env({}, metrics_port=9400, instance_id="w")
     assert [child_env(s, i)["EDDY_METRICS_PORT"] for i in range(3)] == ["9400", "9401", "9402"]
     assert child_env(config.from_env({}, metrics_port=0), 2)["EDDY_METRICS_PORT"] == "0"  # off stays off
+
+
+def test_feature_cache_counts_are_exported(model):  # noqa: F811
+    from bandits import make_policy
+    from features.cache import FeatureCaches
+    from stream.engine import Engine
+
+    eng = Engine(model, make_policy("greedy"), learner="river", join_window_s=60.0, clock=lambda: T0,
+                 feature_caches=FeatureCaches(capacity=100, kinds=("mlp",)))
+    m = WorkerMetrics(_worker(eng))
+    log, state = Log(), MemoryState()
+    run(eng, state, [log.rec(query("r1")), log.rec(query("r2"))])  # the same context and items: 4 misses, 4 hits
+    assert value(m, "eddy_feature_cache_misses_total") == 4 and value(m, "eddy_feature_cache_hits_total") == 4
+    assert value(m, "eddy_feature_cache_entries") == 4 and value(m, "eddy_feature_cache_capacity") == 100
+    assert m.figures()["feature_cache_hits"] == 4

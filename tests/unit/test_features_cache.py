@@ -1,0 +1,133 @@
+"""The feature cache: LRU bounds and counts, version isolation, exactness, SimHash coarsening, warming."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from features import FeatureError, FeatureModel, FeatureNetConfig
+from features.cache import FeatureCache, FeatureCaches
+from features.lsh import SimHash
+
+pytestmark = pytest.mark.unit
+
+CFG = FeatureNetConfig(context_numeric=("hour", "spend"), context_categorical=("device",),
+                       item_numeric=("price",), hash_buckets=512, hidden=(16,), output_dim=4)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _model(version="v1", seed=0):
+    return FeatureModel.create(CFG, version=version, device="cpu", seed=seed)
+
+
+def _queries(n, rng):
+    return [({"hour": float(rng.integers(24)), "spend": float(rng.random()), "device": str(rng.choice(["ios", "web"]))},
+             [{"id": f"i{rng.integers(6)}", "features": {"price": float(rng.integers(3))}} for _ in range(3)])
+            for _ in range(n)]
+
+
+def test_lru_evicts_the_least_recently_used_and_counts():
+    c = FeatureCache("v1", capacity=2)
+    calc = lambda keys: (lambda rows: np.array([[float(ord(keys[i]))] for i in rows]))
+    for keys in (["a", "b"], ["a"], ["c"]):  # "a" was used after "b": "b" goes
+        c.get_or_compute(keys, calc(keys), source=lambda i, k=keys: k[i])
+    assert c.sources(10) == ["a", "c"]
+    assert (c.hits, c.misses, c.evictions, len(c)) == (1, 3, 1, 2)
+
+
+def test_cached_rows_equal_uncached_rows_and_only_misses_are_computed():
+    m, rng = _model(), np.random.default_rng(0)
+    queries = _queries(40, rng)
+    plain = m.embed_many(queries)
+    cache = FeatureCache("v1", capacity=10_000)
+    first = m.embed_many(queries, cache=cache)
+    misses = cache.misses
+    again = m.embed_many(queries, cache=cache)
+    for p, a, b in zip(plain, first, again):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(p, a, rtol=1e-6, atol=1e-6)
+    assert cache.misses == misses and cache.hits >= 120  # the second pass computed nothing
+
+
+def test_a_model_refuses_another_versions_cache():
+    with pytest.raises(FeatureError, match="cache of version 'v1'"):
+        _model("v2").embed_many(_queries(1, np.random.default_rng(0)), cache=FeatureCache("v1", capacity=10))
+
+
+@pytest.mark.parametrize("bad", [{"capacity": 0}, {"capacity": 1, "lsh_bits": -1}, {"capacity": 1, "lsh_bits": 65}])
+def test_bad_cache_settings_are_named(bad):
+    with pytest.raises(FeatureError, match="capacity|lsh_bits"):
+        FeatureCache("v1", **bad)
+
+
+def test_simhash_coarsening_raises_hits_and_is_exact_per_bucket():
+    m, rng = _model(), np.random.default_rng(1)
+    queries = _queries(200, rng)
+    exact, coarse = FeatureCache("v1", capacity=100_000), FeatureCache("v1", capacity=100_000, lsh_bits=2)
+    m.embed_many(queries, cache=exact)
+    out = m.embed_many(queries, cache=coarse)
+    assert coarse.hits > exact.hits
+    # a coarse hit returns the value computed for the bucket's first input: an approximation, but a real f
+    assert all(np.isfinite(o).all() for o in out)
+
+
+def test_simhash_separates_opposite_inputs_and_is_seeded():
+    x = np.random.default_rng(0).standard_normal((50, 5)).astype(np.float32)
+    a, b = SimHash(5, 16, seed=3), SimHash(5, 16, seed=3)
+    np.testing.assert_array_equal(a.signatures(x), b.signatures(x))
+    assert not (a.signatures(x) == a.signatures(-x)).all(axis=1).any()
+
+
+def test_caches_keep_versions_apart_and_totals_survive_a_swap():
+    caches = FeatureCaches(capacity=1000, warm=100)
+    v1, v2 = _model("v1", seed=0), _model("v2", seed=1)
+    queries = _queries(20, np.random.default_rng(2))
+    v1.embed_many(queries, cache=caches.live("v1"))
+    before = caches.totals()
+    warm = caches.warmed(v2, caches.warm_sources())
+    assert warm.version == "v2" and len(warm) > 0 and (warm.hits, warm.misses) == (0, 0)
+    caches.install(warm)
+    out = v2.embed_many(queries, cache=caches.live("v2"))
+    assert caches.live("v2") is warm and warm.misses == 0  # every input was warmed
+    for o, want in zip(out, v2.embed_many(queries)):  # v2's features, not v1's
+        np.testing.assert_allclose(o, want, rtol=1e-6, atol=1e-6)
+    after = caches.totals()
+    assert all(after[k] >= before[k] for k in after) and after["hits"] > before["hits"]
+
+
+def test_caching_off_gives_no_cache():
+    assert FeatureCaches(capacity=0).live("v1") is None
+
+
+def test_an_artifact_without_a_kind_loads_as_the_mlp(tmp_path):
+    m = _model()
+    m.save(tmp_path)
+    doc = json.loads((tmp_path / "config.json").read_text())
+    for key in ("kind", "item_text", "text_dim"):
+        doc["feature_net"].pop(key)
+    (tmp_path / "config.json").write_text(json.dumps(doc))
+    loaded = FeatureModel.load(tmp_path, device="cpu")
+    assert loaded.kind == "mlp"
+    q = _queries(2, np.random.default_rng(3))
+    for a, b in zip(loaded.embed_many(q), m.embed_many(q)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kind": "cnn"}, "kind must be one of"),
+    ({"kind": "text"}, "needs item_text"),
+    ({"kind": "text", "item_text": "price"}, "must not also be"),
+])
+def test_bad_kinds_are_named(kwargs, message):
+    with pytest.raises(FeatureError, match=message):
+        FeatureNetConfig(item_numeric=("price",), **kwargs)
