@@ -45,21 +45,28 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import chain
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import msgspec
+import numpy as np
 
 from stream.events import Decision, Item
-from stream.replay.dsjson_schema import DSJsonLine, EddyBlock
+from stream.replay.columns import DecisionColumns, no_gc
+from stream.replay.dsjson_schema import DSJsonLine, DSJsonRead, EddyBlock, EddyRead
 from stream.replay.errors import ReplayError
 from stream.replay.rounds import LoggedRound
 
-__all__ = ["to_dsjson", "dsjson_line", "from_dsjson", "write_dsjson", "read_dsjson", "LABEL_KEYS", "unlabeled_line"]
+__all__ = ["to_dsjson", "dsjson_line", "from_dsjson", "write_dsjson", "read_dsjson", "read_dsjson_columns",
+           "DSJsonColumns", "LABEL_KEYS", "unlabeled_line"]
 
 LABEL_KEYS = ("_label_cost", "_label_probability", "_label_Action", "_labelIndex")
 FORMAT_VERSION = 1
 _DECODER = msgspec.json.Decoder(DSJsonLine)
+_READ_DECODER = msgspec.json.Decoder(DSJsonRead)
 
 
 def _iso(ts: float) -> str:
@@ -236,3 +243,157 @@ def iter_dsjson(path: str | Path) -> Iterator[LoggedRound]:
 def read_dsjson(path: str | Path) -> list[LoggedRound]:
     """Every round of a DSJSON file, in file order."""
     return list(iter_dsjson(path))
+
+
+# ------------------------------------------------------------------ columns, for replay
+
+
+@dataclass(eq=False)
+class DSJsonColumns:
+    """A DSJSON file as columns (row ``j`` = the ``j``-th non-blank line): its decisions and their rewards."""
+
+    decisions: DecisionColumns
+    reward: np.ndarray
+    feedback_ts: np.ndarray
+    imputed: np.ndarray
+
+
+class _Lines:
+    """The non-blank lines of a file's bytes and their line numbers, split only when a row is asked for."""
+
+    def __init__(self, path: str | Path, buf: bytes):
+        self.path, self.buf = path, buf
+        self.name = Path(path).name
+
+    @cached_property
+    def _nonblank(self) -> tuple[list[int], list[bytes]]:
+        numbers, lines = [], []
+        for lineno, raw in enumerate(self.buf.split(b"\n"), 1):
+            if raw.strip():
+                numbers.append(lineno)
+                lines.append(raw)
+        return numbers, lines
+
+    def lineno(self, j: int) -> int:
+        return self._nonblank[0][j]
+
+    def origin(self, j: int) -> str:
+        return f"{self.path}:{self.lineno(j)}"
+
+    def round(self, j: int) -> LoggedRound:
+        """Row ``j`` decoded in full, with the line's own error message."""
+        numbers, lines = self._nonblank
+        return _line_round(self.path, self.name, numbers[j], lines[j])
+
+    def fail(self, j: int | None, why: str) -> ReplayError:
+        """The error of row ``j`` (or of the first bad line when None), as the line-by-line reader words it."""
+        numbers, lines = self._nonblank
+        for k in ([j] if j is not None else range(len(lines))):
+            try:
+                _line_round(self.path, self.name, numbers[k], lines[k])
+            except ReplayError as exc:
+                return exc
+        where = f"{self.path}:{numbers[j]}" if j is not None else str(self.path)
+        return ReplayError(f"{where}: not a usable DSJSON decision: {why}")
+
+
+def _line_round(path: str | Path, name: str, lineno: int, raw: bytes) -> LoggedRound:
+    try:
+        return from_dsjson(_DECODER.decode(raw), default_id=f"{name}:{lineno}", origin=f"{path}:{lineno}")
+    except msgspec.ValidationError as exc:
+        raise ReplayError(f"{path}:{lineno}: not a usable DSJSON decision: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ReplayError(f"{path}:{lineno}: not JSON ({exc})") from None
+    except (ReplayError, TypeError, ValueError) as exc:
+        raise ReplayError(f"{path}:{lineno}: not a usable DSJSON decision: {exc}") from None
+
+
+_NO_EDDY_READ = EddyRead()
+
+
+def _item_ids(multi: list) -> list[str]:
+    return [str(m.i.id) if m.i is not None else f"action{k + 1}" for k, m in enumerate(multi)]
+
+
+def read_dsjson_columns(path: str | Path) -> DSJsonColumns:
+    """A DSJSON file straight into columns: one msgspec call for the whole file, then numpy.
+
+    The same contract and the same error messages (file and line) as :func:`iter_dsjson`: a line that
+    fails a check here is read again by it to say what is wrong.
+    """
+    try:
+        with open(path, "rb") as fh:
+            buf = fh.read()
+    except OSError as exc:
+        raise ReplayError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    lines = _Lines(path, buf)
+    with no_gc():
+        try:
+            rows = _READ_DECODER.decode_lines(buf)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise lines.fail(None, str(exc)) from None
+        return _columns(rows, lines)
+
+
+def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
+    m = len(rows)
+    shared = [r.c for r in rows]
+    multis = [c.multi for c in shared]
+    counts = np.fromiter(map(len, multis), dtype=np.intp, count=m)
+    chosen = np.fromiter(((li if (li := r.label_index) is not None else
+                           (la - 1 if (la := r.label_action) is not None else -1)) for r in rows),
+                         dtype=np.intp, count=m)
+    a_lists, p_lists = [r.a for r in rows], [r.p for r in rows]
+    a_len = np.fromiter(map(len, a_lists), dtype=np.intp, count=m)
+    p_len = np.fromiter(map(len, p_lists), dtype=np.intp, count=m)
+    bad = (chosen < 0) | (chosen >= counts) | (a_len != counts) | (p_len != counts)
+    if bad.any():
+        raise lines.fail(int(np.argmax(bad)), "the chosen action, 'a' or 'p' do not match '_multi'")
+    width = int(counts.max()) if m else 1
+    mask = np.arange(width)[None, :] < counts[:, None]
+    total = int(counts.sum())
+    ids_1 = np.zeros((m, width), dtype=np.intp)
+    ids_1[mask] = np.fromiter(chain.from_iterable(a_lists), dtype=np.intp, count=total)
+    # 'a' must list 1..n once each: sorted, each row reads 1, 2, ..., n.
+    expected = np.where(mask, np.arange(1, width + 1)[None, :], 0)
+    bad = (np.sort(np.where(mask, ids_1, 0), axis=1) != np.sort(expected, axis=1)).any(axis=1)
+    if bad.any():
+        raise lines.fail(int(np.argmax(bad)), "'a' does not list every action id once")
+    pmf = np.zeros((m, width))
+    pmf[np.repeat(np.arange(m), counts), ids_1[mask] - 1] = np.fromiter(chain.from_iterable(p_lists),
+                                                                          dtype=np.float64, count=total)
+    eddies = [r.eddy or _NO_EDDY_READ for r in rows]
+    scores = [s if (s := e.scores) is not None and len(s) == n else None for e, n in zip(eddies, counts.tolist())]
+    try:
+        candidate_ids = [[m_.i.id for m_ in multi] for multi in multis]
+        if not all(i.__class__ is str for i in chain.from_iterable(candidate_ids)):
+            raise AttributeError
+    except AttributeError:  # an action without an id, or a numeric id
+        candidate_ids = [_item_ids(multi) for multi in multis]
+    request_id = [r.event_id for r in rows]
+    if None in request_id:
+        name = lines.name
+        request_id = [rid if rid is not None else f"{name}:{lines.lineno(j)}" for j, rid in enumerate(request_id)]
+    ts = [e.ts for e in eddies]
+    if None in ts:
+        ts = [t if t is not None else _ts(r, _NO_EDDY) for t, r in zip(ts, rows)]
+    decisions = DecisionColumns.build(
+        request_id=request_id,
+        user_id=[e.user_id or (c.u or {}).get("user_id") or "unknown" for e, c in zip(eddies, shared)],
+        context=[c.x or {} for c in shared],
+        ts=ts,
+        candidate_ids=candidate_ids,
+        pmf=pmf,
+        scores=scores,
+        chosen=chosen,
+        propensity=[r.label_probability for r in rows],
+        seed=[e.seed or 0 for e in eddies],
+        record=lambda j: lines.round(j).decision,
+        origin=lines.origin,
+    )
+    reward = np.fromiter((-r.label_cost if (rw := e.reward) is None else rw for r, e in zip(rows, eddies)),
+                         dtype=np.float64, count=m)
+    feedback_ts = np.fromiter((np.nan if (f := e.feedback_ts) is None else f for e in eddies),
+                              dtype=np.float64, count=m)
+    imputed = np.fromiter((bool(e.imputed) for e in eddies), dtype=bool, count=m)
+    return DSJsonColumns(decisions, reward, feedback_ts, imputed)

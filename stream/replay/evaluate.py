@@ -157,7 +157,7 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
         from stream.replay.dataset import context_matrix
 
         spec = reward_model or RewardModelSpec(seed=seed)
-        context = context_matrix(log.rounds, context_dim) if spec.kind in ("ridge", "logistic") \
+        context = context_matrix(log, context_dim) if spec.kind in ("ridge", "logistic") \
             else np.zeros((log.n_rounds, 0))
         try:
             estimated_rewards = fit_predict(log, context, spec)

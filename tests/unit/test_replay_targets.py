@@ -155,7 +155,7 @@ def test_bad_tables_are_named(tmp_path, content, message):
 
 def test_cross_fitted_reward_model_is_close_to_the_truth_and_padded_with_zero(data):
     log, truth = data
-    q = estimated_rewards(log, context_matrix(log.rounds), RewardModelSpec(seed=0))
+    q = estimated_rewards(log, context_matrix(log), RewardModelSpec(seed=0))
     assert q.shape == log.pmf.shape and not q[~log.mask].any()
     assert q.min() >= log.reward.min() and q.max() <= log.reward.max()
     err = np.abs(q - truth)[log.mask].mean()
