@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from bandits.ope.dataset import BanditFeedback
-from stream.replay.columns import DecisionColumns, Rounds
+from stream.replay.columns import DecisionColumns, Rounds, without_gc
 from stream.replay.errors import ReplayError
 from stream.replay.rounds import LoggedRound
 
@@ -50,6 +50,7 @@ def feature_bucket(name: str, dim: int) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little") % dim
 
 
+@without_gc
 def context_matrix(log: BanditLog, dim: int = DEFAULT_CONTEXT_DIM, *, include_user: bool = True) -> np.ndarray:
     """(n, dim) float64 hashed context features of ``log``'s rounds (see the module docstring).
 

@@ -48,6 +48,7 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -55,7 +56,7 @@ import msgspec
 import numpy as np
 
 from stream.events import Decision, Item
-from stream.replay.columns import DecisionColumns, no_gc
+from stream.replay.columns import DecisionColumns, without_gc
 from stream.replay.dsjson_schema import DSJsonLine, DSJsonRead, EddyBlock, EddyRead
 from stream.replay.errors import ReplayError
 from stream.replay.rounds import LoggedRound
@@ -309,12 +310,14 @@ def _line_round(path: str | Path, name: str, lineno: int, raw: bytes) -> LoggedR
 
 
 _NO_EDDY_READ = EddyRead()
+_action_id = attrgetter("i.id")
 
 
 def _item_ids(multi: list) -> list[str]:
     return [str(m.i.id) if m.i is not None else f"action{k + 1}" for k, m in enumerate(multi)]
 
 
+@without_gc
 def read_dsjson_columns(path: str | Path) -> DSJsonColumns:
     """A DSJSON file straight into columns: one msgspec call for the whole file, then numpy.
 
@@ -327,29 +330,41 @@ def read_dsjson_columns(path: str | Path) -> DSJsonColumns:
     except OSError as exc:
         raise ReplayError(f"cannot read {str(path)!r}: {exc.strerror}") from None
     lines = _Lines(path, buf)
-    with no_gc():
-        try:
-            rows = _READ_DECODER.decode_lines(buf)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise lines.fail(None, str(exc)) from None
-        return _columns(rows, lines)
+    try:
+        rows = _READ_DECODER.decode_lines(buf)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise lines.fail(None, str(exc)) from None
+    return _columns(rows, lines)
+
+
+def _keys(r: DSJsonRead) -> tuple:
+    """Every key replay reads from one line, in one tuple (one pass over the lines gathers them all)."""
+    c, e = r.c, r.eddy or _NO_EDDY_READ
+    return (c.multi, c.x, c.u, r.a, r.p, r.label_probability, r.label_cost, r.label_index, r.label_action,
+            r.event_id, e.ts, e.scores, e.user_id, e.seed, e.reward, e.feedback_ts, e.imputed)
 
 
 def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
+    # Every key of every line in one pass, transposed by zip; a key a line lacks (None) is filled in only
+    # when some line lacks it.
     m = len(rows)
-    shared = [r.c for r in rows]
-    multis = [c.multi for c in shared]
+    if m == 0:
+        empty = DecisionColumns.build(request_id=[], user_id=[], context=[], ts=[], item_ids=[], n_candidates=[],
+                                      pmf=[], scores=[], chosen=[], propensity=[], seed=[], record=lines.round)
+        return DSJsonColumns(empty, np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
+    (multis, contexts, users_u, a_lists, p_lists, propensity, cost, label_index, label_action, request_id,
+     ts, scores, users, seed, reward, feedback_ts, imputed) = zip(*map(_keys, rows))
     counts = np.fromiter(map(len, multis), dtype=np.intp, count=m)
-    chosen = np.fromiter(((li if (li := r.label_index) is not None else
-                           (la - 1 if (la := r.label_action) is not None else -1)) for r in rows),
-                         dtype=np.intp, count=m)
-    a_lists, p_lists = [r.a for r in rows], [r.p for r in rows]
+    if None in label_index:
+        label_index = [li if li is not None else (la - 1 if la is not None else -1)
+                       for li, la in zip(label_index, label_action)]
+    chosen = np.array(label_index, dtype=np.intp)
     a_len = np.fromiter(map(len, a_lists), dtype=np.intp, count=m)
     p_len = np.fromiter(map(len, p_lists), dtype=np.intp, count=m)
     bad = (chosen < 0) | (chosen >= counts) | (a_len != counts) | (p_len != counts)
     if bad.any():
         raise lines.fail(int(np.argmax(bad)), "the chosen action, 'a' or 'p' do not match '_multi'")
-    width = int(counts.max()) if m else 1
+    width = int(counts.max())
     mask = np.arange(width)[None, :] < counts[:, None]
     total = int(counts.sum())
     ids_1 = np.zeros((m, width), dtype=np.intp)
@@ -362,38 +377,42 @@ def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
     pmf = np.zeros((m, width))
     pmf[np.repeat(np.arange(m), counts), ids_1[mask] - 1] = np.fromiter(chain.from_iterable(p_lists),
                                                                           dtype=np.float64, count=total)
-    eddies = [r.eddy or _NO_EDDY_READ for r in rows]
-    scores = [s if (s := e.scores) is not None and len(s) == n else None for e, n in zip(eddies, counts.tolist())]
+    if None in scores or not np.array_equal(np.fromiter(map(len, scores), dtype=np.intp, count=m), counts):
+        scores = [s if s is not None and len(s) == n else None for s, n in zip(scores, counts.tolist())]
     try:
-        candidate_ids = [[m_.i.id for m_ in multi] for multi in multis]
-        if not all(i.__class__ is str for i in chain.from_iterable(candidate_ids)):
+        item_ids = list(map(_action_id, chain.from_iterable(multis)))
+        if not all(i.__class__ is str for i in dict.fromkeys(item_ids)):
             raise AttributeError
     except AttributeError:  # an action without an id, or a numeric id
-        candidate_ids = [_item_ids(multi) for multi in multis]
-    request_id = [r.event_id for r in rows]
+        item_ids = list(chain.from_iterable(map(_item_ids, multis)))
     if None in request_id:
-        name = lines.name
-        request_id = [rid if rid is not None else f"{name}:{lines.lineno(j)}" for j, rid in enumerate(request_id)]
-    ts = [e.ts for e in eddies]
+        request_id = [rid if rid is not None else f"{lines.name}:{lines.lineno(j)}" for j, rid in enumerate(request_id)]
     if None in ts:
         ts = [t if t is not None else _ts(r, _NO_EDDY) for t, r in zip(ts, rows)]
+    if None in users or "" in users:
+        users = [e or (u or {}).get("user_id") or "unknown" for e, u in zip(users, users_u)]
+    if None in contexts:
+        contexts = [x if x is not None else {} for x in contexts]
+    if None in seed:
+        seed = [x or 0 for x in seed]
+    if None in reward:
+        reward = [-c if r is None else r for r, c in zip(reward, cost)]
     decisions = DecisionColumns.build(
         request_id=request_id,
-        user_id=[e.user_id or (c.u or {}).get("user_id") or "unknown" for e, c in zip(eddies, shared)],
-        context=[c.x or {} for c in shared],
+        user_id=users,
+        context=contexts,
         ts=ts,
-        candidate_ids=candidate_ids,
+        item_ids=item_ids,
+        n_candidates=counts,
         pmf=pmf,
         scores=scores,
         chosen=chosen,
-        propensity=[r.label_probability for r in rows],
-        seed=[e.seed or 0 for e in eddies],
+        propensity=propensity,
+        seed=seed,
         record=lambda j: lines.round(j).decision,
         origin=lines.origin,
     )
-    reward = np.fromiter((-r.label_cost if (rw := e.reward) is None else rw for r, e in zip(rows, eddies)),
-                         dtype=np.float64, count=m)
-    feedback_ts = np.fromiter((np.nan if (f := e.feedback_ts) is None else f for e in eddies),
-                              dtype=np.float64, count=m)
-    imputed = np.fromiter((bool(e.imputed) for e in eddies), dtype=bool, count=m)
+    reward = np.array(reward, dtype=np.float64)
+    feedback_ts = np.array(feedback_ts, dtype=np.float64)  # None -> NaN
+    imputed = np.array(imputed, dtype=bool)  # None -> False
     return DSJsonColumns(decisions, reward, feedback_ts, imputed)

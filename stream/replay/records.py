@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import Annotated, Callable, Sequence
 
 import msgspec
@@ -31,7 +33,7 @@ from msgspec import Meta, Struct
 
 from stream.events import (MAX_CANDIDATES, MAX_EVENT_BYTES, MAX_SEED, EventError, Features, Id,
                            Outcome, Probability, Reward, Timestamp, decode_decision, decode_outcome)
-from stream.replay.columns import DecisionColumns, no_gc
+from stream.replay.columns import DecisionColumns, without_gc
 
 __all__ = ["DecisionRead", "OutcomeRead", "OutcomeColumns", "decision_columns", "outcome_columns", "decode_batch"]
 
@@ -47,7 +49,7 @@ class DecisionRead(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.
     user_id: Id
     ts: Timestamp
     context: Features | None
-    candidates: Annotated[list[CandidateRead], Meta(min_length=1, max_length=MAX_CANDIDATES)]
+    candidates: Annotated[tuple[CandidateRead, ...], Meta(min_length=1, max_length=MAX_CANDIDATES)]
     scores: tuple[float, ...]
     pmf: tuple[Probability, ...]
     chosen_index: Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)]
@@ -69,6 +71,7 @@ class OutcomeRead(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.o
     default: bool = False
 
 
+_id = attrgetter("id")
 _PREFIX = {DecisionRead: b'{"schema":"eddy.decision/1"', OutcomeRead: b'{"schema":"eddy.outcome/1"'}
 
 
@@ -87,8 +90,7 @@ def decode_batch(values: Sequence[bytes | None], kind: type, full: Callable[[byt
     records: list = []
     index: list[int] = []
     try:
-        with no_gc():
-            records = msgspec.json.Decoder(list[kind]).decode(b"[" + b",".join([values[j] for j in plain]) + b"]")
+        records = msgspec.json.Decoder(list[kind]).decode(b"[" + b",".join([values[j] for j in plain]) + b"]")
         index = plain
         others = sorted(set(range(len(values))) - set(plain)) if len(plain) < len(values) else []
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
@@ -107,6 +109,7 @@ def decode_batch(values: Sequence[bytes | None], kind: type, full: Callable[[byt
     return records, index
 
 
+@without_gc
 def decision_columns(values: Sequence[bytes | None], undecodable: Counter | None = None) -> tuple[DecisionColumns, Counter]:
     """Columns of the decisions among ``values`` (Kafka record values, in read order) and what was skipped.
 
@@ -150,7 +153,8 @@ def _build(records: list[DecisionRead], index: list[int], values: Sequence[bytes
         user_id=[r.user_id for r in records],
         context=[r.context if r.context is not None else {} for r in records],
         ts=[r.ts for r in records],
-        candidate_ids=[[c.id for c in r.candidates] for r in records],
+        item_ids=list(map(_id, chain.from_iterable(r.candidates for r in records))),
+        n_candidates=[len(r.candidates) for r in records],
         pmf=[r.pmf for r in records],
         scores=[r.scores for r in records],
         chosen=[r.chosen_index for r in records],
@@ -191,6 +195,7 @@ class OutcomeColumns:
                    np.array([o.feedback_ts for o in outcomes], dtype=np.float64).reshape(-1))
 
 
+@without_gc
 def outcome_columns(values: Sequence[bytes | None], undecodable: Counter | None = None) -> tuple[OutcomeColumns, Counter]:
     """Columns of the outcomes among ``values`` (in read order), and what was skipped.
 
