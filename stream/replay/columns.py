@@ -184,15 +184,20 @@ class DecisionColumns:
 
     def first_unique(self) -> tuple[np.ndarray, int]:
         """(rows, duplicates): the first row of each request id, in row order, and how many rows repeat one."""
-        ids = self.request_id.astype(str)
-        _, first = np.unique(ids, return_index=True)
-        first.sort()
-        return first, self.n - first.size
+        ids = self.request_id.tolist()
+        # A dict built from the end keeps each id's first row (later keys overwrite): C loops, no string sort.
+        first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1)))
+        rows = np.sort(np.fromiter(first.values(), dtype=np.intp, count=len(first)))
+        return rows, self.n - rows.size
 
     def time_order(self, rows: np.ndarray) -> np.ndarray:
         """``rows`` sorted by (decision time, request id): the order replay evaluates in."""
         rows = np.asarray(rows, dtype=np.intp)
-        return rows[np.lexsort((self.request_id[rows].astype(str), self.ts[rows]))]
+        ts = self.ts[rows]
+        order = np.argsort(ts, kind="stable")
+        if np.any(np.diff(ts[order]) == 0):  # ties in time: the request id decides (strings sorted only then)
+            order = np.lexsort((self.request_id[rows].astype(str), ts))
+        return rows[order]
 
 
 class Rounds(Sequence):

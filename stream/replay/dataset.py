@@ -68,17 +68,26 @@ def context_matrix(log: BanditLog, dim: int = DEFAULT_CONTEXT_DIM, *, include_us
     n = log.n_rounds
     contexts = log.contexts.tolist()
     per_row = np.fromiter(map(len, contexts), dtype=np.intp, count=n)
-    pairs = list(chain.from_iterable(map(dict.items, contexts)))
-    names = [k if v.__class__ is not str else f"{k}={v}" for k, v in pairs]
-    values = [1.0 if v.__class__ is str else float(v) for _, v in pairs]
+    # Keys and values of every context in two C-level passes; a string value names its own column.
+    keys = list(chain.from_iterable(contexts))
+    values = list(chain.from_iterable(map(dict.values, contexts)))
+    is_str = np.fromiter(map(str.__instancecheck__, values), dtype=bool, count=len(values))
+    names = np.array(keys, dtype=object)
+    weights = np.ones(len(values))
+    if is_str.any():
+        at = np.flatnonzero(is_str).tolist()
+        names[is_str] = list(map("{}={}".format, [keys[i] for i in at], [values[i] for i in at]))
+    if not is_str.all():
+        weights[~is_str] = np.array([values[i] for i in np.flatnonzero(~is_str).tolist()], dtype=np.float64)
+    names = names.tolist()
     rows = np.repeat(np.arange(n), per_row)
     if include_user:
-        names += ["user_id=" + u for u in log.users.tolist()]
-        values += [1.0] * n
+        names += list(map("user_id=".__add__, log.users.tolist()))
+        weights = np.concatenate([weights, np.ones(n)])
         rows = np.concatenate([rows, np.arange(n)])
     bucket = {name: feature_bucket(name, dim) for name in set(names)}
     cols = np.fromiter(map(bucket.__getitem__, names), dtype=np.intp, count=len(names))
-    flat = np.bincount(rows * dim + cols, weights=np.asarray(values, dtype=np.float64), minlength=n * dim)
+    flat = np.bincount(rows * dim + cols, weights=weights, minlength=n * dim)
     return flat.reshape(n, dim)
 
 

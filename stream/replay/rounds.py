@@ -142,39 +142,36 @@ def _finish(cols: DecisionColumns, unique: np.ndarray, reward: np.ndarray, feedb
         keep = np.ones(unique.size, dtype=bool)
         reward = np.where(has, reward, float(missing_reward))
         feedback_ts = np.where(has, feedback_ts, np.nan)
-    rows = unique[keep]
-    sort = np.lexsort((cols.request_id[rows].astype(str), cols.ts[rows]))
-    return Joined(rows[sort], reward[keep][sort], feedback_ts[keep][sort], ~has[keep][sort])
+    rows = cols.time_order(unique[keep])
+    at = np.searchsorted(unique, rows)  # unique is sorted: where each ordered row's values are
+    return Joined(rows, reward[at], feedback_ts[at], ~has[at])
 
 
-def _unique_decisions(cols: DecisionColumns, stats: JoinStats) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, sorted ids): the first decision of each request id (a re-processed query re-logs the same
-    seeded decision), and their request ids sorted, for searchsorted."""
+def _unique_decisions(cols: DecisionColumns, stats: JoinStats) -> tuple[np.ndarray, dict[str, int]]:
+    """(rows, position of each request id in rows): the first decision of each request id (a re-processed
+    query re-logs the same seeded decision)."""
     rows, stats.duplicate_decisions = cols.first_unique()
     stats.decisions = int(rows.size)
-    return rows, cols.request_id[rows].astype(str)
+    return rows, dict(zip(cols.request_id[rows].tolist(), range(rows.size)))
 
 
-def _match(ids: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found, position): for each of ``keys``, whether it is in ``ids`` and where (ids need not be sorted)."""
-    if ids.size == 0 or keys.size == 0:
-        return np.zeros(keys.shape, dtype=bool), np.zeros(keys.shape, dtype=np.intp)
-    order = np.argsort(ids, kind="stable")
-    in_order = ids[order]
-    pos = np.minimum(np.searchsorted(in_order, keys), ids.size - 1)
-    return in_order[pos] == keys, order[pos]
+def _match(position: dict[str, int], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(found, position): for each of ``keys``, whether it names a decision and which (a dict lookup each,
+    in C: faster than sorting strings)."""
+    at = np.fromiter(map(position.get, keys, [-1] * len(keys)), dtype=np.intp, count=len(keys))
+    return at >= 0, at
 
 
 def join_outcome_columns(cols: DecisionColumns, outcomes: OutcomeColumns, *,
                          missing_reward: float | None) -> tuple[Joined, JoinStats]:
-    """Decisions joined to the worker's Outcome records by request id (first outcome per request wins),
-    with sorts and searches over the id columns, no per-record Python."""
+    """Decisions joined to the worker's Outcome records by request id (first outcome per request wins):
+    dict lookups over the id columns and numpy over the rest, no per-record Python."""
     stats = JoinStats(mode="outcomes")
-    unique, ids = _unique_decisions(cols, stats)
-    _, first = np.unique(outcomes.request_id, return_index=True)
-    first.sort()
+    unique, position = _unique_decisions(cols, stats)
+    ids = outcomes.request_id.tolist()
+    first = np.sort(np.fromiter(dict(zip(reversed(ids), range(len(ids) - 1, -1, -1))).values(), dtype=np.intp))
     stats.duplicate_outcomes = outcomes.n - first.size
-    found, at = _match(ids, outcomes.request_id[first])
+    found, at = _match(position, [ids[k] for k in first.tolist()])
     stats.unmatched_outcomes = int((~found).sum())
     first, at = first[found], at[found]
     rows = unique[at]
@@ -196,9 +193,9 @@ def join_raw_columns(cols: DecisionColumns, feedback: Iterable[tuple[Source, Fee
     """Decisions and raw feedback, each feedback judged by :func:`stream.engine.joins.classify` as the
     worker does, in (partition, offset) order (the decisions it names are decoded in full for it)."""
     stats = JoinStats(mode="raw")
-    unique, ids = _unique_decisions(cols, stats)
+    unique, position = _unique_decisions(cols, stats)
     feedback = sorted(feedback, key=lambda sf: (sf[0].topic, sf[0].partition, sf[0].offset))
-    found, at = _match(ids, np.array([fb.request_id for _, fb in feedback], dtype=str).reshape(-1))
+    found, at = _match(position, [fb.request_id for _, fb in feedback])
     markers: dict[str, dict] = {}
     decisions: dict[int, Decision] = {}
     has = np.zeros(unique.size, dtype=bool)
