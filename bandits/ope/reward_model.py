@@ -251,12 +251,20 @@ def estimated_rewards(log: BanditFeedback, context: np.ndarray, spec: RewardMode
     q = np.zeros((log.n_rounds, log.n_actions))
 
     def fit(train: np.ndarray) -> FittedRewardModel:
-        # Thousands of (n_a, d) x (d, d) products: a second BLAS thread only adds contention (on a busy
-        # 2-core machine, 11 s instead of 0.4 s for 20,000 rounds).
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fit_reward_model(spec.kind, x[train], logged[train], log.reward[train], n_items=len(vocab),
-                                    l2=spec.l2, reward_range=(lo, hi))
+        return fit_reward_model(spec.kind, x[train], logged[train], log.reward[train], n_items=len(vocab),
+                                l2=spec.l2, reward_range=(lo, hi))
 
+    if spec.kind in ("constant", "per-action"):  # means: no BLAS to limit
+        return _fit_predict(log, q, fit, spec, x, index)
+    # Thousands of (n_a, d) x (d, d) products: a second BLAS thread only adds contention (on a busy 2-core
+    # machine, 11 s instead of 0.4 s for 20,000 rounds). Limited once (threadpoolctl reads the process's
+    # libraries each time: a few ms).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_predict(log, q, fit, spec, x, index)
+
+
+def _fit_predict(log: BanditFeedback, q: np.ndarray, fit, spec: RewardModelSpec, x: np.ndarray,
+                 index: np.ndarray) -> np.ndarray:
     if spec.fit == "in-sample":
         q[:] = fit(np.ones(log.n_rounds, dtype=bool)).predict(x, index)
     else:
