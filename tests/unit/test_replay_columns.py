@@ -153,3 +153,19 @@ def test_the_outcome_join_on_columns_matches_the_join_on_objects(rounds):
     assert joined.reward.tolist() == [r.reward for r in rounds_obj]
     assert joined.imputed.tolist() == [r.imputed for r in rounds_obj]
     assert OutcomeColumns.of(outcomes).request_id.tolist() == out.request_id.tolist()
+
+
+def test_foreign_lines_with_numeric_or_missing_ids_read_as_the_line_reader_reads_them(tmp_path):
+    path = tmp_path / "foreign.dsjson"
+    lines = ['{"_label_cost":-1,"_label_probability":0.5,"_label_Action":2,"a":[2,1],"p":[0.5,0.5],'
+             '"c":{"_multi":[{"i":{"id":5}},{"f":{"x":1}}]}}',
+             '{"_label_cost":0,"_label_probability":0.5,"_labelIndex":0,"a":[1,2],"p":[0.5,0.5],'
+             '"c":{"u":{"user_id":"u9"},"x":{"hour":3},"_multi":[{"i":{"id":"5"}},{"i":{"id":"b"}}]}}']
+    path.write_text("\n".join(lines) + "\n")
+    file = read_dsjson_columns(path)
+    fast = BanditLog.from_columns(file.decisions, np.arange(2), reward=file.reward, feedback_ts=file.feedback_ts,
+                                  imputed=file.imputed)
+    same_log(fast, BanditLog.from_rounds(read_dsjson(path)))
+    assert fast.item_ids.tolist() == [["5", "action2"], ["5", "b"]]
+    assert fast.request_ids.tolist() == ["foreign.dsjson:1", "foreign.dsjson:2"]
+    assert fast.users.tolist() == ["unknown", "u9"] and not fast.has_scores
