@@ -1,25 +1,39 @@
-"""``eddy replay`` throughput from a DSJSON file, stage by stage, with the bootstrap's cost apart.
+"""``eddy replay`` throughput from a DSJSON file and from Kafka, side by side, with the bootstrap's cost apart.
 
-``python -m benchmarks.replay_throughput [--rounds N]`` writes N synthetic
-joined decisions (:func:`stream.replay.synthetic.synthetic_rounds`: 30 users,
-20 items) to a temporary DSJSON file,
-then times what ``eddy replay --source FILE`` does with them: decode the
-file, build the (n, K) arrays, resolve three targets (logging, greedy,
-uniform), hash the context, fit the reward model (``--reward-model``, default
-ridge, 2-fold cross-fitted), and compute five estimators (ips, snips, dm, dr,
-sndr) for every target without a bootstrap; then the shared 1000-sample
-bootstrap on its own. Each stage is the best of ``--repeat`` runs. Writes
-``benchmarks/results/replay-throughput-<timestamp>.json`` and prints a table
-of seconds and decisions/s.
+``python -m benchmarks.replay_throughput [--rounds N] [--no-kafka]`` makes N
+synthetic joined decisions (:func:`stream.replay.synthetic.synthetic_rounds`:
+30 users, 20 items, 10 candidates with features per decision), writes them
+to a temporary DSJSON file and, unless ``--no-kafka``, produces them as
+decisions and outcomes to fresh topics on the configured broker (deleted
+afterwards). Then it times what ``eddy replay`` does, through the same
+functions (:mod:`stream.replay.pipeline`'s steps):
+
+* **read + join**: :func:`stream.replay.source.load_rounds` from the file, and
+  from Kafka (consume both topics, decode in bulk, join by request id);
+* **3 targets**: logging, greedy and uniform as (n, K) distributions;
+* **5 estimators x 3 targets**: :func:`stream.replay.evaluate.evaluate` with
+  ``n_bootstrap=0``: the hashed context, the reward model (``--reward-model``,
+  default ridge, 2-fold cross-fitted), ips, snips, dm, dr and sndr for each
+  target, their ESS and diagnostics (the hashed context and the reward model
+  are also timed alone, as a breakdown);
+* **bootstrap**: the same with 1000 samples, minus the run without.
+
+Each stage is the best of ``--repeat`` runs, in CPU seconds of this process
+(``time.process_time``: what one free core gives, so figures from a busy
+machine stay comparable) and in wall seconds (which on a shared machine
+include waiting for a core, and for Kafka the broker's own work). Writes
+``benchmarks/results/replay-throughput-<timestamp>.json`` and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,13 +42,40 @@ ESTIMATORS = ("ips", "snips", "dm", "dr", "sndr")
 TARGETS = ("logging", "greedy", "uniform")
 
 
-def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    best, out = float("inf"), None
+def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[dict[str, float], Any]:
+    """``({"cpu_s", "wall_s"}, result)``: the fastest of ``repeat`` runs by each clock."""
+    cpu = wall = float("inf")
+    out = None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        cpu, wall = min(cpu, time.process_time() - c0), min(wall, time.perf_counter() - w0)
+    return {"cpu_s": cpu, "wall_s": wall}, out
+
+
+def produce_log(settings, rounds) -> None:
+    """The rounds as decision and outcome records on ``settings``' topics (keyed by user, as the worker writes)."""
+    from confluent_kafka import Producer
+
+    from stream.events import Outcome, encode
+    from stream.kafka_io import ensure_topics
+
+    ensure_topics(settings, ("decisions", "outcomes"))
+    producer = Producer(settings.producer_config(**{"linger.ms": 20, "batch.size": 1_000_000}))
+    decisions, outcomes = settings.topic("decisions"), settings.topic("outcomes")
+    for r in rounds:
+        d = r.decision
+        key = d.user_id.encode()
+        while True:
+            try:
+                producer.produce(decisions, encode(d), key=key)
+                producer.produce(outcomes, encode(Outcome(d, d.chosen_item, r.reward, r.feedback_ts)), key=key)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    if producer.flush(60):
+        raise RuntimeError("the benchmark's records were not all delivered in 60 s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,62 +83,99 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reward-model", default="ridge", choices=("constant", "per-action", "ridge", "logistic"))
+    parser.add_argument("--no-kafka", action="store_true", help="time the DSJSON file only")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
 
-    from bandits.ope import make_estimator
-    from bandits.ope.bootstrap import shared_intervals
     from bandits.ope.reward_model import RewardModelSpec, estimated_rewards
-    from stream.replay.dataset import BanditLog, context_matrix
-    from stream.replay.dsjson import read_dsjson, write_dsjson
-    from stream.replay.evaluate import resolve_target
+    from stream import config
+    from stream.replay.dataset import context_matrix
+    from stream.replay.dsjson import write_dsjson
+    from stream.replay.evaluate import evaluate, resolve_target
+    from stream.replay.slicing import SliceRequest
+    from stream.replay.source import load_rounds
     from stream.replay.synthetic import synthetic_rounds
     from stream.replay.targets import parse_target
 
     rounds, _ = synthetic_rounds(args.rounds, seed=0)
-    stages: dict[str, float] = {}
+    spec = RewardModelSpec(kind=args.reward_model)
+    base = dict(since=None, until=None, start_offsets=None, end_offsets=None, join="outcomes", missing_reward=None)
+    read: dict[str, dict[str, float]] = {}
+    settings = config.from_env()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "log.dsjson"
         write_dsjson(rounds, path)
         size = path.stat().st_size
-        stages["decode DSJSON"], read = best_of(args.repeat, lambda: read_dsjson(path))
-    stages["arrays"], log = best_of(args.repeat, lambda: BanditLog.from_rounds(read))
-    stages["3 targets"], targets = best_of(
-        args.repeat, lambda: [resolve_target(parse_target(t), log) for t in TARGETS])
-    stages["hashed context"], x = best_of(args.repeat, lambda: context_matrix(log.rounds))
-    spec = RewardModelSpec(kind=args.reward_model)
-    stages[f"reward model ({args.reward_model}, cross-fitted)"], q = best_of(
+        read["dsjson file"], loaded = best_of(
+            args.repeat, lambda: load_rounds(settings, SliceRequest(source=str(path), **base), progress=False))
+    log = loaded.log
+    kafka_note = None
+    if not args.no_kafka:
+        import dataclasses
+
+        from stream.kafka_io import delete_topics
+
+        kafka = dataclasses.replace(settings, topic_prefix=f"bench-replay-{uuid.uuid4().hex[:8]}.")
+        try:
+            produce_log(kafka, rounds)
+            read["kafka (decisions + outcomes)"], from_kafka = best_of(
+                args.repeat, lambda: load_rounds(kafka, SliceRequest(source="kafka", **base), progress=False))
+            if from_kafka.log.n_rounds != log.n_rounds:
+                raise RuntimeError(f"Kafka gave {from_kafka.log.n_rounds} rounds, the file {log.n_rounds}")
+        except Exception as exc:  # noqa: BLE001 - the file's figures still stand; say why Kafka's are missing
+            kafka_note = f"Kafka not measured: {exc}"
+        finally:
+            try:
+                delete_topics(kafka, [kafka.topic("decisions"), kafka.topic("outcomes")])
+            except Exception:  # noqa: BLE001
+                pass
+    stages: dict[str, dict[str, float]] = {}
+    stages["3 targets"], targets = best_of(args.repeat, lambda: [resolve_target(parse_target(t), log) for t in TARGETS])
+
+    def estimate(n_bootstrap: int) -> list:
+        return evaluate(log, targets, estimators=ESTIMATORS, n_bootstrap=n_bootstrap, reward_model=spec)
+
+    stages["5 estimators x 3 targets"], _ = best_of(args.repeat, lambda: estimate(0))
+    breakdown: dict[str, dict[str, float]] = {}
+    breakdown["hashed context"], x = best_of(args.repeat, lambda: context_matrix(log))
+    breakdown[f"reward model ({args.reward_model}, cross-fitted)"], _ = best_of(
         args.repeat, lambda: estimated_rewards(log, x, spec))
-    estimators = [make_estimator(e) for e in ESTIMATORS]
-
-    def estimate() -> list:
-        terms = []
-        for t in targets:
-            for e in estimators:
-                er = q if e.requires_estimated_rewards else None
-                e.estimate_policy_value(reward=log.reward, action=log.action, pscore=log.pscore,
-                                        action_dist=t.action_dist, estimated_rewards=er)
-                terms.append(e._prepare(log.reward, log.action, log.pscore, t.action_dist, er))
-        return terms
-
-    stages["5 estimators x 3 targets"], terms = best_of(args.repeat, estimate)
-    end_to_end = sum(stages.values())
-    bootstrap_s, _ = best_of(1, lambda: shared_intervals(terms, n_bootstrap=1000, alpha=0.05, seed=0))
+    with_bootstrap, _ = best_of(1, lambda: estimate(1000))
+    bootstrap = {k: max(0.0, with_bootstrap[k] - stages["5 estimators x 3 targets"][k]) for k in ("cpu_s", "wall_s")}
     n = log.n_rounds
-    print(f"{'stage':<40} {'seconds':>8} {'decisions/s':>12}")
-    for name, s in stages.items():
-        print(f"{name:<40} {s:>8.3f} {n / s:>12,.0f}")
-    print(f"{'end to end, no bootstrap':<40} {end_to_end:>8.3f} {n / end_to_end:>12,.0f}")
-    print(f"{'bootstrap, 1000 samples, 15 estimates':<40} {bootstrap_s:>8.3f} {n / bootstrap_s:>12,.0f}")
+    shared = {k: sum(s[k] for s in stages.values()) for k in ("cpu_s", "wall_s")}
+    end_to_end = {source: {k: r[k] + shared[k] for k in ("cpu_s", "wall_s")} for source, r in read.items()}
+
+    def row(name: str, t: dict[str, float]) -> str:
+        return (f"{name:<44} {t['cpu_s']:>8.3f} {n / t['cpu_s']:>11,.0f} {t['wall_s']:>8.3f} "
+                f"{n / t['wall_s']:>11,.0f}")
+
+    print(f"{n} decisions, {log.n_actions} candidates each, {size / n:,.0f} bytes of DSJSON per decision")
+    print(f"{'stage':<44} {'cpu s':>8} {'dec/s cpu':>11} {'wall s':>8} {'dec/s wall':>11}")
+    for source, t in read.items():
+        print(row(f"read + join: {source}", t))
+    for name, t in stages.items():
+        print(row(name, t))
+    for name, t in breakdown.items():
+        print(row(f"  of which {name}", t))
+    for source, t in end_to_end.items():
+        print(row(f"end to end, no bootstrap: {source}", t))
+    print(row("bootstrap, 1000 samples, 15 estimates", bootstrap))
+    if kafka_note:
+        print(kafka_note)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     out = Path(args.output) if args.output else RESULTS / f"replay-throughput-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "command": "python -m benchmarks.replay_throughput " + " ".join(argv or []),
         "rounds": n, "n_actions": log.n_actions, "dsjson_bytes": size, "repeat": args.repeat,
-        "stages_s": stages, "end_to_end_s": end_to_end, "end_to_end_decisions_per_s": n / end_to_end,
-        "bootstrap_1000_s": bootstrap_s, "python": platform.python_version(),
-        "load_average": list(__import__("os").getloadavg()),
+        "reward_model": args.reward_model, "estimators": list(ESTIMATORS), "targets": list(TARGETS),
+        "read_s": read, "stages_s": stages, "breakdown_s": breakdown, "end_to_end_s": end_to_end,
+        "end_to_end_decisions_per_s": {source: {"cpu": n / t["cpu_s"], "wall": n / t["wall_s"]}
+                                       for source, t in end_to_end.items()},
+        "bootstrap_1000_s": bootstrap, "kafka_note": kafka_note,
+        "clock_note": "cpu: this process's CPU time (one free core); wall: elapsed on a shared machine",
+        "python": platform.python_version(), "cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
     }, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

@@ -202,8 +202,9 @@ def _side_results(md_path: Path, json_path: Path) -> list[str]:
             ("codec-", "decode/encode cost per event, before and after msgspec", "python -m benchmarks.codec"),
             ("redis-durability-", "one batch's MULTI/EXEC under appendfsync everysec vs always",
              "python -m benchmarks.redis_durability"),
-            ("replay-throughput-", "`eddy replay` from a DSJSON file, stage by stage (decode, arrays, reward "
-             "model, estimators, bootstrap)", "python -m benchmarks.replay_throughput"),
+            ("replay-throughput-", "`eddy replay` from a DSJSON file and from Kafka, side by side, stage by stage "
+             "(read + join, targets, 5 estimators x 3 targets, the bootstrap apart), CPU and wall seconds",
+             "python -m benchmarks.replay_throughput"),
             ("redis-cluster-", "one batch's commit on a 3-master Redis Cluster vs one Redis",
              "python -m benchmarks.redis_cluster"),
             ("lsh-coarsening-", "feature-cache hit rate against RMSE loss by SimHash bits (LSH coarsening), "

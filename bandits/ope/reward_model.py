@@ -137,7 +137,9 @@ class FittedRewardModel:
         idx = np.where(index >= 0, index, self.item_means.shape[0] - 1)
         if self.weights is None:
             return self.item_means[idx]
-        eta = self.offset + np.einsum("rkd,rd->rk", self.weights[idx], x)
+        # Every item's linear score of every row (r, n_items + 1), then each row's candidates: a product
+        # of (r, d) by (d, n_items + 1), not an (r, K, d) gather of weights.
+        eta = self.offset + np.take_along_axis(x @ self.weights.T, idx, axis=1)
         return self.lo + (self.hi - self.lo) * _sigmoid(eta)
 
 
@@ -146,9 +148,21 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _newton(x: np.ndarray, y: np.ndarray, offset: float, l2: float, bernoulli: bool) -> np.ndarray:
-    """Link-scale weights minimising the penalised loss on one item's rounds (Newton / Gauss-Newton, backtracking)."""
+    """Link-scale weights minimising the penalised loss on one item's rounds (Newton, backtracking).
+
+    Bernoulli: the Hessian ``X' diag(p(1-p)) X + l2 I`` is positive definite. Squared loss through the
+    link: the exact Hessian adds ``X' diag((p - y) p' (1 - 2p)) X`` to Gauss-Newton's ``J'J``, and
+    converges quadratically where Gauss-Newton crawls (16 steps on average on a click log against 5);
+    where that sum is not positive definite (far from the optimum), the step is Gauss-Newton's.
+    Columns that are zero in every round keep weight 0 (their gradient is ``l2 w``), so they are left
+    out of the solve: the same optimum on a smaller system.
+    """
     d = x.shape[1]
     w = np.zeros(d)
+    active = np.flatnonzero(np.any(x != 0, axis=0))
+    if active.size < d:
+        w[active] = _newton(x[:, active], y, offset, l2, bernoulli)
+        return w
     eye = l2 * np.eye(d)
 
     def objective(v: np.ndarray) -> float:
@@ -166,12 +180,14 @@ def _newton(x: np.ndarray, y: np.ndarray, offset: float, l2: float, bernoulli: b
         slope = p * (1 - p)
         if bernoulli:
             grad = x.T @ (p - y) + l2 * w
-            hess = (x * slope[:, None]).T @ x + eye
+            curvature = slope
         else:
-            jac = x * slope[:, None]
-            grad = jac.T @ (p - y) + l2 * w
-            hess = jac.T @ jac + eye
-        step = np.linalg.solve(hess, grad)
+            grad = x.T @ ((p - y) * slope) + l2 * w
+            curvature = slope * slope + (p - y) * slope * (1 - 2 * p)
+        try:
+            step = _solve_pd((x * curvature[:, None]).T @ x + eye, grad)
+        except np.linalg.LinAlgError:  # squared loss far from the optimum: Gauss-Newton's curvature
+            step = _solve_pd((x * (slope * slope)[:, None]).T @ x + eye, grad)
         t = 1.0
         while True:
             candidate = w - t * step
@@ -183,6 +199,12 @@ def _newton(x: np.ndarray, y: np.ndarray, offset: float, l2: float, bernoulli: b
         if t * np.abs(step).max() <= _STEP_TOLERANCE:
             break
     return w
+
+
+def _solve_pd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a^-1 b`` for a symmetric positive definite ``a``; LinAlgError if it is not (Cholesky tells)."""
+    np.linalg.cholesky(a)
+    return np.linalg.solve(a, b)
 
 
 def fit_reward_model(kind: str, x: np.ndarray, item: np.ndarray, y: np.ndarray, *, n_items: int, l2: float,
@@ -229,12 +251,20 @@ def estimated_rewards(log: BanditFeedback, context: np.ndarray, spec: RewardMode
     q = np.zeros((log.n_rounds, log.n_actions))
 
     def fit(train: np.ndarray) -> FittedRewardModel:
-        # Thousands of (n_a, d) x (d, d) products: a second BLAS thread only adds contention (on a busy
-        # 2-core machine, 11 s instead of 0.4 s for 20,000 rounds).
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fit_reward_model(spec.kind, x[train], logged[train], log.reward[train], n_items=len(vocab),
-                                    l2=spec.l2, reward_range=(lo, hi))
+        return fit_reward_model(spec.kind, x[train], logged[train], log.reward[train], n_items=len(vocab),
+                                l2=spec.l2, reward_range=(lo, hi))
 
+    if spec.kind in ("constant", "per-action"):  # means: no BLAS to limit
+        return _fit_predict(log, q, fit, spec, x, index)
+    # Thousands of (n_a, d) x (d, d) products: a second BLAS thread only adds contention (on a busy 2-core
+    # machine, 11 s instead of 0.4 s for 20,000 rounds). Limited once (threadpoolctl reads the process's
+    # libraries each time: a few ms).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_predict(log, q, fit, spec, x, index)
+
+
+def _fit_predict(log: BanditFeedback, q: np.ndarray, fit, spec: RewardModelSpec, x: np.ndarray,
+                 index: np.ndarray) -> np.ndarray:
     if spec.fit == "in-sample":
         q[:] = fit(np.ones(log.n_rounds, dtype=bool)).predict(x, index)
     else:

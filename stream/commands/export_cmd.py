@@ -41,10 +41,9 @@ def run(args: argparse.Namespace) -> int:
         n = write_dsjson(loaded.rounds, out)
         print(f"wrote {n} decisions to {out} (VW DSJSON: vw --cb_explore_adf --dsjson -d {out})")
     else:
-        from stream.replay.dataset import BanditLog
         from stream.replay.obp import save_bandit_feedback
 
-        log = BanditLog.from_rounds(loaded.rounds)
+        log = loaded.log
         out = save_bandit_feedback(log, args.output or default_output("export", "npz"), context_dim=args.context_dim)
         print(f"wrote {log.n_rounds} rounds x {log.n_actions} actions to {out} "
               "(Open Bandit Pipeline bandit_feedback: dict(numpy.load(path)))")

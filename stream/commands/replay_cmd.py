@@ -40,8 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "dros:lambda=L (DR with weights shrunk to L w/(w^2+L)), "
                         "sg-ips:lambda=L and sg-dr:lambda=L (sub-Gaussian weights w/(1-L+L w), L in [0,1]); "
                         "as Open Bandit Pipeline's estimators of those names (default: ips,snips,dm,dr,sndr)")
-    p.add_argument("--bootstrap", dest="n_bootstrap", type=positive_int, default=1000, metavar="N",
-                   help="bootstrap samples per interval (default 1000)")
+    p.add_argument("--bootstrap", dest="n_bootstrap", type=non_negative_int, default=1000, metavar="N",
+                   help="bootstrap samples per interval (default 1000; 0: point estimates only, no intervals)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the intervals (default 0.05)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the bootstrap and the cross-fitting folds")
     model = p.add_argument_group("reward model (dm, dr, sndr, switch-dr, dros, sg-dr)")

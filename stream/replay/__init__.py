@@ -5,7 +5,8 @@ Kept in small modules, imported lazily by ``eddy export`` and ``eddy replay``
 
 * :mod:`stream.replay.rounds`: the joined log record and the two join modes
   (Outcome records, or decisions + raw feedback under ``stream.engine.joins.classify``);
-* :mod:`stream.replay.source`: reading a slice from Kafka or an exported file;
+* :mod:`stream.replay.source`: reading a slice from Kafka or an exported file, in bulk into columns
+  (:mod:`stream.replay.columns`, :mod:`stream.replay.records` for Kafka's records);
 * :mod:`stream.replay.dataset`: the log as :class:`bandits.ope.dataset.BanditFeedback` arrays;
 * :mod:`stream.replay.dsjson` and :mod:`stream.replay.obp`: the two export formats
   (:mod:`stream.replay.dsjson_schema`: the DSJSON line as msgspec Structs and its JSON Schema);

@@ -25,12 +25,14 @@ models and for Open Bandit Pipeline, not for reading.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
 
 from bandits.ope.dataset import BanditFeedback
+from stream.replay.columns import DecisionColumns, Rounds, without_gc
 from stream.replay.errors import ReplayError
 from stream.replay.rounds import LoggedRound
 
@@ -48,106 +50,163 @@ def feature_bucket(name: str, dim: int) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little") % dim
 
 
-def context_matrix(rounds: Sequence[LoggedRound], dim: int = DEFAULT_CONTEXT_DIM, *,
-                   include_user: bool = True) -> np.ndarray:
-    """(n, dim) float64 hashed context features (see the module docstring).
+@without_gc
+def context_matrix(log: BanditLog, dim: int = DEFAULT_CONTEXT_DIM, *, include_user: bool = True) -> np.ndarray:
+    """(n, dim) float64 hashed context features of ``log``'s rounds (see the module docstring).
+
+    Vectorised: each distinct feature name is hashed once, and the matrix is one ``bincount``.
 
     >>> from stream.events import Decision, Item
     >>> d = Decision("r", "u1", 0.0, {"hour": 3.0, "device": "tv"}, (Item("a"),), (0.0,), (1.0,), 0, 1.0,
     ...              "greedy", "greedy/1", 0, "v1", 0)
-    >>> x = context_matrix([LoggedRound(d, 1.0)], 16)
+    >>> x = context_matrix(BanditLog.from_rounds([LoggedRound(d, 1.0)]), 16)
     >>> x.shape, float(x.sum())
     ((1, 16), 5.0)
     """
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ReplayError(f"context dim must be a positive integer, got {dim!r}")
-    cache: dict[str, int] = {}
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-
-    def col(name: str) -> int:
-        c = cache.get(name)
-        if c is None:
-            c = cache[name] = feature_bucket(name, dim)
-        return c
-
-    for i, r in enumerate(rounds):
-        d = r.decision
-        for name, v in d.context.items():
-            if isinstance(v, str):
-                rows.append(i), cols.append(col(f"{name}={v}")), vals.append(1.0)
-            else:
-                rows.append(i), cols.append(col(name)), vals.append(float(v))
-        if include_user:
-            rows.append(i), cols.append(col(f"user_id={d.user_id}")), vals.append(1.0)
-    x = np.zeros((len(rounds), dim))
-    np.add.at(x, (np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)), np.asarray(vals))
-    return x
+    n = log.n_rounds
+    contexts = log.contexts.tolist()
+    per_row = np.fromiter(map(len, contexts), dtype=np.intp, count=n)
+    # Keys and values of every context in two C-level passes; a string value names its own column.
+    keys = list(chain.from_iterable(contexts))
+    values = list(chain.from_iterable(map(dict.values, contexts)))
+    is_str = np.fromiter(map(str.__instancecheck__, values), dtype=bool, count=len(values))
+    names = np.array(keys, dtype=object)
+    weights = np.ones(len(values))
+    if is_str.any():
+        at = np.flatnonzero(is_str).tolist()
+        names[is_str] = list(map("{}={}".format, [keys[i] for i in at], [values[i] for i in at]))
+    if not is_str.all():
+        weights[~is_str] = np.array([values[i] for i in np.flatnonzero(~is_str).tolist()], dtype=np.float64)
+    names = names.tolist()
+    rows = np.repeat(np.arange(n), per_row)
+    if include_user:
+        names += list(map("user_id=".__add__, log.users.tolist()))
+        weights = np.concatenate([weights, np.ones(n)])
+        rows = np.concatenate([rows, np.arange(n)])
+    bucket = {name: feature_bucket(name, dim) for name in set(names)}
+    cols = np.fromiter(map(bucket.__getitem__, names), dtype=np.intp, count=len(names))
+    flat = np.bincount(rows * dim + cols, weights=weights, minlength=n * dim)
+    return flat.reshape(n, dim)
 
 
 @dataclass(frozen=True, eq=False)
 class BanditLog(BanditFeedback):
-    """Eddy's joined decision log as :class:`bandits.ope.dataset.BanditFeedback` arrays, with its rounds.
+    """Eddy's joined decision log as :class:`bandits.ope.dataset.BanditFeedback` arrays, plus per-round columns.
 
-    The arrays are documented on the parent class; ``rounds`` (in time order,
-    decision ts) are the records they were read from, for the targets that
-    look at a decision's context or candidates again (tables, VW, feature nets).
+    The arrays are documented on the parent class; the rest, one entry per round
+    (in time order, decision ts):
+
+    Attributes:
+        request_ids: (n,) object, str.
+        users: (n,) object, str: the user of each decision.
+        contexts: (n,) object, the context dict of each decision (for tables and the hashed context).
+        feedback_ts: (n,) when the feedback was given; NaN when the reward was imputed.
+        rounds: the rounds as :class:`~stream.replay.rounds.LoggedRound`, each built on first access (by
+            decoding its record again) for the targets that read a decision's candidates (VW, feature nets)
+            and for export.
     """
 
-    rounds: tuple[LoggedRound, ...] = ()
+    request_ids: np.ndarray = field(default=None)  # type: ignore[assignment]
+    users: np.ndarray = field(default=None)  # type: ignore[assignment]
+    contexts: np.ndarray = field(default=None)  # type: ignore[assignment]
+    feedback_ts: np.ndarray = field(default=None)  # type: ignore[assignment]
+    rounds: Rounds = field(default=None)  # type: ignore[assignment]
 
     @classmethod
-    def from_rounds(cls, rounds: Sequence[LoggedRound], *, n_actions: int | None = None) -> BanditLog:
-        """Build every array in one pass over the rounds plus flat numpy fills."""
-        rounds = tuple(rounds)
-        if not rounds:
+    def from_columns(cls, cols: DecisionColumns, rows: np.ndarray, *, reward: np.ndarray, feedback_ts: np.ndarray,
+                     imputed: np.ndarray, n_actions: int | None = None) -> BanditLog:
+        """The log of decisions ``cols[rows]`` (in that order) with their rewards (``reward[i]`` is row
+        ``rows[i]``'s; ``feedback_ts`` NaN where there was none)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        n = int(rows.size)
+        if not n:
             raise ReplayError("the log slice holds no joined decisions: nothing to evaluate or export")
-        counts = np.fromiter((len(r.decision.candidates) for r in rounds), dtype=np.intp, count=len(rounds))
+        counts = cols.n_candidates[rows]
         k = int(counts.max())
         if n_actions is not None:
             if n_actions < k:
                 raise ReplayError(f"n_actions={n_actions} is below the {k} candidates of the largest decision")
-            k = n_actions
-        n = len(rounds)
-        mask = np.arange(k)[None, :] < counts[:, None]
-        flat_pmf: list[float] = []
-        flat_scores: list[float] = []
-        flat_ids: list[str] = []
-        for r in rounds:
-            d = r.decision
-            if len(d.pmf) != len(d.candidates) or len(d.scores) != len(d.candidates):
-                raise ReplayError(f"decision {d.request_id!r} has {len(d.candidates)} candidates but "
-                                  f"{len(d.pmf)} pmf entries and {len(d.scores)} scores")
-            flat_pmf.extend(d.pmf)
-            flat_scores.extend(d.scores)
-            flat_ids.extend(c.id for c in d.candidates)
-        pmf = np.zeros((n, k))
-        pmf[mask] = flat_pmf
-        scores = np.zeros((n, k))
-        scores[mask] = flat_scores
-        width = max(1, max(len(s) for s in flat_ids))
-        item_ids = np.full((n, k), "", dtype=f"<U{width}")
-        item_ids[mask] = flat_ids
-        action = np.fromiter((r.decision.chosen_index for r in rounds), dtype=np.intp, count=n)
-        pscore = np.fromiter((r.decision.propensity for r in rounds), dtype=np.float64, count=n)
+        else:
+            n_actions = k
+        action = cols.chosen[rows]
         if np.any(action >= counts) or np.any(action < 0):
             bad = int(np.argmax((action >= counts) | (action < 0)))
-            raise ReplayError(f"decision {rounds[bad].decision.request_id!r} has chosen_index {action[bad]} "
+            raise ReplayError(f"decision {cols.request_id[rows[bad]]!r} has chosen_index {action[bad]} "
                               f"outside its {counts[bad]} candidates")
-        return cls(
-            reward=np.fromiter((r.reward for r in rounds), dtype=np.float64, count=n),
+
+        def width(a: np.ndarray, fill: float | int) -> np.ndarray:
+            a = a[rows]
+            if a.shape[1] >= n_actions:
+                return a[:, :n_actions]
+            return np.pad(a, ((0, 0), (0, n_actions - a.shape[1])), constant_values=fill)
+
+        code = width(cols.item_code, -1)
+        mask = code >= 0
+        # The vocabulary of the rounds kept, sorted: BanditFeedback.item_index, computed here from the codes.
+        present = np.zeros(len(cols.vocab) + 1, dtype=bool)
+        present[code[mask]] = True
+        present = present[:-1]
+        vocab = np.asarray(cols.vocab, dtype=str)[present] if len(cols.vocab) else np.zeros(0, dtype=str)
+        order = np.argsort(vocab, kind="stable")
+        rank = np.full(len(cols.vocab) + 1, -1, dtype=np.intp)
+        rank[np.flatnonzero(present)[order]] = np.arange(order.size)
+        index = rank[code]  # code -1 (padding) reads rank[-1] = -1
+        sorted_vocab = vocab[order]
+        item_ids = np.append(sorted_vocab, "").astype(sorted_vocab.dtype if sorted_vocab.size else "<U1")[index]
+        feedback_ts = np.asarray(feedback_ts, dtype=np.float64)
+        imputed = np.asarray(imputed, dtype=bool)
+        reward = np.asarray(reward, dtype=np.float64)
+        origin = cols.origin
+
+        def build(i: int) -> LoggedRound:
+            j = int(rows[i])
+            fts = float(feedback_ts[i])
+            return LoggedRound(cols.record(j), float(reward[i]), None if fts != fts else fts, bool(imputed[i]),
+                               origin=origin(j) if origin is not None else None)
+
+        def where(i: int) -> str:
+            j = int(rows[i])
+            return origin(j) if origin is not None else f"decision {cols.request_id[j]!r}"
+
+        log = cls(
+            reward=reward,
             action=action,
-            pscore=pscore,
-            pmf=pmf,
-            scores=scores,
+            pscore=cols.propensity[rows],
+            pmf=width(cols.pmf, 0.0),
+            scores=width(cols.scores, 0.0),
             mask=mask,
             item_ids=item_ids,
-            ts=np.fromiter((r.decision.ts for r in rounds), dtype=np.float64, count=n),
-            seed=np.fromiter((r.decision.seed for r in rounds), dtype=np.uint64, count=n),
-            imputed=np.fromiter((r.imputed for r in rounds), dtype=bool, count=n),
-            rounds=rounds,
+            ts=cols.ts[rows],
+            seed=cols.seed[rows],
+            imputed=imputed,
+            request_ids=cols.request_id[rows],
+            users=cols.user_id[rows],
+            contexts=cols.context[rows],
+            feedback_ts=feedback_ts,
+            rounds=Rounds(n, build, where),
         )
+        log.__dict__["item_index"] = (sorted_vocab, index)  # the cached property, already known
+        return log
+
+    @classmethod
+    def from_rounds(cls, rounds: Sequence[LoggedRound], *, n_actions: int | None = None) -> BanditLog:
+        """The log of already built rounds, in the order given (tests, synthetic logs)."""
+        rounds = tuple(rounds)
+        if not rounds:
+            raise ReplayError("the log slice holds no joined decisions: nothing to evaluate or export")
+        decisions = [r.decision for r in rounds]
+        cols = DecisionColumns.from_decisions(decisions, origin=lambda j: rounds[j].where())
+        log = cls.from_columns(
+            cols, np.arange(len(rounds)),
+            reward=np.fromiter((r.reward for r in rounds), dtype=np.float64, count=len(rounds)),
+            feedback_ts=np.fromiter((np.nan if r.feedback_ts is None else r.feedback_ts for r in rounds),
+                                    dtype=np.float64, count=len(rounds)),
+            imputed=np.fromiter((r.imputed for r in rounds), dtype=bool, count=len(rounds)),
+            n_actions=n_actions)
+        object.__setattr__(log, "rounds", Rounds.of(rounds))
+        return log
 
     def subset(self, rows: np.ndarray) -> BanditLog:
         """The rounds selected by a boolean mask or index array (same column count)."""
@@ -156,4 +215,6 @@ class BanditLog(BanditFeedback):
             rows = np.flatnonzero(rows)
         if rows.size == 0:
             raise ReplayError("the selected part of the log is empty")
-        return BanditLog(**self.rows(rows), rounds=tuple(self.rounds[i] for i in rows))
+        return BanditLog(**self.rows(rows), request_ids=self.request_ids[rows], users=self.users[rows],
+                         contexts=self.contexts[rows], feedback_ts=self.feedback_ts[rows],
+                         rounds=self.rounds.take(rows))

@@ -45,21 +45,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import msgspec
+import numpy as np
 
 from stream.events import Decision, Item
-from stream.replay.dsjson_schema import DSJsonLine, EddyBlock
+from stream.replay.columns import DecisionColumns, without_gc
+from stream.replay.dsjson_schema import DSJsonLine, DSJsonRead, EddyBlock, EddyRead
 from stream.replay.errors import ReplayError
 from stream.replay.rounds import LoggedRound
 
-__all__ = ["to_dsjson", "dsjson_line", "from_dsjson", "write_dsjson", "read_dsjson", "LABEL_KEYS", "unlabeled_line"]
+__all__ = ["to_dsjson", "dsjson_line", "from_dsjson", "write_dsjson", "read_dsjson", "read_dsjson_columns",
+           "DSJsonColumns", "LABEL_KEYS", "unlabeled_line"]
 
 LABEL_KEYS = ("_label_cost", "_label_probability", "_label_Action", "_labelIndex")
 FORMAT_VERSION = 1
 _DECODER = msgspec.json.Decoder(DSJsonLine)
+_READ_DECODER = msgspec.json.Decoder(DSJsonRead)
 
 
 def _iso(ts: float) -> str:
@@ -236,3 +244,175 @@ def iter_dsjson(path: str | Path) -> Iterator[LoggedRound]:
 def read_dsjson(path: str | Path) -> list[LoggedRound]:
     """Every round of a DSJSON file, in file order."""
     return list(iter_dsjson(path))
+
+
+# ------------------------------------------------------------------ columns, for replay
+
+
+@dataclass(eq=False)
+class DSJsonColumns:
+    """A DSJSON file as columns (row ``j`` = the ``j``-th non-blank line): its decisions and their rewards."""
+
+    decisions: DecisionColumns
+    reward: np.ndarray
+    feedback_ts: np.ndarray
+    imputed: np.ndarray
+
+
+class _Lines:
+    """The non-blank lines of a file's bytes and their line numbers, split only when a row is asked for."""
+
+    def __init__(self, path: str | Path, buf: bytes):
+        self.path, self.buf = path, buf
+        self.name = Path(path).name
+
+    @cached_property
+    def _nonblank(self) -> tuple[list[int], list[bytes]]:
+        numbers, lines = [], []
+        for lineno, raw in enumerate(self.buf.split(b"\n"), 1):
+            if raw.strip():
+                numbers.append(lineno)
+                lines.append(raw)
+        return numbers, lines
+
+    def lineno(self, j: int) -> int:
+        return self._nonblank[0][j]
+
+    def origin(self, j: int) -> str:
+        return f"{self.path}:{self.lineno(j)}"
+
+    def round(self, j: int) -> LoggedRound:
+        """Row ``j`` decoded in full, with the line's own error message."""
+        numbers, lines = self._nonblank
+        return _line_round(self.path, self.name, numbers[j], lines[j])
+
+    def fail(self, j: int | None, why: str) -> ReplayError:
+        """The error of row ``j`` (or of the first bad line when None), as the line-by-line reader words it."""
+        numbers, lines = self._nonblank
+        for k in ([j] if j is not None else range(len(lines))):
+            try:
+                _line_round(self.path, self.name, numbers[k], lines[k])
+            except ReplayError as exc:
+                return exc
+        where = f"{self.path}:{numbers[j]}" if j is not None else str(self.path)
+        return ReplayError(f"{where}: not a usable DSJSON decision: {why}")
+
+
+def _line_round(path: str | Path, name: str, lineno: int, raw: bytes) -> LoggedRound:
+    try:
+        return from_dsjson(_DECODER.decode(raw), default_id=f"{name}:{lineno}", origin=f"{path}:{lineno}")
+    except msgspec.ValidationError as exc:
+        raise ReplayError(f"{path}:{lineno}: not a usable DSJSON decision: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ReplayError(f"{path}:{lineno}: not JSON ({exc})") from None
+    except (ReplayError, TypeError, ValueError) as exc:
+        raise ReplayError(f"{path}:{lineno}: not a usable DSJSON decision: {exc}") from None
+
+
+_NO_EDDY_READ = EddyRead()
+_action_id = attrgetter("i.id")
+
+
+def _item_ids(multi: list) -> list[str]:
+    return [str(m.i.id) if m.i is not None else f"action{k + 1}" for k, m in enumerate(multi)]
+
+
+@without_gc
+def read_dsjson_columns(path: str | Path) -> DSJsonColumns:
+    """A DSJSON file straight into columns: one msgspec call for the whole file, then numpy.
+
+    The same contract and the same error messages (file and line) as :func:`iter_dsjson`: a line that
+    fails a check here is read again by it to say what is wrong.
+    """
+    try:
+        with open(path, "rb") as fh:
+            buf = fh.read()
+    except OSError as exc:
+        raise ReplayError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    lines = _Lines(path, buf)
+    try:
+        rows = _READ_DECODER.decode_lines(buf)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise lines.fail(None, str(exc)) from None
+    return _columns(rows, lines)
+
+
+def _keys(r: DSJsonRead) -> tuple:
+    """Every key replay reads from one line, in one tuple (one pass over the lines gathers them all)."""
+    c, e = r.c, r.eddy or _NO_EDDY_READ
+    return (c.multi, c.x, c.u, r.a, r.p, r.label_probability, r.label_cost, r.label_index, r.label_action,
+            r.event_id, e.ts, e.scores, e.user_id, e.seed, e.reward, e.feedback_ts, e.imputed)
+
+
+def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
+    # Every key of every line in one pass, transposed by zip; a key a line lacks (None) is filled in only
+    # when some line lacks it.
+    m = len(rows)
+    if m == 0:
+        empty = DecisionColumns.build(request_id=[], user_id=[], context=[], ts=[], item_ids=[], n_candidates=[],
+                                      pmf=[], scores=[], chosen=[], propensity=[], seed=[], record=lines.round)
+        return DSJsonColumns(empty, np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
+    (multis, contexts, users_u, a_lists, p_lists, propensity, cost, label_index, label_action, request_id,
+     ts, scores, users, seed, reward, feedback_ts, imputed) = zip(*map(_keys, rows))
+    counts = np.fromiter(map(len, multis), dtype=np.intp, count=m)
+    if None in label_index:
+        label_index = [li if li is not None else (la - 1 if la is not None else -1)
+                       for li, la in zip(label_index, label_action)]
+    chosen = np.array(label_index, dtype=np.intp)
+    a_len = np.fromiter(map(len, a_lists), dtype=np.intp, count=m)
+    p_len = np.fromiter(map(len, p_lists), dtype=np.intp, count=m)
+    bad = (chosen < 0) | (chosen >= counts) | (a_len != counts) | (p_len != counts)
+    if bad.any():
+        raise lines.fail(int(np.argmax(bad)), "the chosen action, 'a' or 'p' do not match '_multi'")
+    width = int(counts.max())
+    mask = np.arange(width)[None, :] < counts[:, None]
+    total = int(counts.sum())
+    ids_1 = np.zeros((m, width), dtype=np.intp)
+    ids_1[mask] = np.fromiter(chain.from_iterable(a_lists), dtype=np.intp, count=total)
+    # 'a' must list 1..n once each: sorted, each row reads 1, 2, ..., n.
+    expected = np.where(mask, np.arange(1, width + 1)[None, :], 0)
+    bad = (np.sort(np.where(mask, ids_1, 0), axis=1) != np.sort(expected, axis=1)).any(axis=1)
+    if bad.any():
+        raise lines.fail(int(np.argmax(bad)), "'a' does not list every action id once")
+    pmf = np.zeros((m, width))
+    pmf[np.repeat(np.arange(m), counts), ids_1[mask] - 1] = np.fromiter(chain.from_iterable(p_lists),
+                                                                          dtype=np.float64, count=total)
+    if None in scores or not np.array_equal(np.fromiter(map(len, scores), dtype=np.intp, count=m), counts):
+        scores = [s if s is not None and len(s) == n else None for s, n in zip(scores, counts.tolist())]
+    try:
+        item_ids = list(map(_action_id, chain.from_iterable(multis)))
+        if not all(i.__class__ is str for i in dict.fromkeys(item_ids)):
+            raise AttributeError
+    except AttributeError:  # an action without an id, or a numeric id
+        item_ids = list(chain.from_iterable(map(_item_ids, multis)))
+    if None in request_id:
+        request_id = [rid if rid is not None else f"{lines.name}:{lines.lineno(j)}" for j, rid in enumerate(request_id)]
+    if None in ts:
+        ts = [t if t is not None else _ts(r, _NO_EDDY) for t, r in zip(ts, rows)]
+    if None in users or "" in users:
+        users = [e or (u or {}).get("user_id") or "unknown" for e, u in zip(users, users_u)]
+    if None in contexts:
+        contexts = [x if x is not None else {} for x in contexts]
+    if None in seed:
+        seed = [x or 0 for x in seed]
+    if None in reward:
+        reward = [-c if r is None else r for r, c in zip(reward, cost)]
+    decisions = DecisionColumns.build(
+        request_id=request_id,
+        user_id=users,
+        context=contexts,
+        ts=ts,
+        item_ids=item_ids,
+        n_candidates=counts,
+        pmf=pmf,
+        scores=scores,
+        chosen=chosen,
+        propensity=propensity,
+        seed=seed,
+        record=lambda j: lines.round(j).decision,
+        origin=lines.origin,
+    )
+    reward = np.array(reward, dtype=np.float64)
+    feedback_ts = np.array(feedback_ts, dtype=np.float64)  # None -> NaN
+    imputed = np.array(imputed, dtype=bool)  # None -> False
+    return DSJsonColumns(decisions, reward, feedback_ts, imputed)

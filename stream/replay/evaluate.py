@@ -146,9 +146,10 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
              estimated_rewards: np.ndarray | None = None, context_dim: int = DEFAULT_CONTEXT_DIM,
              reward_model: RewardModelSpec | None = None) -> list[PolicyResult]:
     """Every estimator on every target; the reward model (``reward_model``, default ridge cross-fitted with
-    ``seed``) is fitted once if any estimator needs it and ``estimated_rewards`` is not given."""
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 1:
-        raise ReplayError(f"--bootstrap must be a positive integer, got {n_bootstrap!r}")
+    ``seed``) is fitted once if any estimator needs it and ``estimated_rewards`` is not given.
+    ``n_bootstrap=0``: point estimates only (no intervals: their bounds are NaN)."""
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
+        raise ReplayError(f"--bootstrap must be an integer >= 0, got {n_bootstrap!r}")
     if not 0 < alpha < 1:
         raise ReplayError(f"alpha must be in (0, 1), got {alpha!r}")
     built = {name: make_estimator(name) for name in estimators}
@@ -157,7 +158,7 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
         from stream.replay.dataset import context_matrix
 
         spec = reward_model or RewardModelSpec(seed=seed)
-        context = context_matrix(log.rounds, context_dim) if spec.kind in ("ridge", "logistic") \
+        context = context_matrix(log, context_dim) if spec.kind in ("ridge", "logistic") \
             else np.zeros((log.n_rounds, 0))
         try:
             estimated_rewards = fit_predict(log, context, spec)
@@ -193,6 +194,8 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
             result.estimates[name] = Estimate(value, math.nan, math.nan)  # keeps the estimator order
             pending.append((result, name, value, terms))
         results.append(result)
+    if n_bootstrap == 0:  # point estimates only: the intervals stay NaN
+        return results
     intervals = shared_intervals([p[3] for p in pending], n_bootstrap=n_bootstrap, alpha=alpha, seed=seed)
     for (result, name, value, _), (lower, upper) in zip(pending, intervals):
         result.estimates[name] = Estimate(value, lower, upper)

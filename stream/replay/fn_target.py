@@ -60,7 +60,7 @@ def _fn_distribution(settings: Settings, version: str, spec: str, log: BanditLog
     except FileNotFoundError as exc:
         raise ReplayError(f"--policy fn={version}: artifact missing ({exc})") from None
     base = serving.base_prior(model)
-    users = sorted({r.decision.user_id for r in log.rounds})
+    users = sorted(set(log.users.tolist()))
     cache = UserCache(kind=settings.learner, dim=model.output_dim, capacity=len(users) + 1, base_prior=base,
                       offline=model.user_weights)
     pop = merged_population(store.populations(version, settings.partitions))
@@ -71,7 +71,7 @@ def _fn_distribution(settings: Settings, version: str, spec: str, log: BanditLog
     row = {u: j for j, u in enumerate(users)}
     weights = np.stack([np.atleast_1d(models[u].weights[0]) for u in users])
     bias = np.array([models[u].weights[1] for u in users])
-    user_idx = np.fromiter((row[r.decision.user_id] for r in log.rounds), dtype=np.intp, count=log.n_rounds)
+    user_idx = np.fromiter((row[u] for u in log.users.tolist()), dtype=np.intp, count=log.n_rounds)
     emb = embed_log(model, log)
     scores = np.einsum("nkd,nd->nk", emb, weights[user_idx]) + bias[user_idx][:, None]
     scores = np.where(log.mask, scores, 0.0)
@@ -79,7 +79,7 @@ def _fn_distribution(settings: Settings, version: str, spec: str, log: BanditLog
 
     def candidates(i: int, m: int) -> Candidates:
         return serving.policy_candidates(scores[i, :m], emb[i, :m], tuple(log.item_ids[i, :m].tolist()),
-                                         models[log.rounds[i].decision.user_id])
+                                         models[log.users[i]])
 
     scores_only = policy.needs == {"scores"}
     dist = policy_distribution(policy, scores, log.mask, log.seed, candidates=None if scores_only else candidates)

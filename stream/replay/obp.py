@@ -60,7 +60,7 @@ def bandit_feedback(log: BanditLog, *, context_dim: int = DEFAULT_CONTEXT_DIM) -
         "position": np.zeros(log.n_rounds, dtype=np.int64),
         "reward": log.reward.astype(np.float64),
         "pscore": log.pscore.astype(np.float64),
-        "context": context_matrix(log.rounds, context_dim),
+        "context": context_matrix(log, context_dim),
         "action_dist_logging": log.pmf.astype(np.float64),
         "action_mask": log.mask.copy(),
         "item_ids": log.item_ids.copy(),

@@ -90,8 +90,7 @@ def split_by_time(log: BanditLog, train_until: float) -> tuple[np.ndarray, np.nd
 def _load(settings: Settings, req: SliceRequest, options: ReplayOptions) -> tuple[LoadedLog, BanditLog, float]:
     t0 = time.perf_counter()
     loaded = load_rounds(settings, req, progress=options.progress)
-    log = BanditLog.from_rounds(loaded.rounds)
-    return loaded, log, time.perf_counter() - t0
+    return loaded, loaded.log, time.perf_counter() - t0
 
 
 def _estimate(settings: Settings, log: BanditLog, options: ReplayOptions, first: list[Target]) -> tuple[list[PolicyResult], dict]:

@@ -66,7 +66,8 @@ def format_table(results: Sequence[PolicyResult], *, on_policy_value: float, n_r
                 lines.append(f"{label:<{width}}  {name:<12}  {'n/a':>10}  {'undefined':<24}  {ess}".rstrip())
                 lines.append(f"{'':<{width}}  ! {name}: {e.error}")
             else:
-                interval = f"[{sig(e.lower)}, {sig(e.upper)}]"
+                interval = f"[{sig(e.lower)}, {sig(e.upper)}]" if not (math.isnan(e.lower) and math.isnan(e.upper)) \
+                    else "none (--bootstrap 0)"
                 lines.append(f"{label:<{width}}  {name:<12}  {_num(e.value)}  {interval:<24}  {ess}".rstrip())
             first = False
         for w in r.warnings:

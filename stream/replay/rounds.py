@@ -33,10 +33,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import numpy as np
+
 from stream.events import Decision, Feedback, Outcome
 from stream.engine.joins import Source, classify
+from stream.replay.columns import DecisionColumns
+from stream.replay.records import OutcomeColumns
 
-__all__ = ["LoggedRound", "JoinStats", "join_outcomes", "join_raw"]
+__all__ = ["LoggedRound", "JoinStats", "Joined", "join_outcomes", "join_raw", "join_outcome_columns",
+           "join_raw_columns"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,68 +118,95 @@ class JoinStats:
         return "; ".join(parts)
 
 
-def _unique(decisions: Iterable[Decision], stats: JoinStats) -> dict[str, Decision]:
-    by_id: dict[str, Decision] = {}
-    for d in decisions:
-        if d.request_id in by_id:
-            stats.duplicate_decisions += 1  # a re-processed query re-logs the same seeded decision
-            continue
-        by_id[d.request_id] = d
-    stats.decisions = len(by_id)
-    return by_id
+@dataclass(eq=False)
+class Joined:
+    """The join's result: decision rows (of a :class:`~stream.replay.columns.DecisionColumns`) in time order,
+    each with its reward, feedback time (NaN when imputed) and whether the reward was imputed."""
+
+    rows: np.ndarray
+    reward: np.ndarray
+    feedback_ts: np.ndarray
+    imputed: np.ndarray
 
 
-def _finish(by_id: dict[str, Decision], rewards: dict[str, tuple[float, float]], missing_reward: float | None,
-            stats: JoinStats) -> tuple[list[LoggedRound], JoinStats]:
-    rounds = []
-    for d in sorted(by_id.values(), key=lambda d: (d.ts, d.request_id)):
-        got = rewards.get(d.request_id)
-        if got is not None:
-            rounds.append(LoggedRound(d, got[0], got[1]))
-            stats.joined += 1
-            continue
-        stats.missing += 1
-        if missing_reward is None:
-            stats.dropped += 1
-        else:
-            rounds.append(LoggedRound(d, float(missing_reward), None, imputed=True))
-            stats.imputed += 1
-    return rounds, stats
+def _finish(cols: DecisionColumns, unique: np.ndarray, reward: np.ndarray, feedback_ts: np.ndarray,
+            has: np.ndarray, missing_reward: float | None, stats: JoinStats) -> Joined:
+    """``unique`` rows with ``reward``/``feedback_ts`` where ``has``; the rest dropped or given ``missing_reward``."""
+    stats.joined = int(has.sum())
+    stats.missing = int(unique.size - stats.joined)
+    if missing_reward is None:
+        stats.dropped = stats.missing
+        keep = has
+    else:
+        stats.imputed = stats.missing
+        keep = np.ones(unique.size, dtype=bool)
+        reward = np.where(has, reward, float(missing_reward))
+        feedback_ts = np.where(has, feedback_ts, np.nan)
+    rows = cols.time_order(unique[keep])
+    at = np.searchsorted(unique, rows)  # unique is sorted: where each ordered row's values are
+    return Joined(rows, reward[at], feedback_ts[at], ~has[at])
 
 
-def join_outcomes(decisions: Iterable[Decision], outcomes: Iterable[Outcome], *,
-                  missing_reward: float | None) -> tuple[list[LoggedRound], JoinStats]:
-    """Rounds from decisions and the worker's Outcome records (first outcome per request wins)."""
+def _unique_decisions(cols: DecisionColumns, stats: JoinStats) -> tuple[np.ndarray, dict[str, int]]:
+    """(rows, position of each request id in rows): the first decision of each request id (a re-processed
+    query re-logs the same seeded decision)."""
+    rows, stats.duplicate_decisions = cols.first_unique()
+    stats.decisions = int(rows.size)
+    return rows, dict(zip(cols.request_id[rows].tolist(), range(rows.size)))
+
+
+def _match(position: dict[str, int], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(found, position): for each of ``keys``, whether it names a decision and which (a dict lookup each,
+    in C: faster than sorting strings)."""
+    at = np.fromiter(map(position.get, keys, [-1] * len(keys)), dtype=np.intp, count=len(keys))
+    return at >= 0, at
+
+
+def join_outcome_columns(cols: DecisionColumns, outcomes: OutcomeColumns, *,
+                         missing_reward: float | None) -> tuple[Joined, JoinStats]:
+    """Decisions joined to the worker's Outcome records by request id (first outcome per request wins):
+    dict lookups over the id columns and numpy over the rest, no per-record Python."""
     stats = JoinStats(mode="outcomes")
-    by_id = _unique(decisions, stats)
-    rewards: dict[str, tuple[float, float]] = {}
-    seen: set[str] = set()
-    for o in outcomes:
-        rid = o.decision.request_id
-        if rid in seen:
-            stats.duplicate_outcomes += 1
-            continue
-        seen.add(rid)
-        d = by_id.get(rid)
-        if d is None:
-            stats.unmatched_outcomes += 1
-            continue
-        if o.item_id != d.chosen_item:
-            stats.other_item += 1
-            continue
-        rewards[rid] = (float(o.reward), float(o.feedback_ts))
-    return _finish(by_id, rewards, missing_reward, stats)
+    unique, position = _unique_decisions(cols, stats)
+    ids = outcomes.request_id.tolist()
+    first = np.sort(np.fromiter(dict(zip(reversed(ids), range(len(ids) - 1, -1, -1))).values(), dtype=np.intp))
+    stats.duplicate_outcomes = outcomes.n - first.size
+    found, at = _match(position, [ids[k] for k in first.tolist()])
+    stats.unmatched_outcomes = int((~found).sum())
+    first, at = first[found], at[found]
+    rows = unique[at]
+    chosen_code = cols.item_code[rows, cols.chosen[rows]]
+    chosen_item = np.asarray(cols.vocab, dtype=str)[chosen_code] if rows.size else np.zeros(0, dtype=str)
+    same = chosen_item == outcomes.item_id[first]
+    stats.other_item = int((~same).sum())
+    has = np.zeros(unique.size, dtype=bool)
+    reward = np.zeros(unique.size)
+    feedback_ts = np.full(unique.size, np.nan)
+    has[at[same]] = True
+    reward[at[same]] = outcomes.reward[first[same]]
+    feedback_ts[at[same]] = outcomes.feedback_ts[first[same]]
+    return _finish(cols, unique, reward, feedback_ts, has, missing_reward, stats), stats
 
 
-def join_raw(decisions: Iterable[Decision], feedback: Iterable[tuple[Source, Feedback]], *, join_window_s: float,
-             missing_reward: float | None) -> tuple[list[LoggedRound], JoinStats]:
-    """Rounds from decisions and raw feedback, judged by :func:`stream.engine.joins.classify` as the worker does."""
+def join_raw_columns(cols: DecisionColumns, feedback: Iterable[tuple[Source, Feedback]], *, join_window_s: float,
+                     missing_reward: float | None) -> tuple[Joined, JoinStats]:
+    """Decisions and raw feedback, each feedback judged by :func:`stream.engine.joins.classify` as the
+    worker does, in (partition, offset) order (the decisions it names are decoded in full for it)."""
     stats = JoinStats(mode="raw")
-    by_id = _unique(decisions, stats)
+    unique, position = _unique_decisions(cols, stats)
+    feedback = sorted(feedback, key=lambda sf: (sf[0].topic, sf[0].partition, sf[0].offset))
+    found, at = _match(position, [fb.request_id for _, fb in feedback])
     markers: dict[str, dict] = {}
-    rewards: dict[str, tuple[float, float]] = {}
-    for source, fb in sorted(feedback, key=lambda sf: (sf[0].topic, sf[0].partition, sf[0].offset)):
-        decision = by_id.get(fb.request_id)
+    decisions: dict[int, Decision] = {}
+    has = np.zeros(unique.size, dtype=bool)
+    reward = np.zeros(unique.size)
+    feedback_ts = np.full(unique.size, np.nan)
+    for (source, fb), hit, k in zip(feedback, found.tolist(), at.tolist()):
+        decision = None
+        if hit:
+            decision = decisions.get(k)
+            if decision is None:
+                decision = decisions[k] = cols.record(int(unique[k]))
         verdict = classify(fb, source, decision, markers.get(fb.request_id), join_window_s=join_window_s)
         if verdict.action == "dead_letter":
             stats.rejected_feedback[verdict.reason] += 1
@@ -185,5 +217,29 @@ def join_raw(decisions: Iterable[Decision], feedback: Iterable[tuple[Source, Fee
         if verdict.item_index != decision.chosen_index:
             stats.other_item += 1
             continue
-        rewards[fb.request_id] = (float(fb.reward), float(fb.ts))
-    return _finish(by_id, rewards, missing_reward, stats)
+        has[k], reward[k], feedback_ts[k] = True, float(fb.reward), float(fb.ts)
+    return _finish(cols, unique, reward, feedback_ts, has, missing_reward, stats), stats
+
+
+def _rounds(decisions: list[Decision], joined: Joined) -> list[LoggedRound]:
+    return [LoggedRound(decisions[j], float(r), None if f != f else float(f), bool(i))
+            for j, r, f, i in zip(joined.rows.tolist(), joined.reward.tolist(), joined.feedback_ts.tolist(),
+                                  joined.imputed.tolist())]
+
+
+def join_outcomes(decisions: Iterable[Decision], outcomes: Iterable[Outcome], *,
+                  missing_reward: float | None) -> tuple[list[LoggedRound], JoinStats]:
+    """Rounds from Decision and Outcome objects: :func:`join_outcome_columns` on their columns."""
+    decisions = list(decisions)
+    joined, stats = join_outcome_columns(DecisionColumns.from_decisions(decisions), OutcomeColumns.of(list(outcomes)),
+                                         missing_reward=missing_reward)
+    return _rounds(decisions, joined), stats
+
+
+def join_raw(decisions: Iterable[Decision], feedback: Iterable[tuple[Source, Feedback]], *, join_window_s: float,
+             missing_reward: float | None) -> tuple[list[LoggedRound], JoinStats]:
+    """Rounds from Decision objects and raw feedback: :func:`join_raw_columns` on their columns."""
+    decisions = list(decisions)
+    joined, stats = join_raw_columns(DecisionColumns.from_decisions(decisions), feedback,
+                                     join_window_s=join_window_s, missing_reward=missing_reward)
+    return _rounds(decisions, joined), stats

@@ -255,8 +255,8 @@ def table_distribution(path: str, log: BanditLog) -> tuple[np.ndarray, list[str]
                 table[r, j] = p
     key_row = {key: r for r, key in enumerate(keys)}
     missing = len(keys)
-    row_of = np.fromiter((key_row.get(context_key(r.decision.context, r.decision.user_id, names), missing)
-                          for r in log.rounds), dtype=np.intp, count=log.n_rounds)
+    row_of = np.fromiter((key_row.get(context_key(c, u, names), missing)
+                          for c, u in zip(log.contexts.tolist(), log.users.tolist())), dtype=np.intp, count=log.n_rounds)
     cols = np.where(index >= 0, index, len(vocab))
 
     def gather(table_rows: np.ndarray, which: np.ndarray) -> np.ndarray:
@@ -280,12 +280,11 @@ def table_distribution(path: str, log: BanditLog) -> tuple[np.ndarray, list[str]
         if still.any():
             dist[still] = uniform_distribution(log)[still]
             first = int(np.argmax(still))
-            r = log.rounds[first]
-            key = context_key(r.decision.context, r.decision.user_id, names)
+            key = context_key(log.contexts[first], log.users[first], names)
             why = "no table entry for their context key" if unmatched[first] else \
                 "their table entry gives no probability to any of their candidates"
             fallback = Fallback(int(still.sum()), log.n_rounds, f"{why}, and no '*' entry",
-                                f"{r.where()}, key {key!r}")
+                                f"{log.rounds.where(first)}, key {key!r}")
             notes.append(fallback.message())
             return dist / dist.sum(axis=1, keepdims=True), notes, fallback
     return dist / dist.sum(axis=1, keepdims=True), notes, None

@@ -95,7 +95,7 @@ BAD = [
     (["export", "--format", "xml"], {}, "argument --format: invalid choice: 'xml'"),
     (["export", "--from-offsets", "0=1"], {}, "--from-offsets: '0=1' is not partition:offset"),
     # replay
-    (["replay", "--bootstrap", "0"], {}, "eddy replay: --bootstrap must be >= 1, got 0"),
+    (["replay", "--bootstrap", "-1"], {}, "eddy replay: --bootstrap must be >= 0, got -1"),
     (["replay", "--alpha", "1"], {}, "--alpha must be in (0, 1), got 1.0"),
     (["replay", "--seed", "-1"], {}, "--seed must be >= 0, got -1"),
     (["replay", "--learn", "--learn-passes", "0"], {}, "--learn-passes must be >= 1, got 0"),

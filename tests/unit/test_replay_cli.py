@@ -145,7 +145,7 @@ def test_export_obp_from_a_file(log_file, tmp_path):
     (["replay", "--source", "SRC", "--policy", "softmax:temp=1"], "eddy replay: --policy 'softmax:temp=1'"),
     (["replay", "--source", "SRC", "--estimators", "ips,magic"], "eddy replay: --estimators"),
     (["replay", "--source", "SRC", "--learn", "--train-until", "1"], "eddy replay: --train-until"),
-    (["replay", "--source", "SRC", "--bootstrap", "0"], "eddy replay: --bootstrap"),
+    (["replay", "--source", "SRC", "--bootstrap", "-1"], "eddy replay: --bootstrap"),
     (["replay", "--source", "/no/such/file.dsjson"], "eddy replay: cannot read '/no/such/file.dsjson'"),
     (["replay", "--source", "SRC", "--since", "1", "--until", "2"], "eddy replay: no joined decisions"),
     (["replay", "--source", "SRC", "--learn", "--vw-args=--no_such_vw_option"], "eddy replay: VW refused"),

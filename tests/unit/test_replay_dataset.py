@@ -60,14 +60,14 @@ def test_subset_keeps_the_column_count():
 
 def test_context_matrix_hashes_numbers_strings_and_user():
     d = decision("a", 2, context={"hour": 5.0, "device": "tv"}, user="u7")
-    x = context_matrix([LoggedRound(d, 1.0)], 1024)
+    x = context_matrix(BanditLog.from_rounds([LoggedRound(d, 1.0)]), 1024)
     assert x[0, feature_bucket("hour", 1024)] == 5.0
     assert x[0, feature_bucket("device=tv", 1024)] == 1.0
     assert x[0, feature_bucket("user_id=u7", 1024)] == 1.0
     assert x.sum() == 7.0
-    assert context_matrix([LoggedRound(d, 1.0)], 1024, include_user=False).sum() == 6.0
+    assert context_matrix(BanditLog.from_rounds([LoggedRound(d, 1.0)]), 1024, include_user=False).sum() == 6.0
     with pytest.raises(ReplayError, match="context dim"):
-        context_matrix([LoggedRound(d, 1.0)], 0)
+        context_matrix(BanditLog.from_rounds([LoggedRound(d, 1.0)]), 0)
 
 
 # ---------------------------------------------------------------------- joins

@@ -155,7 +155,7 @@ def test_bad_tables_are_named(tmp_path, content, message):
 
 def test_cross_fitted_reward_model_is_close_to_the_truth_and_padded_with_zero(data):
     log, truth = data
-    q = estimated_rewards(log, context_matrix(log.rounds), RewardModelSpec(seed=0))
+    q = estimated_rewards(log, context_matrix(log), RewardModelSpec(seed=0))
     assert q.shape == log.pmf.shape and not q[~log.mask].any()
     assert q.min() >= log.reward.min() and q.max() <= log.reward.max()
     err = np.abs(q - truth)[log.mask].mean()
@@ -178,6 +178,19 @@ def test_estimates_bracket_the_true_values(data):
     assert logging.estimates["snips"].value == pytest.approx(log.on_policy_value())
     assert logging.ess == pytest.approx(log.n_rounds)
     assert results[1].ess < log.n_rounds
+
+
+def test_no_bootstrap_gives_the_same_point_estimates_and_no_intervals(data):
+    log, _ = data
+    targets = [resolve_target(parse_target(s), log) for s in ("logging", "greedy")]
+    with_intervals = evaluate(log, targets, n_bootstrap=20, seed=1)
+    points = evaluate(log, targets, n_bootstrap=0, seed=1)
+    for a, b in zip(with_intervals, points):
+        assert {k: e.value for k, e in a.estimates.items()} == {k: e.value for k, e in b.estimates.items()}
+        assert all(np.isnan(e.lower) and np.isnan(e.upper) for e in b.estimates.values())
+    from stream.replay.report import format_table
+
+    assert "none (--bootstrap 0)" in format_table(points, on_policy_value=0.5, n_rounds=log.n_rounds)
 
 
 def test_undefined_estimates_are_reported_not_raised(data):
