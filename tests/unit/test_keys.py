@@ -39,13 +39,6 @@ def test_keys_name_what_they_hold_under_the_prefix():
         "t1.policy:g:vw", "t1.stats:g:w0", "t1.procstats:g:w0", "t1.{registry}:live"]
 
 
-def test_a_partition_given_as_a_string_or_numpy_integer_names_the_same_key():
-    """``int(partition)``: a numpy integer or "3" must not make ``{p3}`` into ``{pnp.int64(3)}``."""
-    import numpy as np
-
-    assert K.users("v1", np.int64(3)) == K.users("v1", "3") == K.users("v1", 3) == "t1.{p3}:users:v1"
-
-
 @pytest.mark.parametrize("old, new", [
     ("t1.users:v1:3", "t1.{p3}:users:v1"),
     ("t1.pop:v1:0", "t1.{p0}:pop:v1"),
