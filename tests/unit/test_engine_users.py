@@ -148,3 +148,24 @@ def test_merged_population_sums_every_partition_and_is_none_without_observations
     assert merged_population([]) is None
     assert merged_population([PopulationModel(DIM).to_bytes(), PopulationModel(DIM).to_bytes()]) is None
     assert merged_population([PopulationModel(DIM).to_bytes(), parts[1].to_bytes()]) == parts[1]
+
+
+def test_a_user_asked_twice_in_a_batch_does_not_stop_the_others_loading():
+    """mutmut ``continue`` -> ``break`` over the missing users: a repeated id before another new one
+    must not leave the later user unanswered."""
+    got = cache().get_many(["a", "a", "b", "c"], Store(c=learned(1)))
+    assert set(got) == {"a", "b", "c"} and got["c"].n_obs == 1
+
+
+def test_a_user_trained_offline_and_not_in_the_store_is_served_its_offline_weights():
+    """mutmut ``fresh(None)``: through get_many, not only ``fresh``, the offline user keeps its weights."""
+    c = cache(base_prior=np.zeros(DIM + 1), offline={"known": (np.array([1.0, 2.0, 3.0]), 4.0)})
+    got = c.get_many(["known"], Store())
+    np.testing.assert_array_equal(weights(got["known"]), [1.0, 2.0, 3.0, 4.0])
+
+
+def test_one_observation_anywhere_moves_the_prior():
+    """mutmut ``n_obs > 1``: a single applied feedback is already statistics worth merging."""
+    pop = PopulationModel(DIM)
+    pop.learn_one(np.ones(DIM), 1.0)
+    assert merged_population([pop.to_bytes()]) == pop
