@@ -235,7 +235,7 @@ def test_weights_made_non_finite_by_learning_are_a_dead_letter_and_rolled_back(m
     monkeypatch.setattr(RiverUserModel, "learn_one", learn_to_nan)
     batch = run(engine, state, [log.rec(feedback("r2", "i2"))])
     assert [(d.reason, d.detail) for d in batch.outputs.dead] == [
-        ("learning_failed", "FloatingPointError: learning this feedback made the user's weights non-finite")]
+        ("learning_failed", "FloatingPointError: learning this observation made the weights non-finite")]
     assert not batch.write.users and not batch.write.population
     assert state.users[(model.version, "u1")] == stored
 
