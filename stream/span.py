@@ -37,6 +37,16 @@ def first_offsets(records: list[InRecord],
     return first
 
 
+def rewind_positions(spans: list[CommitSpan]) -> dict[tuple[str, int], int]:
+    """Where to rewind after ``spans`` (oldest first) failed: each partition's first offset in the
+    earliest span that read it (a later span's first offset would skip the earlier span's records)."""
+    first: dict[tuple[str, int], int] = {}
+    for span in spans:
+        for tp, offset in span.first.items():
+            first.setdefault(tp, offset)
+    return first
+
+
 class CommitSpan:
     """The batches published since the last commit: their first offsets (to rewind to), the offsets
     to commit, the outputs the transaction will carry, and how many of their predictions the

@@ -49,7 +49,7 @@ from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, pr
 from stream.metrics import WorkerMetrics
 from stream.outage import Outage
 from stream.rewards import RewardTimer
-from stream.span import CommitSpan, first_offsets
+from stream.span import CommitSpan, first_offsets, rewind_positions
 from stream.stall import StallWatch, records_waiting
 from stream.store import RedisStore, StoreUnavailable
 
@@ -486,10 +486,7 @@ class Worker:
             self._producer = self._new_producer(eos)
         if eos and err.fatal() and self._answers is not None:
             self._answers = self._new_answers()  # harmless if it was the transactional producer's error
-        first: dict[tuple[str, int], int] = {}
-        for span in spans:  # the earlier span's offsets win
-            for tp, offset in span.first.items():
-                first.setdefault(tp, offset)
+        first = rewind_positions(spans)  # the earlier span's offsets win
         if spans and spans[-1] is self._span:
             self._span = CommitSpan()
         self._rewind(consumer, first)

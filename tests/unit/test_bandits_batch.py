@@ -39,3 +39,20 @@ def test_decide_many_refuses_non_finite_scores_and_policies_that_need_more():
         make_policy("greedy").decide_many([np.array([1.0]), np.array([np.nan, 0.0])], [1, 2])
     with pytest.raises(BanditError, match="needs"):
         make_policy("thompson").decide_many([np.array([1.0])], [1])
+
+
+def test_a_policy_without_a_batch_pmf_still_draws_each_request_under_its_own_seed():
+    """``decide_many``'s fallback, for a policy whose ``distribution_many`` returns None (mutmut
+    ``default_rng(None)``: the logged seed would no longer reproduce the draw)."""
+    from bandits.base import Policy
+
+    class Uniform(Policy):
+        name = "uniform"
+
+        def distribution(self, candidates, rng):
+            return np.full(candidates.n, 1.0 / candidates.n)
+
+    policy, scores, seeds = Uniform(), [np.zeros(4)] * 50, list(range(100, 150))
+    many = [d.chosen for d in policy.decide_many(scores, seeds)]
+    assert many == [policy.decide(Candidates(scores=s), np.random.default_rng(seed)).chosen
+                    for s, seed in zip(scores, seeds)]

@@ -73,3 +73,61 @@ def test_bytes_carry_the_forgetting_factor_and_reject_a_bad_one():
     model.forgetting = 1.5  # corrupt the state the way a foreign writer could
     with pytest.raises(LearnerError, match="forgetting"):
         load_user_model(model.to_bytes())
+
+
+def test_defaults_are_the_offline_trainers_prior_and_a_mild_forgetting():
+    """The documented defaults (mutmut: ``prior_precision`` 5 -> 6): a user trained offline continues
+    online under the trainer's ridge strength."""
+    model = ForgettingBayesUserModel(DIM)
+    assert (model.prior_precision, model.noise_variance, model.forgetting) == (5.0, 1.0, 0.99)
+
+
+def test_n_obs_counts_every_observation_through_bytes():
+    """mutmut ``_n_obs = 1``: the update's version number is n_obs; it must count."""
+    X, y = _data(5)
+    model = ForgettingBayesUserModel(DIM)
+    for x, t in zip(X, y):
+        model.learn_one(x, t)
+    assert model.n_obs == 5 and load_user_model(model.to_bytes()).n_obs == 5
+
+
+def test_samples_after_learning_follow_the_new_posterior():
+    """mutmut ``_chol = ""`` after learning: the sampler must refactor the new covariance, not reuse a
+    stale (or bogus) factor. 4,000 draws: their mean within 5 standard errors of the posterior mean."""
+    X, y = _data(30)
+    model = ForgettingBayesUserModel(DIM, forgetting=0.9)
+    rng = np.random.default_rng(0)
+    model.learn_one(X[0], y[0])
+    model.sample_weights(rng)  # factor the one-observation posterior
+    for x, t in zip(X[1:], y[1:]):
+        model.learn_one(x, t)
+    mean, cov = model.posterior()
+    draws = np.array([np.append(*model.sample_weights(rng)) for _ in range(4000)])
+    assert np.all(np.abs(draws.mean(0) - mean) < 5 * np.sqrt(np.diag(cov) / 4000))
+
+
+def test_forgetting_one_round_trips_through_bytes():
+    """mutmut ``0 < forgetting < 1``: gamma = 1 (no forgetting) is valid state."""
+    model = ForgettingBayesUserModel(DIM, forgetting=1.0)
+    model.learn_one(np.ones(DIM), 1.0)
+    assert load_user_model(model.to_bytes()).forgetting == 1.0
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.5])
+def test_a_stored_forgetting_out_of_range_is_named_with_its_value(gamma):
+    """mutmut ``0 <=``, ``<= 2`` and the message's index: the stored value, named, in the store's terms."""
+    model = ForgettingBayesUserModel(DIM, forgetting=0.5)
+    model.forgetting = gamma
+    with pytest.raises(LearnerError) as err:
+        load_user_model(model.to_bytes())
+    assert str(err.value) == f"data holds forgetting={gamma}, must be in (0, 1]"
+
+
+def test_a_payload_of_the_wrong_length_names_the_kind_dim_and_length():
+    """mutmut: the message's dim dropped, or the expected length a float (``/ 2``)."""
+    from learners import _codec
+
+    blob = _codec.encode(_codec.Kind.RLS, DIM, 0, np.ones(16))  # a valid frame around a short payload
+    with pytest.raises(LearnerError) as err:
+        load_user_model(blob)
+    assert str(err.value) == "data holds 16 float64 values, a rls model of dim 3 needs 17"
