@@ -1,12 +1,12 @@
 """Anytime predictions under overload: answers on time and their accuracy cost, against exact answers.
 
-``python -m benchmarks.anytime [--rates 60,300] [--duration-s 15] [--deadline-ms 100]``
+``python -m benchmarks.anytime [--rates 30,60,120] [--duration-s 12] [--deadline-ms 150]``
 
 A live ``eddy worker`` serves the expensive feature net of :mod:`benchmarks.serving_load`
 (an MLP with two hidden layers of 1024, trained on the first half of MovieLens-100K) to
 queries of 50 candidates each (one held-out rating plus 49 other movies), offered open-loop
 at each rate, twice: exact (no deadline) and anytime (``deadline_ms``, reserve
-``--reserve-ms``). The highest rate is above what the exact path sustains on this machine.
+``--reserve-ms``, chunks of ``--chunk-rows``). The highest rate is above what the exact path sustains on this machine.
 For each step: the share of queries answered within the deadline (measured by the client,
 from the query's scheduled time to the prediction read back; unanswered ones are late),
 p50/p99, the share of queries with approximated candidates, the RMSE of the rated movie's
@@ -44,11 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     from stream import config
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.anytime", description=__doc__.split("\n\n")[0])
-    p.add_argument("--rates", default="60,300", help="offered query rates, comma-separated (default 60,300)")
-    p.add_argument("--duration-s", type=float, default=15.0, help="seconds of load per step (default 15)")
-    p.add_argument("--deadline-ms", type=float, default=100.0, help="each query's deadline (default 100)")
+    p.add_argument("--rates", default="30,60,120", help="offered query rates, comma-separated (default 30,60,120)")
+    p.add_argument("--duration-s", type=float, default=12.0, help="seconds of load per step (default 12)")
+    p.add_argument("--deadline-ms", type=float, default=150.0, help="each query's deadline (default 150)")
     p.add_argument("--reserve-ms", type=float, default=20.0,
                    help="deadline_reserve_ms of the anytime worker (default 20)")
+    p.add_argument("--chunk-rows", type=int, default=64,
+                   help="anytime_chunk_rows of the anytime worker (default 64)")
     p.add_argument("--candidates", type=int, default=50, help="candidates per query (default 50)")
     p.add_argument("--n-train", type=int, default=50_000, help="ratings the nets are trained on (default 50000)")
     args = p.parse_args(argv)
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = []
     for rate in rates:
         for mode, overrides in (("exact", {}), ("anytime", {"deadline_ms": args.deadline_ms,
-                                                           "deadline_reserve_ms": args.reserve_ms})):
+                                                           "deadline_reserve_ms": args.reserve_ms,
+                                                           "anytime_chunk_rows": args.chunk_rows})):
             print(f"{mode} at {rate:g}/s for {args.duration_s:g} s ...", flush=True)
             res = serving_load.run(base, [cheap, wide], qs, rate=rate, duration_s=args.duration_s,
                                    deadline_ms=args.deadline_ms, overrides=overrides)
@@ -119,12 +122,13 @@ def plot(r: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for mode, style in (("exact", "o-"), ("anytime", "s-")):
+    for mode, style, color in (("exact", "o-", "tab:blue"), ("anytime", "s-", "tab:orange")):
         steps = [s for s in r["steps"] if s["mode"] == mode]
         rates = [s["rate"] for s in steps]
-        a.plot(rates, [100 * s["on_time"] for s in steps], style, label=mode)
-        b.plot(rates, [s["rmse"] for s in steps], style, label=f"{mode}: vs rating")
-        b.plot(rates, [s["rmse_vs_exact"] for s in steps], style.replace("-", "--"), label=f"{mode}: vs exact score")
+        a.plot(rates, [100 * s["on_time"] for s in steps], style, color=color, label=mode)
+        b.plot(rates, [s["rmse"] for s in steps], style, color=color, label=f"{mode}: vs rating")
+        b.plot(rates, [s["rmse_vs_exact"] for s in steps], style.replace("-", "--"), color=color, alpha=0.6,
+               label=f"{mode}: vs exact score")
     a.set(xlabel="offered queries/s", ylabel=f"answered within {r['args']['deadline_ms']:g} ms (%)", ylim=(0, 105),
           title="answers on time")
     b.set(xlabel="offered queries/s", ylabel="RMSE", title="accuracy cost")

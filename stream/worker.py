@@ -352,6 +352,8 @@ class Worker:
                 self._span_failed(err, consumer, [self._span])
             return None
         self.metrics.published_batch(batch, started=started)
+        if batch.features_ready is not None and self.engine.anytime is not None:  # what the deadline must leave
+            self.engine.anytime.observe_tail(time.perf_counter() - batch.features_ready)
         return compute_ms
 
     def _publish(self, out: BatchOutputs, eos: bool, offsets: dict[tuple[str, int], int],

@@ -4,7 +4,8 @@ A query may carry a deadline (``Query.deadline_ms`` after its ``ts``, or the wor
 ``deadline_ms`` setting). :meth:`Anytime.embed` cuts the batch's candidates into chunks
 of ``chunk_rows`` and runs them one after another on a thread of its own; the engine's
 thread waits for them until the batch's budget ends (the earliest deadline still ahead,
-less ``reserve_s`` for scoring, the Redis commit and publishing). Chunks not finished by
+less the reserve for scoring, the Redis commit and publishing: the ``reserve_ms`` setting,
+or more when the shell has measured that this tail takes longer, :meth:`Anytime.observe_tail`). Chunks not finished by
 then are cancelled (the one running goes on in the background and is thrown away), and
 their candidates are scored with ``E[f(x, item)]``: the running mean of the item's exact
 feature vectors under this feature-net version (:class:`FeatureMeans`), or the mean over
@@ -105,7 +106,7 @@ class Anytime:
     deadline_ms
         Default deadline of a query without its own ``deadline_ms`` (0: none).
     reserve_ms
-        The feature net's budget ends this long before the earliest deadline.
+        The feature net's budget ends at least this long before the earliest deadline.
     chunk_rows
         Candidates per chunk: the steps at which a budget can end.
     items
@@ -123,6 +124,34 @@ class Anytime:
         self._clock = clock
         self._means: dict[str, FeatureMeans] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._tail: float | None = None  # smoothed tail and its mean deviation (seconds)
+        self._tail_dev = 0.0
+
+    @property
+    def reserve(self) -> float:
+        """Seconds kept back from a deadline: the setting, or the measured tail plus four mean deviations
+        when that is longer (TCP's retransmission timeout estimator, RFC 6298, applied to the tail)."""
+        if self._tail is None:
+            return self.reserve_s
+        return max(self.reserve_s, self._tail + 4 * self._tail_dev)
+
+    def observe_tail(self, seconds: float) -> None:
+        """One batch's time from its features being ready to its answers being published (the shell
+        measures it: it includes the Redis commit and the produce calls the engine never sees).
+
+        >>> a = Anytime(reserve_ms=5)
+        >>> for _ in range(50):
+        ...     a.observe_tail(0.030)
+        >>> round(a.reserve, 3)
+        0.03
+        """
+        if not seconds >= 0:
+            return
+        if self._tail is None:
+            self._tail, self._tail_dev = seconds, seconds / 2
+        else:
+            self._tail_dev = 0.75 * self._tail_dev + 0.25 * abs(seconds - self._tail)
+            self._tail = 0.875 * self._tail + 0.125 * seconds
 
     def means(self, model: FeatureModel) -> FeatureMeans:
         m = self._means.get(model.version)
@@ -157,7 +186,8 @@ class Anytime:
         ``model.embed_many``, or the same with its feature cache: only the pool's thread calls it."""
         means = self.means(model)
         now = self._clock()
-        ends = [None if d is None else d - self.reserve_s for d in map(self.deadline, queries)]
+        reserve = self.reserve
+        ends = [None if d is None else d - reserve for d in map(self.deadline, queries)]
         ahead = [e for e in ends if e is not None and e > now]
         budget_end = min(ahead) if ahead else now
         # Rows to compute, deadline queries first (by deadline), then those without one.

@@ -117,6 +117,8 @@ class Batch:
     """The ``ts`` of each query decided in this batch (end-to-end latency is measured from it)."""
     feature_net_s: float | None = None
     """Seconds spent in the feature net's forward pass (None when the batch had no query to embed)."""
+    features_ready: float | None = None
+    """``time.perf_counter()`` when the batch's last feature vectors were ready (the anytime tail starts there)."""
 
     def dead(self, record: InRecord, reason: str, detail: str, *, held: bool = False) -> None:
         """``held``: the record was consumed (and counted) when it was held, so it is counted apart."""
@@ -301,6 +303,7 @@ class Engine:
                     batch.counts["candidates_approximated"] += len(e.approximated)
                     batch.counts["queries_approximated"] += bool(e.approximated)
             batch.feature_net_s = (batch.feature_net_s or 0.0) + time.perf_counter() - t0
+            batch.features_ready = time.perf_counter()
             return out
         if self.anytime is not None:
             self.anytime.idle()  # a chunk past its budget may still run, and the feature cache is not thread-safe

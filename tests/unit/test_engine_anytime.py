@@ -154,3 +154,17 @@ def test_a_record_that_breaks_the_feature_net_under_a_deadline_is_a_dead_letter(
     assert [p["request_id"] for p in outputs(batch, "predictions")] == ["a", "c"]
     assert [(d.reason, d.record.offset) for d in batch.outputs.dead] == [("embedding_failed", 1)]
     assert all("approximated" not in d for d in outputs(batch, "decisions"))
+
+
+def test_a_measured_tail_longer_than_the_deadline_leaves_no_budget(model):
+    anytime = Anytime(deadline_ms=3_600_000, reserve_ms=5, clock=lambda: T0)
+    engine = Engine(model, make_policy("greedy"), learner="river", join_window_s=60, clock=lambda: T0,
+                    anytime=anytime)
+    state, log = MemoryState(), Log()
+    first = run(engine, state, [log.rec(query("r1"))])
+    assert "approximated" not in outputs(first, "decisions")[0] and first.features_ready is not None
+    for _ in range(3):  # the shell measured commits and publishing taking two hours
+        anytime.observe_tail(7200.0)
+    assert anytime.reserve > 3600
+    (dec,) = outputs(run(engine, state, [log.rec(query("r2"))]), "decisions")
+    assert dec["approximated"] == [0, 1, 2, 3]
