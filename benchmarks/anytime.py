@@ -106,12 +106,12 @@ def _ms(x) -> str:
 
 
 def table(r: dict) -> str:
-    rows = ["| offered rate | mode | on time (<= %g ms) | answered | p50 | p99 | queries approximated | RMSE vs rating "
-            "| RMSE vs exact score |" % r["args"]["deadline_ms"], "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| offered rate | mode | on time (<= %g ms) | answered | p50 | p99 | load average | queries approximated "
+            "| RMSE vs rating | RMSE vs exact score |" % r["args"]["deadline_ms"], "|---|---|---|---|---|---|---|---|---|---|"]
     for s in r["steps"]:
         rows.append(f"| {s['rate']:g}/s | {s['mode']} | {100 * s['on_time']:.1f}% | {s['answered']:,}/{s['sent']:,} | "
-                    f"{_ms(s['p50_ms'])} | {_ms(s['p99_ms'])} | {100 * (s['approximated_queries'] or 0):.1f}% | "
-                    f"{s['rmse']:.4f} | {s['rmse_vs_exact']:.4f} |")
+                    f"{_ms(s['p50_ms'])} | {_ms(s['p99_ms'])} | {s.get('load_average_1m', float('nan')):.1f} | "
+                    f"{100 * (s['approximated_queries'] or 0):.1f}% | {s['rmse']:.4f} | {s['rmse_vs_exact']:.4f} |")
     return "\n".join(rows)
 
 

@@ -110,11 +110,15 @@ def _line(r: dict) -> str:
 
 
 def table(r: dict) -> str:
-    rows = ["| configuration | escalated | answered | p50 | p99 | RMSE vs rating |", "|---|---|---|---|---|---|"]
+    rows = ["| configuration | escalated | answered | p50 | p99 | in the worker p50 / p99 | load average | "
+            "RMSE vs rating |", "|---|---|---|---|---|---|---|---|"]
     for s in r["runs"]:
         p99 = "never" if s["p99_ms"] is None else f"{s['p99_ms']:.1f} ms"
+        inside = (f"{s['worker_p50_ms']:.1f} / {s['worker_p99_ms']:.1f} ms" if s.get("worker_p50_ms") is not None
+                  else "n/a")
         rows.append(f"| {s['name']} | {100 * s['escalated']:.1f}% | {s['answered']:,}/{s['sent']:,} | "
-                    f"{s['p50_ms']:.1f} ms | {p99} | {s['rmse']:.4f} |")
+                    f"{s['p50_ms']:.1f} ms | {p99} | {inside} | {s.get('load_average_1m', float('nan')):.1f} | "
+                    f"{s['rmse']:.4f} |")
     return "\n".join(rows)
 
 

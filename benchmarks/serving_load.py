@@ -106,6 +106,7 @@ class Answer:
     rating: float
     approximated: int
     version: str
+    worker_ms: float  # the prediction's latency_ms: its batch's time inside the worker
 
 
 def run(base: Settings, nets, qs, *, rate: float, duration_s: float, deadline_ms: float | None,
@@ -193,7 +194,7 @@ def _drive(s: Settings, worker, qs, *, rate: float, duration_s: float, deadline_
             _, _, _, rated, rating = qs[i % len(qs)]
             score = next(r.score for r in p.ranked if r.item_id == rated)
             answers[i] = Answer((now - (t0 + i / rate)) * 1000, score, rating, len(p.approximated),
-                                p.feature_net_version)
+                                p.feature_net_version, p.latency_ms)
     sender.join(5)
     preds.close()
     return summarize(answers, n, rate=rate, duration_s=duration_s, deadline_ms=deadline_ms)
@@ -208,11 +209,15 @@ def summarize(answers: dict[int, Answer], n: int, *, rate: float, duration_s: fl
     for a in got:
         versions[a.version] = versions.get(a.version, 0) + 1
     finite = lat[np.isfinite(lat)]
+    inside = np.array([a.worker_ms for a in got])
     return {
         "rate": rate, "duration_s": duration_s, "sent": n, "answered": len(got),
         "on_time": None if deadline_ms is None else float(np.mean(lat <= deadline_ms)),
         "p50_ms": float(np.percentile(lat, 50)) if len(finite) else None,
         "p99_ms": float(np.percentile(lat, 99)) if np.isfinite(np.percentile(lat, 99)) else None,
+        "worker_p50_ms": float(np.percentile(inside, 50)) if len(inside) else None,
+        "worker_p99_ms": float(np.percentile(inside, 99)) if len(inside) else None,
+        "load_average_1m": os.getloadavg()[0],  # the machine is shared: read every latency with this
         "rmse": float(np.sqrt(np.mean(err ** 2))) if len(err) else None,
         "approximated_queries": float(np.mean([a.approximated > 0 for a in got])) if got else None,
         "approximated_candidates": float(np.sum([a.approximated for a in got])) if got else None,

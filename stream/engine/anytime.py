@@ -6,7 +6,7 @@ of ``chunk_rows`` and runs them one after another on a thread of its own; the en
 thread waits for them until the batch's budget ends (the earliest deadline still ahead,
 less the reserve for scoring, the Redis commit and publishing: the ``reserve_ms`` setting,
 or more when the shell has measured that this tail takes longer, :meth:`Anytime.observe_tail`). Chunks not finished by
-then are cancelled (the one running goes on in the background and is thrown away), and
+then are cancelled (the one running goes on in the background; its rows only update the means), and
 their candidates are scored with ``E[f(x, item)]``: the running mean of the item's exact
 feature vectors under this feature-net version (:class:`FeatureMeans`), or the mean over
 all items when the item was never computed, or zeros before anything was.
@@ -23,7 +23,7 @@ Nothing here sleeps: the only waiting is on the feature net's own chunks.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -35,6 +35,9 @@ from stream.events import Query
 
 Inputs = list[tuple[dict[str, Any], list[dict[str, Any]]]]
 EmbedMany = Callable[[Inputs], list[np.ndarray]]
+
+KEEP_VERSIONS = 4
+"""Feature-net versions whose means are kept (the live one, a cascade's cheap one, and the last swapped out)."""
 
 
 class FeatureMeans:
@@ -124,6 +127,9 @@ class Anytime:
         self._clock = clock
         self._means: dict[str, FeatureMeans] = {}
         self._pool: ThreadPoolExecutor | None = None
+        # chunks that finished after their budget: (means, item ids, future), appended by the pool's
+        # thread (deque appends are atomic), learned from by the engine's thread at the next batch
+        self._late: deque[tuple[FeatureMeans, list[str], Future]] = deque()
         self._tail: float | None = None  # smoothed tail and its mean deviation (seconds)
         self._tail_dev = 0.0
 
@@ -157,6 +163,8 @@ class Anytime:
         m = self._means.get(model.version)
         if m is None:
             m = self._means[model.version] = FeatureMeans(model.output_dim, self.items)
+            while len(self._means) > KEEP_VERSIONS:  # versions hot-swapped out long ago
+                del self._means[next(iter(self._means))]
         return m
 
     def deadline(self, query: Query) -> float | None:
@@ -174,6 +182,12 @@ class Anytime:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    def _learn_late(self) -> None:
+        while self._late:
+            means, ids, f = self._late.popleft()
+            if not f.cancelled() and f.exception() is None:
+                means.observe(ids, f.result())
+
     # ------------------------------------------------------------------ embed
     def idle(self) -> None:
         """Return once no chunk runs (the feature net and its cache are then the caller's alone)."""
@@ -185,6 +199,7 @@ class Anytime:
         """Every query's vectors, exact where the chunks finished within the budget. ``embed_many`` is
         ``model.embed_many``, or the same with its feature cache: only the pool's thread calls it."""
         means = self.means(model)
+        self._learn_late()
         now = self._clock()
         reserve = self.reserve
         ends = [None if d is None else d - reserve for d in map(self.deadline, queries)]
@@ -200,15 +215,19 @@ class Anytime:
         futures = [pool.submit(_run_chunk, embed_many, model.output_dim, inputs, chunk) for chunk in chunks]
         must = [f for f, c in zip(futures, chunks) if any(ends[i] is None for i, _ in c)]
         wait([f for f in futures if f not in must], timeout=max(0.0, budget_end - self._clock()))
-        for f in futures:
-            if not f.done() and f not in must:
-                f.cancel()  # not started: never runs; running: finishes in the background, unused
+        late: set[int] = set()
+        for k, (f, chunk) in enumerate(zip(futures, chunks)):
+            if not f.done() and f not in must and not f.cancel():
+                late.add(k)
+                # running: it finishes in the background; too late for this batch, its rows still teach the means
+                ids = [inputs[i][1][j]["id"] for i, j in chunk]
+                f.add_done_callback(lambda done, ids=ids: self._late.append((means, ids, done)))
         wait(must)
         out = [Embedded(np.empty((len(inputs[i][1]), model.output_dim), dtype=np.float32)) for i in range(len(queries))]
         exact = [np.zeros(len(inputs[i][1]), dtype=bool) for i in range(len(queries))]
         failed: set[int] = set()
-        for f, chunk in zip(futures, chunks):
-            if not f.done() or f.cancelled():
+        for k, (f, chunk) in enumerate(zip(futures, chunks)):
+            if k in late or not f.done() or f.cancelled():
                 continue
             if f.exception() is not None:
                 failed.update(i for i, _ in chunk)

@@ -168,3 +168,37 @@ def test_a_measured_tail_longer_than_the_deadline_leaves_no_budget(model):
     assert anytime.reserve > 3600
     (dec,) = outputs(run(engine, state, [log.rec(query("r2"))]), "decisions")
     assert dec["approximated"] == [0, 1, 2, 3]
+
+
+class GatedModel:
+    """The real feature net, except that a query whose context has ``gate`` waits until the test opens it."""
+
+    def __init__(self, model: FeatureModel):
+        import threading
+
+        self._m = model
+        self.gate = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def embed_many(self, queries):
+        if any("gate" in ctx for ctx, _ in queries):
+            self.gate.wait(60)
+        return self._m.embed_many(queries)
+
+
+def test_a_chunk_that_finishes_after_its_budget_still_teaches_the_means(model):
+    gated = GatedModel(model)
+    anytime = Anytime(reserve_ms=5, clock=lambda: T0)
+    engine = Engine(gated, make_policy("greedy"), learner="river", join_window_s=60, clock=lambda: T0,
+                    anytime=anytime)
+    state, log = MemoryState(), Log()
+    slow = Query("r1", "u1", T0, {"hour": 3.0, "gate": 1.0}, tuple(Item(i) for i in ("i1", "i2")), 1, 50.0)
+    (first,) = outputs(run(engine, state, [log.rec(slow)]), "decisions")
+    assert first["approximated"] == [0, 1]  # the gate held the chunk past its 45 ms budget
+    gated.gate.set()
+    anytime._pool.submit(lambda: None).result()  # the pool's one thread has finished the late chunk
+    run(engine, state, [log.rec(late("r2", items=("i1", "i2")))])
+    used = JoinRecord.unpack(state.decisions["r2"]).embeddings
+    assert np.allclose(used, model.embed(slow.context, [c.to_dict() for c in slow.candidates]), atol=1e-6)
