@@ -177,11 +177,6 @@ class Anytime:
     def applies(self, queries: Sequence[Query]) -> bool:
         return any(self.deadline(q) is not None for q in queries)
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-
     def _learn_late(self) -> None:
         while self._late:
             means, ids, f = self._late.popleft()
