@@ -119,3 +119,17 @@ def test_no_cascade_when_the_cheap_version_is_the_live_one(live):
 def test_margin_must_not_be_negative(cheap):
     with pytest.raises(ValueError, match="margin"):
         Cascade(cheap, -0.1)
+
+
+def test_a_reread_batch_re_emits_each_decision_as_made_by_the_model_that_answered(live, cheap):
+    qs = queries(6)
+    e = engine(live, cheap, float(np.median(list(cheap_margins(engine(live, cheap), cheap, qs).values()))))
+    state, log = MemoryState(), Log()
+    records = [log.rec(q) for q in qs]
+    first = run(e, state, records)
+    run(e, state, [log.rec(feedback(q.request_id, ITEMS[0], user=q.user_id)) for q in qs])  # the weights move
+    again = run(e, state, records)
+    assert again.outputs.predictions == first.outputs.predictions
+    assert [r for r in again.outputs.records if r[0] == "decisions"] == \
+        [r for r in first.outputs.records if r[0] == "decisions"]
+    assert again.counts["predictions_redelivered"] == len(qs) and again.counts["cascade_escalated"] == 0
