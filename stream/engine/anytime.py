@@ -4,10 +4,11 @@ A query may carry a deadline (``Query.deadline_ms`` after its ``ts``, or the wor
 ``deadline_ms`` setting). :meth:`Anytime.embed` cuts the batch's candidates into chunks
 of ``chunk_rows`` and runs them one after another on a thread of its own; the engine's
 thread waits for them until the batch's budget ends (the earliest deadline still ahead,
-less the reserve for scoring, the Redis commit and publishing: the ``reserve_ms`` setting,
-or more when the shell has measured that this tail takes longer, :meth:`Anytime.observe_tail`). Chunks not finished by
-then are cancelled (the one running goes on in the background; its rows only update the means), and
-their candidates are scored with ``E[f(x, item)]``: the running mean of the item's exact
+less the reserve for scoring, the Redis commit and publishing: the ``reserve_ms``
+setting, or more when the shell has measured that this tail takes longer,
+:meth:`Anytime.observe_tail`). Chunks not finished by then are cancelled (the one
+running goes on in the background; its rows only update the means), and their
+candidates are scored with ``E[f(x, item)]``: the running mean of the item's exact
 feature vectors under this feature-net version (:class:`FeatureMeans`), or the mean over
 all items when the item was never computed, or zeros before anything was.
 
