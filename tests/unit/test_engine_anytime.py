@@ -202,3 +202,18 @@ def test_a_chunk_that_finishes_after_its_budget_still_teaches_the_means(model):
     run(engine, state, [log.rec(late("r2", items=("i1", "i2")))])
     used = JoinRecord.unpack(state.decisions["r2"]).embeddings
     assert np.allclose(used, model.embed(slow.context, [c.to_dict() for c in slow.candidates]), atol=1e-6)
+
+
+def test_under_a_deadline_the_chunks_read_and_fill_the_feature_cache(model):
+    from features.cache import FeatureCaches
+
+    caches = FeatureCaches(capacity=1000, kinds=("mlp",))
+    engine = Engine(model, make_policy("greedy"), learner="river", join_window_s=60, clock=lambda: T0,
+                    feature_caches=caches, anytime=Anytime(deadline_ms=3_600_000, chunk_rows=3, clock=lambda: T0))
+    state, log = MemoryState(), Log()
+    q = query("r1", items=("i1", "i2", "i3", "i4", "i5"))
+    run(engine, state, [log.rec(q)])
+    run(engine, state, [log.rec(query("r2", items=("i1", "i2", "i3", "i4", "i5")))])  # the same inputs again
+    used = JoinRecord.unpack(state.decisions["r2"]).embeddings
+    assert np.allclose(used, model.embed(q.context, [c.to_dict() for c in q.candidates]), atol=1e-6)
+    assert caches.figures()["hits"] == 5 and caches.figures()["misses"] == 5
