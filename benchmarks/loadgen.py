@@ -49,7 +49,7 @@ class QueryPool:
         self.first_item: list[str] = []
         for k in range(size):
             d = world.query(k, ts=0.0).to_dict()
-            tail = json.dumps({"context": d["context"], "candidates": d["candidates"], "k": d["k"]},
+            tail = json.dumps({"context": d["context"], "candidates": d["candidates"], "k": d.get("k", 1)},
                               separators=(",", ":"))
             self.tails.append(tail[1:].encode())
             self.users.append(d["user_id"].encode())

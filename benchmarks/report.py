@@ -210,10 +210,18 @@ def _side_results(md_path: Path, json_path: Path) -> list[str]:
             ("lsh-coarsening-", "feature-cache hit rate against RMSE loss by SimHash bits (LSH coarsening), "
              "MovieLens-100K", "python -m benchmarks.lsh_coarsening"),
             ("feature-cache-", "the text feature net's CPU cost per query, and a live worker's cache hit rate "
-             "and p99 with and without the feature cache", "python -m benchmarks.feature_cache")):
+             "and p99 with and without the feature cache", "python -m benchmarks.feature_cache"),
+            ("anytime-", "anytime predictions under overload: answers on time and RMSE against exact answers "
+             "(a live worker, MovieLens, a wide MLP)", "python -m benchmarks.anytime"),
+            ("cascade-", "IDK cascade: escalated fraction, latency and RMSE against always-cheap and "
+             "always-expensive (a live worker, MovieLens)", "python -m benchmarks.cascade")):
         found = sorted(json_path.parent.glob(f"{stem}*.json"))
         if found:
-            rows.append([what, f"`{command}`", f"[`{found[-1].name}`]({_rel(found[-1], md_path)})"])
+            link = f"[`{found[-1].name}`]({_rel(found[-1], md_path)})"
+            png = found[-1].with_suffix(".png")
+            if png.is_file():
+                link += f", [plot]({_rel(png, md_path)})"
+            rows.append([what, f"`{command}`", link])
     if not rows:
         return []
     return ["## Side benchmarks", ""] + _table(["what", "command", "newest result"], rows)

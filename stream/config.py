@@ -188,6 +188,25 @@ class Settings:
     gc_full_s: float = field(
         default=3600.0, metadata={"help": "how often the worker runs a full garbage collection (with gc_freeze_s)"})
     torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker"})
+    deadline_ms: float = field(
+        default=0.0, metadata={"help": "answer each query within this long after its ts (a query's own deadline_ms "
+                                       "overrides it); features not ready by then are replaced by their running "
+                                       "mean (docs/design.md, Anytime predictions); 0: off"})
+    deadline_reserve_ms: float = field(
+        default=5.0, metadata={"help": "with a deadline: the feature net's budget ends this long before it, kept "
+                                       "for scoring, the Redis commit and publishing"})
+    anytime_chunk_rows: int = field(
+        default=256, metadata={"help": "with a deadline: candidates per feature-net chunk (the steps at which a "
+                                       "budget can end)"})
+    anytime_items: int = field(
+        default=100_000, metadata={"help": "items whose running feature mean a worker keeps per feature-net version"})
+    cascade_cheap_version: str = field(
+        default="", metadata={"help": "prediction cascade: this registered feature-net version answers first and "
+                                      "the live one only when it is unsure (docs/design.md, IDK cascade); "
+                                      "empty: off"})
+    cascade_margin: float = field(
+        default=0.1, metadata={"help": "prediction cascade: the cheap model is unsure (the query escalates) when "
+                                       "its two best scores are closer than this"})
     outage_give_up_s: float = field(
         default=600.0, metadata={"help": "how long the worker waits out a Redis or Kafka outage before it exits"})
     kafka_security_protocol: str = field(
@@ -256,6 +275,15 @@ class Settings:
         if not (math.isfinite(self.reward_wait_s) and 0 <= self.reward_wait_s <= self.join_window_s):
             # beyond the join window the default reward itself would be late, and the decision may have expired
             raise bad("reward_wait_s", f"in [0, join_window_s={self.join_window_s:g}]")
+        if not (math.isfinite(self.deadline_ms) and 0 <= self.deadline_ms <= 3_600_000):
+            raise bad("deadline_ms", "in [0, 3600000] (0: off)")
+        if not (math.isfinite(self.deadline_reserve_ms) and self.deadline_reserve_ms >= 0):
+            raise bad("deadline_reserve_ms", "a finite number >= 0")
+        for name in ("anytime_chunk_rows", "anytime_items"):
+            if getattr(self, name) < 1:
+                raise bad(name, ">= 1")
+        if not (math.isfinite(self.cascade_margin) and self.cascade_margin >= 0):
+            raise bad("cascade_margin", "a finite number >= 0")
         if not math.isfinite(self.default_reward):
             raise bad("default_reward", "a finite number")
         if not (math.isfinite(self.commit_interval_ms) and 0 <= self.commit_interval_ms <= 5_000):

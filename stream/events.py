@@ -12,7 +12,7 @@ dead-letters the original bytes with that reason.
 
 >>> q = Query("r1", "u1", 1.5, {"hour": 3.0}, (Item("a"), Item("b", {"genre": "doc"})))
 >>> encode(q)
-b'{"schema":"eddy.query/1","request_id":"r1","user_id":"u1","ts":1.5,"context":{"hour":3.0},"candidates":[{"id":"a"},{"id":"b","features":{"genre":"doc"}}],"k":1}'
+b'{"schema":"eddy.query/1","request_id":"r1","user_id":"u1","ts":1.5,"context":{"hour":3.0},"candidates":[{"id":"a"},{"id":"b","features":{"genre":"doc"}}]}'
 >>> decode_query(encode(q)) == q
 True
 >>> decode_query(b'{"schema":"eddy.query/1","request_id":"r1","user_id":"u1","ts":1,"candidates":["a","a"]}')
@@ -45,6 +45,7 @@ MAX_ABS_REWARD = 1e6
 MAX_TIMESTAMP_S = 1e10  # epoch seconds, year 2286: a millisecond timestamp is rejected, not misread
 MAX_SEED = 2**63 - 1  # request seeds are 63-bit (bandits.decision_seed)
 MAX_COUNT = 2**63 - 1  # versions and other counters
+MAX_DEADLINE_MS = 3_600_000.0  # an hour: anything longer is not a deadline
 _PROBABILITY_SLACK = 1e-9  # a pmf normalised in floating point may exceed 1 by an ulp
 
 
@@ -84,8 +85,12 @@ class Item(Struct, frozen=True, gc=False, omit_defaults=True):
         return {"id": self.id, "features": dict(self.features)} if self.features else {"id": self.id}
 
 
-class Query(_Event, tag_field="schema", tag="eddy.query/1"):
-    """A request to rank ``candidates`` for ``user_id`` and choose ``k`` of them."""
+class Query(_Event, tag_field="schema", tag="eddy.query/1", omit_defaults=True):
+    """A request to rank ``candidates`` for ``user_id`` and choose ``k`` of them.
+
+    ``deadline_ms``: answer within this long after ``ts``; features not ready by then are
+    replaced by their expectation (docs/design.md, "Anytime predictions"). ``None``: the
+    worker's ``deadline_ms`` setting; 0: no deadline for this query."""
 
     SCHEMA: ClassVar[str] = "eddy.query/1"
     request_id: Id
@@ -94,16 +99,24 @@ class Query(_Event, tag_field="schema", tag="eddy.query/1"):
     context: Features
     candidates: tuple[Item, ...]
     k: int = 1
+    deadline_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "request_id": self.request_id, "user_id": self.user_id, "ts": self.ts,
-                "context": dict(self.context), "candidates": [c.to_dict() for c in self.candidates], "k": self.k}
+        d = {"schema": self.SCHEMA, "request_id": self.request_id, "user_id": self.user_id, "ts": self.ts,
+             "context": dict(self.context), "candidates": [c.to_dict() for c in self.candidates]}
+        if self.k != 1:  # as on the wire (omit_defaults)
+            d["k"] = self.k
+        if self.deadline_ms is not None:
+            d["deadline_ms"] = self.deadline_ms
+        return d
 
 
 class _QueryIn(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.query/1"):
     """A request to rank ``candidates`` for ``user_id`` and choose ``k`` of them.
 
     Candidates are objects or plain id strings; ids are unique; 1 <= k <= len(candidates).
+    ``deadline_ms`` (optional): answer within this long after ``ts``, features not ready by then
+    replaced by their expectation; absent: the worker's setting; 0: no deadline.
     """
 
     request_id: Id
@@ -112,6 +125,7 @@ class _QueryIn(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.quer
     candidates: Annotated[tuple[Item | Id, ...], Meta(min_length=1, max_length=MAX_CANDIDATES)]
     context: Features | None = {}
     k: Annotated[int, Meta(ge=1, le=MAX_CANDIDATES)] = 1
+    deadline_ms: Annotated[float, Meta(ge=0, le=MAX_DEADLINE_MS)] | None = None
 
 
 class Feedback(_Event, tag_field="schema", tag="eddy.feedback/1", omit_defaults=True):
@@ -159,14 +173,18 @@ class Prediction(_Event, tag_field="schema", tag="eddy.prediction/1"):
     policy: Name
     latency_ms: float
     ts: Timestamp
+    approximated: tuple[Id, ...] = ()
 
     @property
     def versions(self) -> Versions:
         return Versions(self.feature_net_version, self.user_weights_version, self.policy)
 
 
-class _PredictionOut(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.prediction/1"):
-    """What Eddy answers: the ranking (chosen items first, then by score), the chosen items and the versions used."""
+class _PredictionOut(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.prediction/1", omit_defaults=True):
+    """What Eddy answers: the ranking (chosen items first, then by score), the chosen items and the versions used.
+
+    ``approximated``: the candidates scored with the expectation of their features because these were not
+    ready by the query's deadline (absent when none were)."""
 
     request_id: Id
     user_id: Id
@@ -175,15 +193,21 @@ class _PredictionOut(Struct, frozen=True, gc=False, tag_field="schema", tag="edd
     versions: Versions
     latency_ms: Annotated[float, Meta(ge=0)]
     ts: Timestamp
+    approximated: tuple[Id, ...] = ()
 
 
-class Decision(_Event, tag_field="schema", tag="eddy.decision/1"):
+class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=True):
     """The counterfactual log record, written at decision time.
 
     ``pmf[i]`` is the probability the policy gave ``candidates[i]``; the
     chosen index was drawn from it with ``seed``, so the draw can be
     repeated. The features the policy used are the query's context and the
-    candidates' features pushed through feature net ``feature_net_version``.
+    candidates' features pushed through feature net ``feature_net_version``,
+    except for the candidates listed in ``approximated`` (indices): their
+    features were not ready by the query's deadline and the expectation of
+    their features was used instead. ``escalated``: a prediction cascade's
+    cheap model was unsure and ``feature_net_version`` (the expensive one)
+    answered. Both are absent from the wire when empty / false.
     """
 
     SCHEMA: ClassVar[str] = "eddy.decision/1"
@@ -201,6 +225,8 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1"):
     seed: Annotated[int, Meta(ge=0, le=MAX_SEED)]
     feature_net_version: Name
     user_weights_version: Count
+    approximated: tuple[Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)], ...] = ()
+    escalated: bool = False
 
     @property
     def chosen_item(self) -> str:
@@ -212,6 +238,12 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1"):
         d["context"] = dict(self.context or {})
         d["candidates"] = [c.to_dict() for c in self.candidates]
         d["scores"], d["pmf"] = list(self.scores), list(self.pmf)
+        if self.approximated:
+            d["approximated"] = list(self.approximated)
+        else:  # as on the wire (omit_defaults)
+            del d["approximated"]
+        if not self.escalated:
+            del d["escalated"]
         return {"schema": self.SCHEMA, **d}
 
 
@@ -271,7 +303,7 @@ def encode(event: Query | Feedback | Prediction | Decision | Outcome | ModelUpda
     """The event's wire JSON; non-finite numbers raise (JSON has none) rather than becoming ``null``."""
     if event.__class__ is Prediction:
         event = _PredictionOut(event.request_id, event.user_id, event.ranked, event.chosen, event.versions,
-                               event.latency_ms, event.ts)
+                               event.latency_ms, event.ts, event.approximated)
     try:
         out = _encoder.encode(event)
     except UnicodeEncodeError as exc:
@@ -384,7 +416,7 @@ def decode_query(raw: bytes | None) -> Query:
     candidates = _items(w.candidates)
     if w.k > len(candidates):
         raise EventError("bad_value", f"field 'k' must be an integer in [1, {len(candidates)}], got {w.k}")
-    return Query(w.request_id, w.user_id, w.ts, w.context or {}, candidates, w.k)
+    return Query(w.request_id, w.user_id, w.ts, w.context or {}, candidates, w.k, w.deadline_ms)
 
 
 def decode_feedback(raw: bytes | None) -> Feedback:
@@ -395,7 +427,7 @@ def decode_prediction(raw: bytes | None) -> Prediction:
     w = _decode(raw, _prediction_decoder, Prediction.SCHEMA)
     v = w.versions
     return Prediction(w.request_id, w.user_id, w.ranked, w.chosen, v.feature_net, v.user_weights, v.policy,
-                      w.latency_ms, w.ts)
+                      w.latency_ms, w.ts, w.approximated)
 
 
 def _checked_decision(d: Decision, reason: str, where: str = "decision") -> Decision:
@@ -405,6 +437,8 @@ def _checked_decision(d: Decision, reason: str, where: str = "decision") -> Deci
         raise EventError(reason, f"{where}: {n} candidates but {len(d.scores)} scores and {len(d.pmf)} pmf entries")
     if d.chosen_index >= n:
         raise EventError(reason, f"{where}: chosen_index {d.chosen_index} with {n} candidates")
+    if any(i >= n for i in d.approximated):
+        raise EventError(reason, f"{where}: approximated {list(d.approximated)} with {n} candidates")
     try:
         candidates = _items(d.candidates, f"{where}.candidates")
     except EventError as exc:

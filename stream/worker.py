@@ -41,6 +41,8 @@ from features.model import FeatureModel
 from stream import faults
 from stream.config import Settings
 from stream.engine import Batch, BatchOutputs, Engine, InRecord
+from stream.engine.anytime import Anytime
+from stream.engine.cascade import Cascade
 from stream.engine.batching import AdaptiveBatchSize
 from stream.heap import HeapKeeper
 from stream.held import HeldSweep
@@ -84,6 +86,9 @@ class Worker:
             learner=settings.learner, join_window_s=settings.join_window_s, seed=settings.seed,
             cache_users=settings.cache_users, held_max=settings.held_feedback_max,
             reward_wait_s=settings.reward_wait_s, feature_caches=self.feature_caches,
+            anytime=Anytime(deadline_ms=settings.deadline_ms, reserve_ms=settings.deadline_reserve_ms,
+                            chunk_rows=settings.anytime_chunk_rows, items=settings.anytime_items),
+            cascade=self._cascade(),
         )
         self.serves_model = self.engine.model is not None
         self.watcher = (ModelWatcher(self.registry, lambda: self.engine.model.version,
@@ -122,6 +127,14 @@ class Worker:
             raise SystemExit("eddy worker: no live feature-net version in the registry; "
                              "train one first (eddy train --from-file DATA.jsonl --promote, or eddy demo)")
         return self.registry.load(version)
+
+    def _cascade(self) -> Cascade | None:
+        version = self.s.cascade_cheap_version
+        if not version:
+            return None
+        if version not in {e["version"] for e in self.registry.versions()}:
+            raise SystemExit(f"eddy worker: cascade_cheap_version {version!r} is not a registered feature-net version")
+        return Cascade(self.registry.load(version), self.s.cascade_margin)
 
     def _restored_policy(self, policy: Policy) -> Policy:
         """A learning policy (VW) resumes from its last snapshot."""
@@ -339,6 +352,8 @@ class Worker:
                 self._span_failed(err, consumer, [self._span])
             return None
         self.metrics.published_batch(batch, started=started)
+        if batch.features_ready is not None and self.engine.anytime is not None:  # what the deadline must leave
+            self.engine.anytime.observe_tail(time.perf_counter() - batch.features_ready)
         return compute_ms
 
     def _publish(self, out: BatchOutputs, eos: bool, offsets: dict[tuple[str, int], int],

@@ -45,6 +45,8 @@ from features.model import FeatureModel
 from learners import PopulationModel, UserModel
 from stream import events
 from stream.engine import serving
+from stream.engine.anytime import Anytime
+from stream.engine.cascade import Cascade
 from stream.engine.records import BatchOutputs, DeadLetter, InRecord
 from stream.engine.state import BatchWrite, StateReader
 from stream.engine.users import UserCache, merged_population
@@ -115,6 +117,8 @@ class Batch:
     """The ``ts`` of each query decided in this batch (end-to-end latency is measured from it)."""
     feature_net_s: float | None = None
     """Seconds spent in the feature net's forward pass (None when the batch had no query to embed)."""
+    features_ready: float | None = None
+    """``time.perf_counter()`` when the batch's last feature vectors were ready (the anytime tail starts there)."""
 
     def dead(self, record: InRecord, reason: str, detail: str, *, held: bool = False) -> None:
         """``held``: the record was consumed (and counted) when it was held, so it is counted apart."""
@@ -134,6 +138,9 @@ class _Scored:
     user: UserModel
     scores: np.ndarray
     seed: int
+    feature_net_version: str
+    approximated: tuple[int, ...] = ()  # candidates scored with E[f] (anytime)
+    escalated: bool = False  # the cascade's cheap model was unsure
 
 
 class Engine:
@@ -162,11 +169,16 @@ class Engine:
         reward after the wait is late.
     feature_caches
         The feature cache per feature-net version (:mod:`features.cache`); None: off.
+    anytime
+        Deadlines and the budgeted feature net (:mod:`stream.engine.anytime`); None: no deadlines.
+    cascade
+        The IDK cascade's cheap model (:mod:`stream.engine.cascade`); None: the live model answers all.
     """
 
     def __init__(self, model: FeatureModel, policy: Policy, *, learner: str, join_window_s: float,
                  seed: int = 0, cache_users: int = 100_000, held_max: int = 10_000, reward_wait_s: float = 0.0,
-                 clock: Callable[[], float] = time.time, feature_caches: FeatureCaches | None = None):
+                 clock: Callable[[], float] = time.time, feature_caches: FeatureCaches | None = None,
+                 anytime: Anytime | None = None, cascade: Cascade | None = None):
         self.feature_caches = feature_caches
         self.policy = policy
         self.held_max = held_max
@@ -178,6 +190,8 @@ class Engine:
         self._clock = clock
         self._caches: dict[str, UserCache] = {}
         self._populations: dict[tuple[str, int], PopulationModel] = {}
+        self.anytime = anytime
+        self.cascade = cascade
         self.model = model
         self.install(model)
 
@@ -188,10 +202,12 @@ class Engine:
         self.model = model
         if self.feature_caches is not None and feature_cache is not None:
             self.feature_caches.install(feature_cache)
-        self._caches[model.version] = UserCache(
-            kind=self.learner, dim=model.output_dim, capacity=self.cache_users,
-            base_prior=serving.base_prior(model), offline=model.user_weights,
-        )
+        for m in (model, self.cascade.cheap) if self.cascade is not None else (model,):
+            if m is model or m.version not in self._caches:
+                self._caches[m.version] = UserCache(
+                    kind=self.learner, dim=m.output_dim, capacity=self.cache_users,
+                    base_prior=serving.base_prior(m), offline=m.user_weights,
+                )
 
     def _cache(self, version: str, dim: int) -> UserCache:
         cache = self._caches.get(version)
@@ -267,61 +283,96 @@ class Engine:
         return BatchWrite(policy=(self.policy.name, self.policy.to_bytes()))
 
     # ---------------------------------------------------------------- queries
-    def _embed(self, queries: list[tuple[InRecord, Query]], batch: Batch) -> list[tuple[InRecord, Query, np.ndarray]]:
-        """One forward pass for the batch; if it fails, one per query, to find the record that broke it."""
+    def _embed(self, model: FeatureModel, queries: list[tuple[InRecord, Query]],
+               batch: Batch) -> list[tuple[InRecord, Query, np.ndarray, tuple[int, ...]]]:
+        """One forward pass for the batch; if it fails, one per query, to find the record that broke it.
+        Under a deadline, the budgeted pass of :mod:`stream.engine.anytime` (the last item: the candidates
+        it approximated)."""
         inputs = [(q.context, [c.to_dict() for c in q.candidates]) for _, q in queries]
-        cache = None if self.feature_caches is None else self.feature_caches.for_model(self.model)
-        embed = self.model.embed_many if cache is None else functools.partial(self.model.embed_many, cache=cache)
+        # the live version's feature cache only: a cascade's cheap version is not cached (for_model would swap)
+        cache = None if self.feature_caches is None or model is not self.model else self.feature_caches.for_model(model)
+        embed = model.embed_many if cache is None else functools.partial(model.embed_many, cache=cache)
         t0 = time.perf_counter()
+        if self.anytime is not None and self.anytime.applies([q for _, q in queries]):
+            out = []
+            for (r, q), e in zip(queries, self.anytime.embed(embed, model, [q for _, q in queries], inputs)):
+                if e.error is not None:
+                    batch.dead(r, "embedding_failed", f"{type(e.error).__name__}: {e.error}")
+                else:
+                    out.append((r, q, e.rows, e.approximated))
+                    batch.counts["candidates_approximated"] += len(e.approximated)
+                    batch.counts["queries_approximated"] += bool(e.approximated)
+            batch.feature_net_s = (batch.feature_net_s or 0.0) + time.perf_counter() - t0
+            batch.features_ready = time.perf_counter()
+            return out
+        if self.anytime is not None:
+            self.anytime.idle()  # a chunk past its budget may still run, and the feature cache is not thread-safe
         try:
             embs = embed(inputs)
-            return [(r, q, e) for (r, q), e in zip(queries, embs)]
+            return [(r, q, e, ()) for (r, q), e in zip(queries, embs)]
         except Exception:
             pass
         finally:
-            batch.feature_net_s = time.perf_counter() - t0
+            batch.feature_net_s = (batch.feature_net_s or 0.0) + time.perf_counter() - t0
         out = []
+        t0 = time.perf_counter()
         for (r, q), x in zip(queries, inputs):
             try:
-                out.append((r, q, embed([x])[0]))
+                out.append((r, q, embed([x])[0], ()))
             except Exception as exc:
                 batch.dead(r, "embedding_failed", f"{type(exc).__name__}: {exc}")
-        batch.feature_net_s = time.perf_counter() - t0
+        batch.feature_net_s += time.perf_counter() - t0
         return out
 
-    def _score(self, queries: list[tuple[InRecord, Query]], state: StateReader, batch: Batch, started: float) -> None:
-        queries = self._reemit_decided(queries, state, batch)
-        if not queries:
-            return
-        fn = self.model.version
-        cache = self._caches[fn]
+    def _score_with(self, model: FeatureModel, queries: list[tuple[InRecord, Query]], state: StateReader,
+                    batch: Batch) -> list[_Scored]:
+        """``model``'s embeddings and its users' scores for each query (a failure is that record's dead letter)."""
+        fn = model.version
         partition_of = {q.user_id: r.partition for r, q in queries}
-        users = cache.get_many(list(partition_of),
-                               lambda ids: state.load_users(fn, {u: partition_of[u] for u in ids}))
+        users = self._caches[fn].get_many(list(partition_of),
+                                          lambda ids: state.load_users(fn, {u: partition_of[u] for u in ids}))
         scored: list[_Scored] = []
-        repeats: list[tuple[InRecord, Query]] = []
-        seen: set[str] = set()
-        for r, q, emb in self._embed(queries, batch):
-            if q.request_id in seen:  # the same request twice in one batch: one decision, given twice
-                repeats.append((r, q))
-                continue
-            seen.add(q.request_id)
+        for r, q, emb, approximated in self._embed(model, queries, batch):
             try:
                 user = users[q.user_id]
                 scores = user.predict_many(emb.astype(np.float64))
                 if not np.all(np.isfinite(scores)):
                     raise FloatingPointError("the user model scored a candidate NaN or infinite")
-                scored.append(_Scored(r, q, emb, user, scores, serving.request_seed(self.seed, q.request_id)))
+                scored.append(_Scored(r, q, emb, user, scores, serving.request_seed(self.seed, q.request_id), fn,
+                                      approximated))
             except Exception as exc:
                 batch.dead(r, "scoring_failed", f"{type(exc).__name__}: {exc}")
+        return scored
+
+    def _score(self, queries: list[tuple[InRecord, Query]], state: StateReader, batch: Batch, started: float) -> None:
+        queries = self._reemit_decided(queries, state, batch)
+        if not queries:
+            return
+        unique: list[tuple[InRecord, Query]] = []
+        repeats: list[tuple[InRecord, Query]] = []
+        seen: set[str] = set()
+        for r, q in queries:
+            if q.request_id in seen:  # the same request twice in one batch: one decision, given twice
+                repeats.append((r, q))
+            else:
+                seen.add(q.request_id)
+                unique.append((r, q))
+        score_with = lambda model, qs: self._score_with(model, qs, state, batch)  # noqa: E731
+        if self.cascade is not None and self.cascade.cheap.version != self.model.version:
+            scored = self.cascade.score(unique, self.model, score_with)
+            batch.counts["cascade_escalated"] += sum(s.escalated for s in scored)
+            batch.counts["cascade_cheap"] += sum(not s.escalated for s in scored)
+        else:
+            scored = score_with(self.model, unique)
         now = self._clock()
         for s, d in zip(scored, self._decide(scored)):
             try:
                 if isinstance(d, Exception):
                     raise d
                 decision, prediction = serving.records(
-                    s.query, s.scores, d, seed=s.seed, feature_net_version=fn, user_weights_version=s.user.n_obs,
-                    latency_ms=(time.perf_counter() - started) * 1000, now=now)
+                    s.query, s.scores, d, seed=s.seed, feature_net_version=s.feature_net_version,
+                    user_weights_version=s.user.n_obs, latency_ms=(time.perf_counter() - started) * 1000, now=now,
+                    approximated=s.approximated, escalated=s.escalated)
                 record = JoinRecord(events.encode(decision), events.encode(prediction), s.embeddings)
                 packed = record.pack()
             except Exception as exc:

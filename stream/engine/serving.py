@@ -53,8 +53,12 @@ def decide(policy: Policy, candidates: Candidates, seed: int) -> PolicyDecision:
 
 
 def records(query: Query, scores: np.ndarray, d: PolicyDecision, *, seed: int, feature_net_version: str,
-            user_weights_version: int, latency_ms: float, now: float) -> tuple[Decision, Prediction]:
-    """The decision log record and the prediction for ``query``: the chosen item first, then by score."""
+            user_weights_version: int, latency_ms: float, now: float, approximated: tuple[int, ...] = (),
+            escalated: bool = False) -> tuple[Decision, Prediction]:
+    """The decision log record and the prediction for ``query``: the chosen item first, then by score.
+
+    ``approximated``: indices of the candidates scored with the expectation of their features (anytime);
+    ``escalated``: a cascade's cheap model was unsure and ``feature_net_version`` answered."""
     order = [int(d.chosen)] + [int(i) for i in np.argsort(-scores, kind="stable") if i != d.chosen]
     pmf = [float(p) for p in d.pmf]
     score_list = [float(s) for s in scores]
@@ -63,6 +67,7 @@ def records(query: Query, scores: np.ndarray, d: PolicyDecision, *, seed: int, f
         candidates=query.candidates, scores=tuple(score_list), pmf=tuple(pmf), chosen_index=int(d.chosen),
         propensity=float(d.propensity), policy=d.policy, policy_version=d.policy_version, seed=seed,
         feature_net_version=feature_net_version, user_weights_version=user_weights_version,
+        approximated=tuple(approximated), escalated=escalated,
     )
     prediction = Prediction(
         request_id=query.request_id, user_id=query.user_id,
@@ -70,5 +75,6 @@ def records(query: Query, scores: np.ndarray, d: PolicyDecision, *, seed: int, f
         chosen=tuple(query.candidates[i].id for i in order[: query.k]),
         feature_net_version=feature_net_version, user_weights_version=user_weights_version,
         policy=d.policy_version, latency_ms=latency_ms, ts=now,
+        approximated=tuple(query.candidates[i].id for i in approximated),
     )
     return decision, prediction

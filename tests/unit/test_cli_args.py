@@ -41,6 +41,10 @@ BAD = [
     (["worker", "--metrics-port", "70000"], {}, "--metrics-port must be a TCP port in [0, 65535] (0: no metrics endpoint), got 70000"),
     (["worker"], {"EDDY_METRICS_PORT": "-1"}, "eddy worker: EDDY_METRICS_PORT must be a TCP port in [0, 65535]"),
     (["worker", "--metrics-bind", " "], {}, "--metrics-bind must be an IP address or host name"),
+    (["worker", "--deadline-ms", "-5"], {}, "--deadline-ms must be in [0, 3600000] (0: off), got -5"),
+    (["worker"], {"EDDY_DEADLINE_RESERVE_MS": "inf"}, "EDDY_DEADLINE_RESERVE_MS must be a finite number >= 0, got inf"),
+    (["worker", "--anytime-chunk-rows", "0"], {}, "--anytime-chunk-rows must be >= 1, got 0"),
+    (["worker", "--cascade-margin", "-1"], {}, "--cascade-margin must be a finite number >= 0, got -1"),
     # produce
     (["produce", "--simulate", "--rate", "0"], {}, "eddy produce: --rate must be > 0, got 0"),
     (["produce", "--simulate", "--rate", "-5"], {}, "--rate must be > 0, got -5"),

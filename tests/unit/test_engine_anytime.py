@@ -1,0 +1,219 @@
+"""Anytime predictions in the engine, without a broker: what a deadline approximates, what the records say,
+what feedback learns from, and that a re-read batch re-emits the decision as made.
+
+Deadlines here are either long past (nothing is computed) or an hour ahead (everything is): which
+chunks finish inside a tight budget depends on the machine, so that is measured in
+benchmarks/anytime.py, not asserted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bandits import make_policy
+from features.model import FeatureModel
+from learners import load_user_model
+from stream.engine import Engine
+from stream.engine.anytime import Anytime, FeatureMeans
+from stream.engine.joins import JoinRecord
+from stream.events import Item, Query
+
+from .test_engine import T0, Log, MemoryState, PoisonedModel, feedback, outputs, query, reconciles, run
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def model(trained_model_dir) -> FeatureModel:
+    return FeatureModel.load(trained_model_dir)
+
+
+def engine_with(model, *, deadline_ms: float = 0.0, learner: str = "bayes", chunk_rows: int = 2) -> Engine:
+    return Engine(model, make_policy("epsilon_greedy:epsilon=0.3"), learner=learner, join_window_s=60.0, seed=7,
+                  clock=lambda: T0, anytime=Anytime(deadline_ms=deadline_ms, chunk_rows=chunk_rows,
+                                                    clock=lambda: T0))
+
+
+def late(rid: str, items=("i1", "i2", "i9"), user: str = "u1") -> Query:
+    """A query whose deadline (100 ms after ts) passed long before the batch (ts 10 s ago)."""
+    return Query(rid, user, T0 - 10, {"hour": 3.0}, tuple(Item(i) for i in items), 1, 100.0)
+
+
+def test_feature_means_are_running_means_per_item_then_the_population_mean():
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(30, 3))
+    items = [f"i{k % 4}" for k in range(30)]
+    m = FeatureMeans(dim=3, capacity=10)
+    for k in range(0, 30, 7):  # in uneven pieces
+        m.observe(items[k:k + 7], rows[k:k + 7])
+    for i in range(4):
+        mine = rows[[k for k in range(30) if items[k] == f"i{i}"]].mean(axis=0)
+        assert np.allclose(m.expected([f"i{i}"])[0], mine, atol=1e-6)
+    assert np.allclose(m.expected(["never"])[0], rows.mean(axis=0), atol=1e-6)
+
+
+def test_feature_means_keep_the_most_recent_items_and_ignore_broken_rows():
+    m = FeatureMeans(dim=1, capacity=2)
+    m.observe(["a", "b", "c"], np.array([[1.0], [2.0], [3.0]]))
+    m.observe(["x"], np.array([[np.nan]]))
+    assert len(m) == 2 and m.expected(["a"])[0, 0] == pytest.approx(2.0)  # evicted: the population mean
+    assert m.expected(["c"])[0, 0] == 3.0
+    assert FeatureMeans(dim=2, capacity=1).expected(["z"]).tolist() == [[0.0, 0.0]]  # nothing seen yet
+
+
+def test_without_a_deadline_nothing_is_approximated(model):
+    engine = engine_with(model)
+    batch = run(engine, MemoryState(), [Log().rec(query("r1"))])
+    (pred,), (dec,) = outputs(batch, "predictions"), outputs(batch, "decisions")
+    assert "approximated" not in pred and "approximated" not in dec
+    assert batch.counts["candidates_approximated"] == 0
+
+
+def test_a_deadline_far_ahead_computes_every_feature_exactly(model):
+    engine = engine_with(model, deadline_ms=3_600_000)
+    state, log = MemoryState(), Log()
+    q = query("r1", items=("i1", "i2", "i3", "i4", "i5"))  # three chunks of two rows
+    batch = run(engine, state, [log.rec(q)])
+    (dec,) = outputs(batch, "decisions")
+    assert "approximated" not in dec
+    used = JoinRecord.unpack(state.decisions["r1"]).embeddings
+    exact = model.embed(q.context, [c.to_dict() for c in q.candidates])
+    assert np.allclose(used, exact, atol=1e-6)
+
+
+def test_a_late_query_is_scored_with_the_running_means_and_says_so(model):
+    engine = engine_with(model, deadline_ms=3_600_000)
+    state, log = MemoryState(), Log()
+    seen = [query(f"w{k}", user=f"w{k}", items=("i1", "i2", "i3"), hour=float(k)) for k in range(3)]
+    run(engine, state, [log.rec(q) for q in seen])  # exact: the means learn i1..i3
+    exact = np.stack([model.embed(q.context, [c.to_dict() for c in q.candidates]) for q in seen])
+    batch = run(engine, state, [log.rec(late("r1", items=("i1", "i2", "i9")))])
+    (pred,), (dec,) = outputs(batch, "predictions"), outputs(batch, "decisions")
+    assert dec["approximated"] == [0, 1, 2] and pred["approximated"] == ["i1", "i2", "i9"]
+    used = JoinRecord.unpack(state.decisions["r1"]).embeddings
+    assert np.allclose(used[0], exact[:, 0].mean(axis=0), atol=1e-5)  # i1's mean over the three contexts
+    assert np.allclose(used[1], exact[:, 1].mean(axis=0), atol=1e-5)
+    assert np.allclose(used[2], exact.reshape(-1, exact.shape[-1]).mean(axis=0), atol=1e-5)  # unseen: population
+    user = engine._caches[model.version].fresh("u1")
+    assert dec["scores"] == pytest.approx(user.predict_many(used.astype(np.float64)).tolist())
+    assert dec["propensity"] == dec["pmf"][dec["chosen_index"]]
+    assert batch.counts["queries_approximated"] == 1 and batch.counts["candidates_approximated"] == 3
+
+
+def test_feedback_on_an_approximated_candidate_learns_from_the_features_used(model):
+    engine = engine_with(model)
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("w", user="w", items=("i1", "i2")))])
+    run(engine, state, [log.rec(late("r1", items=("i1", "i2")))])
+    used = JoinRecord.unpack(state.decisions["r1"]).embeddings
+    run(engine, state, [log.rec(feedback("r1", "i2", reward=4.0))])
+    learned = load_user_model(state.users[(model.version, "u1")])
+    expected = engine._caches[model.version].fresh("u1")
+    expected.learn_one(used[1].astype(np.float64), 4.0)
+    assert np.allclose(learned.posterior()[0], expected.posterior()[0])
+
+
+def test_a_reread_batch_re_emits_the_decision_as_made_though_the_means_moved(model):
+    engine = engine_with(model)
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("w0", user="w", items=("i1", "i2")))])
+    record = log.rec(late("r1", items=("i1", "i2")))
+    first = run(engine, state, [record])
+    run(engine, state, [log.rec(query("w1", user="w", items=("i1", "i2"), hour=20.0))])  # the means move
+    again = run(engine, state, [record])
+    assert again.outputs.predictions == first.outputs.predictions
+    assert again.outputs.records == first.outputs.records
+    assert again.counts["predictions_redelivered"] == 1
+
+
+def test_a_query_without_a_deadline_in_a_late_batch_is_exact(model):
+    engine = engine_with(model)
+    state, log = MemoryState(), Log()
+    batch = run(engine, state, [log.rec(late("r1", items=("i1", "i2"))), log.rec(query("r2", items=("i1", "i2")))])
+    decs = {d["request_id"]: d for d in outputs(batch, "decisions")}
+    assert decs["r1"]["approximated"] == [0, 1] and "approximated" not in decs["r2"]
+    assert reconciles(batch.counts)
+
+
+def test_a_query_may_turn_the_deadline_setting_off_for_itself(model):
+    engine = engine_with(model, deadline_ms=100.0)
+    state, log = MemoryState(), Log()
+    old = query("r1", ts=T0 - 10)
+    off = Query("r2", "u1", T0 - 10, {"hour": 3.0}, old.candidates, 1, 0.0)
+    batch = run(engine, state, [log.rec(old), log.rec(off)])
+    decs = {d["request_id"]: d for d in outputs(batch, "decisions")}
+    assert decs["r1"]["approximated"] == [0, 1, 2, 3] and "approximated" not in decs["r2"]
+
+
+def test_a_record_that_breaks_the_feature_net_under_a_deadline_is_a_dead_letter(model):
+    engine = Engine(PoisonedModel(model), make_policy("greedy"), learner="river", join_window_s=60,
+                    clock=lambda: T0, anytime=Anytime(deadline_ms=3_600_000, chunk_rows=3, clock=lambda: T0))
+    state, log = MemoryState(), Log()
+    batch = run(engine, state, [log.rec(query("a")), log.rec(query("b", poison=1.0)), log.rec(query("c"))])
+    assert [p["request_id"] for p in outputs(batch, "predictions")] == ["a", "c"]
+    assert [(d.reason, d.record.offset) for d in batch.outputs.dead] == [("embedding_failed", 1)]
+    assert all("approximated" not in d for d in outputs(batch, "decisions"))
+
+
+def test_a_measured_tail_longer_than_the_deadline_leaves_no_budget(model):
+    anytime = Anytime(deadline_ms=3_600_000, reserve_ms=5, clock=lambda: T0)
+    engine = Engine(model, make_policy("greedy"), learner="river", join_window_s=60, clock=lambda: T0,
+                    anytime=anytime)
+    state, log = MemoryState(), Log()
+    first = run(engine, state, [log.rec(query("r1"))])
+    assert "approximated" not in outputs(first, "decisions")[0] and first.features_ready is not None
+    for _ in range(3):  # the shell measured commits and publishing taking two hours
+        anytime.observe_tail(7200.0)
+    assert anytime.reserve > 3600
+    (dec,) = outputs(run(engine, state, [log.rec(query("r2"))]), "decisions")
+    assert dec["approximated"] == [0, 1, 2, 3]
+
+
+class GatedModel:
+    """The real feature net, except that a query whose context has ``gate`` waits until the test opens it."""
+
+    def __init__(self, model: FeatureModel):
+        import threading
+
+        self._m = model
+        self.gate = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def embed_many(self, queries):
+        if any("gate" in ctx for ctx, _ in queries):
+            self.gate.wait(60)
+        return self._m.embed_many(queries)
+
+
+def test_a_chunk_that_finishes_after_its_budget_still_teaches_the_means(model):
+    gated = GatedModel(model)
+    anytime = Anytime(reserve_ms=5, clock=lambda: T0)
+    engine = Engine(gated, make_policy("greedy"), learner="river", join_window_s=60, clock=lambda: T0,
+                    anytime=anytime)
+    state, log = MemoryState(), Log()
+    slow = Query("r1", "u1", T0, {"hour": 3.0, "gate": 1.0}, tuple(Item(i) for i in ("i1", "i2")), 1, 50.0)
+    (first,) = outputs(run(engine, state, [log.rec(slow)]), "decisions")
+    assert first["approximated"] == [0, 1]  # the gate held the chunk past its 45 ms budget
+    gated.gate.set()
+    anytime._pool.submit(lambda: None).result()  # the pool's one thread has finished the late chunk
+    run(engine, state, [log.rec(late("r2", items=("i1", "i2")))])
+    used = JoinRecord.unpack(state.decisions["r2"]).embeddings
+    assert np.allclose(used, model.embed(slow.context, [c.to_dict() for c in slow.candidates]), atol=1e-6)
+
+
+def test_under_a_deadline_the_chunks_read_and_fill_the_feature_cache(model):
+    from features.cache import FeatureCaches
+
+    caches = FeatureCaches(capacity=1000, kinds=("mlp",))
+    engine = Engine(model, make_policy("greedy"), learner="river", join_window_s=60, clock=lambda: T0,
+                    feature_caches=caches, anytime=Anytime(deadline_ms=3_600_000, chunk_rows=3, clock=lambda: T0))
+    state, log = MemoryState(), Log()
+    q = query("r1", items=("i1", "i2", "i3", "i4", "i5"))
+    run(engine, state, [log.rec(q)])
+    run(engine, state, [log.rec(query("r2", items=("i1", "i2", "i3", "i4", "i5")))])  # the same inputs again
+    used = JoinRecord.unpack(state.decisions["r2"]).embeddings
+    assert np.allclose(used, model.embed(q.context, [c.to_dict() for c in q.candidates]), atol=1e-6)
+    assert caches.figures()["hits"] == 5 and caches.figures()["misses"] == 5
