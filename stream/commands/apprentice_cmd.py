@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="the estimator whose interval the rule uses (default dr: IPS sees only the rounds where "
                          "the learned policy agrees with the default)")
     ev.add_argument("--alpha", type=finite_float, default=0.05, help="1 - interval coverage (default 0.05)")
-    ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap samples (default 1000)")
+    ev.add_argument("--samples", dest="n_bootstrap", type=int, default=1000, metavar="N",
+                    help="bootstrap samples of the interval (default 1000; --bootstrap is Kafka's servers)")
     ev.add_argument("--min-rounds", type=int, default=200, help="never switch on fewer decisions (default 200)")
     ev.add_argument("--dry-run", action="store_true", help="report only; never switch")
     ev.add_argument("--json", action="store_true", help="print the verdict as JSON")
@@ -61,7 +62,7 @@ def _evaluate_once(args, s, store, req) -> bool:
     from stream.replay.apprentice import estimate_learned
     from stream.store import open_registry
 
-    verdict = estimate_learned(s, req, target=args.target, estimator=args.estimator, n_bootstrap=args.bootstrap,
+    verdict = estimate_learned(s, req, target=args.target, estimator=args.estimator, n_bootstrap=args.n_bootstrap,
                                alpha=args.alpha, seed=s.seed, min_rounds=args.min_rounds)
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2))
@@ -101,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
              feature_net_version=open_registry(s).live() or "")
         print("reverted: workers in apprentice mode serve the default action within ~1 s")
         return 0
-    if args.bootstrap < 1 or args.min_rounds < 1 or not 0 < args.alpha < 1:
-        raise config.ConfigError("--bootstrap and --min-rounds must be >= 1 and --alpha in (0, 1)")
+    if args.n_bootstrap < 1 or args.min_rounds < 1 or not 0 < args.alpha < 1:
+        raise config.ConfigError(f"--samples ({args.n_bootstrap}) and --min-rounds ({args.min_rounds}) must be "
+                                 f">= 1 and --alpha ({args.alpha}) in (0, 1)")
     while True:
         try:
             if _evaluate_once(args, s, store, slice_request(args)) or args.watch is None:
