@@ -7,8 +7,6 @@ random default is clearly worse than the trained model), the worker follows with
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import msgspec
@@ -16,20 +14,25 @@ import pytest
 
 from stream import config
 from stream.apprentice import read_switch
+from stream.cli import main
 from stream.client import EddyClient
 from stream.simulator import SimulatedWorld
 from stream.store import RedisStore
 
-from .helpers import read_json, wait_for, worker_env
+from .helpers import read_json
 
 pytestmark = pytest.mark.integration
 
 
-def _eddy(settings, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "stream.cli", "apprentice", *args], env=worker_env(settings),
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
+def _eddy(settings, capsys, *args: str) -> str:
+    """``eddy apprentice ARGS`` in this process (the CLI's own parsing and errors), its stdout."""
+    flags = ["--bootstrap", settings.bootstrap, "--redis-url", settings.redis_url, "--topic-prefix",
+             settings.topic_prefix, "--apprentice", str(settings.apprentice), "--policy", settings.policy]
+    capsys.readouterr()
+    rc = main(["apprentice", *args, *flags])
+    out, err = capsys.readouterr()
+    assert rc == 0, err[-2000:]
+    return out
 
 
 def _serve(settings, world: SimulatedWorld, client: EddyClient, first: int, n: int, seen: int) -> list[dict]:
@@ -58,7 +61,8 @@ def _serve(settings, world: SimulatedWorld, client: EddyClient, first: int, n: i
     return decisions
 
 
-def test_apprentice_serves_the_default_switches_on_the_estimate_and_reverts(settings, live_model, worker_thread):
+def test_apprentice_serves_the_default_switches_on_the_estimate_and_reverts(settings, live_model, worker_thread,
+                                                                           capsys):
     s = config.replace(settings, apprentice=True, policy="epsilon_greedy:epsilon=0.1")
     world = SimulatedWorld(n_users=50, n_items=30, seed=3)  # the world the session's feature net was trained on
     client = EddyClient(s)
@@ -70,10 +74,10 @@ def test_apprentice_serves_the_default_switches_on_the_estimate_and_reverts(sett
         assert all(d["candidates"][d["chosen_index"]]["id"] == d["_default"] for d in logged)
         read_json(s, "outcomes", n=n, timeout_s=180)  # every default action's reward joined and learned
 
-        dry = json.loads(_eddy(s, "evaluate", "--dry-run", "--json", "--samples", "300").stdout)
+        dry = json.loads(_eddy(s, capsys, "evaluate", "--dry-run", "--json", "--samples", "300"))
         assert read_switch(store) is None  # a dry run never switches
-        done = _eddy(s, "evaluate", "--samples", "300")
-        assert "switched" in done.stdout, done.stdout
+        done = _eddy(s, capsys, "evaluate", "--samples", "300")
+        assert "switched" in done, done
         assert dry["promote"] and dry["n_rounds"] == n and dry["lower"] > dry["default_value"], dry
         switch = read_switch(store)
         assert switch.mode == "learned" and switch.by == "evaluate" and switch.estimate["lower"] == dry["lower"]
@@ -84,7 +88,7 @@ def test_apprentice_serves_the_default_switches_on_the_estimate_and_reverts(sett
         assert all(d["policy"] == "epsilon_greedy" for d in learned)
         assert sum(d["propensity"] < 1.0 for d in learned) > 50
 
-        _eddy(s, "revert", "--reason", "test")
+        _eddy(s, capsys, "revert", "--reason", "test")
         assert read_switch(store).mode == "default"
         time.sleep(2)
         again = _serve(s, world, client, n + 100, 50, n + 100)
@@ -94,7 +98,7 @@ def test_apprentice_serves_the_default_switches_on_the_estimate_and_reverts(sett
     updates = [u for u in read_json(s, "model-updates", timeout_s=10, idle_s=2) if u["kind"] == "apprentice"]
     assert [u["version"] for u in updates] == ["learned", "default"]
     assert updates[0]["summary"]["lower"] == dry["lower"]
-    status = _eddy(s, "status").stdout
+    status = _eddy(s, capsys, "status")
     assert "serving the default action" in status and "learned" in status and "revert" in status
     # The learned policy earned more on its own decisions than the default did (what the estimate said).
     outcomes = read_json(s, "outcomes", n=n + 150, timeout_s=120)
