@@ -25,7 +25,7 @@ from stream.store import RedisStore
 
 log = logging.getLogger("eddy.worker")
 
-__all__ = ["Switch", "read_switch", "history", "flip", "SwitchWatch"]
+__all__ = ["Switch", "read_switch", "history", "flip", "now_switch", "serves_default", "SwitchWatch"]
 
 Mode = Literal["default", "learned"]
 
