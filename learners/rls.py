@@ -133,6 +133,13 @@ class ForgettingBayesUserModel(BayesianLinearUserModel):
         self._chol = None
         self._n_obs += 1
 
+    def _snapshot(self) -> object:
+        return self._P.copy(), self._mean, self._n_obs  # learn_one changes P in place and rebinds the mean
+
+    def _restore(self, snapshot: object) -> None:
+        self._P, self._mean, self._n_obs = snapshot
+        self._chol = None
+
     # Serialisation: [prior_precision, noise_variance, forgetting, bias_forgetting, bias_precision,
     # mean (d+1), upper triangle of P]. The layout before per-part forgetting, [prior_precision,
     # noise_variance, forgetting, b (d+1), upper triangle of P] (mean = P b), is still read.
