@@ -106,3 +106,15 @@ def test_the_rule_stays_with_the_default_when_the_learned_policy_is_worse_or_the
     short, best_short = _apprentice_log(100)
     v = decide(short, best_short, target="best", n_bootstrap=200, min_rounds=200)
     assert not v.promote and "only 100" in v.reason
+
+
+def test_a_query_read_again_after_the_switch_gets_the_decision_it_was_given(engine):
+    """A batch re-read after a crash re-emits its stored decision: a request is never answered by both policies."""
+    state, log = MemoryState(), Log()
+    record = log.rec(query("r1"))
+    first = run(engine, state, [record])
+    engine.serve_default = False
+    again = run(engine, state, [record])
+    assert again.counts["predictions_redelivered"] == 1
+    (decision,) = outputs(again, "decisions")
+    assert outputs(again, "decisions") == outputs(first, "decisions") and decision["policy"] == "apprentice"
