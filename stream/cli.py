@@ -30,6 +30,8 @@ VERBS = {
     "monitor": ("stream.commands.monitor_cmd", "windowed reward, error, join and dead-letter figures (faust), for Prometheus"),
     "retrain": ("stream.commands.retrain_cmd", "watch the online loss and retrain the feature net when it degrades"),
     "export": ("stream.commands.export_cmd", "export the decision log as VW DSJSON or Open Bandit Pipeline arrays"),
+    "apprentice": ("stream.commands.apprentice_cmd",
+                   "apprentice mode: status, evaluate (switch to the learned policy if it is better), revert"),
     "replay": ("stream.commands.replay_cmd", "off-policy evaluation (and --learn) over the decision log"),
     "demo": ("stream.commands.demo_cmd", "the whole loop live on MovieLens-100K, with a comparison report"),
     "bench": ("stream.commands.bench_cmd", "benchmarks through real Kafka, side by side with baselines"),

@@ -149,6 +149,10 @@ class Settings:
     default_reward: float = field(
         default=0.0, metadata={"help": "the reward applied to a decision whose reward did not come within "
                                        "reward_wait_s"})
+    apprentice: bool = field(
+        default=False, metadata={"help": "apprentice mode: serve each query's default_action (else its first "
+                                         "candidate) with propensity 1 and learn from it, until `eddy apprentice "
+                                         "evaluate` finds the learned policy better (docs/design.md)"})
     held_feedback_max: int = field(
         default=10_000, metadata={"help": "feedback that comes before its decision is held (per partition, at most "
                                           "the join window) up to this many; 0: dead-letter it at once"})
@@ -444,8 +448,27 @@ def _default_of(f) -> Any:
     return f.default_factory() if f.default is MISSING else f.default
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_bool(raw: str) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case); ValueError otherwise (``bool("false")`` is True).
+
+    >>> parse_bool("True"), parse_bool("off")
+    (True, False)
+    """
+    text = raw.strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+parse_bool.__name__ = "bool"  # argparse names the type in its one-line error
+
+
 def _env_value(f, raw: str) -> Any:
     typ = type(_default_of(f))
+    typ = parse_bool if typ is bool else typ
     try:
         return typ(raw)
     except ValueError:
@@ -527,7 +550,7 @@ def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None 
         group.add_argument(
             flag,
             dest=f.name,
-            type=type(default),
+            type=parse_bool if isinstance(default, bool) else type(default),
             default=None,
             metavar=type(default).__name__.upper(),
             help=f"{f.metadata.get('help', '')} (default: {default}; env {env})",

@@ -90,7 +90,9 @@ class Query(_Event, tag_field="schema", tag="eddy.query/1", omit_defaults=True):
 
     ``deadline_ms``: answer within this long after ``ts``; features not ready by then are
     replaced by their expectation (docs/design.md, "Anytime predictions"). ``None``: the
-    worker's ``deadline_ms`` setting; 0: no deadline for this query."""
+    worker's ``deadline_ms`` setting; 0: no deadline for this query.
+    ``default_action``: the candidate id the application would show on its own; a
+    deployment in apprentice mode serves it (absent: the first candidate)."""
 
     SCHEMA: ClassVar[str] = "eddy.query/1"
     request_id: Id
@@ -100,6 +102,7 @@ class Query(_Event, tag_field="schema", tag="eddy.query/1", omit_defaults=True):
     candidates: tuple[Item, ...]
     k: int = 1
     deadline_ms: float | None = None
+    default_action: Id | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {"schema": self.SCHEMA, "request_id": self.request_id, "user_id": self.user_id, "ts": self.ts,
@@ -108,6 +111,8 @@ class Query(_Event, tag_field="schema", tag="eddy.query/1", omit_defaults=True):
             d["k"] = self.k
         if self.deadline_ms is not None:
             d["deadline_ms"] = self.deadline_ms
+        if self.default_action is not None:
+            d["default_action"] = self.default_action
         return d
 
 
@@ -117,6 +122,8 @@ class _QueryIn(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.quer
     Candidates are objects or plain id strings; ids are unique; 1 <= k <= len(candidates).
     ``deadline_ms`` (optional): answer within this long after ``ts``, features not ready by then
     replaced by their expectation; absent: the worker's setting; 0: no deadline.
+    ``default_action`` (optional) is the id of one of the candidates: the application's own
+    choice, which a deployment in apprentice mode serves (absent: the first candidate).
     """
 
     request_id: Id
@@ -126,6 +133,7 @@ class _QueryIn(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.quer
     context: Features | None = {}
     k: Annotated[int, Meta(ge=1, le=MAX_CANDIDATES)] = 1
     deadline_ms: Annotated[float, Meta(ge=0, le=MAX_DEADLINE_MS)] | None = None
+    default_action: Id | None = None
 
 
 class Feedback(_Event, tag_field="schema", tag="eddy.feedback/1", omit_defaults=True):
@@ -262,10 +270,11 @@ class Outcome(_Event, tag_field="schema", tag="eddy.outcome/1", omit_defaults=Tr
 
 
 class ModelUpdate(_Event, tag_field="schema", tag="eddy.model_update/1"):
-    """A change of model state: one user's weights, or the live feature net."""
+    """A change of model state: one user's weights, the live feature net, or the apprentice mode's
+    switch (``version`` the mode now served: ``learned`` or ``default``; ``summary`` the estimate it rests on)."""
 
     SCHEMA: ClassVar[str] = "eddy.model_update/1"
-    kind: Literal["user_weights", "feature_net"]
+    kind: Literal["user_weights", "feature_net", "apprentice"]
     feature_net_version: Name
     version: Count | Name  # user-weights version (observations applied) or feature-net version
     user_id: Id | None
@@ -416,7 +425,9 @@ def decode_query(raw: bytes | None) -> Query:
     candidates = _items(w.candidates)
     if w.k > len(candidates):
         raise EventError("bad_value", f"field 'k' must be an integer in [1, {len(candidates)}], got {w.k}")
-    return Query(w.request_id, w.user_id, w.ts, w.context or {}, candidates, w.k, w.deadline_ms)
+    if w.default_action is not None and all(c.id != w.default_action for c in candidates):
+        raise EventError("bad_value", f"field 'default_action' must name one of the candidates, got {w.default_action!r}")
+    return Query(w.request_id, w.user_id, w.ts, w.context or {}, candidates, w.k, w.deadline_ms, w.default_action)
 
 
 def decode_feedback(raw: bytes | None) -> Feedback:

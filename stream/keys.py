@@ -5,7 +5,7 @@ puts them all in one slot and a batch's WATCH/MULTI/EXEC on that partition
 never crosses slots. The registry's keys share the tag ``{registry}`` (its
 promotion is a MULTI over two of them). Every other key is global and only ever
 used by a single-key command, so its slot does not matter: the policy snapshot,
-the stats hashes. Every key still starts with the deployment's prefix, so a
+the stats hashes. Apprentice mode's two keys share the tag ``{apprentice}``. Every key still starts with the deployment's prefix, so a
 SCAN of ``<prefix>*`` finds them all. docs/design.md ("Redis Cluster") gives
 the argument and what an upgrade from the untagged layout means.
 """
@@ -66,6 +66,10 @@ class Keys:
 
     def registry(self, name: str) -> str:
         return self._k("{registry}", name)
+
+    def apprentice(self, name: str) -> str:
+        """Apprentice mode's switch (``state``) and its history (``history``), one slot: written in one MULTI."""
+        return self._k("{apprentice}", name)
 
     def untagged_to_tagged(self, key: str, partition_of_user: dict[tuple[str, str], int],
                            partition_of_request: dict[str, int]) -> str | None:

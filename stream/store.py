@@ -255,6 +255,24 @@ class RedisStore:
     def load_policy(self, group: str, name: str) -> bytes | None:
         return self._call(self._r.get, self.keys.policy(group, name))
 
+    def apprentice_state(self) -> bytes | None:
+        """Apprentice mode's current switch (JSON, :mod:`stream.apprentice`), or None if never switched."""
+        return self._call(self._r.get, self.keys.apprentice("state"))
+
+    def apprentice_history(self, limit: int = 20) -> list[bytes]:
+        """The last ``limit`` switches, newest first."""
+        return self._call(self._r.lrange, self.keys.apprentice("history"), 0, limit - 1)
+
+    def set_apprentice_state(self, state: bytes, *, keep: int = 1000) -> None:
+        """Make ``state`` the switch and add it to the history (at most ``keep`` entries), in one MULTI."""
+        def run():
+            pipe = self._r.pipeline(transaction=True)
+            pipe.set(self.keys.apprentice("state"), state)
+            pipe.lpush(self.keys.apprentice("history"), state)
+            pipe.ltrim(self.keys.apprentice("history"), 0, keep - 1)
+            pipe.execute()
+        self._call(run)
+
     # --------------------------------------------------------------- writes
     def commit(self, batch: BatchWrite, *, group: str, epochs: dict[int, int], instance: str = "") -> bool:
         """Write ``batch`` if this worker still owns ``epochs``; False if fenced.

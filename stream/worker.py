@@ -46,6 +46,7 @@ from stream.engine.cascade import Cascade
 from stream.engine.batching import AdaptiveBatchSize
 from stream.heap import HeapKeeper
 from stream.held import HeldSweep
+from stream.apprentice import SwitchWatch
 from stream.hotswap import ModelWatcher
 from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, produce, quiet_logging
 from stream.metrics import WorkerMetrics
@@ -114,7 +115,10 @@ class Worker:
         self.metrics = WorkerMetrics(self)
         self._held_sweep = HeldSweep(self.store, settings, self.stats)
         self._reward_timer = RewardTimer(self.store, settings, self.stats)
+        self._apprentice = SwitchWatch(settings, self.store)
         if self.serves_model:
+            self._apprentice.poll(time.monotonic())  # Redis out: apprentice mode starts on the default action
+            self.engine.serve_default = self._apprentice.serving_default
             log.info("serving feature net %s (d=%d)", self.engine.model.version, self.engine.model.output_dim)
 
     @property
@@ -271,6 +275,8 @@ class Worker:
             self._next_prior = 0.0
             self.stats["model_swaps"] += 1
             log.info("hot-swapped feature net %s -> %s", old, model.version)
+        if self.serves_model and self._apprentice.poll(now) is not None:
+            self.engine.serve_default = self._apprentice.serving_default
         try:
             if self.serves_model and now >= self._next_prior:
                 self._next_prior = now + self.s.prior_refresh_s

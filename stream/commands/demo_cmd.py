@@ -163,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
         if owned and not args.keep:
             demo.cleanup()
     print(result["table"])
+    rel = result["summary"].get("hybrid_vs_biased_mf")
+    if rel is not None:
+        print(f"Eddy's live hybrid (b) against river's BiasedMF (d): {abs(rel):.2%} "
+              f"{'lower' if rel < 0 else 'higher'} prequential RMSE")
     for name, path in result["paths"].items():
         print(f"{name}: {path}")
     if owned and args.keep:

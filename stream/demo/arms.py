@@ -6,6 +6,10 @@ spent on the stream:
 
 * :func:`frozen_offline`: the offline-trained hybrid ``w_u . f(x, item) + b_u``
   with every weight frozen; users absent from training get the mean user.
+* :func:`online_hybrid`: the live arm's learning, in process: the same feature
+  net, per-user learner and starts as the worker, each rating predicted and
+  then learned in stream order (no Kafka); it reproduces the live arm's RMSE
+  to a few 1e-5 and is what tuning the learner iterates on;
 * :func:`periodic_retrain`: the expensive reference: every ``every`` ratings
   the feature net and user weights are retrained from scratch on everything
   seen so far, then frozen until the next retrain.
@@ -72,6 +76,32 @@ def frozen_offline(model, stream: list[dict]) -> ArmResult:
         pred = hybrid_scores(model, stream)
     return ArmResult("frozen", "offline model, frozen user weights", pred, c.cpu, c.wall,
                      "the offline-trained user weights, never updated; unseen users get the mean user")
+
+
+def online_hybrid(model, stream: list[dict], *, learner: str = "rls", **hyper: float) -> ArmResult:
+    """``w_u . f + b_u`` with ``w_u, b_u`` learned online per user exactly as the worker does (users trained
+    offline start from their offline weights, others from the population prior), prequentially."""
+    from learners import make_user_model
+    from stream.engine.serving import base_prior
+
+    with _Clock() as c:
+        F = embed_records(model, stream).astype(np.float64)
+        prior = base_prior(model)
+        if prior is None:
+            prior = np.zeros(model.output_dim + 1)
+        users: dict[str, Any] = {}
+        pred = np.empty(len(stream))
+        for i, r in enumerate(stream):
+            u = r["user_id"]
+            m = users.get(u)
+            if m is None:
+                w_b = model.user_weights.get(u)
+                start = prior if w_b is None else np.append(np.asarray(w_b[0], dtype=np.float64), float(w_b[1]))
+                m = users[u] = make_user_model(learner, model.output_dim, prior_mean=start, **hyper)
+            pred[i] = m.predict_one(F[i])
+            m.learn_one(F[i], r["reward"])
+    return ArmResult("online", f"online per-user updates, in process (learner {learner})", pred, c.cpu, c.wall,
+                     "the live arm's learner and starts without Kafka", {"learner": learner, **hyper})
 
 
 def periodic_retrain(model, train: list[dict], stream: list[dict], opts, *, every: int, seed: int = 0,

@@ -44,7 +44,7 @@ from features.cache import FeatureCache, FeatureCaches
 from features.model import FeatureModel
 from learners import PopulationModel, UserModel
 from stream import events
-from stream.engine import serving
+from stream.engine import apprentice, serving
 from stream.engine.anytime import Anytime
 from stream.engine.cascade import Cascade
 from stream.engine.records import BatchOutputs, DeadLetter, InRecord
@@ -192,6 +192,7 @@ class Engine:
         self._populations: dict[tuple[str, int], PopulationModel] = {}
         self.anytime = anytime
         self.cascade = cascade
+        self.serve_default = False
         self.model = model
         self.install(model)
 
@@ -397,7 +398,10 @@ class Engine:
         """The policy's decision per request (or the exception it raised for that one).
 
         A policy that needs only scores decides the whole batch at once; if that fails,
-        each request is decided alone so that only the one that broke it is lost."""
+        each request is decided alone so that only the one that broke it is lost.
+        In apprentice mode every request gets its default action, propensity 1."""
+        if self.serve_default:
+            return [apprentice.default_decision(s.query) for s in scored]
         if self.policy.needs == {"scores"} and scored:
             try:
                 return self.policy.decide_many([s.scores for s in scored], [s.seed for s in scored])

@@ -50,6 +50,17 @@ def test_periodic_retrain_without_retrains_is_the_frozen_arm(setup):
     assert not np.allclose(two.pred[150:], frozen.pred[150:])
 
 
+def test_the_online_arm_starts_each_user_where_the_worker_does_and_then_learns(setup):
+    _, _, stream, model = setup
+    frozen = arms.frozen_offline(model, stream)
+    online = arms.online_hybrid(model, stream)
+    first = np.array([i == next(j for j, q in enumerate(stream) if q["user_id"] == r["user_id"])
+                      for i, r in enumerate(stream)])
+    # a user's first rating: their offline weights or the population prior, as the worker's fresh model
+    np.testing.assert_allclose(online.pred[first], frozen.pred[first], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(online.pred[~first], frozen.pred[~first], atol=1e-3)  # then it has learned
+
+
 OUTSIDE = {
     "biased_mf": lambda tr, stream: arms.river_biased_mf(tr, stream, seed=1),
     "baseline": arms.river_baseline,

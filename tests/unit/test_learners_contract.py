@@ -134,7 +134,8 @@ def test_learning_after_round_trip_matches_learning_in_memory(kind):
 
 def test_hyperparameters_survive_round_trip(kind):
     hyper = {"river": {"lr": 0.02, "l2": 0.001}, "bayes": {"prior_precision": 3.0, "noise_variance": 0.25},
-             "rls": {"prior_precision": 2.0, "noise_variance": 0.5, "forgetting": 0.95}}[kind]
+             "rls": {"prior_precision": 2.0, "noise_variance": 0.5, "forgetting": 0.95, "bias_forgetting": 0.9,
+                     "bias_precision": 6.0}}[kind]
     model = make_user_model(kind, DIM, **hyper)
     clone = load_user_model(model.to_bytes())
     for name, value in hyper.items():
@@ -246,7 +247,7 @@ def test_invalid_prior_mean(kind, prior_mean):
 
 def test_serialised_size_is_compact(kind):
     expected = {"river": 12 + 8 * (4 + DIM + 1) + 4, "bayes": 12 + 8 * (2 + (DIM + 1) + (DIM + 1) * (DIM + 2) // 2) + 4,
-                "rls": 12 + 8 * (3 + (DIM + 1) + (DIM + 1) * (DIM + 2) // 2) + 4}
+                "rls": 12 + 8 * (5 + (DIM + 1) + (DIM + 1) * (DIM + 2) // 2) + 4}
     assert len(trained(kind).to_bytes()) == expected[kind]
 
 

@@ -1,4 +1,5 @@
-"""The forgetting Bayesian learner: what the forgetting factor does, and its batch definition."""
+"""The forgetting Bayesian learner: what the forgetting factors do, their batch definition, and the
+state written before the bias had a rate of its own."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def _data(n: int, seed: int = 0):
 def test_forgetting_one_is_the_plain_bayesian_model():
     X, y = _data(60)
     prior = np.array([0.1, 0.2, 0.3, 3.0])
-    rls = ForgettingBayesUserModel(DIM, prior_mean=prior, prior_precision=4.0, forgetting=1.0)
+    rls = ForgettingBayesUserModel(DIM, prior_mean=prior, prior_precision=4.0, forgetting=1.0, bias_forgetting=None,
+                                   bias_precision=None)
     plain = BayesianLinearUserModel(DIM, prior_mean=prior, prior_precision=4.0)
     for x, t in zip(X, y):
         rls.learn_one(x, t)
@@ -34,7 +36,8 @@ def test_matches_the_weighted_ridge_solution():
     """theta = (g^n lam I + sum g^(n-i) x x') ^-1 (g^n lam m0 + sum g^(n-i) x y)."""
     X, y = _data(40, seed=1)
     lam, gamma, m0 = 5.0, 0.9, np.array([0.5, 0.0, -0.5, 3.0])
-    model = ForgettingBayesUserModel(DIM, prior_mean=m0, prior_precision=lam, forgetting=gamma)
+    model = ForgettingBayesUserModel(DIM, prior_mean=m0, prior_precision=lam, forgetting=gamma, bias_forgetting=gamma,
+                                     bias_precision=lam)
     for x, t in zip(X, y):
         model.learn_one(x, t)
     n = len(y)
@@ -48,8 +51,8 @@ def test_matches_the_weighted_ridge_solution():
 def test_recent_observations_win_after_a_change_of_taste():
     X, y = _data(300, seed=2)
     y2 = -y  # the same user, taste reversed
-    tracking = ForgettingBayesUserModel(DIM, forgetting=0.95)
-    plain = ForgettingBayesUserModel(DIM, forgetting=1.0)
+    tracking = ForgettingBayesUserModel(DIM, forgetting=0.95, bias_forgetting=None)
+    plain = ForgettingBayesUserModel(DIM, forgetting=1.0, bias_forgetting=None)
     for x, t in zip(np.vstack([X, X]), np.concatenate([y, y2])):
         tracking.learn_one(x, t)
         plain.learn_one(x, t)
@@ -75,11 +78,12 @@ def test_bytes_carry_the_forgetting_factor_and_reject_a_bad_one():
         load_user_model(model.to_bytes())
 
 
-def test_defaults_are_the_offline_trainers_prior_and_a_mild_forgetting():
-    """The documented defaults (mutmut: ``prior_precision`` 5 -> 6): a user trained offline continues
-    online under the trainer's ridge strength."""
+def test_defaults_are_the_documented_two_rates_and_two_strengths():
+    """The documented defaults (mutmut: ``prior_precision`` 4 -> 5): weights 4 and 0.995, bias 8 and 0.97
+    (docs/demo.md, "The learner")."""
     model = ForgettingBayesUserModel(DIM)
-    assert (model.prior_precision, model.noise_variance, model.forgetting) == (5.0, 1.0, 0.99)
+    assert (model.prior_precision, model.noise_variance, model.forgetting, model.bias_forgetting,
+            model.bias_precision) == (4.0, 1.0, 0.995, 0.97, 8.0)
 
 
 def test_n_obs_counts_every_observation_through_bytes():
@@ -130,4 +134,44 @@ def test_a_payload_of_the_wrong_length_names_the_kind_dim_and_length():
     blob = _codec.encode(_codec.Kind.RLS, DIM, 0, np.ones(16))  # a valid frame around a short payload
     with pytest.raises(LearnerError) as err:
         load_user_model(blob)
-    assert str(err.value) == "data holds 16 float64 values, a rls model of dim 3 needs 17"
+    assert str(err.value) == "data holds 16 float64 values, a rls model of dim 3 needs 19"
+
+
+def test_the_bias_forgets_at_its_own_rate_and_starts_from_its_own_prior_strength():
+    """With D = diag(sqrt(g), .., sqrt(g_b)): A_n = D^n Lambda D^n + sum_i D^(n-i) x~_i x~_i' D^(n-i), and
+    A_n theta_n = D^n Lambda D^n m0 + sum_i D^(n-i) x~_i y_i... only when the mean is kept through each decay,
+    so compare with the recursion written out in the information form instead."""
+    X, y = _data(50, seed=4)
+    m0 = np.array([0.2, -0.1, 0.0, 3.0])
+    model = ForgettingBayesUserModel(DIM, prior_mean=m0, prior_precision=3.0, forgetting=0.99,
+                                     bias_forgetting=0.9, bias_precision=7.0)
+    D = np.sqrt(np.array([0.99, 0.99, 0.99, 0.9]))
+    A = np.diag([3.0, 3.0, 3.0, 7.0])
+    theta = m0.copy()
+    for x, t in zip(X, y):
+        xt = np.append(x, 1.0)
+        A = D[:, None] * A * D[None, :]
+        b = A @ theta + xt * t  # the decay keeps the mean
+        A = A + np.outer(xt, xt)
+        theta = np.linalg.solve(A, b)
+        model.learn_one(x, t)
+    mean, cov = model.posterior()
+    np.testing.assert_allclose(mean, theta, rtol=1e-9)
+    np.testing.assert_allclose(cov, np.linalg.inv(A), rtol=1e-8)
+
+
+def test_a_state_written_before_the_bias_had_its_own_rate_is_read():
+    """[prior_precision, noise_variance, forgetting, b, triu P]: one rate for both, mean = P b."""
+    from learners import _codec
+
+    old = ForgettingBayesUserModel(DIM, prior_precision=5.0, forgetting=0.99, bias_forgetting=None, bias_precision=None)
+    X, y = _data(20, seed=5)
+    for x, t in zip(X, y):
+        old.learn_one(x, t)
+    P = old._P
+    rows, cols = _codec.triu_indices(DIM + 1)
+    payload = np.concatenate(([5.0, 1.0, 0.99], np.linalg.solve(P, old._mean), P[rows, cols]))
+    clone = load_user_model(_codec.encode(_codec.Kind.RLS, DIM, old.n_obs, payload))
+    assert (clone.forgetting, clone.bias_forgetting, clone.bias_precision, clone.n_obs) == (0.99, 0.99, 5.0, 20)
+    np.testing.assert_allclose(clone.posterior()[0], old.posterior()[0], rtol=1e-10)
+    assert load_user_model(clone.to_bytes()).to_bytes() == clone.to_bytes()
