@@ -54,6 +54,7 @@ class PartitionState(msgspec.Struct):
     losses: dict[str, float] = {}
     n: int = 0
     errors: dict[str, list[float]] = {}
+    weights: dict[str, float] = {}  # the selector's distribution after its last update (for eddy models shadow)
 
 
 _encoder = msgspec.json.Encoder()
@@ -62,6 +63,13 @@ _decoder = msgspec.json.Decoder(PartitionState)
 
 def decode_state(blob: bytes) -> PartitionState:
     return _decoder.decode(blob)
+
+
+def mean_weights(blobs: list[bytes]) -> dict[str, float]:
+    """The selectors' weight of each version, averaged over the partitions that have one."""
+    states = [w for w in (decode_state(b).weights for b in blobs) if w]
+    versions = {v for w in states for v in w}
+    return {v: sum(w.get(v, 0.0) for w in states) / len(states) for v in sorted(versions)}
 
 
 def merged_errors(blobs: list[bytes]) -> dict[str, tuple[int, float]]:
@@ -265,6 +273,7 @@ class Selection:
         if sel is not None:
             s.losses.update(dict(zip(sel.arms, sel.state()["losses"])))
             s.n = sel.n_learned
+            s.weights = sel.predict_proba_one()
         for v, emb in others.items():  # the other versions' user weights learn too, on their own embeddings
             _learn_user(engine, v, fb, emb, item_index, partition, state, batch)
 
