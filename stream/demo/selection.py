@@ -119,7 +119,7 @@ def run_arm(arm: str, settings: Settings, weak, strong, stream: list[dict], cata
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m stream.demo.selection", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("docs/figures"), help="directory of the JSON, PNG and table")
+    p.add_argument("--out", type=Path, default=Path("reports/selection"), help="directory of the JSON, PNG and table")
     p.add_argument("--strong-train", type=int, default=20_000, help="ratings the strong version trains on")
     p.add_argument("--weak-train", type=int, default=1_000, help="ratings the weak version trains on")
     p.add_argument("--stream", type=int, default=8_000, help="ratings streamed after the training part")
@@ -178,11 +178,13 @@ def write(out: Path, results: list[dict], y: np.ndarray, source: str, params: di
                     for r in results]}
     (out / "selection.json").write_text(json.dumps(doc, indent=1))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    m = 200  # decisions come from every partition's selector: the curve is their mean over m decisions
     for r in results:
         if r["arm"] in ("exp3", "exp4"):
-            ax1.plot(np.arange(len(y)), r["weight"], label=f"{r['arm']}: weight of the strong version")
+            w = np.convolve(r["weight"], np.ones(m) / m, "valid")
+            ax1.plot(np.arange(m - 1, len(y)), w, label=f"{r['arm']}: weight of the strong version")
     ax1.set_xlabel("rating streamed")
-    ax1.set_ylabel("selector's weight (mean over decisions)")
+    ax1.set_ylabel(f"selector's weight (mean of {m} decisions)")
     ax1.set_ylim(0, 1.02)
     ax1.legend(loc="lower right")
     ax1.set_title("Exp3 / Exp4 move to the better feature net")
@@ -192,7 +194,9 @@ def write(out: Path, results: list[dict], y: np.ndarray, source: str, params: di
         ok = np.isfinite(err)
         roll = np.sqrt(np.convolve(np.where(ok, err, 0), np.ones(k), "valid") / np.maximum(
             np.convolve(ok.astype(float), np.ones(k), "valid"), 1))
-        ax2.plot(np.arange(k - 1, len(y)), roll, label=f"{r['arm']} ({r['rmse']:.3f})")
+        label = "shadow (shows = weak alone)" if r["arm"] == "shadow" else r["arm"]
+        ax2.plot(np.arange(k - 1, len(y)), roll, label=f"{label} ({r['rmse']:.3f})",
+                 linestyle=":" if r["arm"] == "shadow" else "-")
     ax2.set_xlabel("rating streamed")
     ax2.set_ylabel(f"rolling RMSE ({k} ratings)")
     ax2.legend(fontsize=8)

@@ -21,6 +21,9 @@ from features.model import FeatureModel
 from stream import cli
 from stream.engine.selection import decode_state, merged_errors
 from stream.loop import run_closed_loop
+from stream.replay.pipeline import ReplayOptions, replay
+from stream.replay.slicing import SliceRequest
+from stream.replay.targets import parse_target
 from stream.store import RedisStore, open_registry
 
 from .helpers import read_json, start_worker, wait_for
@@ -98,6 +101,21 @@ def test_exp3_selects_versions_live_and_the_promote_gate_reads_the_shadow_errors
     assert {v: sse for v, (_, sse) in errors.items()} == pytest.approx(expected)
     rmse = {v: (sse / n) ** 0.5 for v, (n, sse) in errors.items()}
     assert rmse["v2"] > rmse["v1"]  # the noisy copy is the worse version
+
+    # One log evaluates each version offline: its logged scores against the propensity over both draws.
+    options = ReplayOptions(targets=tuple(parse_target(t) for t in ("logging", f"logged=v1:{POLICY}",
+                                                                     f"logged=v2:{POLICY}", "logged=v3:greedy")),
+                            estimators=("ips", "snips"), n_bootstrap=50, progress=False, allow_fallback=1.0)
+    out = replay(s, SliceRequest(source="kafka", since=None, until=None, start_offsets=None, end_offsets=None,
+                                 join="outcomes", missing_reward=None), options)
+    by = {r.label: r for r in out.results}
+    on_policy = float(np.mean([o["reward"] for o in outcomes]))
+    assert by["logging"].estimates["ips"].value == pytest.approx(on_policy)
+    for v in ("v1", "v2"):
+        r = by[f"logged=v{v[1]}:{POLICY}"]
+        assert 0 < r.ess < 400 and np.isfinite(r.estimates["snips"].value)
+    assert any("400 of 400 decisions" in n and "no logged scores of version 'v3'" in n
+               for n in by["logged=v3:greedy"].notes)
 
     assert cli.main(["models", "shadow", *flags(s)]) == 0
     out = capsys.readouterr().out
