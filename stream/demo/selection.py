@@ -36,6 +36,7 @@ import numpy as np
 
 from bandits import make_policy
 from stream import events, training
+from stream import config
 from stream.config import Settings
 from stream.demo.data import load
 from stream.demo.metrics import rmse
@@ -129,11 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gamma", type=float, default=0.05)
     p.add_argument("--loss-scale", type=float, default=4.0)
     p.add_argument("--learner", default="rls")
+    config.add_arguments(p, only=("redis_url", "topic_prefix", "seed"))
     args = p.parse_args(argv)
     for name in ("strong_train", "weak_train", "stream", "candidates", "batch"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    settings = replace(Settings(), learner=args.learner, policy="epsilon_greedy:epsilon=0.1").validated()
+    try:
+        settings = replace(config.from_args(args), learner=args.learner, policy="epsilon_greedy:epsilon=0.1").validated()
+    except config.ConfigError as exc:
+        p.error(str(exc))
     ds = load("movielens", limit=args.strong_train + args.stream)
     train, stream = ds.records[: args.strong_train], ds.records[args.strong_train:]
     catalog = [events.Item(c["id"], c.get("features") or {}) for c in ds.catalog]
@@ -178,7 +183,7 @@ def write(out: Path, results: list[dict], y: np.ndarray, source: str, params: di
                     for r in results]}
     (out / "selection.json").write_text(json.dumps(doc, indent=1))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    m = 200  # decisions come from every partition's selector: the curve is their mean over m decisions
+    m = max(1, min(200, len(y) // 5))  # decisions come from every partition's selector: the curve is their mean over m decisions
     for r in results:
         if r["arm"] in ("exp3", "exp4"):
             w = np.convolve(r["weight"], np.ones(m) / m, "valid")
@@ -188,7 +193,7 @@ def write(out: Path, results: list[dict], y: np.ndarray, source: str, params: di
     ax1.set_ylim(0, 1.02)
     ax1.legend(loc="lower right")
     ax1.set_title("Exp3 / Exp4 move to the better feature net")
-    k = 500
+    k = max(1, min(500, len(y) // 3))
     for r in results:
         err = (r["pred"] - y) ** 2
         ok = np.isfinite(err)

@@ -148,3 +148,21 @@ def test_shadow_mode_answers_with_the_live_version_and_a_better_challenger_passe
     registry.promote("v2")
     assert cli.main(["models", "promote", "v1", *flags(s)]) == 0
     assert "shadow rmse" in capsys.readouterr().err and registry.live() == "v1"
+
+
+def test_the_demo_arm_shows_a_shadow_challenger_learning_as_if_it_served_alone(settings, tmp_path):
+    """``python -m stream.demo.selection`` at a toy size: the shadow errors equal each version's RMSE alone."""
+    import json
+
+    from stream.demo import selection as arm
+
+    assert arm.main(["--out", str(tmp_path), "--strong-train", "400", "--weak-train", "100", "--stream", "300",
+                     "--batch", "50", "--redis-url", settings.redis_url, "--topic-prefix", settings.topic_prefix]) == 0
+    doc = json.loads((tmp_path / "selection.json").read_text())
+    by = {a["arm"]: a for a in doc["arms"]}
+    shadow = by["shadow"]["shadow_rmse"]
+    assert shadow["weak"][0] == shadow["strong"][0] == 300
+    assert shadow["weak"][1] == pytest.approx(by["weak alone"]["rmse"], rel=1e-9) == by["shadow"]["rmse"]
+    assert shadow["strong"][1] == pytest.approx(by["strong alone"]["rmse"], rel=1e-9)
+    assert by["strong alone"]["strong_answered"] == 1.0 and 0 < by["exp3"]["strong_answered"] < 1
+    assert (tmp_path / "selection.png").stat().st_size > 0
