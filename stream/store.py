@@ -258,10 +258,9 @@ class RedisStore:
     def load_selection(self, partition: int) -> bytes | None:
         return self._call(self._r.get, self.keys.selection(partition))
 
-    def selections(self, partitions: int) -> list[bytes]:
-        """Every partition's model-selection state (``eddy models shadow``)."""
-        vals = self._get_each({p: p for p in range(partitions)}, lambda p, _: self.keys.selection(p))
-        return [vals[p] for p in sorted(vals)]
+    def selections(self, partitions: int) -> dict[int, bytes]:
+        """Every partition's model-selection state (``eddy models shadow``, the selectors' sharing)."""
+        return self._get_each({p: p for p in range(partitions)}, lambda p, _: self.keys.selection(p))
 
     def load_policy(self, group: str, name: str) -> bytes | None:
         return self._call(self._r.get, self.keys.policy(group, name))

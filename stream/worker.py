@@ -288,6 +288,8 @@ class Worker:
             if self.serves_model and now >= self._next_prior:
                 self._next_prior = now + self.s.prior_refresh_s
                 self.engine.set_prior(self.store.populations(self.engine.model.version, self.s.partitions))
+                if self.engine.selection is not None:  # the selectors decide on every partition's losses
+                    self.engine.selection.share(self.store.selections(self.s.partitions))
             if now >= self._next_stats:
                 self._next_stats = now + 1.0
                 self.stats["model_load_failed"] = self.watcher.failed if self.watcher is not None else 0

@@ -73,7 +73,7 @@ def _shadow(s: config.Settings) -> tuple[dict[str, tuple[int, float]], dict[str,
 
     store = RedisStore.from_settings(s)
     try:
-        blobs = store.selections(s.partitions)
+        blobs = list(store.selections(s.partitions).values())
     finally:
         store.close()
     return merged_errors(blobs), mean_weights(blobs)

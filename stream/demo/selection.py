@@ -107,10 +107,12 @@ def run_arm(arm: str, settings: Settings, weak, strong, stream: list[dict], cata
             fb = [events.Feedback(q.request_id, q.user_id, stream[i]["item"]["id"], float(stream[i]["reward"]),
                                   float(i) + 0.5) for i, q in zip(idx, queries)]
             process(records("feedback", fb))
+            if engine.selection is not None:  # the worker does this every prior_refresh_s (5 s)
+                engine.selection.share(store.selections(PARTITIONS))
         errors = None
         if engine.selection is not None:
             from stream.engine.selection import merged_errors
-            errors = {v: (n, (sse / n) ** 0.5) for v, (n, sse) in merged_errors(store.selections(PARTITIONS)).items()}
+            errors = {v: (n, (sse / n) ** 0.5) for v, (n, sse) in merged_errors(store.selections(PARTITIONS).values()).items()}
     finally:
         store.delete_deployment()
         store.close()

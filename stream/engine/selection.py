@@ -118,6 +118,7 @@ class Selection:
         self.mode = mode
         self.eta, self.gamma, self.loss_scale = eta, gamma, loss_scale
         self._states: dict[int, PartitionState] = {}  # committed, per partition
+        self._shared: dict[int, PartitionState] = {}  # every partition's, as last read (share)
         self._batch: dict[int, PartitionState] = {}  # this batch's copies
 
     # ------------------------------------------------------------------ state
@@ -135,14 +136,34 @@ class Selection:
         return s
 
     def selector(self, s: PartitionState, versions: list[str]) -> Exp3 | Exp4 | None:
-        """The partition's selector over ``versions`` (a version it has not seen starts at the best one's loss)."""
+        """The partition's own selector over ``versions``: what it learns on (and writes back)."""
         if self.mode == "shadow":
             return None
         cls = Exp3 if self.mode == "exp3" else Exp4
-        known = [v for v in versions if v in s.losses]
-        start = min((s.losses[v] for v in known), default=0.0)
-        return cls.from_state({"arms": versions, "losses": [s.losses.get(v, start) for v in versions], "n": s.n},
+        losses = _filled(s.losses, versions)
+        return cls.from_state({"arms": versions, "losses": [losses[v] for v in versions], "n": s.n},
                               eta=self.eta, gamma=self.gamma)
+
+    def share(self, blobs: dict[int, bytes]) -> None:
+        """Every partition's committed state, read from Redis now and then (the worker's prior refresh).
+
+        The estimated losses are sums over rounds, so adding every partition's gives the
+        selector all of the deployment's feedback, not one partition's share of it."""
+        self._shared = {p: decode_state(b) for p, b in blobs.items()}
+
+    def predictor(self, partition: int, s: PartitionState, versions: list[str]) -> Exp3 | Exp4 | None:
+        """The selector that decides for ``partition``: its own losses (``s``) plus every other
+        partition's, from memory (committed) or the last :meth:`share`."""
+        sel = self.selector(s, versions)
+        if sel is None:
+            return None
+        total = _filled(s.losses, versions)
+        for p, other in {**self._shared, **self._states}.items():
+            if p != partition:
+                for v, x in _filled(other.losses, versions).items():
+                    total[v] += x
+        return type(sel).from_state({"arms": versions, "losses": [total[v] for v in versions], "n": s.n},
+                                    eta=self.eta, gamma=self.gamma)
 
     def selector_name(self) -> str:
         if self.mode == "shadow":
@@ -182,7 +203,7 @@ class Selection:
                                          lambda ids, v=v: state.load_users(v, {u: partition_of[u] for u in ids}))
         selectors = {}
         for p in sorted({s.record.partition for s in scored}):
-            sel = self.selector(self._state(p, state), versions)
+            sel = self.predictor(p, self._state(p, state), versions)
             selectors[p] = (sel, sel.predict_proba_one() if sel is not None else None)
         try:
             plans = self._plans(scored, live, users_of, selectors)
@@ -273,9 +294,15 @@ class Selection:
         if sel is not None:
             s.losses.update(dict(zip(sel.arms, sel.state()["losses"])))
             s.n = sel.n_learned
-            s.weights = sel.predict_proba_one()
+            s.weights = self.predictor(partition, s, list(sel.arms)).predict_proba_one()
         for v, emb in others.items():  # the other versions' user weights learn too, on their own embeddings
             _learn_user(engine, v, fb, emb, item_index, partition, state, batch)
+
+
+def _filled(losses: dict[str, float], versions: list[str]) -> dict[str, float]:
+    """``losses`` of ``versions``; one not learned yet starts at the best known one's (0 if none)."""
+    start = min((losses[v] for v in versions if v in losses), default=0.0)
+    return {v: losses.get(v, start) for v in versions}
 
 
 def plan_or_none(engine: Engine, scored: list[_Scored], state: StateReader, batch: Batch) -> list[_Plan] | None:

@@ -88,7 +88,7 @@ def test_exp3_selects_versions_live_and_the_promote_gate_reads_the_shadow_errors
     # Every feedback taught the selector and both versions' error once, across the SIGKILL.
     store = RedisStore.from_settings(s)
     try:
-        blobs = store.selections(s.partitions)
+        blobs = list(store.selections(s.partitions).values())
         users = {d["user_id"] for d in decisions.values()}
         assert len(store.partitions_of_users("v2", sorted(users), s.partitions)) == len(users)  # v2's own weights
     finally:
@@ -137,7 +137,7 @@ def test_shadow_mode_answers_with_the_live_version_and_a_better_challenger_passe
         decisions = read_json(s, "decisions", n=150, timeout_s=30)
         store = RedisStore.from_settings(s)
         try:
-            errors = wait_for(lambda: (e := merged_errors(store.selections(s.partitions))) and
+            errors = wait_for(lambda: (e := merged_errors(list(store.selections(s.partitions).values()))) and
                               e.get("v1", (0,))[0] == 150 and e)
         finally:
             store.close()

@@ -168,3 +168,20 @@ def test_without_selection_a_decision_has_no_selection_fields(model):
     raw = run(plain, MemoryState(), [Log().rec(query("r1"))]).outputs.records[0][2]
     assert b"version_scores" not in raw and b"selector" not in raw
     assert "version_weights" not in msgspec.json.decode(raw)
+
+
+def test_every_partition_decides_on_the_losses_learned_in_all_partitions(model):
+    e = engine_with(model, "exp3", eta=0.5, gamma=0.1)
+    state, log = SelectionState(), Log()
+    run(e, state, [log.rec(query(f"r{i}"), partition=0) for i in range(5)])
+    run(e, state, [log.rec(feedback(f"r{i}", "i1", reward=5.0), partition=0) for i in range(5)])
+    own = decode_state(state.selection[0])
+    assert own.n == 5 and 1 not in state.selection
+    expected = e.selection.selector(own, [model.version, "ch1"]).predict_proba_one()
+    assert expected != {model.version: 0.5, "ch1": 0.5}
+    d = outputs(run(e, state, [log.rec(query("p1", user="u9"), partition=1)]), "decisions")[0]
+    assert d["version_weights"] == pytest.approx(expected)  # partition 1 learned nothing, yet decides on 0's
+    other = engine_with(model, "exp3", eta=0.5, gamma=0.1)  # another worker: it reads partition 0's from Redis
+    other.selection.share(dict(state.selection))
+    d2 = outputs(run(other, SelectionState(), [Log().rec(query("p1b", user="u9"), partition=1)]), "decisions")[0]
+    assert d2["version_weights"] == pytest.approx(expected)
