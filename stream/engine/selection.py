@@ -335,7 +335,7 @@ def learn_or_count(engine: Engine, fb: Feedback, joined, item_index: int, partit
 
 def _learn_user(engine: Engine, version: str, fb: Feedback, emb: np.ndarray, item_index: int, partition: int,
                 state: StateReader, batch: Batch) -> None:
-    """One feedback into ``version``'s model of the user (put back as it was if it fails)."""
+    """One feedback into ``version``'s model of the user (``learn_one_checked``: as it was if it fails)."""
     key = (version, fb.user_id)
     cache = engine._cache(version, emb.shape[1])
     model = batch.learned.get(key)
@@ -343,18 +343,8 @@ def _learn_user(engine: Engine, version: str, fb: Feedback, emb: np.ndarray, ite
         model = cache.get_many([fb.user_id],
                                lambda ids: state.load_users(version, dict.fromkeys(ids, partition)))[fb.user_id]
     x = emb[item_index].astype(np.float64)
-    before = model.to_bytes()
-    try:
-        if not np.all(np.isfinite(x)):
-            raise FloatingPointError(f"version {version}'s embedding of this item is not finite")
-        model.learn_one(x, fb.reward)
-        if not np.isfinite(model.predict_one(x)):
-            raise FloatingPointError(f"learning made the user's weights of version {version} non-finite")
-    except Exception:
-        restored = type(model).from_bytes(before)
-        cache.put(fb.user_id, restored)
-        if key in batch.learned:
-            batch.learned[key] = restored
-        raise
+    if not np.isfinite(x).all():
+        raise FloatingPointError(f"version {version}'s embedding of this item is not finite")
+    model.learn_one_checked(x, fb.reward)
     batch.learned[key] = model
     batch.partition_of[key] = partition
