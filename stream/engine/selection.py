@@ -119,6 +119,7 @@ class Selection:
         self.eta, self.gamma, self.loss_scale = eta, gamma, loss_scale
         self._states: dict[int, PartitionState] = {}  # committed, per partition
         self._shared: dict[int, PartitionState] = {}  # every partition's, as last read (share)
+        self.feature_caches: dict = {}  # version -> the challenger's own feature cache (features.cache)
         self._batch: dict[int, PartitionState] = {}  # this batch's copies
 
     # ------------------------------------------------------------------ state
@@ -206,7 +207,7 @@ class Selection:
             sel = self.predictor(p, self._state(p, state), versions)
             selectors[p] = (sel, sel.predict_proba_one() if sel is not None else None)
         try:
-            plans = self._plans(scored, live, users_of, selectors)
+            plans = self._plans(engine, scored, live, users_of, selectors)
         except Exception as exc:
             batch.counts["selection_failed"] += 1
             log.warning("model selection failed for a batch; the live version answers alone: %s", exc)
@@ -219,9 +220,20 @@ class Selection:
                 s.scores, s.embeddings, s.user = plan.scores[v], plan.embeddings[v], plan.users[v]
         return plans
 
-    def _plans(self, scored: list[_Scored], live: str, users_of: dict, selectors: dict) -> list[_Plan]:
+    def _embed(self, engine: Engine, version: str, inputs: list) -> list[np.ndarray]:
+        """A challenger's forward pass, through a feature cache of its own when the worker caches features."""
+        model = self.challengers[version]
+        caches = engine.feature_caches
+        if caches is None or not caches.enabled or model.kind not in caches.kinds:
+            return model.embed_many(inputs)
+        if version not in self.feature_caches:
+            self.feature_caches[version] = caches.new(version)
+        return model.embed_many(inputs, cache=self.feature_caches[version])
+
+    def _plans(self, engine: Engine, scored: list[_Scored], live: str, users_of: dict,
+               selectors: dict) -> list[_Plan]:
         inputs = [(s.query.context, [c.to_dict() for c in s.query.candidates]) for s in scored]
-        embedded = {v: self.challengers[v].embed_many(inputs) for v in users_of}
+        embedded = {v: self._embed(engine, v, inputs) for v in users_of}
         plans = []
         for i, s in enumerate(scored):
             sel, q = selectors[s.record.partition]

@@ -185,3 +185,18 @@ def test_every_partition_decides_on_the_losses_learned_in_all_partitions(model):
     other.selection.share(dict(state.selection))
     d2 = outputs(run(other, SelectionState(), [Log().rec(query("p1b", user="u9"), partition=1)]), "decisions")[0]
     assert d2["version_weights"] == pytest.approx(expected)
+
+
+def test_a_challenger_has_a_feature_cache_of_its_own_when_the_worker_caches_features(model):
+    from features.cache import FeatureCaches
+
+    e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+               clock=lambda: T0, feature_caches=FeatureCaches(capacity=1000))
+    e.serve_selection(Selection([challenger(model, "ch1", 1)], mode="shadow"))
+    state, log = SelectionState(), Log()
+    first = outputs(run(e, state, [log.rec(query("r1"))]), "decisions")[0]
+    cache = e.selection.feature_caches["ch1"]
+    assert cache.version == "ch1" and cache.misses == 4 and cache.hits == 0
+    again = outputs(run(e, state, [log.rec(query("r2"))]), "decisions")[0]
+    assert cache.hits == 4  # the same candidates and context: the challenger's f comes from its cache
+    assert again["version_scores"]["ch1"] == first["version_scores"]["ch1"]  # a cached f scores the same
