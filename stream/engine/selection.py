@@ -321,7 +321,8 @@ def plan_or_none(engine: Engine, scored: list[_Scored], state: StateReader, batc
     """The engine's hook before its policy draws: None without selection (or when it failed)."""
     if engine.selection is None or not scored:
         return None
-    if any(s.feature_net_version != engine.model.version for s in scored):
+    if engine.serve_default or any(s.feature_net_version != engine.model.version for s in scored):
+        # apprentice mode serves each query's default action (no policy draw over any version's scores), or
         # an IDK cascade's cheap model answered some of them: selection is over the live version's peers only
         batch.counts["selection_skipped"] += 1
         return None
