@@ -8,6 +8,8 @@ estimates a target policy's value from the resulting logs.
 from bandits.base import Candidates, Decision, Policy, decision_seed
 from bandits.epsilon_greedy import EpsilonGreedy, Greedy
 from bandits.errors import BanditError
+from bandits.exp3 import Exp3
+from bandits.exp4 import Exp4
 from bandits.factory import POLICIES, make_policy
 from bandits.softmax import Softmax
 from bandits.thompson import ThompsonSampling
@@ -19,6 +21,8 @@ __all__ = [
     "Candidates",
     "Decision",
     "EpsilonGreedy",
+    "Exp3",
+    "Exp4",
     "Greedy",
     "POLICIES",
     "Policy",

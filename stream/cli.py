@@ -26,7 +26,7 @@ VERBS = {
                      "rename Redis keys from the layout before hash tags (upgrade; workers stopped)"),
     "topics": ("stream.commands.topics_cmd", "create Eddy's topics (idempotent) and list them"),
     "train": ("stream.commands.train_cmd", "train a feature net offline and register it"),
-    "models": ("stream.commands.models_cmd", "list / show / promote / rollback feature-net versions"),
+    "models": ("stream.commands.models_cmd", "list / show / promote / rollback feature-net versions; shadow: served versions' online error"),
     "monitor": ("stream.commands.monitor_cmd", "windowed reward, error, join and dead-letter figures (faust), for Prometheus"),
     "retrain": ("stream.commands.retrain_cmd", "watch the online loss and retrain the feature net when it degrades"),
     "export": ("stream.commands.export_cmd", "export the decision log as VW DSJSON or Open Bandit Pipeline arrays"),

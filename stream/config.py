@@ -184,6 +184,20 @@ class Settings:
         metadata={"help": "directory of feature-net artifacts (the registry's files)"},
     )
     prior_refresh_s: float = field(default=5.0, metadata={"help": "how often the population prior is re-read"})
+    challengers: str = field(
+        default="", metadata={"help": "feature-net versions served beside the live one (model selection): "
+                                      "v2,v3, or last:K (the K newest registered versions other than the live "
+                                      "one, resolved at start); empty: off"})
+    selection: str = field(
+        default="shadow", metadata={"help": "with challengers: shadow (the live version answers, the challengers "
+                                            "are scored and their error compared), exp3 (Exp3 picks the version "
+                                            "that answers each query) or exp4 (an Exp4-weighted ensemble)"})
+    selection_eta: float = field(default=0.05, metadata={"help": "learning rate of the Exp3/Exp4 selector"})
+    selection_gamma: float = field(
+        default=0.05, metadata={"help": "uniform mixing of the Exp3/Exp4 selector: each version keeps at least "
+                                        "gamma / versions"})
+    selection_loss_scale: float = field(
+        default=4.0, metadata={"help": "a squared error of this much or more is the selector's loss 1"})
     seed: int = field(default=0, metadata={"help": "base seed of the exploration draws"})
     gc_freeze_s: float = field(
         default=30.0, metadata={"help": "every this many seconds the worker freezes what survived Python's young "
@@ -288,6 +302,17 @@ class Settings:
                 raise bad(name, ">= 1")
         if not (math.isfinite(self.cascade_margin) and self.cascade_margin >= 0):
             raise bad("cascade_margin", "a finite number >= 0")
+        if self.selection not in ("shadow", "exp3", "exp4"):
+            raise bad("selection", "shadow, exp3 or exp4")
+        if self.challengers and not (_CHALLENGERS.fullmatch(self.challengers.strip()) and (
+                not self.challengers.strip().startswith("last:") or _LAST_K.fullmatch(self.challengers.strip()))):
+            raise bad("challengers", "a comma-separated list of versions, or last:K with K >= 1")
+        if not (math.isfinite(self.selection_eta) and self.selection_eta > 0):
+            raise bad("selection_eta", "a finite number > 0")
+        if not (math.isfinite(self.selection_gamma) and 0 <= self.selection_gamma <= 1):
+            raise bad("selection_gamma", "in [0, 1]")
+        if not (math.isfinite(self.selection_loss_scale) and self.selection_loss_scale > 0):
+            raise bad("selection_loss_scale", "a finite number > 0")
         if not math.isfinite(self.default_reward):
             raise bad("default_reward", "a finite number")
         if not (math.isfinite(self.commit_interval_ms) and 0 <= self.commit_interval_ms <= 5_000):
@@ -439,6 +464,8 @@ def _redis_url_ok(url: str) -> bool:
     return u.scheme in ("redis", "rediss") and bool(u.hostname) and (not db or db.isdigit())
 
 
+_CHALLENGERS = re.compile(r"[^,/\s]+(\s*,\s*[^,/\s]+)*")
+_LAST_K = re.compile(r"last:[1-9][0-9]*")
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\],]+):[0-9]{1,5}")
 _TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]{0,200}")
 TOPIC_NAMES = ("queries", "feedback", "predictions", "decisions", "outcomes", "model-updates", "dead-letter")

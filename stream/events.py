@@ -216,6 +216,15 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     their features was used instead. ``escalated``: a prediction cascade's
     cheap model was unsure and ``feature_net_version`` (the expensive one)
     answered. Both are absent from the wire when empty / false.
+
+    With model selection (several feature-net versions served at once, absent from
+    the wire otherwise): ``selector`` names the selector and its parameters,
+    ``version_weights`` is its distribution over the versions for this request,
+    ``version_scores`` every served version's scores, and ``version_probability``
+    the probability that ``feature_net_version`` was the one to answer (Exp3; 1 for
+    an ensemble). ``pmf`` is then the probability of each candidate over the version
+    draw and the policy's draw together, so ``propensity`` stays the true
+    probability that the chosen item was shown (docs/design.md, "Model selection").
     """
 
     SCHEMA: ClassVar[str] = "eddy.decision/1"
@@ -235,6 +244,10 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     user_weights_version: Count
     approximated: tuple[Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)], ...] = ()
     escalated: bool = False
+    selector: Name = ""
+    version_probability: Probability = 1.0
+    version_weights: dict[Name, Probability] = {}
+    version_scores: dict[Name, tuple[float, ...]] = {}
 
     @property
     def chosen_item(self) -> str:
@@ -252,7 +265,15 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
             del d["approximated"]
         if not self.escalated:
             del d["escalated"]
+        for name, default in _SELECTION_DEFAULTS.items():  # as on the wire: omitted at their defaults
+            if d[name] == default:
+                del d[name]
+        if self.version_scores:
+            d["version_scores"] = {v: list(s) for v, s in self.version_scores.items()}
         return {"schema": self.SCHEMA, **d}
+
+
+_SELECTION_DEFAULTS = {"selector": "", "version_probability": 1.0, "version_weights": {}, "version_scores": {}}
 
 
 class Outcome(_Event, tag_field="schema", tag="eddy.outcome/1", omit_defaults=True):
@@ -450,6 +471,9 @@ def _checked_decision(d: Decision, reason: str, where: str = "decision") -> Deci
         raise EventError(reason, f"{where}: chosen_index {d.chosen_index} with {n} candidates")
     if any(i >= n for i in d.approximated):
         raise EventError(reason, f"{where}: approximated {list(d.approximated)} with {n} candidates")
+    for version, scores in d.version_scores.items():
+        if len(scores) != n:
+            raise EventError(reason, f"{where}: {n} candidates but {len(scores)} scores of version {version!r}")
     try:
         candidates = _items(d.candidates, f"{where}.candidates")
     except EventError as exc:

@@ -52,6 +52,9 @@ class Keys:
     def population(self, fn: str, partition: int) -> str:
         return self._in(partition, "pop", fn)
 
+    def selection(self, partition: int) -> str:
+        return self._in(partition, "select")
+
     def epoch(self, group: str, partition: int) -> str:
         return self._in(partition, "epoch", group)
 

@@ -24,6 +24,9 @@ prefix; ``{p<N>}`` is partition N's hash tag (one Redis Cluster slot):
   deadline (decision time + ``reward_wait_s``); the reward timer
   (:mod:`stream.rewards`) emits the default reward for those past it.
 * ``{pN}:pop:<fn>``: additive population statistics of partition N.
+* ``{pN}:select``: model selection's state of partition N (the selector's
+  estimated losses per feature-net version and the versions' shadow errors,
+  :mod:`stream.engine.selection`).
 * ``{pN}:epoch:<group>``: a fencing token bumped on every assignment; a batch
   commits only while the worker still holds the epoch it was given, so a
   worker that lost a partition in a rebalance cannot write over the state its
@@ -252,6 +255,13 @@ class RedisStore:
         vals = self._get_each({p: p for p in range(partitions)}, lambda p, _: self.keys.population(fn, p))
         return [vals[p] for p in sorted(vals)]
 
+    def load_selection(self, partition: int) -> bytes | None:
+        return self._call(self._r.get, self.keys.selection(partition))
+
+    def selections(self, partitions: int) -> dict[int, bytes]:
+        """Every partition's model-selection state (``eddy models shadow``, the selectors' sharing)."""
+        return self._get_each({p: p for p in range(partitions)}, lambda p, _: self.keys.selection(p))
+
     def load_policy(self, group: str, name: str) -> bytes | None:
         return self._call(self._r.get, self.keys.policy(group, name))
 
@@ -357,6 +367,9 @@ class RedisStore:
         for p, rid in batch.rewarded:
             if mine(p):
                 pipe.zrem(k.pending(p), rid)
+        for p, blob in batch.selection.items():
+            if mine(p):
+                pipe.set(k.selection(p), blob)
         if partitions is None:
             self._queue_global(pipe, batch, group, instance)
         fenced = sorted(epochs)
@@ -517,7 +530,7 @@ def _partitions_written(batch: BatchWrite) -> set[int]:
     return ({p for _, p in batch.users.values()} | {p for _, p in batch.applied.values()}
             | {p for _, p in batch.population} | {p for _, p in batch.decisions.values()}
             | {p for p, _ in batch.held} | {p for p, _ in batch.released} | {p for p, _ in batch.pending}
-            | {p for p, _ in batch.leased} | {p for p, _ in batch.rewarded})
+            | {p for p, _ in batch.leased} | {p for p, _ in batch.rewarded} | set(batch.selection))
 
 
 def redis_client(settings: Settings, **kwargs) -> redis.Redis | redis.RedisCluster:

@@ -47,6 +47,7 @@ from stream.engine.batching import AdaptiveBatchSize
 from stream.heap import HeapKeeper
 from stream.held import HeldSweep
 from stream.apprentice import SwitchWatch
+from stream.challengers import selection_from_settings
 from stream.hotswap import ModelWatcher
 from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, produce, quiet_logging
 from stream.metrics import WorkerMetrics
@@ -92,6 +93,12 @@ class Worker:
             cascade=self._cascade(),
         )
         self.serves_model = self.engine.model is not None
+        if self.serves_model and engine is None and settings.challengers:
+            selection = selection_from_settings(settings, self.registry, self.engine.model.version)
+            if selection is not None:
+                self.engine.serve_selection(selection)
+                log.info("model selection %s: serving %s beside the live version", settings.selection,
+                         ", ".join(selection.challengers))
         self.watcher = (ModelWatcher(self.registry, lambda: self.engine.model.version,
                                      feature_caches=getattr(self.engine, "feature_caches", None))
                         if self.serves_model else None)
@@ -281,6 +288,8 @@ class Worker:
             if self.serves_model and now >= self._next_prior:
                 self._next_prior = now + self.s.prior_refresh_s
                 self.engine.set_prior(self.store.populations(self.engine.model.version, self.s.partitions))
+                if self.engine.selection is not None:  # the selectors decide on every partition's losses
+                    self.engine.selection.share(self.store.selections(self.s.partitions))
             if now >= self._next_stats:
                 self._next_stats = now + 1.0
                 self.stats["model_load_failed"] = self.watcher.failed if self.watcher is not None else 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 import time
 
 from stream import config
@@ -22,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     show.add_argument("version")
     promote = sub.add_parser("promote", parents=[common], help="make a version live; workers switch without restart")
     promote.add_argument("version")
+    promote.add_argument("--force", action="store_true",
+                         help="promote even if the version's shadow error is worse than the live one's")
+    sub.add_parser("shadow", parents=[common],
+                   help="each served version's online error (model selection) and its selector weight")
     sub.add_parser("rollback", parents=[common], help="make the previously live version live again")
     config.add_arguments(p, only=only)
 
@@ -44,7 +50,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"{mark} {e['version']:8s} {created}  val_rmse={m.get('val_rmse', float('nan')):.4f}  {e.get('source', '')}")
     elif args.action == "show":
         print(json.dumps(registry.show(args.version), indent=2))
+    elif args.action == "shadow":
+        print_shadow(s, registry.live())
     elif args.action == "promote":
+        refusal = promote_gate(s, registry.live(), args.version, force=args.force)
+        if refusal:
+            print(refusal, file=sys.stderr)
+            return 1
         old = registry.promote(args.version)
         publish_swap(s, old, args.version)
         print(f"live: {args.version} (was {old or 'none'})")
@@ -53,3 +65,55 @@ def run(args: argparse.Namespace) -> int:
         publish_swap(s, old, new)
         print(f"live: {new} (rolled back from {old})")
     return 0
+
+
+def _shadow(s: config.Settings) -> tuple[dict[str, tuple[int, float]], dict[str, float]]:
+    from stream.engine.selection import mean_weights, merged_errors
+    from stream.store import RedisStore
+
+    store = RedisStore.from_settings(s)
+    try:
+        blobs = list(store.selections(s.partitions).values())
+    finally:
+        store.close()
+    return merged_errors(blobs), mean_weights(blobs)
+
+
+def _rmse(n: int, sse: float) -> float:
+    return math.sqrt(sse / n) if n else float("nan")
+
+
+def print_shadow(s: config.Settings, live: str | None) -> None:
+    errors, weights = _shadow(s)
+    if not errors:
+        print("no shadow errors yet (serve challengers: eddy worker --challengers v2 [--selection exp3])")
+        return
+    print(f"  {'version':10s} {'feedbacks':>10s} {'rmse':>8s} {'weight':>7s}")
+    for v, (n, sse) in sorted(errors.items()):
+        mark = "*" if v == live else " "
+        w = weights.get(v)
+        print(f"{mark} {v:10s} {n:10d} {_rmse(n, sse):8.4f} {'' if w is None else f'{w:7.3f}'}")
+
+
+def promote_gate(s: config.Settings, live: str | None, version: str, *, force: bool) -> str | None:
+    """Why promoting ``version`` is refused (its shadow error is worse than the live one's), or None.
+
+    Without shadow errors for both, or with ``force``, it warns (on stderr) and lets the promotion go."""
+    if live is None or live == version:
+        return None
+    errors, _ = _shadow(s)
+    if version not in errors or live not in errors:
+        print(f"warning: no shadow error for {version if version not in errors else live} "
+              f"(serve it as a challenger: eddy worker --challengers {version}); promoting without the gate",
+              file=sys.stderr)
+        return None
+    (n_c, sse_c), (n_l, sse_l) = errors[version], errors[live]
+    cand, cur = _rmse(n_c, sse_c), _rmse(n_l, sse_l)
+    figures = f"shadow rmse {cand:.4f} over {n_c} feedbacks against the live {live}'s {cur:.4f} over {n_l}"
+    if cand <= cur:
+        print(f"{version}: {figures}", file=sys.stderr)
+        return None
+    if force:
+        print(f"warning: {version} is worse ({figures}); promoting anyway (--force)", file=sys.stderr)
+        return None
+    return f"eddy models promote: refused, {version} is worse than the live version ({figures}); --force overrides"

@@ -27,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", dest="targets", action="append", default=None, metavar="SPEC",
                    help="target policy, repeatable: logging | uniform | a policy spec over the logged scores "
                         "(greedy, epsilon_greedy:epsilon=0.05, softmax:temperature=0.2) | fn=<version>:<spec> "
-                        "(feature net + users' CURRENT weights) | vw=<model file> | table=<file.json> "
+                        "(feature net + users' CURRENT weights) | logged=<version>:<spec> (that version's scores as logged by "
+                        "model selection) | vw=<model file> | table=<file.json> "
                         f"(default: {' '.join(DEFAULT_TARGETS)})")
     p.add_argument("--allow-fallback", type=fraction, nargs="?", const=1.0, default=0.0, metavar="FRACTION",
                    help="a target that cannot score a decision (e.g. a table with no entry for its context "

@@ -44,7 +44,8 @@ from features.cache import FeatureCache, FeatureCaches
 from features.model import FeatureModel
 from learners import PopulationModel, UserModel
 from stream import events
-from stream.engine import apprentice, serving
+from stream.engine import apprentice, selection, serving
+from stream.engine.selection import Selection
 from stream.engine.anytime import Anytime
 from stream.engine.cascade import Cascade
 from stream.engine.records import BatchOutputs, DeadLetter, InRecord
@@ -193,6 +194,7 @@ class Engine:
         self.anytime = anytime
         self.cascade = cascade
         self.serve_default = False
+        self.selection: Selection | None = None
         self.model = model
         self.install(model)
 
@@ -209,6 +211,21 @@ class Engine:
                     kind=self.learner, dim=m.output_dim, capacity=self.cache_users,
                     base_prior=serving.base_prior(m), offline=m.user_weights,
                 )
+
+    def serve_selection(self, selection: Selection) -> None:
+        """Serve ``selection``'s challengers beside the live feature net (stream/engine/selection.py)."""
+        self.selection = selection
+        for m in selection.challengers.values():
+            self.version_cache(m)
+
+    def version_cache(self, model: FeatureModel) -> UserCache:
+        """The user models of ``model``'s version (a challenger's new users start from its own prior)."""
+        cache = self._caches.get(model.version)
+        if cache is None or cache.base_prior is None and model.user_weights:
+            cache = self._caches[model.version] = UserCache(
+                kind=self.learner, dim=model.output_dim, capacity=self.cache_users,
+                base_prior=serving.base_prior(model), offline=model.user_weights)
+        return cache
 
     def _cache(self, version: str, dim: int) -> UserCache:
         cache = self._caches.get(version)
@@ -232,6 +249,8 @@ class Engine:
         for cache in self._caches.values():
             cache.clear()
         self._populations.clear()
+        if self.selection is not None:
+            self.selection.forget()
 
     def cached_users(self) -> int:
         return len(self._caches[self.model.version])
@@ -245,6 +264,8 @@ class Engine:
         """Handle one batch; ``started`` is the ``time.perf_counter()`` when it was polled."""
         started = time.perf_counter() if started is None else started
         batch = Batch(BatchOutputs(), BatchWrite(decision_ttl_s=2 * self.join_window_s))
+        if self.selection is not None:
+            self.selection.begin()
         queries: list[tuple[InRecord, Query]] = []
         feedback: list[tuple[InRecord, Feedback]] = []
         for r in records:
@@ -264,6 +285,8 @@ class Engine:
             held = self._release_held(queries, state, batch)
         if feedback or held:
             self._learn(held + feedback, state, batch, n_held=len(held))
+        if self.selection is not None:
+            self.selection.write(batch)
         n_learned = getattr(self.policy, "n_learned", None)
         if n_learned is not None and batch.counts["policy_learned"]:
             if n_learned // POLICY_SNAPSHOT_EVERY != (n_learned - batch.counts["policy_learned"]) // POLICY_SNAPSHOT_EVERY:
@@ -276,6 +299,8 @@ class Engine:
         for (fn, uid), model in batch.learned.items():
             self._caches[fn].put(uid, model)
         self._populations.update(batch.populations)
+        if self.selection is not None:
+            self.selection.commit()
 
     def policy_snapshot(self) -> BatchWrite | None:
         """A write holding only the learning policy's snapshot (on shutdown), or None."""
@@ -365,16 +390,24 @@ class Engine:
             batch.counts["cascade_cheap"] += sum(not s.escalated for s in scored)
         else:
             scored = score_with(self.model, unique)
+        plans = selection.plan_or_none(self, scored, state, batch)
         now = self._clock()
-        for s, d in zip(scored, self._decide(scored)):
+        for i, (s, d) in enumerate(zip(scored, self._decide(scored))):
             try:
                 if isinstance(d, Exception):
                     raise d
+                plan = plans[i] if plans else None
+                if plan is not None:
+                    d, fields = self.selection.finish(self, s, plan, d)
                 decision, prediction = serving.records(
-                    s.query, s.scores, d, seed=s.seed, feature_net_version=s.feature_net_version,
+                    s.query, s.scores, d, seed=s.seed,
+                    feature_net_version=plan.answering if plan else s.feature_net_version,
                     user_weights_version=s.user.n_obs, latency_ms=(time.perf_counter() - started) * 1000, now=now,
                     approximated=s.approximated, escalated=s.escalated)
-                record = JoinRecord(events.encode(decision), events.encode(prediction), s.embeddings)
+                if plan is not None:
+                    decision = msgspec.structs.replace(decision, **fields)
+                record = JoinRecord(events.encode(decision), events.encode(prediction), s.embeddings,
+                                    selection.Selection.others(plan, plan.answering) if plan else {})
                 packed = record.pack()
             except Exception as exc:
                 batch.dead(s.record, "scoring_failed", f"{type(exc).__name__}: {exc}")
@@ -557,6 +590,8 @@ class Engine:
             except Exception as exc:
                 batch.dead(r, "learning_failed", f"{type(exc).__name__}: {exc}", held=from_held)
                 continue
+            if self.selection is not None and decision.version_scores:
+                selection.learn_or_count(self, fb, joined, verdict.item_index, r.partition, state, batch)
             marker = Marker(source=(source.topic, source.partition, source.offset), outputs=produced,
                             via="held" if from_held else "default" if fb.default else "")
             markers[fb.request_id] = marker  # a second record in this same batch is a duplicate

@@ -22,7 +22,7 @@ so the rules can be read (and tested) in one place:
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import msgspec
@@ -32,6 +32,7 @@ from stream.events import Decision, Feedback
 
 # format version, len(decision), len(prediction), embedding rows, embedding columns
 _HEAD = struct.Struct(">BIIHH")
+_OTHER = struct.Struct(">HHH")  # after the embeddings, per other version: len(name), rows, columns
 JOIN_RECORD_FORMAT = 2
 _decision_decoder = msgspec.json.Decoder(Decision)  # bytes Eddy wrote itself: no envelope checks
 
@@ -49,6 +50,9 @@ class JoinRecord:
     decision_bytes: bytes
     prediction_bytes: bytes
     embeddings: np.ndarray
+    others: dict[str, np.ndarray] = field(default_factory=dict)
+    """Model selection: the candidates' embeddings under every other served feature-net version, so that
+    each version's user weights learn from the feedback (a tail after ``embeddings``; absent without it)."""
 
     @cached_property
     def decision(self) -> Decision:
@@ -57,7 +61,12 @@ class JoinRecord:
     def pack(self) -> bytes:
         emb = np.ascontiguousarray(self.embeddings, dtype=np.float32)
         head = _HEAD.pack(JOIN_RECORD_FORMAT, len(self.decision_bytes), len(self.prediction_bytes), *emb.shape)
-        return b"".join((head, self.decision_bytes, self.prediction_bytes, emb.tobytes()))
+        parts = [head, self.decision_bytes, self.prediction_bytes, emb.tobytes()]
+        for version, other in self.others.items():
+            other = np.ascontiguousarray(other, dtype=np.float32)
+            name = version.encode()
+            parts += [_OTHER.pack(len(name), *other.shape), name, other.tobytes()]
+        return b"".join(parts)
 
     @classmethod
     def unpack(cls, data: bytes) -> JoinRecord:
@@ -67,7 +76,16 @@ class JoinRecord:
         start = _HEAD.size
         view = memoryview(data)
         emb = np.frombuffer(data, dtype=np.float32, count=rows * cols, offset=start + nd + np_).reshape(rows, cols)
-        return cls(bytes(view[start:start + nd]), bytes(view[start + nd:start + nd + np_]), emb)
+        others = {}
+        at = start + nd + np_ + 4 * rows * cols
+        while at < len(data):
+            n_name, r, c = _OTHER.unpack_from(data, at)
+            at += _OTHER.size
+            name = bytes(view[at:at + n_name]).decode()
+            at += n_name
+            others[name] = np.frombuffer(data, dtype=np.float32, count=r * c, offset=at).reshape(r, c)
+            at += 4 * r * c
+        return cls(bytes(view[start:start + nd]), bytes(view[start + nd:start + nd + np_]), emb, others)
 
 
 @dataclass(frozen=True)

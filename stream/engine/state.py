@@ -30,6 +30,8 @@ class StateReader(Protocol):
 
     def held_count(self, partition: int) -> int: ...
 
+    def load_selection(self, partition: int) -> bytes | None: ...  # model selection's state (selection.py)
+
 
 @dataclass
 class BatchWrite:
@@ -47,7 +49,9 @@ class BatchWrite:
     pending: dict[tuple[int, str], float] = field(default_factory=dict)  # (partition, request) -> reward deadline
     rewarded: set[tuple[int, str]] = field(default_factory=set)  # requests whose reward this batch applied
     leased: dict[tuple[int, str], float] = field(default_factory=dict)  # pending entries re-scored (if still there)
+    selection: dict[int, bytes] = field(default_factory=dict)  # partition -> model selection's state
 
     def __bool__(self) -> bool:
         return bool(self.users or self.applied or self.population or self.decisions or self.policy or self.counts
-                    or self.held or self.released or self.pending or self.rewarded or self.leased)
+                    or self.held or self.released or self.pending or self.rewarded or self.leased
+                    or self.selection)

@@ -121,6 +121,12 @@ def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None =
         dist = uniform_distribution(log)
     elif spec.kind == "scores":
         dist = policy_distribution(make_policy(spec.policy), log.scores, log.mask, log.seed)
+    elif spec.kind == "logged":
+        from stream.replay.version_target import logged_version_distribution
+
+        dist, fallback = logged_version_distribution(spec.version, spec.policy, log)
+        if fallback is not None:
+            notes = [fallback.message()]
     elif spec.kind == "table":
         dist, notes, fallback = table_distribution(spec.path, log)
     elif spec.kind == "vw":

@@ -11,6 +11,8 @@ A target is given on the command line (``--policy``, repeatable) as one of:
   worker would have drawn);
 * ``fn=<version>:<spec>``: scores recomputed with that feature net and the
   users' *current* weights from Redis (:mod:`stream.replay.fn_target`);
+* ``logged=<version>:<spec>``: the spec over the scores that version gave at decision
+  time, logged by model selection (:mod:`stream.replay.version_target`);
 * ``vw=<path>``: a saved VW ``--cb_explore_adf`` model trained on Eddy's
   DSJSON (:mod:`stream.replay.vw_target`);
 * ``table=<path.json>``: a table of action probabilities per context
@@ -65,9 +67,9 @@ class TargetSpec:
 
     Attributes:
         label: the text as given (used in tables, JSON and plots).
-        kind: one of ``logging``, ``uniform``, ``scores``, ``fn``, ``vw``, ``table``.
-        policy: the bandit policy spec (``scores`` and ``fn``).
-        version: the feature-net version (``fn``).
+        kind: one of ``logging``, ``uniform``, ``scores``, ``fn``, ``logged``, ``vw``, ``table``.
+        policy: the bandit policy spec (``scores``, ``fn`` and ``logged``).
+        version: the feature-net version (``fn`` and ``logged``).
         path: the model or table file (``vw`` and ``table``).
     """
 
@@ -107,6 +109,11 @@ def parse_target(text: str) -> TargetSpec:
     text = text.strip()
     if text in ("logging", "uniform"):
         return TargetSpec(text, text)
+    if text.startswith("logged="):
+        version, sep, policy = text[7:].partition(":")
+        if not version or not sep or not policy:
+            raise ReplayError(f"--policy {text!r}: expected logged=<version>:<policy spec>, e.g. logged=v3:greedy")
+        return TargetSpec(text, "logged", policy=_check_policy(policy, text), version=version)
     if text.startswith("fn="):
         version, sep, policy = text[3:].partition(":")
         if not version or not sep or not policy:

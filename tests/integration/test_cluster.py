@@ -89,7 +89,8 @@ def test_the_cluster_spreads_partitions_over_its_masters_and_each_batch_stays_in
     assert len(masters) == 3
     for p in range(settings.partitions):
         slots = {r.keyslot(key) for key in (k.user("v1", "u", p), k.users("v1", p), k.decision("r", p),
-                                             k.applied("r", p), k.population("v1", p), k.epoch(settings.group, p))}
+                                             k.applied("r", p), k.population("v1", p), k.epoch(settings.group, p),
+                                             k.selection(p))}
         assert len(slots) == 1, (p, slots)
     assert len({r.keyslot(k.registry(n)) for n in ("live", "history", "versions", "counter")}) == 1
 
@@ -102,9 +103,11 @@ def test_a_fence_on_one_partition_keeps_the_others_and_counts_nothing(settings):
     mine = store.claim(settings.group, range(4))
     store.claim(settings.group, [2])  # another worker took partition 2
     write = BatchWrite(users={("v1", f"u{p}"): (b"state", p) for p in range(4)},
-                       decisions={f"r{p}": (b"record", p) for p in range(4)}, counts={"consumed": 4, "predictions": 4})
+                       decisions={f"r{p}": (b"record", p) for p in range(4)}, counts={"consumed": 4, "predictions": 4},
+                       selection={p: b"selector %d" % p for p in range(4)})
     assert not store.commit(write, group=settings.group, epochs=mine, instance="w0")
     assert store.load_users("v1", {f"u{p}": p for p in range(4)}) == {f"u{p}": b"state" for p in (0, 1, 3)}
+    assert store.selections(4) == {p: b"selector %d" % p for p in (0, 1, 3)}  # model selection's state, per slot
     assert set(store.load_decisions({f"r{p}": p for p in range(4)})) == {"r0", "r1", "r3"}
     assert store.read_stats(settings.group) == {}  # the counters follow only a whole batch
     assert store.commit(write, group=settings.group, epochs=store.epochs(settings.group, list(range(4))), instance="w0")

@@ -85,6 +85,11 @@ BAD = [
     (["train", "--from-log", "--since-minutes", "-1"], {}, "--since-minutes must be > 0, got -1"),
     (["train", "--simulate", "100"], {"EDDY_SEED": "-1"}, "EDDY_SEED must be >= 0, got -1"),
     (["train"], {}, "one of the arguments --from-file --from-log --simulate is required"),
+    # model selection
+    (["worker", "--selection", "exp5"], {}, "--selection must be shadow, exp3 or exp4, got 'exp5'"),
+    (["worker", "--challengers", "last:0"], {}, "--challengers must be a comma-separated list of versions"),
+    (["worker"], {"EDDY_SELECTION_GAMMA": "2"}, "EDDY_SELECTION_GAMMA must be in [0, 1], got 2.0"),
+    (["worker", "--selection-loss-scale", "0"], {}, "--selection-loss-scale must be a finite number > 0"),
     # models
     (["models"], {}, "eddy models: the following arguments are required: ACTION"),
     (["models", "promote"], {}, "eddy models promote: the following arguments are required: version"),

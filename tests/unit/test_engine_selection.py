@@ -1,0 +1,202 @@
+"""Model selection in the engine, without a broker: two real feature nets served at once.
+
+What matters: the logged propensity is the true probability of the shown item over
+both draws (version, then item); the version that answered and its probability are
+logged; every version's user weights learn; the selector's state and the shadow
+errors are part of the batch's write (so a batch that is not committed changes nothing).
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import pytest
+import torch
+
+from bandits import make_policy
+from features.model import FeatureModel
+from learners import load_user_model
+from stream.engine import Engine
+from stream.engine.joins import JoinRecord
+from stream.engine.selection import Selection, decode_state, merged_errors
+from tests.unit.test_engine import T0, Log, MemoryState, feedback, outputs, query
+
+pytestmark = pytest.mark.unit
+
+
+class SelectionState(MemoryState):
+    def __init__(self) -> None:
+        super().__init__()
+        self.selection: dict[int, bytes] = {}
+
+    def load_selection(self, partition):
+        return self.selection.get(partition)
+
+    def commit(self, w) -> None:
+        super().commit(w)
+        self.selection.update(w.selection)
+
+
+def challenger(model: FeatureModel, version: str, seed: int) -> FeatureModel:
+    """Another real MLP: the live net's weights moved by seeded noise, under its own version."""
+    net = type(model.net)(model.config)
+    net.load_state_dict(model.net.state_dict())
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+    return FeatureModel(net, model.encoder, version=version, user_weights=model.user_weights, meta=model.meta)
+
+
+@pytest.fixture(scope="module")
+def model(trained_model_dir) -> FeatureModel:
+    return FeatureModel.load(trained_model_dir)
+
+
+def engine_with(model, mode: str, **kw) -> Engine:
+    e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+               clock=lambda: T0)
+    e.serve_selection(Selection([challenger(model, "ch1", 1)], mode=mode, **kw))
+    return e
+
+
+def run(engine, state, records):
+    batch = engine.process(records, state)
+    state.commit(batch.write)
+    engine.commit(batch)
+    return batch
+
+
+def test_exp3_logs_the_answering_version_and_the_propensity_over_both_draws(model):
+    e = engine_with(model, "exp3", eta=0.1, gamma=0.2)
+    state, log = SelectionState(), Log()
+    batch = run(e, state, [log.rec(query(f"r{i}", user=f"u{i % 3}")) for i in range(40)])
+    decisions = outputs(batch, "decisions")
+    answered = {d["feature_net_version"] for d in decisions}
+    assert answered == {model.version, "ch1"}  # both versions answer some requests
+    policy = make_policy("epsilon_greedy:epsilon=0.2")
+    for d in decisions:
+        q = d["version_weights"]
+        assert d["version_probability"] == q[d["feature_net_version"]] and abs(sum(q.values()) - 1) < 1e-9
+        # pmf[a] = sum_v q_v * pi_v(a): recomputed from every version's logged scores
+        expected = sum(q[v] * policy.decide_many([np.array(s)], [d["seed"]])[0].pmf
+                       for v, s in d["version_scores"].items())
+        np.testing.assert_allclose(d["pmf"], expected, atol=1e-12)
+        assert d["propensity"] == d["pmf"][d["chosen_index"]]
+        assert d["scores"] == d["version_scores"][d["feature_net_version"]]
+        assert d["selector"].startswith("exp3/1?")
+    # the join record keeps the other version's embeddings
+    rec = JoinRecord.unpack(state.decisions[decisions[0]["request_id"]])
+    other = ({model.version, "ch1"} - {decisions[0]["feature_net_version"]}).pop()
+    assert set(rec.others) == {other} and rec.others[other].shape == rec.embeddings.shape
+
+
+def test_a_request_read_again_gets_the_same_version_and_item(model):
+    first = outputs(run(engine_with(model, "exp3", gamma=0.5), SelectionState(), [Log().rec(query("same"))]),
+                    "decisions")[0]
+    again = outputs(run(engine_with(model, "exp3", gamma=0.5), SelectionState(), [Log().rec(query("same"))]),
+                    "decisions")[0]
+    assert first == again
+
+
+def test_feedback_teaches_the_selector_and_every_version_and_is_written_with_the_batch(model):
+    e = engine_with(model, "exp3", eta=0.5, gamma=0.1)
+    state, log = SelectionState(), Log()
+    run(e, state, [log.rec(query("r1"))])
+    d = JoinRecord.unpack(state.decisions["r1"]).decision
+    batch = e.process([log.rec(feedback("r1", "i2", reward=4.0))], state)
+    assert set(batch.write.selection) == {0}
+    assert {fn for fn, _ in batch.write.users} == {model.version, "ch1"}  # both versions' user weights learn
+    assert not state.selection  # nothing until the batch commits
+    state.commit(batch.write)
+    e.commit(batch)
+    s = decode_state(state.selection[0])
+    errs = {v: (4.0 - sc[1]) ** 2 for v, sc in d.version_scores.items()}
+    assert {v: e[1] for v, e in s.errors.items()} == pytest.approx(errs)
+    answering = d.feature_net_version
+    loss = min(1.0, errs[answering] / 4.0) / d.version_probability
+    assert s.losses[answering] == pytest.approx(loss) and s.n == 1
+    assert merged_errors([state.selection[0]])[answering] == (1, pytest.approx(errs[answering]))
+    learned = load_user_model(state.users[("ch1", "u1")])
+    assert learned.n_obs == 1
+
+
+def test_a_batch_that_is_not_committed_leaves_the_selector_as_it_was(model):
+    e = engine_with(model, "exp3", eta=0.5)
+    state, log = SelectionState(), Log()
+    run(e, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    run(e, state, [log.rec(feedback("r1", "i1", reward=5.0))])
+    before = decode_state(state.selection[0])
+    e.process([log.rec(feedback("r2", "i1", reward=1.0))], state)  # fenced: never committed
+    e.forget()
+    batch = run(e, state, [log.rec(query("r3"))])
+    assert decode_state(state.selection[0]) == before
+    q = outputs(batch, "decisions")[0]["version_weights"]
+    sel = e.selection.selector(before, [model.version, "ch1"])
+    assert q == pytest.approx(sel.predict_proba_one())
+
+
+def test_shadow_mode_always_answers_with_the_live_version_and_tracks_both_errors(model):
+    e = engine_with(model, "shadow")
+    state, log = SelectionState(), Log()
+    batch = run(e, state, [log.rec(query(f"r{i}")) for i in range(10)])
+    decisions = outputs(batch, "decisions")
+    assert {d["feature_net_version"] for d in decisions} == {model.version}
+    assert all(d["version_probability"] == 1.0 and d["selector"] == "shadow" for d in decisions)
+    plain = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+                   clock=lambda: T0)
+    alone = outputs(run(plain, MemoryState(), [Log().rec(query(f"r{i}")) for i in range(10)]), "decisions")
+    assert [d["pmf"] for d in decisions] == [d["pmf"] for d in alone]  # the shadow changes nothing shown
+    run(e, state, [log.rec(feedback(f"r{i}", "i1", reward=3.0)) for i in range(10)])
+    errors = decode_state(state.selection[0]).errors
+    assert set(errors) == {model.version, "ch1"} and all(n == 10 for n, _ in errors.values())
+    assert decode_state(state.selection[0]).n == 0  # no selector learns in shadow mode
+
+
+def test_exp4_explores_over_the_weighted_mean_of_the_versions_scores(model):
+    e = engine_with(model, "exp4", eta=1.0, gamma=0.0)
+    state, log = SelectionState(), Log()
+    d = outputs(run(e, state, [log.rec(query("r1"))]), "decisions")[0]
+    w = d["version_weights"]
+    mixed = sum(w[v] * np.array(s) for v, s in d["version_scores"].items())
+    np.testing.assert_allclose(d["scores"], mixed)
+    assert d["feature_net_version"] == model.version and d["version_probability"] == 1.0
+
+
+def test_without_selection_a_decision_has_no_selection_fields(model):
+    plain = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7)
+    raw = run(plain, MemoryState(), [Log().rec(query("r1"))]).outputs.records[0][2]
+    assert b"version_scores" not in raw and b"selector" not in raw
+    assert "version_weights" not in msgspec.json.decode(raw)
+
+
+def test_every_partition_decides_on_the_losses_learned_in_all_partitions(model):
+    e = engine_with(model, "exp3", eta=0.5, gamma=0.1)
+    state, log = SelectionState(), Log()
+    run(e, state, [log.rec(query(f"r{i}"), partition=0) for i in range(5)])
+    run(e, state, [log.rec(feedback(f"r{i}", "i1", reward=5.0), partition=0) for i in range(5)])
+    own = decode_state(state.selection[0])
+    assert own.n == 5 and 1 not in state.selection
+    expected = e.selection.selector(own, [model.version, "ch1"]).predict_proba_one()
+    assert expected != {model.version: 0.5, "ch1": 0.5}
+    d = outputs(run(e, state, [log.rec(query("p1", user="u9"), partition=1)]), "decisions")[0]
+    assert d["version_weights"] == pytest.approx(expected)  # partition 1 learned nothing, yet decides on 0's
+    other = engine_with(model, "exp3", eta=0.5, gamma=0.1)  # another worker: it reads partition 0's from Redis
+    other.selection.share(dict(state.selection))
+    d2 = outputs(run(other, SelectionState(), [Log().rec(query("p1b", user="u9"), partition=1)]), "decisions")[0]
+    assert d2["version_weights"] == pytest.approx(expected)
+
+
+def test_a_challenger_has_a_feature_cache_of_its_own_when_the_worker_caches_features(model):
+    from features.cache import FeatureCaches
+
+    e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+               clock=lambda: T0, feature_caches=FeatureCaches(capacity=1000))
+    e.serve_selection(Selection([challenger(model, "ch1", 1)], mode="shadow"))
+    state, log = SelectionState(), Log()
+    first = outputs(run(e, state, [log.rec(query("r1"))]), "decisions")[0]
+    cache = e.selection.feature_caches["ch1"]
+    assert cache.version == "ch1" and cache.misses == 4 and cache.hits == 0
+    again = outputs(run(e, state, [log.rec(query("r2"))]), "decisions")[0]
+    assert cache.hits == 4  # the same candidates and context: the challenger's f comes from its cache
+    assert again["version_scores"]["ch1"] == first["version_scores"]["ch1"]  # a cached f scores the same
