@@ -19,6 +19,8 @@ from stream.argtypes import OneLineParser
 VERBS = {
     # verb: (module, one-line help)
     "worker": ("stream.commands.worker_cmd", "run a worker: queries -> predictions, feedback -> learning"),
+    "learner": ("stream.commands.learner_cmd",
+                "train the learning policy (vw) for every worker from the outcomes topic (policy_learner=role)"),
     "produce": ("stream.commands.produce_cmd", "produce queries and feedback from a JSONL file or the simulator"),
     "tail": ("stream.commands.tail_cmd", "follow predictions, model updates (or any Eddy topic) and pretty-print them"),
     "stats": ("stream.commands.stats_cmd", "show each worker's counters (consumed = processed + dead-lettered)"),

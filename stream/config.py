@@ -153,6 +153,16 @@ class Settings:
         default=False, metadata={"help": "apprentice mode: serve each query's default_action (else its first "
                                          "candidate) with propensity 1 and learn from it, until `eddy apprentice "
                                          "evaluate` finds the learned policy better (docs/design.md)"})
+    reward_aggregation: str = field(
+        default="earliest", metadata={"help": "earliest: the first reward of a request is applied; sum: every reward "
+                                              "within reward_wait_s is added up and applied once when the wait ends"})
+    policy_learner: str = field(
+        default="worker", metadata={"help": "who trains a learning policy (vw): worker (each worker, from the feedback "
+                                            "it joins) or role (one `eddy learner` from the outcomes topic; workers "
+                                            "hot-swap its snapshots)"})
+    learner_snapshot_s: float = field(
+        default=1.0, metadata={"help": "eddy learner: publish a policy snapshot (and its input offsets) at most this "
+                                       "often while it learns"})
     held_feedback_max: int = field(
         default=10_000, metadata={"help": "feedback that comes before its decision is held (per partition, at most "
                                           "the join window) up to this many; 0: dead-letter it at once"})
@@ -313,6 +323,16 @@ class Settings:
             raise bad("selection_gamma", "in [0, 1]")
         if not (math.isfinite(self.selection_loss_scale) and self.selection_loss_scale > 0):
             raise bad("selection_loss_scale", "a finite number > 0")
+        if self.reward_aggregation not in ("earliest", "sum"):
+            raise bad("reward_aggregation", "earliest or sum")
+        if self.reward_aggregation == "sum" and self.reward_wait_s <= 0:
+            # the sum is applied when the wait ends: without a wait there is no end
+            raise ConfigError("reward_aggregation=sum needs reward_wait_s > 0 (the sum is applied when the wait "
+                              f"ends), got reward_wait_s={self.reward_wait_s!r}", setting="reward_aggregation")
+        if self.policy_learner not in ("worker", "role"):
+            raise bad("policy_learner", "worker or role")
+        if not (math.isfinite(self.learner_snapshot_s) and self.learner_snapshot_s > 0):
+            raise bad("learner_snapshot_s", "a finite number > 0")
         if not math.isfinite(self.default_reward):
             raise bad("default_reward", "a finite number")
         if not (math.isfinite(self.commit_interval_ms) and 0 <= self.commit_interval_ms <= 5_000):

@@ -225,6 +225,8 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     an ensemble). ``pmf`` is then the probability of each candidate over the version
     draw and the policy's draw together, so ``propensity`` stays the true
     probability that the chosen item was shown (docs/design.md, "Model selection").
+    ``policy_snapshot``: the version of the learner role's policy snapshot that
+    decided (absent when workers learn the policy themselves, or it learns nothing).
     """
 
     SCHEMA: ClassVar[str] = "eddy.decision/1"
@@ -248,6 +250,7 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     version_probability: Probability = 1.0
     version_weights: dict[Name, Probability] = {}
     version_scores: dict[Name, tuple[float, ...]] = {}
+    policy_snapshot: Count | None = None
 
     @property
     def chosen_item(self) -> str:
@@ -270,6 +273,8 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
                 del d[name]
         if self.version_scores:
             d["version_scores"] = {v: list(s) for v, s in self.version_scores.items()}
+        if d["policy_snapshot"] is None:  # as on the wire
+            del d["policy_snapshot"]
         return {"schema": self.SCHEMA, **d}
 
 
@@ -291,11 +296,12 @@ class Outcome(_Event, tag_field="schema", tag="eddy.outcome/1", omit_defaults=Tr
 
 
 class ModelUpdate(_Event, tag_field="schema", tag="eddy.model_update/1"):
-    """A change of model state: one user's weights, the live feature net, or the apprentice mode's
-    switch (``version`` the mode now served: ``learned`` or ``default``; ``summary`` the estimate it rests on)."""
+    """A change of model state: one user's weights, the live feature net, the apprentice mode's
+    switch (``version`` the mode now served: ``learned`` or ``default``; ``summary`` the estimate it rests on),
+    or a policy snapshot that the learner role published (``version``: the snapshot's version)."""
 
     SCHEMA: ClassVar[str] = "eddy.model_update/1"
-    kind: Literal["user_weights", "feature_net", "apprentice"]
+    kind: Literal["user_weights", "feature_net", "apprentice", "policy"]
     feature_net_version: Name
     version: Count | Name  # user-weights version (observations applied) or feature-net version
     user_id: Id | None

@@ -6,6 +6,8 @@ Tests reach the windows a timing gamble rarely hits:
   batch that applied feedback, before its Kafka transaction: Redis is ahead of
   Kafka, the batch is read again, and the applied-markers must re-emit its
   outputs without learning twice.
+* ``crash_before_learner_commit``: the learner role exits (code 86) just before
+  its first snapshot commit, with examples learned: they must be learned again, once.
 * ``stop_before_redis_commit``: SIGSTOP this process just before it commits a
   batch that applied feedback, so that another worker can take its partitions;
   after SIGCONT its commit must be fenced.
@@ -27,7 +29,7 @@ def at(point: str, *, applies_feedback: bool) -> None:
     if not _POINT or _fired or point != _POINT or not applies_feedback:
         return
     _fired = True
-    if point == "crash_after_redis_commit":
+    if point in ("crash_after_redis_commit", "crash_before_learner_commit"):
         os._exit(86)
     if point == "stop_before_redis_commit":
         os.kill(os.getpid(), signal.SIGSTOP)

@@ -5,7 +5,9 @@ puts them all in one slot and a batch's WATCH/MULTI/EXEC on that partition
 never crosses slots. The registry's keys share the tag ``{registry}`` (its
 promotion is a MULTI over two of them). Every other key is global and only ever
 used by a single-key command, so its slot does not matter: the policy snapshot,
-the stats hashes. Apprentice mode's two keys share the tag ``{apprentice}``. Every key still starts with the deployment's prefix, so a
+the stats hashes. Apprentice mode's two keys share the tag ``{apprentice}``. The learner role's
+snapshot and its fencing epoch share the tag ``{learner}`` (one atomic write checks the epoch and
+writes the snapshot). Every key still starts with the deployment's prefix, so a
 SCAN of ``<prefix>*`` finds them all. docs/design.md ("Redis Cluster") gives
 the argument and what an upgrade from the untagged layout means.
 """
@@ -49,6 +51,10 @@ class Keys:
     def pending(self, partition: int) -> str:
         return self._in(partition, "pending")
 
+    def reward_sum(self, request_id: str, partition: int) -> str:
+        """``reward_aggregation=sum``: the rewards received for a request so far (one field per source record)."""
+        return self._in(partition, "rsum", request_id)
+
     def population(self, fn: str, partition: int) -> str:
         return self._in(partition, "pop", fn)
 
@@ -60,6 +66,14 @@ class Keys:
 
     def policy(self, group: str, name: str) -> str:
         return self._k("policy", group, name)
+
+    def learner_snapshot(self, group: str, name: str) -> str:
+        """The learner role's policy: one hash with the snapshot, its version and the input offsets it covers."""
+        return self._k("{learner}", "policy", group, name)
+
+    def learner_epoch(self, group: str, name: str) -> str:
+        """Fences a learner that another learner of the same policy replaced (same slot as the snapshot)."""
+        return self._k("{learner}", "epoch", group, name)
 
     def stats(self, group: str, instance: str) -> str:
         return self._k("stats", group, instance)

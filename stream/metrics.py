@@ -62,6 +62,7 @@ _PROCESS_COUNTERS = {
     "rebalances": ("eddy_rebalances", "partition assignments received"),
     "partitions_lost": ("eddy_partitions_lost", "assignments lost without a revoke (session timeout)"),
     "model_swaps": ("eddy_model_swaps", "feature-net versions hot-swapped in"),
+    "policy_swaps": ("eddy_policy_swaps", "learner-role policy snapshots hot-swapped in (policy_learner=role)"),
     "kafka_errors": ("eddy_kafka_errors", "Kafka errors reported on consumed messages"),
     "commits": ("eddy_kafka_commits", "commit spans committed (Kafka transactions, or offset commits)"),
     "consumers_replaced": ("eddy_consumers_replaced", "stalled consumers replaced (stream/stall.py)"),

@@ -20,6 +20,11 @@ runs out and the partition's owner emits it again. If it is emitted twice (a
 lease that ran out while the first was still queued), the second one finds
 the marker and is counted as ``default_reward_superseded``, as is a default
 whose request got its real reward first.
+
+With ``reward_aggregation=sum`` the same event *closes* the request's sum: the
+batch that joins it applies the sum of the rewards accumulated within the wait
+instead of the default reward, if any came (:mod:`stream.engine.aggregation`);
+the timer itself does not change.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ prefix; ``{p<N>}`` is partition N's hash tag (one Redis Cluster slot):
 * ``{pN}:pending``: decisions still waiting for their reward, scored by their
   deadline (decision time + ``reward_wait_s``); the reward timer
   (:mod:`stream.rewards`) emits the default reward for those past it.
+* ``{pN}:rsum:<request>``: with ``reward_aggregation=sum``, the rewards a
+  request got so far within its wait (one field per source record), summed
+  and deleted by the batch that applies the sum (:mod:`stream.engine.aggregation`).
 * ``{pN}:pop:<fn>``: additive population statistics of partition N.
 * ``{pN}:select``: model selection's state of partition N (the selector's
   estimated losses per feature-net version and the versions' shadow errors,
@@ -31,7 +34,9 @@ prefix; ``{p<N>}`` is partition N's hash tag (one Redis Cluster slot):
   commits only while the worker still holds the epoch it was given, so a
   worker that lost a partition in a rebalance cannot write over the state its
   successor already read.
-* ``policy:<group>:<name>``: the snapshot of a learning policy (VW).
+* ``policy:<group>:<name>``: the snapshot of a learning policy (VW) that workers learn.
+* ``{learner}:policy:<group>:<name>``: the learner role's snapshot, version, input
+  offsets and counts (one hash, :mod:`stream.learner`); ``{learner}:epoch:...`` fences it.
 * ``stats:<group>:<instance>``: a worker's batch counters (consumed,
   processed, dead-lettered...), incremented with each batch's commit, so
   they count what is durable and survive restarts;
@@ -234,6 +239,20 @@ class RedisStore:
             out.update({(p, r): v for r, v in zip(rids, vals) if v is not None})
         return out
 
+    def load_reward_sums(self, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], dict[str, bytes]]:
+        """The reward accumulators (``reward_aggregation=sum``) of ``(partition, request)`` pairs, in one round trip."""
+        keys = list(dict.fromkeys(wanted))
+        if not keys:
+            return {}
+
+        def run():
+            pipe = self._r.pipeline(transaction=False)
+            for p, rid in keys:
+                pipe.hgetall(self.keys.reward_sum(rid, p))
+            return pipe.execute()
+
+        return {k: {f.decode(): v for f, v in fields.items()} for k, fields in zip(keys, self._call(run)) if fields}
+
     def held_count(self, partition: int) -> int:
         return int(self._call(self._r.zcard, self.keys.held_due(partition)))
 
@@ -282,6 +301,49 @@ class RedisStore:
             pipe.ltrim(self.keys.apprentice("history"), 0, keep - 1)
             pipe.execute()
         self._call(run)
+
+    # ------------------------------------------------------ the learner role
+    def claim_learner(self, group: str, name: str) -> int:
+        """Bump the learner's epoch: a learner still running with an older one can no longer publish."""
+        return int(self._call(self._r.incr, self.keys.learner_epoch(group, name)))
+
+    def load_learner(self, group: str, name: str) -> dict[str, bytes]:
+        """The learner's last commit: ``version``, ``snapshot``, ``offsets``, ``counts`` (empty: none yet)."""
+        raw = self._call(self._r.hgetall, self.keys.learner_snapshot(group, name)) or {}
+        return {k.decode(): v for k, v in raw.items()}
+
+    def learner_snapshot(self, group: str, name: str, *, newer_than: int = 0) -> tuple[int, bytes] | None:
+        """``(version, snapshot)`` of the learner's policy if its version is above ``newer_than``, else None.
+
+        One HGET of the version while nothing changed; the blob is read with its version (one HMGET)."""
+        key = self.keys.learner_snapshot(group, name)
+        version = self._call(self._r.hget, key, "version")
+        if version is None or int(version) <= newer_than:
+            return None
+        version, blob = self._call(self._r.hmget, key, ["version", "snapshot"])
+        return int(version), blob
+
+    def learners(self, group: str) -> dict[str, dict[str, int]]:
+        """Per policy with a learner role: its snapshot version and its committed counts (``eddy stats``)."""
+        import json
+
+        def run():
+            out = {}
+            for key in self._r.scan_iter(self.keys.learner_snapshot(group, "*")):
+                name = key.decode().rsplit(":", 1)[-1]
+                version, counts = self._r.hmget(key, ["version", "counts"])
+                out[name] = {"snapshot": int(version or 0), **json.loads(counts or b"{}")}
+            return out
+
+        return self._call(run)
+
+    def commit_learner(self, group: str, name: str, epoch: int, fields: dict[str, bytes | str | int]) -> bool:
+        """Replace the learner's snapshot, version, offsets and counts in one atomic write, if ``epoch`` is still
+        the learner's; False if another learner claimed it since (fenced)."""
+        key, epoch_key = self.keys.learner_snapshot(group, name), self.keys.learner_epoch(group, name)
+        pairs = [x for item in fields.items() for x in item]
+        # the batch commit's script: check the epoch, then one HSET (both keys share the {learner} slot)
+        return bool(self._call(self._commit_script, keys=[epoch_key, key], args=[1, epoch, "HSET", len(pairs), *pairs]))
 
     # --------------------------------------------------------------- writes
     def commit(self, batch: BatchWrite, *, group: str, epochs: dict[int, int], instance: str = "") -> bool:
@@ -370,6 +432,13 @@ class RedisStore:
         for p, blob in batch.selection.items():
             if mine(p):
                 pipe.set(k.selection(p), blob)
+        for (p, rid), added in batch.reward_sums.items():
+            if mine(p):
+                pipe.hset(k.reward_sum(rid, p), mapping=added)
+                pipe.expire(k.reward_sum(rid, p), ttl)
+        for p, rid in batch.sums_closed:  # after the adds: a batch may add to a sum and close it
+            if mine(p):
+                pipe.delete(k.reward_sum(rid, p))
         if partitions is None:
             self._queue_global(pipe, batch, group, instance)
         fenced = sorted(epochs)
@@ -530,7 +599,8 @@ def _partitions_written(batch: BatchWrite) -> set[int]:
     return ({p for _, p in batch.users.values()} | {p for _, p in batch.applied.values()}
             | {p for _, p in batch.population} | {p for _, p in batch.decisions.values()}
             | {p for p, _ in batch.held} | {p for p, _ in batch.released} | {p for p, _ in batch.pending}
-            | {p for p, _ in batch.leased} | {p for p, _ in batch.rewarded} | set(batch.selection))
+            | {p for p, _ in batch.leased} | {p for p, _ in batch.rewarded} | set(batch.selection)
+            | {p for p, _ in batch.reward_sums} | {p for p, _ in batch.sums_closed})
 
 
 def redis_client(settings: Settings, **kwargs) -> redis.Redis | redis.RedisCluster:

@@ -52,6 +52,7 @@ from stream.hotswap import ModelWatcher
 from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, produce, quiet_logging
 from stream.metrics import WorkerMetrics
 from stream.outage import Outage
+from stream.policy_swap import PolicyWatcher
 from stream.rewards import RewardTimer
 from stream.span import CommitSpan, first_offsets, rewind_positions
 from stream.stall import StallWatch, records_waiting
@@ -91,6 +92,8 @@ class Worker:
             anytime=Anytime(deadline_ms=settings.deadline_ms, reserve_ms=settings.deadline_reserve_ms,
                             chunk_rows=settings.anytime_chunk_rows, items=settings.anytime_items),
             cascade=self._cascade(),
+            reward_aggregation=settings.reward_aggregation,
+            policy_learns=settings.policy_learner == "worker",
         )
         self.serves_model = self.engine.model is not None
         if self.serves_model and engine is None and settings.challengers:
@@ -123,6 +126,7 @@ class Worker:
         self._held_sweep = HeldSweep(self.store, settings, self.stats)
         self._reward_timer = RewardTimer(self.store, settings, self.stats)
         self._apprentice = SwitchWatch(settings, self.store)
+        self.policy_watcher = self._policy_watcher()
         if self.serves_model:
             self._apprentice.poll(time.monotonic())  # Redis out: apprentice mode starts on the default action
             self.engine.serve_default = self._apprentice.serving_default
@@ -148,14 +152,28 @@ class Worker:
         return Cascade(self.registry.load(version), self.s.cascade_margin)
 
     def _restored_policy(self, policy: Policy) -> Policy:
-        """A learning policy (VW) resumes from its last snapshot."""
-        if not hasattr(policy, "to_bytes"):
+        """A learning policy (VW) resumes from its last snapshot (the learner role's: :meth:`_policy_watcher`)."""
+        if not hasattr(policy, "to_bytes") or self.s.policy_learner == "role":
             return policy
         blob = self.store.load_policy(self.s.group, policy.name)
         if blob is not None:
             policy = type(policy).from_bytes(blob)
             log.info("policy %s restored from snapshot (%s)", policy.name, policy.version)
         return policy
+
+    def _policy_watcher(self) -> PolicyWatcher | None:
+        """With ``policy_learner=role``: serve the learner's newest snapshot now, and swap in newer ones."""
+        policy = self.engine.policy
+        if self.s.policy_learner != "role" or not hasattr(policy, "to_bytes"):
+            return None
+        watcher = PolicyWatcher(self.store, self.s.group, policy)
+        loaded = watcher.load_now()
+        if loaded is not None:
+            self.engine.install_policy(*loaded)
+            log.info("policy %s from the learner's snapshot %d", policy.name, loaded[1])
+        else:
+            log.info("policy %s: no learner snapshot yet; deciding with an untrained policy", policy.name)
+        return watcher
 
     # -------------------------------------------------------------- rebalance
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -284,6 +302,11 @@ class Worker:
             log.info("hot-swapped feature net %s -> %s", old, model.version)
         if self.serves_model and self._apprentice.poll(now) is not None:
             self.engine.serve_default = self._apprentice.serving_default
+        swapped = self.policy_watcher.ready(now) if self.policy_watcher is not None else None
+        if swapped is not None:
+            self.engine.install_policy(*swapped)
+            self.stats["policy_swaps"] += 1
+            log.debug("swapped in the learner's policy snapshot %d", swapped[1])
         try:
             if self.serves_model and now >= self._next_prior:
                 self._next_prior = now + self.s.prior_refresh_s
@@ -312,8 +335,9 @@ class Worker:
         for p in (self._producer, self._answers):
             if p is not None:
                 p.flush(10)
-        if self.watcher is not None:
-            self.watcher.close()
+        for watcher in (self.watcher, self.policy_watcher):
+            if watcher is not None:
+                watcher.close()
         self.metrics.close()
         self.heap.stop()
 

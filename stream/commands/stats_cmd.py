@@ -41,4 +41,6 @@ def run(args: argparse.Namespace) -> int:
     consumed, accounted = reconcile(total)
     ok = "reconciles" if consumed == accounted else f"MISMATCH ({consumed} != {accounted})"
     print(f"all {len(workers)} workers: {ok} (consumed {consumed} = processed + dead-lettered {accounted})")
+    for name, figures in sorted(store.learners(s.group).items()):  # policy_learner=role
+        print(f"learner of policy {name}: " + " ".join(f"{k}={v}" for k, v in sorted(figures.items())))
     return 0 if consumed == accounted else 1

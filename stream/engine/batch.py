@@ -48,6 +48,7 @@ from stream.engine import apprentice, selection, serving
 from stream.engine.selection import Selection
 from stream.engine.anytime import Anytime
 from stream.engine.cascade import Cascade
+from stream.engine.aggregation import RewardSums, source_field
 from stream.engine.records import BatchOutputs, DeadLetter, InRecord
 from stream.engine.state import BatchWrite, StateReader
 from stream.engine.users import UserCache, merged_population
@@ -57,7 +58,7 @@ from stream.engine.joins import JoinRecord, Source, classify
 log = logging.getLogger("eddy.engine")
 
 PROCESSED = ("predictions", "predictions_redelivered", "feedback_applied", "feedback_redelivered", "feedback_held",
-             "feedback_held_redelivered", "default_reward_superseded")
+             "feedback_held_redelivered", "default_reward_superseded", "feedback_summed")
 """Counters of records handled without a dead letter: ``consumed = sum(PROCESSED) + dead_lettered``.
 
 What becomes of held feedback later is counted apart (``held_applied``, ``held_dead_lettered``, ``held_expired``):
@@ -74,7 +75,9 @@ class Marker(msgspec.Struct, array_like=True):
     outputs: list[tuple[str, str]]  # (logical topic, encoded event)
     # "held": applied by the batch that decided the request, which owns (re-emits) the outputs;
     # "default": the default reward, after the reward wait (a real reward after it is late)
+    # "sum": the sum of the rewards that came within the reward wait (reward_aggregation=sum)
     via: str = ""
+    summed: list[str] = []  # via "sum": the records summed (``topic:partition:offset``), each then redelivered
 
 
 class Held(msgspec.Struct, array_like=True):
@@ -174,14 +177,26 @@ class Engine:
         Deadlines and the budgeted feature net (:mod:`stream.engine.anytime`); None: no deadlines.
     cascade
         The IDK cascade's cheap model (:mod:`stream.engine.cascade`); None: the live model answers all.
+    reward_aggregation
+        ``earliest``: a request's first reward is applied. ``sum`` (needs ``reward_wait_s``):
+        its rewards within the wait are added up and applied once when it ends
+        (:mod:`stream.engine.aggregation`).
+    policy_learns
+        False: a learning policy (VW) is trained elsewhere (the learner role,
+        :mod:`stream.learner`) and swapped in with :meth:`install_policy`; feedback
+        does not train it here and no batch snapshots it.
     """
 
     def __init__(self, model: FeatureModel, policy: Policy, *, learner: str, join_window_s: float,
                  seed: int = 0, cache_users: int = 100_000, held_max: int = 10_000, reward_wait_s: float = 0.0,
+                 reward_aggregation: str = "earliest", policy_learns: bool = True,
                  clock: Callable[[], float] = time.time, feature_caches: FeatureCaches | None = None,
                  anytime: Anytime | None = None, cascade: Cascade | None = None):
         self.feature_caches = feature_caches
         self.policy = policy
+        self.reward_aggregation = reward_aggregation
+        self.policy_learns = policy_learns
+        self.serving_snapshot: int | None = None  # the learner role's snapshot version being served
         self.held_max = held_max
         self.reward_wait_s = reward_wait_s
         self.learner = learner
@@ -226,6 +241,11 @@ class Engine:
                 kind=self.learner, dim=model.output_dim, capacity=self.cache_users,
                 base_prior=serving.base_prior(model), offline=model.user_weights)
         return cache
+
+    def install_policy(self, policy: Policy, snapshot: int) -> None:
+        """Decide with ``policy`` (the learner role's snapshot ``snapshot``) from the next batch on."""
+        self.policy = policy
+        self.serving_snapshot = snapshot
 
     def _cache(self, version: str, dim: int) -> UserCache:
         cache = self._caches.get(version)
@@ -304,7 +324,7 @@ class Engine:
 
     def policy_snapshot(self) -> BatchWrite | None:
         """A write holding only the learning policy's snapshot (on shutdown), or None."""
-        if not hasattr(self.policy, "to_bytes"):
+        if not self.policy_learns or not hasattr(self.policy, "to_bytes"):
             return None
         return BatchWrite(policy=(self.policy.name, self.policy.to_bytes()))
 
@@ -403,7 +423,7 @@ class Engine:
                     s.query, s.scores, d, seed=s.seed,
                     feature_net_version=plan.answering if plan else s.feature_net_version,
                     user_weights_version=s.user.n_obs, latency_ms=(time.perf_counter() - started) * 1000, now=now,
-                    approximated=s.approximated, escalated=s.escalated)
+                    approximated=s.approximated, escalated=s.escalated, policy_snapshot=self.serving_snapshot)
                 if plan is not None:
                     decision = msgspec.structs.replace(decision, **fields)
                 record = JoinRecord(events.encode(decision), events.encode(prediction), s.embeddings,
@@ -530,6 +550,36 @@ class Engine:
         held_counts[r.partition] += 1
         batch.write.held[key] = (_held_encoder.encode(held), held.deadline)
         batch.counts["feedback_held"] += 1
+
+    @staticmethod
+    def _sum(r: InRecord, fb: Feedback, decision: events.Decision, sums: RewardSums, batch: Batch,
+             from_held: bool) -> tuple[Feedback, int, list[str]] | None:
+        """``reward_aggregation=sum``: a real reward goes into its request's accumulator (None: nothing to
+        learn now); the default event that ends the wait closes it: ``(the feedback to apply, its item's
+        index, the records summed)``, the sum if any came, else the default reward itself."""
+        key = (r.partition, fb.request_id)
+        if not fb.default:
+            src = source_field(r.topic, r.partition, r.offset)
+            status, blob = sums.add(key, src, fb.item_id, fb.reward)
+            if status == "added":
+                batch.write.reward_sums.setdefault(key, {})[src] = blob
+                batch.counts["held_summed" if from_held else "feedback_summed"] += 1
+            elif status == "redelivered":
+                if not from_held:  # a held record was counted when it was held
+                    batch.counts["feedback_redelivered"] += 1
+            else:
+                batch.dead(r, "duplicate_feedback",
+                           f"request {fb.request_id!r} already has rewards for item {sums.item_of(key)!r}: "
+                           "reward_aggregation=sum adds up the rewards of one item", held=from_held)
+            return None
+        batch.write.sums_closed.add(key)
+        closed = sums.close(key)
+        if closed is None:  # no reward came: the default reward
+            return fb, [c.id for c in decision.candidates].index(fb.item_id), []
+        item, total, sources = closed
+        summed = msgspec.structs.replace(fb, item_id=item, reward=total, default=False)
+        return summed, [c.id for c in decision.candidates].index(item), sources
+
     def _population(self, fn: str, partition: int, cache: UserCache, state: StateReader,
                     batch: Batch) -> PopulationModel:
         """This batch's copy of a partition's statistics: from this batch, memory, Redis, or empty."""
@@ -558,6 +608,8 @@ class Engine:
         existing = {k: decode_held(blob) for k, blob in state.load_held(unknown).items()} if unknown else {}
         held_counts: dict[int, int] = {}
         now = self._clock()
+        sums = (RewardSums.load(state, [(r.partition, fb.request_id) for r, fb in feedback])
+                if self.reward_aggregation == "sum" else None)
         for i, (r, fb) in enumerate(feedback):
             from_held = i < n_held
             source = Source(r.topic, r.partition, r.offset)
@@ -566,6 +618,9 @@ class Engine:
             decision = joined.decision if joined is not None else None
             emb = joined.embeddings if joined is not None else None
             marker = markers.get(fb.request_id)
+            if marker is not None and marker.via == "sum" and source_field(*source.to_list()) in marker.summed:
+                batch.counts["feedback_redelivered"] += 1  # summed: the record that closed the sum owns the outputs
+                continue
             verdict = classify(fb, source, decision,
                                None if marker is None else {"source": list(marker.source), "via": marker.via},
                                join_window_s=self.join_window_s, reward_wait_s=self.reward_wait_s)
@@ -585,15 +640,22 @@ class Engine:
             if verdict.action == "superseded":
                 batch.counts["default_reward_superseded"] += 1
                 continue
+            item_index, summed = verdict.item_index, None
+            if sums is not None:
+                closing = self._sum(r, fb, decision, sums, batch, from_held)
+                if closing is None:
+                    continue
+                fb, item_index, summed = closing
             try:
-                produced = self._apply(fb, decision, emb, verdict.item_index, r.partition, now, state, batch)
+                produced = self._apply(fb, decision, emb, item_index, r.partition, now, state, batch)
             except Exception as exc:
                 batch.dead(r, "learning_failed", f"{type(exc).__name__}: {exc}", held=from_held)
                 continue
             if self.selection is not None and decision.version_scores:
                 selection.learn_or_count(self, fb, joined, verdict.item_index, r.partition, state, batch)
             marker = Marker(source=(source.topic, source.partition, source.offset), outputs=produced,
-                            via="held" if from_held else "default" if fb.default else "")
+                            via="held" if from_held else "default" if fb.default else "sum" if summed else "",
+                            summed=summed or [])
             markers[fb.request_id] = marker  # a second record in this same batch is a duplicate
             batch.write.applied[fb.request_id] = (_marker_encoder.encode(marker), r.partition)
             for topic, value in produced:
@@ -601,6 +663,8 @@ class Engine:
             batch.counts["held_applied" if from_held else "feedback_applied"] += 1
             if fb.default:
                 batch.counts["default_rewards"] += 1
+            if summed:
+                batch.counts["reward_sums_applied"] += 1
             if self.reward_wait_s > 0:  # its reward is in: the timer forgets it
                 waiting = (r.partition, fb.request_id)
                 batch.write.pending.pop(waiting, None)
@@ -642,15 +706,13 @@ class Engine:
         batch.population_rows.setdefault((fn, partition), []).append((x, fb.reward))
         batch.learned[key] = model
         batch.partition_of[key] = partition
-        if hasattr(self.policy, "learn") and item_index == decision.chosen_index:
+        if self.policy_learns and hasattr(self.policy, "learn") and item_index == decision.chosen_index:
             self._policy_learn(decision, emb, fb.reward, batch)
         return produced
 
     def _policy_learn(self, decision: events.Decision, emb: np.ndarray, reward: float, batch: Batch) -> None:
         try:
-            candidates = serving.policy_candidates(np.asarray(decision.scores), emb,
-                                                   tuple(c.id for c in decision.candidates))
-            self.policy.learn(candidates, decision.chosen_index, reward, decision.propensity)
+            serving.learn_policy(self.policy, decision, emb, reward)
             batch.counts["policy_learned"] += 1
         except Exception as exc:  # the user's update stands; the shared policy skips this example
             batch.counts["policy_learn_failed"] += 1

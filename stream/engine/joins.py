@@ -118,6 +118,10 @@ def classify(feedback: Feedback, source: Source, decision: Decision | None, mark
             return Verdict("dead_letter", "late_feedback",
                            f"request {feedback.request_id!r} got the default reward when its reward wait "
                            f"({reward_wait_s:g}s) ended")
+        if marker.get("via") == "sum":
+            return Verdict("dead_letter", "late_feedback",
+                           f"request {feedback.request_id!r} got the sum of its rewards when its reward wait "
+                           f"({reward_wait_s:g}s) ended")
         return Verdict("dead_letter", "duplicate_feedback",
                        f"request {feedback.request_id!r} already applied from {marker.get('source')}")
     if decision is None:

@@ -48,17 +48,33 @@ def policy_candidates(scores: np.ndarray, embeddings: np.ndarray, action_ids: tu
                       posterior_mean=mean, posterior_cov=cov, action_ids=action_ids)
 
 
+def learn_policy(policy: Policy, decision: Decision, embeddings: np.ndarray, reward: float) -> None:
+    """A learning policy learns one logged decision and its chosen item's reward (the worker, or the learner
+    role from the outcomes topic: the same example either way)."""
+    candidates = policy_candidates(np.asarray(decision.scores), embeddings, tuple(c.id for c in decision.candidates))
+    policy.learn(candidates, decision.chosen_index, reward, decision.propensity)
+
+
+def decision_embeddings(model: FeatureModel, decisions: list[Decision]) -> list[np.ndarray]:
+    """The candidates' embeddings of logged decisions, rebuilt with ``model`` (the feature net that made them,
+    ``feature_net_version``) in one forward pass: what the learner role learns from, as the worker learns from
+    the join record's copy."""
+    inputs = [(d.context or {}, [c.to_dict() for c in d.candidates]) for d in decisions]
+    return [np.asarray(e, dtype=np.float32) for e in model.embed_many(inputs)]
+
+
 def decide(policy: Policy, candidates: Candidates, seed: int) -> PolicyDecision:
     return policy.decide(candidates, np.random.default_rng(seed))
 
 
 def records(query: Query, scores: np.ndarray, d: PolicyDecision, *, seed: int, feature_net_version: str,
             user_weights_version: int, latency_ms: float, now: float, approximated: tuple[int, ...] = (),
-            escalated: bool = False) -> tuple[Decision, Prediction]:
+            escalated: bool = False, policy_snapshot: int | None = None) -> tuple[Decision, Prediction]:
     """The decision log record and the prediction for ``query``: the chosen item first, then by score.
 
     ``approximated``: indices of the candidates scored with the expectation of their features (anytime);
-    ``escalated``: a cascade's cheap model was unsure and ``feature_net_version`` answered."""
+    ``escalated``: a cascade's cheap model was unsure and ``feature_net_version`` answered;
+    ``policy_snapshot``: the learner role's snapshot version of the policy, when it has one."""
     order = [int(d.chosen)] + [int(i) for i in np.argsort(-scores, kind="stable") if i != d.chosen]
     pmf = [float(p) for p in d.pmf]
     score_list = [float(s) for s in scores]
@@ -67,7 +83,7 @@ def records(query: Query, scores: np.ndarray, d: PolicyDecision, *, seed: int, f
         candidates=query.candidates, scores=tuple(score_list), pmf=tuple(pmf), chosen_index=int(d.chosen),
         propensity=float(d.propensity), policy=d.policy, policy_version=d.policy_version, seed=seed,
         feature_net_version=feature_net_version, user_weights_version=user_weights_version,
-        approximated=tuple(approximated), escalated=escalated,
+        approximated=tuple(approximated), escalated=escalated, policy_snapshot=policy_snapshot,
     )
     prediction = Prediction(
         request_id=query.request_id, user_id=query.user_id,

@@ -31,6 +31,7 @@ class StateReader(Protocol):
     def held_count(self, partition: int) -> int: ...
 
     def load_selection(self, partition: int) -> bytes | None: ...  # model selection's state (selection.py)
+    def load_reward_sums(self, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], dict[str, bytes]]: ...
 
 
 @dataclass
@@ -50,8 +51,10 @@ class BatchWrite:
     rewarded: set[tuple[int, str]] = field(default_factory=set)  # requests whose reward this batch applied
     leased: dict[tuple[int, str], float] = field(default_factory=dict)  # pending entries re-scored (if still there)
     selection: dict[int, bytes] = field(default_factory=dict)  # partition -> model selection's state
+    reward_sums: dict[tuple[int, str], dict[str, bytes]] = field(default_factory=dict)  # rewards added (sum)
+    sums_closed: set[tuple[int, str]] = field(default_factory=set)  # accumulators applied: deleted after the adds
 
     def __bool__(self) -> bool:
         return bool(self.users or self.applied or self.population or self.decisions or self.policy or self.counts
                     or self.held or self.released or self.pending or self.rewarded or self.leased
-                    or self.selection)
+                    or self.selection or self.reward_sums or self.sums_closed)

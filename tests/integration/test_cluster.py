@@ -113,3 +113,22 @@ def test_a_fence_on_one_partition_keeps_the_others_and_counts_nothing(settings):
     assert store.commit(write, group=settings.group, epochs=store.epochs(settings.group, list(range(4))), instance="w0")
     assert len(store.load_users("v1", {f"u{p}": p for p in range(4)})) == 4
     assert store.read_stats(settings.group) == {"w0": {"consumed": 4, "predictions": 4}}
+
+
+def test_the_learner_roles_commit_and_the_reward_sums_run_on_a_cluster(settings):
+    """The learner's snapshot and epoch share a slot ({learner}); reward accumulators live in their partition's."""
+    from stream.store import BatchWrite
+
+    store = RedisStore.from_settings(settings)
+    epoch = store.claim_learner(settings.group, "vw")
+    assert store.commit_learner(settings.group, "vw", epoch, {"version": 1, "snapshot": b"blob"})
+    assert store.learner_snapshot(settings.group, "vw") == (1, b"blob")
+    store.claim_learner(settings.group, "vw")  # another learner took over
+    assert not store.commit_learner(settings.group, "vw", epoch, {"version": 2, "snapshot": b"stale"})
+    assert store.learner_snapshot(settings.group, "vw") == (1, b"blob")
+    sums = {(p, f"r{p}"): {f"t:{p}:7": b"summand"} for p in range(4)}
+    epochs = store.claim(settings.group, range(4))
+    assert store.commit(BatchWrite(reward_sums=sums), group=settings.group, epochs=epochs, instance="w0")
+    assert store.load_reward_sums(list(sums)) == sums
+    assert store.commit(BatchWrite(sums_closed={(0, "r0")}), group=settings.group, epochs=epochs, instance="w0")
+    assert set(store.load_reward_sums(list(sums))) == {(1, "r1"), (2, "r2"), (3, "r3")}
