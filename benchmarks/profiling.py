@@ -24,7 +24,7 @@ STAGES = (
     ("exploration policy (decide)", "bandits/base.py", ("decide",)),
     ("encode predictions/decisions (JSON)", "stream/events.py", ("encode",)),
     ("join records (pack)", "stream/engine/joins.py", ("pack",)),
-    ("Redis commit: MULTI/EXEC per batch", "stream/store.py", ("commit",)),
+    ("Redis commit: one commit script per batch", "stream/store.py", ("commit",)),
     ("Kafka produce()", "~", ("<method 'produce' of 'cimpl.Producer' objects>",)),
     ("Kafka transaction: begin + send_offsets + commit", "~",
      ("<method 'begin_transaction' of 'cimpl.Producer' objects>",

@@ -1,4 +1,4 @@
-"""What Redis durability costs the worker: one batch's MULTI/EXEC under ``appendfsync everysec``
+"""What Redis durability costs the worker: one batch's commit (the store's commit script) under ``appendfsync everysec``
 against ``always``, side by side in one run, on two redis-servers of this run's own.
 
     python -m benchmarks.redis_durability [--batches 500] [--output-dir benchmarks/results]

@@ -52,7 +52,7 @@ class PerEventScorer:
         return load_user_model(raw) if raw is not None else self._fresh.fresh(user_id)
 
     def _write(self, write: BatchWrite) -> None:
-        self.store.commit(write, group=self.s.group, epochs={})  # unfenced: one MULTI/EXEC round trip
+        self.store.commit(write, group=self.s.group, epochs={})  # unfenced: one commit-script round trip
 
     def predict(self, q: Query) -> tuple[Prediction, events.Decision]:
         t0 = time.perf_counter()

@@ -52,7 +52,7 @@ class System:
 
 SYSTEMS = (
     System("eddy-eos", "eddy", "exactly_once", "Eddy, exactly_once",
-           "stream.worker.Worker: batched feature net, in-process user cache over Redis, one Redis MULTI/EXEC "
+           "stream.worker.Worker: batched feature net, in-process user cache over Redis, one Redis commit script "
            "per batch, then the predictions at once (idempotent producer); the rest in one Kafka transaction per "
            "commit span (commit_interval_ms), committed off the loop"),
     System("eddy-eos-2w", "eddy", "exactly_once", "Eddy, exactly_once, 2 workers",
@@ -62,7 +62,7 @@ SYSTEMS = (
            "the worker's own loop, client settings and publish path (echoes on the predictions producer, offsets "
            "in one transaction per commit span) with the work taken out: queries echoed to the predictions topic"),
     System("eddy-alo", "eddy", "at_least_once", "Eddy, at_least_once",
-           "the same worker; per batch: Redis MULTI/EXEC; per commit span: flush + synchronous offset commit "
+           "the same worker; per batch: the Redis commit script; per commit span: flush + synchronous offset commit "
            "(no transaction)"),
     System("floor-alo", "echo", "at_least_once", "Kafka floor, at-least-once",
            "the worker's own loop, client settings and publish path (flush + synchronous commit per span) with "

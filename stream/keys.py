@@ -1,7 +1,7 @@
 """Every Redis key Eddy uses, named in one place (the store and the registry build keys only here).
 
 Keys of one partition share the hash tag ``{p<partition>}``, so Redis Cluster
-puts them all in one slot and a batch's WATCH/MULTI/EXEC on that partition
+puts them all in one slot and a batch's commit script on that partition
 never crosses slots. The registry's keys share the tag ``{registry}`` (its
 promotion is a MULTI over two of them). Every other key is global and only ever
 used by a single-key command, so its slot does not matter: the policy snapshot,

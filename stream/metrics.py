@@ -199,7 +199,7 @@ class WorkerMetrics:
         self.feature_net_time = histogram("eddy_feature_net_duration_seconds",
                                           "the feature net's forward pass over a batch's queries")
         self.redis_commit_time = histogram("eddy_redis_commit_duration_seconds",
-                                           "a batch's state write (WATCH/MULTI/EXEC)")
+                                           "a batch's state write (the commit script)")
         self.kafka_commit_time = histogram("eddy_kafka_commit_duration_seconds",
                                            "committing a span of batches: their offsets, in one Kafka "
                                            "transaction (or one offset commit), once their predictions are acked")
@@ -208,7 +208,7 @@ class WorkerMetrics:
 
     # ------------------------------------------------------------------ hooks
     def committed_batch(self, batch: Batch, *, redis_s: float) -> None:
-        """The batch is in Redis: count what its MULTI/EXEC added to the ``stats:`` hash."""
+        """The batch is in Redis: count what its commit added to the ``stats:`` hash."""
         self.committed.update(batch.counts)
         self.redis_commit_time.observe(redis_s)
         if batch.feature_net_s is not None:

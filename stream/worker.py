@@ -6,7 +6,7 @@ One loop, read top-down like the data flow::
       arrived, up to an adaptive limit, AIMD under ``batch_slo_ms``)
       -> engine.process: decode, score queries, join + learn feedback
          (bad records become dead letters; nothing is published yet)
-      -> store.commit: the batch's state in one MULTI/EXEC, fenced by epoch
+      -> store.commit: the batch's state in one atomic commit script, fenced by epoch
          (against a Redis Cluster: one per partition, docs/design.md "Redis Cluster")
       -> engine.commit: memory takes the batch's new user models
       -> publish the predictions at once (their decisions are durable now)
@@ -163,7 +163,7 @@ class Worker:
 
     def _policy_watcher(self) -> PolicyWatcher | None:
         """With ``policy_learner=role``: serve the learner's newest snapshot now, and swap in newer ones."""
-        policy = self.engine.policy
+        policy = getattr(self.engine, "policy", None)  # the benchmarks' echo engine has none
         if self.s.policy_learner != "role" or not hasattr(policy, "to_bytes"):
             return None
         watcher = PolicyWatcher(self.store, self.s.group, policy)

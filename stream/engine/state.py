@@ -2,7 +2,7 @@
 
 The engine reads through a :class:`StateReader` (the Redis store implements
 it; unit tests use a dict) and returns everything a batch changes as one
-:class:`BatchWrite`, which the store commits in one MULTI/EXEC.
+:class:`BatchWrite`, which the store commits in one atomic write.
 """
 
 from __future__ import annotations
