@@ -210,9 +210,9 @@ class Settings:
         default=4.0, metadata={"help": "a squared error of this much or more is the selector's loss 1"})
     seed: int = field(default=0, metadata={"help": "base seed of the exploration draws"})
     gc_freeze_s: float = field(
-        default=30.0, metadata={"help": "every this many seconds the worker freezes what survived Python's young "
-                                        "collections, and full collections run only every gc_full_s "
-                                        "(stream.heap); 0: Python's own collector schedule"})
+        default=0.0, metadata={"help": "experimental, off (0) by default because it measured worse: every this "
+                                       "many seconds the worker freezes what survived Python's young collections, "
+                                       "and full collections run only every gc_full_s (stream.heap)"})
     gc_full_s: float = field(
         default=3600.0, metadata={"help": "how often the worker runs a full garbage collection (with gc_freeze_s)"})
     torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker"})

@@ -9,7 +9,8 @@ measures it), which is every answer's tail latency. None of those objects is
 cyclic garbage (user models are freed by reference counting when the cache
 evicts them).
 
-So the worker, as latency-sensitive CPython services do:
+With ``gc_freeze_s`` > 0 (off by default: measured side by side it made the tail worse,
+docs/design.md says by how much) the worker, as latency-sensitive CPython services do:
 
 * freezes the start-up heap (:func:`gc.freeze`: frozen objects are never scanned,
   and are still freed by reference counting when they die);
