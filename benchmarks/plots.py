@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"eddy-eos": "tab:blue", "eddy-eos-2w": "tab:purple", "eddy-alo": "tab:cyan",  "floor-eos": "tab:gray", "floor-alo": "silver",
+COLORS = {"eddy-eos": "tab:blue", "eddy-eos-2w": "tab:purple", "eddy-eos-fsync": "tab:olive", "eddy-alo": "tab:cyan",  "floor-eos": "tab:gray", "floor-alo": "silver",
           "naive": "tab:red", "http": "tab:orange"}
 
 

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from benchmarks import redis_watch
 from benchmarks.stats import fmt_ms
 
 
@@ -114,6 +115,8 @@ def _steps(name: str, sys_: dict) -> list[str]:
                      fmt_ms(lat["p99.9"]), fmt_ms(s["send_lag_ms"]["p99"]), f"{s['feedback_sent']:,}",
                      s["saturation_reason"] or ""])
     head = [f"### {sys_['title']} (`{name}`)", "", sys_["description"] + ".", ""]
+    if sys_.get("redis"):
+        head += [redis_watch.describe(sys_["redis"]), ""]
     if sys_.get("error"):
         return head + [f"**Failed:** {sys_['error']}", ""]
     return head + _table(

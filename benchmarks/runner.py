@@ -24,7 +24,9 @@ from benchmarks.env import describe
 from benchmarks.httpload import HttpLoad
 from benchmarks.loadgen import KafkaLoad, QueryPool
 from benchmarks.plan import Plan
+from benchmarks.redis_watch import RedisWatch
 from benchmarks.stats import fmt_ms
+from benchmarks.redis_watch import RedisWatch
 from benchmarks.systems import BY_NAME, BenchError, Deployment, Process, System, check_stack
 from stream.config import Settings, redacted
 from stream.store import RedisStore
@@ -120,7 +122,9 @@ class Run:
         res: dict = {"title": system.title, "description": system.description, "transport": system.transport,
                      "kind": system.kind, "processing": system.processing,
                      "config": system_config(system, dep.settings, p), "steps": []}
+        watch = RedisWatch(dep.redis, appendfsync=system.redis_appendfsync)
         try:
+            watch.start()
             t0 = time.monotonic()
             gen = self.generator(system, dep, proc)
             res["ready_seconds"] = round(time.monotonic() - t0, 1)
@@ -151,6 +155,8 @@ class Run:
             res["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
             return res
         finally:
+            watch.stop()
+            res["redis"] = watch.report()
             if gen is not None:
                 gen.close()
             proc.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-FLOOR_OF = {"eddy-eos": "floor-eos", "eddy-eos-2w": "floor-eos", "eddy-alo": "floor-alo"}
+FLOOR_OF = {"eddy-eos": "floor-eos", "eddy-eos-2w": "floor-eos", "eddy-eos-fsync": "floor-eos", "eddy-alo": "floor-alo"}
 
 
 def max_rate_within(system: dict, slo_ms: float) -> float | None:

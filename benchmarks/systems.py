@@ -40,6 +40,8 @@ class System:
     title: str
     description: str
     workers: int = 1  # worker processes (eddy worker --processes N)
+    # Redis's AOF fsync policy while this system runs (CONFIG SET, restored after); None: the stack's own.
+    redis_appendfsync: str | None = None
 
     @property
     def transport(self) -> str:
@@ -55,6 +57,10 @@ SYSTEMS = (
            "stream.worker.Worker: batched feature net, in-process user cache over Redis, one Redis commit script "
            "per batch, then the predictions at once (idempotent producer); the rest in one Kafka transaction per "
            "commit span (commit_interval_ms), committed off the loop"),
+    System("eddy-eos-fsync", "eddy", "exactly_once", "Eddy, exactly_once, Redis fsync per write",
+           "the same worker against the same Redis switched to appendfsync always (an fsync before every reply: "
+           "durable against power loss of the Redis machine, which the single broker is not)",
+           redis_appendfsync="always"),
     System("eddy-eos-2w", "eddy", "exactly_once", "Eddy, exactly_once, 2 workers",
            "two worker processes in one consumer group (eddy worker --processes 2), two partitions each",
            workers=2),

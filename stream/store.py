@@ -83,7 +83,7 @@ _COMMIT_SCRIPT = """
 --       its name, its argument count and its arguments (the key is KEYS').
 -- Writes nothing and returns 0 if any epoch moved on (a rebalance gave the partition
 -- to another worker); else runs every command and returns 1. A script is atomic, so
--- no other client sees part of a batch, and with appendfsync always it is one fsync.
+-- no other client sees part of a batch, and it reaches the AOF in one write (one fsync under always).
 local ne = tonumber(ARGV[1])
 for i = 1, ne do
   if (tonumber(redis.call('GET', KEYS[i])) or 0) ~= tonumber(ARGV[i + 1]) then return 0 end

@@ -1,0 +1,51 @@
+"""The benchmark's Redis watch: a system's fsync policy is in force while it runs and restored after,
+and the stalls Redis's latency monitor saw come back in the report."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from benchmarks.redis_watch import RedisWatch, describe
+
+pytestmark = pytest.mark.integration
+
+# Busy for 30 ms inside Redis (DEBUG SLEEP is refused over TCP by default).
+_BUSY_30_MS = """
+local t = redis.call('TIME')
+local start = t[1] * 1e6 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - start >= 30000
+return 1
+"""
+
+
+def test_a_system_runs_under_its_own_fsync_policy_and_the_stacks_comes_back(stack):
+    client = redis.Redis.from_url(stack["redis_url"])
+    before = client.config_get("appendfsync")["appendfsync"]
+    threshold = client.config_get("latency-monitor-threshold")["latency-monitor-threshold"]
+    other = "always" if before != "always" else "no"
+    watch = RedisWatch(client, appendfsync=other)
+    watch.start()
+    try:
+        assert client.config_get("appendfsync")["appendfsync"] == other
+        client.eval(_BUSY_30_MS, 0)  # a 30 ms stall the latency monitor must see
+    finally:
+        watch.stop()
+    assert client.config_get("appendfsync")["appendfsync"] == before
+    assert client.config_get("latency-monitor-threshold")["latency-monitor-threshold"] == threshold
+    report = watch.report()
+    assert report["appendfsync"] == other
+    assert report["events"]["command"]["max_ms"] >= 30
+    line = describe(report)
+    assert f"`appendfsync {other}`" in line and "`command` in 1 s" in line
+
+
+def test_a_redis_that_refuses_config_still_runs_the_system_and_the_report_says_so():
+    class Refusing:
+        def config_get(self, key):
+            raise redis.ResponseError("unknown command 'CONFIG'")
+
+    watch = RedisWatch(Refusing())
+    watch.start()
+    watch.stop()
+    assert "stalls not recorded" in describe(watch.report())
