@@ -203,7 +203,7 @@ def _side_results(md_path: Path, json_path: Path) -> list[str]:
     rows = []
     for stem, what, command in (
             ("codec-", "decode/encode cost per event, before and after msgspec", "python -m benchmarks.codec"),
-            ("redis-durability-", "one batch's Redis commit under appendfsync everysec vs always",
+            ("redis-durability-", "one batch's Redis commit under appendfsync no, everysec and always",
              "python -m benchmarks.redis_durability"),
             ("replay-throughput-", "`eddy replay` from a DSJSON file and from Kafka, side by side, stage by stage "
              "(read + join, targets, 5 estimators x 3 targets, the bootstrap apart), CPU and wall seconds",

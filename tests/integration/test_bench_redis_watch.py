@@ -1,5 +1,5 @@
-"""The benchmark's Redis watch: a system's fsync policy is in force while it runs and restored after,
-and the stalls Redis's latency monitor saw come back in the report."""
+"""Redis in the benchmarks: a system's fsync policy is in force while it runs and restored after, the
+stalls Redis's latency monitor saw come back in the report, and the durability benchmark runs."""
 
 from __future__ import annotations
 
@@ -49,3 +49,15 @@ def test_a_redis_that_refuses_config_still_runs_the_system_and_the_report_says_s
     watch.start()
     watch.stop()
     assert "stalls not recorded" in describe(watch.report())
+
+
+def test_the_durability_benchmark_times_a_commit_under_each_policy(tmp_path):
+    import json
+
+    from benchmarks import redis_durability
+
+    assert redis_durability.main(["--batches", "3", "--output-dir", str(tmp_path)]) == 0
+    [path] = tmp_path.glob("redis-durability-*.json")
+    result = json.loads(path.read_text())["ms_per_commit"]
+    assert set(result) == {"1", "16", "256"}
+    assert all(set(r) == {"no", "everysec", "always"} and r["always"]["50"] > 0 for r in result.values())
