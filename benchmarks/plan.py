@@ -12,7 +12,7 @@ PHASES = ("learning", "profile", "users", "ope")
 @dataclass(frozen=True)
 class Plan:
     quick: bool = False
-    rates: tuple[float, ...] = (25, 50, 100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000)
+    rates: tuple[float, ...] = (25, 50, 100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000, 24000)
     step_s: float = 5.0  # each load step lasts this long...
     min_samples: int = 600  # ...or long enough for this many queries
     drain_s: float = 5.0  # after the last send, how long answers are waited for
