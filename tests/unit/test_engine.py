@@ -1,9 +1,9 @@
 """The batch engine without a broker: joins, redelivery, duplicates, queries before feedback
 in one batch, hot swap between batches, per-record isolation and counts that reconcile.
 
-State lives in :class:`MemoryState`, a dict that reads like the store and applies a
-:class:`BatchWrite` the way the store's MULTI/EXEC does (a fake for pure-logic tests only;
-the integration tests run the same engine against Redis).
+State lives in :class:`stream.engine.memory.MemoryState`, dicts that read like the store and
+apply a :class:`BatchWrite` the way the store's commit script does (for pure-logic tests and
+the engine benchmark; the integration tests run the same engine against Redis).
 """
 
 from __future__ import annotations
@@ -24,54 +24,11 @@ from stream.engine.records import DEAD_LETTER_MAX_VALUE, DeadLetter
 from stream.engine.serving import request_seed
 from stream.events import Feedback, Item, Query
 from stream.engine.joins import JoinRecord
+from stream.engine.memory import MemoryState  # the other engine tests import it from here
 
 pytestmark = pytest.mark.unit
 
 T0 = 1_700_000_000.0
-
-
-class MemoryState:
-    def __init__(self) -> None:
-        self.users: dict[tuple[str, str], bytes] = {}
-        self.decisions: dict[str, bytes] = {}
-        self.applied: dict[str, bytes] = {}
-        self.population: dict[tuple[str, int], bytes] = {}
-        self.held: dict[tuple[int, str], bytes] = {}
-        self.pending: dict[tuple[int, str], float] = {}
-        self.counts: Counter[str] = Counter()
-
-    def load_users(self, fn, users):
-        return {u: self.users[(fn, u)] for u in users if (fn, u) in self.users}
-
-    def load_decisions(self, requests):
-        return {r: self.decisions[r] for r in requests if r in self.decisions}
-
-    def load_applied(self, requests):
-        return {r: self.applied[r] for r in requests if r in self.applied}
-
-    def load_population(self, fn, partition):
-        return self.population.get((fn, partition))
-
-    def load_held(self, wanted):
-        return {k: self.held[k] for k in wanted if k in self.held}
-
-    def held_count(self, partition):
-        return sum(1 for p, _ in self.held if p == partition)
-
-    def commit(self, w: BatchWrite) -> None:
-        for (fn, u), (state, _) in w.users.items():
-            self.users[(fn, u)] = state
-        self.decisions.update({r: record for r, (record, _) in w.decisions.items()})
-        self.applied.update({r: marker for r, (marker, _) in w.applied.items()})
-        self.population.update(w.population)
-        self.held.update({k: blob for k, (blob, _) in w.held.items()})
-        for k in w.released:
-            self.held.pop(k, None)
-        self.pending.update(w.pending)
-        self.pending.update({k: v for k, v in w.leased.items() if k in self.pending})
-        for k in w.rewarded:
-            self.pending.pop(k, None)
-        self.counts.update(w.counts)
 
 
 @pytest.fixture(scope="module")

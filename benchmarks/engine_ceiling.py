@@ -1,0 +1,100 @@
+"""The engine's own ceiling: queries and feedback per CPU-second with no Kafka and no Redis.
+
+    python -m benchmarks.engine_ceiling [--n 6000] [--output-dir benchmarks/results]
+
+The worker is the pure engine (:mod:`stream.engine`) inside an I/O shell. Here the engine
+runs alone, on the benchmark's feature net and simulated queries, against in-memory state
+(:class:`stream.engine.memory.MemoryState`), one process, one thread: what it does per
+CPU-second bounds what any shell around it can carry on one core, before the broker,
+Redis and the load generator take their share of the machine. Side by side in one run:
+queries in batches of 1 (low load: each query its own batch), 32 and 256, and feedback
+(the join, river's per-user update, the markers) in batches of 500. Writes
+``engine-ceiling-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from bandits import make_policy
+from benchmarks import model as bench_model
+from benchmarks.loadgen import QueryPool
+from stream import events
+from stream.config import Settings
+from stream.engine import Engine, InRecord
+from stream.engine.memory import MemoryState
+
+QUERY_BATCHES = (1, 32, 256)
+FEEDBACK_BATCH = 500
+
+
+def _engine(model, s: Settings) -> Engine:
+    return Engine(model, make_policy(s.policy), learner=s.learner, join_window_s=3600.0, seed=s.seed,
+                  cache_users=s.cache_users)
+
+
+def _run(engine: Engine, state: MemoryState, records: list[InRecord], batch: int, bar: tqdm) -> float:
+    """CPU seconds to process ``records`` in batches of ``batch``, committing each like the worker."""
+    cpu = time.process_time()
+    for k in range(0, len(records), batch):
+        b = engine.process(records[k:k + batch], state)
+        state.commit(b.write)
+        engine.commit(b)
+        bar.update(min(batch, len(records) - k))
+    return time.process_time() - cpu
+
+
+def measure(n: int, *, seed: int = 0) -> dict:
+    s = Settings()
+    torch.set_num_threads(s.torch_threads)
+    model, _ = bench_model.train(seed=seed, examples=3000, epochs=1)
+    pool = QueryPool(bench_model.world(seed), 1024)
+    out: dict = {"n": n, "learner": s.learner, "policy": s.policy, "torch_threads": s.torch_threads,
+                 "queries_per_cpu_s": {}, "candidates": len(events.decode_query(pool.body(0, b"x")[1]).candidates)}
+    with tqdm(total=n * (len(QUERY_BATCHES) + 1), desc="engine ceiling", unit="rec") as bar:
+        for batch in QUERY_BATCHES:
+            engine, state = _engine(model, s), MemoryState()
+            recs = [InRecord("query", "q", 0, i, *pool.body(i, f"{batch}-{i}".encode())) for i in range(n)]
+            _run(engine, state, recs[:200], batch, tqdm(disable=True))  # warm: allocators, torch, user cache
+            out["queries_per_cpu_s"][str(batch)] = round((n - 200) / _run(engine, state, recs[200:], batch, bar))
+            bar.update(200)
+        # Feedback on the last run's requests (the first candidate, rewards 0/1): each joins its decision.
+        last = QUERY_BATCHES[-1]
+        fbs = []
+        for i in range(n):
+            j = i % len(pool.users)
+            fb = events.Feedback(request_id=f"{last}-{i}", user_id=pool.users[j].decode(),
+                                 item_id=pool.first_item[j], reward=float(i % 2), ts=time.time())
+            fbs.append(InRecord("feedback", "f", 0, i, pool.users[j], events.encode(fb)))
+        cpu = _run(engine, state, fbs, FEEDBACK_BATCH, bar)
+        out["feedback_per_cpu_s"] = round(len(fbs) / cpu)
+        out["feedback_applied"] = int(state.counts["feedback_applied"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.engine_ceiling", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=6000, help="queries per batch size, then as many feedback events")
+    ap.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"))
+    args = ap.parse_args(argv)
+    if args.n < 400:
+        ap.error("--n must be at least 400 (200 of them warm the engine up)")
+    result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **measure(args.n)}
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    path = args.output_dir / f"engine-ceiling-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2))
+    q = result["queries_per_cpu_s"]
+    print("| queries/CPU-s, batch " + " | ".join(q) + " | feedback/CPU-s |\n|" + "---|" * (len(q) + 1))
+    print("| " + " | ".join(f"{v:,}" for v in q.values()) + f" | {result['feedback_per_cpu_s']:,} |")
+    print(f"written {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
