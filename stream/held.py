@@ -44,6 +44,12 @@ class HeldSweep:
         self.s = settings
         self.stats = stats
         self._next = 0.0
+        self.counts: dict[int, int] | None = None  # the last sweep's held entries per partition, until taken
+
+    def take_counts(self) -> dict[int, int] | None:
+        """Held entries per owned partition as the last sweep left them (None if no sweep ran since the last take)."""
+        counts, self.counts = self.counts, None
+        return counts
 
     def maybe_run(self, now: float, producer: Producer, eos: bool, epochs: dict[int, int]) -> None:
         """``now`` is monotonic (the schedule); deadlines are wall-clock, like the decisions' timestamps."""
@@ -61,17 +67,18 @@ class HeldSweep:
         wall = time.time()
         dead: list[DeadLetter] = []
         write = BatchWrite()
-        held_now = 0
+        counts = {}
         for p in sorted(epochs):
-            held_now += self.store.held_count(p)
+            counts[p] = self.store.held_count(p)
             for rid, blob in self.store.expired_held(p, wall, SWEEP_LIMIT).items():
                 held = decode_held(blob)
                 dead.append(DeadLetter(held.record(), "unknown_request",
                                        f"no decision for request {rid!r} within the join window "
                                        f"({self.s.join_window_s:g}s) while its feedback was held"))
                 write.released.add((p, rid))
-        self.stats["feedback_held_now"] = held_now - len(dead)
+        self.stats["feedback_held_now"] = sum(counts.values()) - len(dead)
         if not dead:
+            self.counts = counts
             return
         publish_alone(producer, eos, [(self.s.topic("dead-letter"), None, d.record.key, d.value, d.headers)
                                       for d in dead])

@@ -261,6 +261,8 @@ class Worker:
                 self._between_batches(now)
                 if self._inflight is None:  # their own transaction: a commit in flight owns the producer
                     self._held_sweep.maybe_run(now, self._producer, eos, self._epochs)
+                    if self.serves_model and (held := self._held_sweep.take_counts()) is not None:
+                        self.engine.held_counts(held)
                     self._reward_timer.maybe_run(now, self._producer, eos, self._epochs)
                 if msgs:
                     compute_ms = self._handle(msgs, consumer, eos, started)

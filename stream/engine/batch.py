@@ -34,7 +34,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 import msgspec
 import numpy as np
@@ -206,6 +206,8 @@ class Engine:
         self._clock = clock
         self._caches: dict[str, UserCache] = {}
         self._populations: dict[tuple[str, int], PopulationModel] = {}
+        # Partitions known to hold no early feedback (see held_counts): their queries skip the lookup.
+        self._held_none: set[int] = set()
         self.anytime = anytime
         self.cascade = cascade
         self.serve_default = False
@@ -269,8 +271,23 @@ class Engine:
         for cache in self._caches.values():
             cache.clear()
         self._populations.clear()
+        self._held_none.clear()
         if self.selection is not None:
             self.selection.forget()
+
+    def held_counts(self, counts: Mapping[int, int]) -> None:
+        """Held early feedback per partition, read from the store between batches (the worker's held sweep).
+
+        Only this partition's owner holds feedback in it, and only by its batches' writes, so
+        a partition read at 0 holds none until a batch of this engine holds some there
+        (:meth:`commit` notes it): until then its queries skip the held lookup, one store
+        round trip per query batch. :meth:`forget` (revoke, fence, outage) drops what is known.
+        """
+        for p, n in counts.items():
+            if n == 0:
+                self._held_none.add(p)
+            else:
+                self._held_none.discard(p)
 
     def cached_users(self) -> int:
         return len(self._caches[self.model.version])
@@ -318,6 +335,7 @@ class Engine:
         """The batch is durable: memory takes its new user models and statistics."""
         for (fn, uid), model in batch.learned.items():
             self._caches[fn].put(uid, model)
+        self._held_none.difference_update(p for p, _ in batch.write.held)
         self._populations.update(batch.populations)
         if self.selection is not None:
             self.selection.commit()
@@ -510,7 +528,8 @@ class Engine:
                       batch: Batch) -> list[tuple[InRecord, Feedback]]:
         """Feedback held for the requests this batch just decided, to be applied after the decision and
         removed in this batch's write. Entries past their deadline stay for the sweep to dead-letter."""
-        decided = [(r.partition, q.request_id) for r, q in queries if q.request_id in batch.write.decisions]
+        decided = [(r.partition, q.request_id) for r, q in queries
+                   if q.request_id in batch.write.decisions and r.partition not in self._held_none]
         now = self._clock()
         out = []
         if decided and self.held_max > 0:  # 0: holding is off

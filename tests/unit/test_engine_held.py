@@ -99,3 +99,44 @@ def test_held_feedback_for_another_user_is_a_dead_letter_counted_apart(engine):
     assert [d.reason for d in batch.outputs.dead] == ["user_mismatch"]
     assert batch.counts["held_dead_lettered"] == 1 and batch.counts["dead_lettered"] == 0
     assert not state.held and reconciles(state.counts)
+
+
+class CountingState(MemoryState):
+    """Counts the held lookups (one store round trip each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held_lookups = 0
+
+    def load_held(self, wanted):
+        self.held_lookups += 1
+        return super().load_held(wanted)
+
+
+def test_a_partition_read_empty_skips_the_held_lookup_until_a_batch_holds_feedback_there(engine):
+    state, log = CountingState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    assert state.held_lookups == 1  # nothing known: every query batch looks
+    engine.held_counts({0: 0, 1: 3})  # the sweep read partition 0 empty, 1 not
+    run(engine, state, [log.rec(query("r2"))])
+    assert state.held_lookups == 1
+    run(engine, state, [log.rec(query("r3"), partition=1)])
+    assert state.held_lookups == 2  # partition 1 holds some: look
+
+    # Feedback held on partition 0 by this engine's batch: its query must find it.
+    run(engine, state, [log.rec(feedback("r4", "i2"))])
+    before = state.held_lookups
+    decided = run(engine, state, [log.rec(query("r4"))])
+    assert decided.counts["held_applied"] == 1 and state.held_lookups == before + 1 and not state.held
+
+
+def test_what_is_known_about_held_feedback_is_forgotten_with_the_partitions(engine, model, clock):
+    state, log = CountingState(), Log()
+    engine.held_counts({0: 0})
+    engine.forget()  # revoked: partition 0 moves to another worker, which holds early feedback there
+    other = Engine(model, make_policy("epsilon_greedy:epsilon=0.3"), learner="river", join_window_s=60.0,
+                   seed=7, held_max=2, clock=clock)
+    run(other, state, [log.rec(feedback("r1", "i2"))])
+    before = state.held_lookups
+    decided = run(engine, state, [log.rec(query("r1"))])  # partition 0 back: its query finds the held feedback
+    assert state.held_lookups == before + 1 and decided.counts["held_applied"] == 1
