@@ -227,10 +227,12 @@ class Engine:
                     base_prior=serving.base_prior(m), offline=m.user_weights,
                 )
 
-    def serve_selection(self, selection: Selection) -> None:
-        """Serve ``selection``'s challengers beside the live feature net (stream/engine/selection.py)."""
+    def serve_selection(self, selection: Selection | None) -> None:
+        """Serve ``selection``'s challengers beside the live feature net (stream/engine/selection.py) from
+        the next batch on; None: the live version alone. Each partition's selector state is read again from
+        the store, so a new set of challengers goes on from what the committed batches learned."""
         self.selection = selection
-        for m in selection.challengers.values():
+        for m in selection.challengers.values() if selection is not None else ():
             self.version_cache(m)
 
     def version_cache(self, model: FeatureModel) -> UserCache:
