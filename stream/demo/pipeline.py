@@ -146,9 +146,8 @@ class Demo:
         if not n:
             return []
         self.say(f"  the serving layer through the engine: linear and 1024x1024 MLP nets, first {n} ratings")
-        out, self.served = served_arms(self.s, train, stream, self.ds.catalog, n=n, n_candidates=self.n_candidates,
-                                       batch=self.engine_batch, epochs=self.opts.epochs, deadline_ms=self.deadline_ms,
-                                       say=self.say)
+        out, self.served = served_arms(self.s, train, stream, self.ds.catalog, n=n, batch=self.engine_batch,
+                                       epochs=self.opts.epochs, deadline_ms=self.deadline_ms, say=self.say)
         return out
 
     def _live(self, stream: list[dict]):
@@ -174,6 +173,10 @@ class Demo:
         known = np.array([r["user_id"] in trained_users for r in stream])
         dicts = [asdict(a) for a in all_arms]
         rows = report.arm_rows(dicts, y, known)
+        if self.served.get("n"):  # the arms that scored every rating, on the serving-layer arms' ratings
+            n = self.served["n"]
+            self.served["rmse_same_ratings"] = {a.key: rmse(a.pred[:n], y[:n]) for a in all_arms
+                                                if np.isfinite(a.pred[:n]).all()}
         by_key = {r["key"]: r["rmse"] for r in rows}
         lat = live.latency_ms[np.isfinite(live.latency_ms)]
         wlat = live.worker_latency_ms[np.isfinite(live.worker_latency_ms)]

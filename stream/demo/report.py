@@ -119,11 +119,21 @@ def _on_time(s: dict[str, Any]) -> list[str]:
     served = s.get("serving_layer") or {}
     if "deadline_ms" not in served:
         return []
-    how = ("calibrated from the exact arm: its median batch time less half its feature-net time"
+    how = ("calibrated from the expensive net's exact arm: the reserve a worker keeps after the feature net, as "
+           "measured over its batches, plus half its median feature-net time"
            if served.get("deadline_calibrated") else "given by --deadline-ms")
     return [f"On time: the share of answers within {served['deadline_ms']:.0f} ms of their query's ts ({how}); "
             "the engine arms time each batch from its queries' ts to its Redis commit, the live arm from sending "
-            "the query to reading its prediction back; '-': arms that score in bulk, with no per-query answer.", ""]
+            "the query to reading its prediction back; '-': arms that score in bulk, with no per-query answer.", "",
+            *_same_ratings(served)]
+
+
+def _same_ratings(served: dict[str, Any]) -> list[str]:
+    same = served.get("rmse_same_ratings")
+    if not same:
+        return []
+    return [f"RMSE on the first {served['n']} ratings only (those the engine arms served): "
+            + ", ".join(f"{k} {v:.4f}" for k, v in same.items()) + ".", ""]
 
 
 def markdown(rows: list[dict], s: dict[str, Any]) -> str:

@@ -9,8 +9,10 @@ state:
 * ``wide_exact``: the expensive net answers every query exactly;
 * ``wide_anytime``: the same under a deadline (:mod:`stream.engine.anytime`): candidates whose features are
   not ready in time are scored with their running mean ``E[f]``. Unless ``deadline_ms`` is given it is
-  calibrated from the exact arm so that the exact path misses it: its median batch time less half its
-  feature-net time (the feature net would have to run twice as fast to be on time: a 2x overload);
+  calibrated from the exact arm: the reserve the worker keeps for what follows the feature net, as
+  measured over the exact arm's batches (RFC 6298: mean plus four deviations, :meth:`Anytime.observe_tail`),
+  plus half the exact arm's median feature-net time. The expensive net would have to run twice as fast
+  to be on time (a 2x overload), and the anytime arm starts from the same measured tail;
 * ``cascade``: the cheap net answers when its top-two margin is at least ``cascade_margin``, else the
   expensive one (:mod:`stream.engine.cascade`);
 * ``exp3`` / ``exp4``: both nets served, the cheap one live and the expensive one a challenger; Exp3 picks
@@ -38,10 +40,15 @@ from stream.engine.cascade import Cascade
 from stream.engine.selection import Selection
 
 KEYS = ("wide_exact", "wide_anytime", "cascade", "exp3", "exp4")
+CANDIDATES = 20
+"""Candidates per query in these arms (the live arm's 5 would leave the feature net a small part of a batch's
+time, next to scoring and the Redis commit: a deadline would have little to save)."""
+CHUNK_ROWS = 64
+"""The anytime arm's chunks (as ``benchmarks/anytime.py``): a budget can end every 64 rows."""
 
 
 def served_arms(s: Settings, train: list[dict], stream: list[dict], catalog: list[dict], *, n: int,
-                n_candidates: int, batch: int, epochs: int, deadline_ms: float = 0.0,
+                batch: int, epochs: int, deadline_ms: float = 0.0, n_candidates: int = CANDIDATES,
                 say: Callable[[str], None] = print) -> tuple[list[ArmResult], dict[str, Any]]:
     """The arms above on the first ``n`` ratings of ``stream`` (NaN after), and a summary (the deadline, the
     nets' training, escalation and selection figures)."""
@@ -49,7 +56,7 @@ def served_arms(s: Settings, train: list[dict], stream: list[dict], catalog: lis
     t0, c0 = time.perf_counter(), time.process_time()
     cheap = nets.train_net(train, nets.CHEAP, seed=s.seed)
     wide = nets.train_net(train, nets.EXPENSIVE, epochs=epochs, seed=s.seed)
-    summary: dict[str, Any] = {"n": n, "batch": batch, "training": {
+    summary: dict[str, Any] = {"n": n, "batch": batch, "candidates": n_candidates, "training": {
         "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - t0,
         "cheap": {"hidden": list(cheap.config.hidden), "output_dim": cheap.output_dim,
                   "val_rmse": cheap.metrics.get("val_rmse")},
@@ -63,11 +70,18 @@ def served_arms(s: Settings, train: list[dict], stream: list[dict], catalog: lis
         return stream_through_engine(e, s, stream, items, n=n, n_candidates=n_candidates, batch=batch, prefix=key)
 
     runs: dict[str, EngineRun] = {"wide_exact": run(engine(wide), "wide_exact")}
+
+    def measured(a: Anytime) -> Anytime:  # the tail the worker would have measured over the exact arm's batches
+        for total, feat in runs["wide_exact"].batches:
+            a.observe_tail((total - feat) / 1000)
+        return a
+
     if not deadline_ms:
-        deadline_ms = float(np.median([total - feat / 2 for total, feat in runs["wide_exact"].batches]))
+        reserve_ms = measured(Anytime(reserve_ms=s.deadline_reserve_ms)).reserve * 1000
+        deadline_ms = reserve_ms + float(np.median([feat for _, feat in runs["wide_exact"].batches])) / 2
         summary["deadline_calibrated"] = True
     summary["deadline_ms"] = deadline_ms
-    anytime = Anytime(deadline_ms=deadline_ms, reserve_ms=s.deadline_reserve_ms, chunk_rows=s.anytime_chunk_rows)
+    anytime = measured(Anytime(deadline_ms=deadline_ms, reserve_ms=s.deadline_reserve_ms, chunk_rows=CHUNK_ROWS))
     runs["wide_anytime"] = run(engine(wide, anytime=anytime), "wide_anytime")
     runs["cascade"] = run(engine(wide, cascade=Cascade(cheap, s.cascade_margin)), "cascade")
     for mode in ("exp3", "exp4"):
@@ -108,8 +122,8 @@ def served_arms(s: Settings, train: list[dict], stream: list[dict], catalog: lis
         r = runs[key]
         label, note = labels[key]
         out.append(ArmResult(key, label, r.pred, r.cpu_s, r.wall_s,
-                             f"{note}; the first {r.n} stream ratings in batches of {batch} through the worker's "
-                             f"engine and Redis (no Kafka)",
+                             f"{note}; the first {r.n} stream ratings as queries of {n_candidates} candidates, in "
+                             f"batches of {batch} through the worker's engine and Redis (no Kafka)",
                              {"scored": r.n, "deadline_ms": deadline_ms}, on_time=r.on_time(deadline_ms)))
         say(f"  {out[-1].label}: on time {out[-1].on_time:.1%}, {r.cpu_s:.1f}s CPU")
     return out, summary
