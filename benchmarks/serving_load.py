@@ -32,20 +32,9 @@ import numpy as np
 from stream import config, events
 from stream.client import EddyClient, reader
 from stream.config import Settings
+from stream.demo.nets import CHEAP, EXPENSIVE, train_net
 
 CACHE = Path(os.environ.get("EDDY_CACHE_DIR", str(Path.home() / ".cache" / "eddy"))) / "bench-models"
-
-
-@dataclass(frozen=True)
-class NetSpec:
-    version: str
-    hidden: tuple[int, ...]
-    output_dim: int
-    epochs: int
-
-
-CHEAP = NetSpec("cheap", (), 4, 1)
-EXPENSIVE = NetSpec("wide", (1024, 1024), 16, 3)
 
 
 def dataset(n_train: int):
@@ -59,10 +48,7 @@ def models(train: list[dict], specs=(CHEAP, EXPENSIVE), say=print):
     """The trained nets, from the cache when these records and specs were trained on before."""
     import torch
 
-    from features.config import FeatureNetConfig
     from features.model import FeatureModel
-    from features.train import examples_from_records
-    from stream import training
 
     torch.set_num_threads(1)
     key = hashlib.sha256(json.dumps([len(train), train[0], train[-1]], sort_keys=True, default=str).encode())
@@ -74,11 +60,7 @@ def models(train: list[dict], specs=(CHEAP, EXPENSIVE), say=print):
             out.append(FeatureModel.load(path, device="cpu"))
             continue
         say(f"training {spec} on {len(train)} ratings (cached in {path})")
-        examples = examples_from_records(train)
-        cfg = FeatureNetConfig.infer(examples[: int(len(examples) * 0.9)], hidden=spec.hidden,
-                                     output_dim=spec.output_dim)
-        model = training.train(train, training.TrainOptions(epochs=spec.epochs, progress=False, device="cpu"),
-                               version=spec.version, config=cfg)
+        model = train_net(train, spec)
         model.save(path)
         out.append(model)
     return out

@@ -21,7 +21,10 @@ features that were used (the join record keeps them, and learning reads them).
   signature of the numeric inputs (:class:`features.lsh.SimHash`) instead of
   their exact values: similar inputs share an entry, an approximation
   measured in ``benchmarks/lsh_coarsening.py``. The text kind's key is the
-  text itself and is never coarsened.
+  text itself and is never coarsened. Given each row's exact key too,
+  :meth:`FeatureCache.get_or_compute` says which rows were served from an
+  entry computed for another input (``coarsened``), so the decision can
+  record it.
 
 >>> import numpy as np
 >>> c = FeatureCache("v1", capacity=2)
@@ -53,12 +56,18 @@ from features.lsh import MAX_BITS, SimHash
 
 __all__ = ["FeatureCache", "FeatureCaches"]
 
+
+def _packed(numeric: np.ndarray, exact: np.ndarray) -> list[bytes]:
+    parts = [np.ascontiguousarray(numeric).view(np.uint8).reshape(len(numeric), -1),
+             np.ascontiguousarray(exact, dtype=np.int64).view(np.uint8).reshape(len(exact), -1)]
+    return [row.tobytes() for row in np.concatenate(parts, axis=1)]
+
 LSH_SEED = 0x5E1F
 """Seed of the SimHash planes: every worker buckets alike."""
 
 
 class FeatureCache:
-    """LRU map ``key -> (feature row, source input)`` of one feature-net version."""
+    """LRU map ``key -> (feature row, source input, exact key of that input)`` of one feature-net version."""
 
     def __init__(self, version: str, *, capacity: int, lsh_bits: int = 0) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
@@ -67,7 +76,8 @@ class FeatureCache:
             raise FeatureError(f"lsh_bits must be an int in [0, {MAX_BITS}], got {lsh_bits!r}")
         self.version, self.capacity, self.lsh_bits = version, capacity, lsh_bits
         self.hits = self.misses = self.evictions = 0
-        self._entries: OrderedDict[Hashable, tuple[np.ndarray, Any]] = OrderedDict()
+        self.coarsened = 0  # hits served from an entry computed for another input (lsh_bits > 0)
+        self._entries: OrderedDict[Hashable, tuple[np.ndarray, Any, Hashable]] = OrderedDict()
         self._simhash: SimHash | None = None
 
     def __len__(self) -> int:
@@ -80,15 +90,22 @@ class FeatureCache:
             if self._simhash is None or self._simhash.dim != numeric.shape[1]:
                 self._simhash = SimHash(numeric.shape[1], self.lsh_bits, seed=LSH_SEED)
             numeric = self._simhash.signatures(numeric)
-        parts = [np.ascontiguousarray(numeric).view(np.uint8).reshape(len(numeric), -1),
-                 np.ascontiguousarray(exact, dtype=np.int64).view(np.uint8).reshape(len(exact), -1)]
-        return [row.tobytes() for row in np.concatenate(parts, axis=1)]
+        return _packed(numeric, exact)
+
+    @staticmethod
+    def exact_keys(numeric: np.ndarray, exact: np.ndarray) -> list[bytes]:
+        """:meth:`row_keys` without coarsening: equal only for equal inputs."""
+        return _packed(numeric, exact)
 
     def get_or_compute(self, keys: Sequence[Hashable], compute: Callable[[list[int]], np.ndarray], *,
-                       source: Callable[[int], Any]) -> list[np.ndarray]:
+                       source: Callable[[int], Any], exact: Sequence[Hashable] | None = None,
+                       coarsened: set[int] | None = None) -> list[np.ndarray]:
         """The feature row of each key; ``compute(rows)`` gives ``(len(rows), d)`` for the first row of each
         missing key, and ``source(row)`` the input kept with its entry (to warm the next version).
-        A key repeated within the call is computed once: one miss, then hits."""
+        A key repeated within the call is computed once: one miss, then hits.
+
+        ``exact``: each row's exact key (:meth:`exact_keys`) when ``keys`` are coarsened; the rows whose
+        value was computed for another exact key (a coarsened hit) are added to ``coarsened``."""
         out: list[np.ndarray | None] = [None] * len(keys)
         missing: dict[Hashable, list[int]] = {}
         entries = self._entries
@@ -98,6 +115,10 @@ class FeatureCache:
                 entries.move_to_end(key)
                 out[i] = hit[0]
                 self.hits += 1
+                if exact is not None and hit[2] != exact[i]:
+                    self.coarsened += 1
+                    if coarsened is not None:
+                        coarsened.add(i)
             else:
                 missing.setdefault(key, []).append(i)
         if missing:
@@ -110,9 +131,14 @@ class FeatureCache:
                 value.flags.writeable = False
                 self.misses += 1
                 self.hits += len(rows) - 1
+                ident = None if exact is None else exact[rows[0]]
                 for i in rows:
                     out[i] = value
-                entries[key] = (value, source(rows[0]))
+                    if ident is not None and exact[i] != ident:
+                        self.coarsened += 1
+                        if coarsened is not None:
+                            coarsened.add(i)
+                entries[key] = (value, source(rows[0]), ident)
             while len(entries) > self.capacity:
                 entries.popitem(last=False)
                 self.evictions += 1
@@ -123,11 +149,12 @@ class FeatureCache:
         if n <= 0:
             return []
         tail = list(self._entries.values())[-n:]
-        return [src for _, src in tail]
+        return [src for _, src, _ in tail]
 
     def figures(self) -> dict[str, Any]:
         return {"version": self.version, "entries": len(self), "capacity": self.capacity,
-                "lsh_bits": self.lsh_bits, "hits": self.hits, "misses": self.misses, "evictions": self.evictions}
+                "lsh_bits": self.lsh_bits, "hits": self.hits, "misses": self.misses, "evictions": self.evictions,
+                "coarsened": self.coarsened}
 
 
 class FeatureCaches:
@@ -178,7 +205,7 @@ class FeatureCaches:
         for start in range(0, len(sources), chunk):
             part = sources[start : start + chunk]
             model.embed_many([(ctx, [item]) for ctx, item in part], cache=cache)
-        cache.hits = cache.misses = cache.evictions = 0  # warming is not serving
+        cache.hits = cache.misses = cache.evictions = cache.coarsened = 0  # warming is not serving
         return cache
 
     def install(self, cache: FeatureCache | None) -> None:

@@ -143,17 +143,24 @@ class FeatureModel:
         return self.embed_many([(context, items)], cache=cache)[0]
 
     def embed_many(self, queries: Sequence[tuple[Context, Sequence[Item]]], *,
-                   cache: FeatureCache | None = None) -> list[np.ndarray]:
+                   cache: FeatureCache | None = None, coarsened: list[tuple[int, ...]] | None = None) -> list[np.ndarray]:
         """:meth:`embed` for many ``(context, items)`` queries in one forward pass.
 
         Returns one float32 ``(len(items_q), output_dim)`` array per query (views
         into one array). With ``cache`` (this version's, :mod:`features.cache`), the
         expensive part is looked up first and only the misses are computed: the text
         kind's sentence encodings, or the MLP kind's whole rows.
+
+        ``coarsened``: a list that receives, per query, the indices of its candidates whose row came
+        from a cache entry computed for another input (LSH coarsening, ``cache.lsh_bits`` > 0; the
+        text kind's keys are exact, so its tuples are empty).
         """
         counts = [len(q[1]) for q in queries]
         total = sum(counts)
+        flagged: set[int] = set()  # rows (over the whole batch) served from a coarsened entry
         if total == 0:
+            if coarsened is not None:
+                coarsened.extend(() for _ in counts)
             return [np.zeros((0, self.output_dim), dtype=np.float32) for _ in counts]
         if cache is not None and cache.version != self.version:
             raise FeatureError(f"feature net {self.version!r} was given the cache of version {cache.version!r}")
@@ -177,10 +184,19 @@ class FeatureModel:
         elif cache is None:
             out = self._forward(batch)
         else:
-            keys = cache.row_keys(batch.numeric.numpy(),
-                                  np.concatenate([batch.categorical.numpy(), batch.item_ids.numpy()[:, None]], axis=1))
+            numeric = batch.numeric.numpy()
+            exact = np.concatenate([batch.categorical.numpy(), batch.item_ids.numpy()[:, None]], axis=1)
+            keys = cache.row_keys(numeric, exact)
             out = np.stack(cache.get_or_compute(
-                keys, lambda idx: self._forward(batch.take(torch.as_tensor(idx, dtype=torch.long))), source=source))
+                keys, lambda idx: self._forward(batch.take(torch.as_tensor(idx, dtype=torch.long))), source=source,
+                exact=cache.exact_keys(numeric, exact) if cache.lsh_bits else None, coarsened=flagged))
+        if coarsened is not None:
+            per_query: list[list[int]] = [[] for _ in counts]
+            query_of = np.repeat(np.arange(len(counts)), counts)
+            starts = np.cumsum([0] + counts[:-1])
+            for i in sorted(flagged):
+                per_query[query_of[i]].append(int(i - starts[query_of[i]]))
+            coarsened.extend(tuple(q) for q in per_query)
         return np.split(out, np.cumsum(counts)[:-1])
 
     def _forward(self, batch: EncodedBatch) -> np.ndarray:

@@ -182,6 +182,7 @@ class Prediction(_Event, tag_field="schema", tag="eddy.prediction/1"):
     latency_ms: float
     ts: Timestamp
     approximated: tuple[Id, ...] = ()
+    coarsened: tuple[Id, ...] = ()
 
     @property
     def versions(self) -> Versions:
@@ -192,7 +193,8 @@ class _PredictionOut(Struct, frozen=True, gc=False, tag_field="schema", tag="edd
     """What Eddy answers: the ranking (chosen items first, then by score), the chosen items and the versions used.
 
     ``approximated``: the candidates scored with the expectation of their features because these were not
-    ready by the query's deadline (absent when none were)."""
+    ready by the query's deadline (absent when none were). ``coarsened``: the candidates whose features came
+    from a feature-cache entry computed for a similar input (LSH coarsening; absent when none did)."""
 
     request_id: Id
     user_id: Id
@@ -202,6 +204,7 @@ class _PredictionOut(Struct, frozen=True, gc=False, tag_field="schema", tag="edd
     latency_ms: Annotated[float, Meta(ge=0)]
     ts: Timestamp
     approximated: tuple[Id, ...] = ()
+    coarsened: tuple[Id, ...] = ()
 
 
 class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=True):
@@ -215,7 +218,11 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     features were not ready by the query's deadline and the expectation of
     their features was used instead. ``escalated``: a prediction cascade's
     cheap model was unsure and ``feature_net_version`` (the expensive one)
-    answered. Both are absent from the wire when empty / false.
+    answered. ``coarsened`` (indices): the candidates whose features were read
+    from a feature-cache entry computed for another, similar input (LSH
+    coarsening): a real ``f`` of a near input, which the policy scored, so the
+    propensity is still that of the features used. All three are absent from
+    the wire when empty / false.
 
     With model selection (several feature-net versions served at once, absent from
     the wire otherwise): ``selector`` names the selector and its parameters,
@@ -251,6 +258,7 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     version_weights: dict[Name, Probability] = {}
     version_scores: dict[Name, tuple[float, ...]] = {}
     policy_snapshot: Count | None = None
+    coarsened: tuple[Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)], ...] = ()
 
     @property
     def chosen_item(self) -> str:
@@ -268,6 +276,10 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
             del d["approximated"]
         if not self.escalated:
             del d["escalated"]
+        if self.coarsened:
+            d["coarsened"] = list(self.coarsened)
+        else:
+            del d["coarsened"]
         for name, default in _SELECTION_DEFAULTS.items():  # as on the wire: omitted at their defaults
             if d[name] == default:
                 del d[name]
@@ -339,7 +351,7 @@ def encode(event: Query | Feedback | Prediction | Decision | Outcome | ModelUpda
     """The event's wire JSON; non-finite numbers raise (JSON has none) rather than becoming ``null``."""
     if event.__class__ is Prediction:
         event = _PredictionOut(event.request_id, event.user_id, event.ranked, event.chosen, event.versions,
-                               event.latency_ms, event.ts, event.approximated)
+                               event.latency_ms, event.ts, event.approximated, event.coarsened)
     try:
         out = _encoder.encode(event)
     except UnicodeEncodeError as exc:
@@ -465,7 +477,7 @@ def decode_prediction(raw: bytes | None) -> Prediction:
     w = _decode(raw, _prediction_decoder, Prediction.SCHEMA)
     v = w.versions
     return Prediction(w.request_id, w.user_id, w.ranked, w.chosen, v.feature_net, v.user_weights, v.policy,
-                      w.latency_ms, w.ts, w.approximated)
+                      w.latency_ms, w.ts, w.approximated, w.coarsened)
 
 
 def _checked_decision(d: Decision, reason: str, where: str = "decision") -> Decision:
@@ -477,6 +489,8 @@ def _checked_decision(d: Decision, reason: str, where: str = "decision") -> Deci
         raise EventError(reason, f"{where}: chosen_index {d.chosen_index} with {n} candidates")
     if any(i >= n for i in d.approximated):
         raise EventError(reason, f"{where}: approximated {list(d.approximated)} with {n} candidates")
+    if any(i >= n for i in d.coarsened):
+        raise EventError(reason, f"{where}: coarsened {list(d.coarsened)} with {n} candidates")
     for version, scores in d.version_scores.items():
         if len(scores) != n:
             raise EventError(reason, f"{where}: {n} candidates but {len(scores)} scores of version {version!r}")

@@ -3,7 +3,8 @@
 Files: ``<model_dir>/<version>/`` as written by ``FeatureModel.save``.
 Redis (under the deployment prefix): ``registry:versions`` (hash version ->
 metadata JSON), ``registry:live`` (the one live version) and
-``registry:history`` (previously live versions, newest first, for rollback).
+``registry:history`` (previously live versions, newest first, for rollback) and
+``registry:challengers`` (the versions served beside the live one, when set at runtime).
 """
 
 from __future__ import annotations
@@ -107,6 +108,21 @@ class Registry:
         previous = previous.decode()
         self._r.set(self._k("live"), previous)
         return current or "", previous
+
+    def set_challengers(self, spec: str, selection: str | None = None) -> None:
+        """The versions every worker serves beside the live one from now on (``v2,v3``, ``last:K`` or ``""``
+        for none) and, optionally, how (``shadow``, ``exp3``, ``exp4``; None: each worker's setting).
+        Workers read it within a second (:class:`stream.challengers.ChallengerWatcher`)."""
+        self._r.set(self._k("challengers"), json.dumps({"spec": spec, "selection": selection}))
+
+    def challengers(self) -> dict | None:
+        """``{"spec": ..., "selection": ...}`` as last set, or None when never set (then each worker serves
+        its ``challengers`` setting)."""
+        try:
+            raw = self._r.get(self._k("challengers"))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise redis_failure(exc) from None
+        return json.loads(raw) if raw else None
 
     def load(self, version: str, device: str | None = None) -> FeatureModel:
         entry = self.show(version)

@@ -47,7 +47,7 @@ from stream.engine.batching import AdaptiveBatchSize
 from stream.heap import HeapKeeper
 from stream.held import HeldSweep
 from stream.apprentice import SwitchWatch
-from stream.challengers import selection_from_settings
+from stream.challengers import ChallengerWatcher, selection_from_settings
 from stream.hotswap import ModelWatcher
 from stream.kafka_io import KafkaUnavailable, ensure_topics, partition_count, produce, quiet_logging
 from stream.metrics import WorkerMetrics
@@ -102,6 +102,9 @@ class Worker:
                 self.engine.serve_selection(selection)
                 log.info("model selection %s: serving %s beside the live version", settings.selection,
                          ", ".join(selection.challengers))
+        self.challenger_watcher = (ChallengerWatcher(self.registry, settings,
+                                                     lambda: (self.engine.model.version, self.engine.selection))
+                                   if self.serves_model and engine is None else None)
         self.watcher = (ModelWatcher(self.registry, lambda: self.engine.model.version,
                                      feature_caches=getattr(self.engine, "feature_caches", None))
                         if self.serves_model else None)
@@ -302,6 +305,13 @@ class Worker:
             self._next_prior = 0.0
             self.stats["model_swaps"] += 1
             log.info("hot-swapped feature net %s -> %s", old, model.version)
+        changed = self.challenger_watcher.ready(now) if self.challenger_watcher is not None else None
+        if changed is not None:
+            self.engine.serve_selection(changed.selection)
+            self._next_prior = 0.0  # the new selectors decide on every partition's losses at once
+            self.stats["challenger_changes"] += 1
+            log.info("model selection: serving %s beside the live version (%s)",
+                     ", ".join(changed.versions) or "nothing", changed.mode)
         if self.serves_model and self._apprentice.poll(now) is not None:
             self.engine.serve_default = self._apprentice.serving_default
         swapped = self.policy_watcher.ready(now) if self.policy_watcher is not None else None
@@ -337,7 +347,7 @@ class Worker:
         for p in (self._producer, self._answers):
             if p is not None:
                 p.flush(10)
-        for watcher in (self.watcher, self.policy_watcher):
+        for watcher in (self.watcher, self.policy_watcher, self.challenger_watcher):
             if watcher is not None:
                 watcher.close()
         self.metrics.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from stream import config
 
-QUICK = {"limit": 3000, "epochs": 1, "retrains": 1, "text_ratings": 0}
+QUICK = {"limit": 3000, "epochs": 1, "retrains": 1, "text_ratings": 0, "engine_ratings": 600}
 # The demo's worker keeps new users on the offline population mean: the pooled online statistics
 # are a worse prior for a newcomer on this stream (docs/demo.md, "The learner").
 NEVER_S = 1e9
@@ -42,6 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "feature cache (default 2000; --quick 0: skipped); 0 skips them")
     p.add_argument("--lsh-arm-bits", type=int, default=8,
                    help="SimHash bits of the MLP arm with a coarsened feature cache (0 skips it)")
+    p.add_argument("--engine-ratings", type=int, default=None,
+                   help="stream ratings served by the serving-layer arms through the worker's engine (expensive net "
+                        "exact and under a deadline, cascade, Exp3, Exp4; default 3000; --quick 600); 0 skips them")
+    p.add_argument("--deadline-ms", type=float, default=0.0,
+                   help="the anytime arm's deadline and what counts as on time (default 0: calibrated so that the "
+                        "expensive net's exact path misses it)")
     p.add_argument("--window", type=int, default=10_000,
                    help="live arm: ratings admitted but not yet learned from (default 10000); "
                         "a user's own ratings always go one after another")
@@ -62,7 +68,9 @@ def _check(args: argparse.Namespace) -> None:
         raise config.ConfigError(f"--limit must be >= 100, got {args.limit}")
     if not 0.05 <= args.train_fraction <= 0.95:
         raise config.ConfigError(f"--train-fraction must be in [0.05, 0.95], got {args.train_fraction}")
-    for name in ("text_ratings", "lsh_arm_bits"):
+    if not (args.deadline_ms >= 0 and args.deadline_ms < 3_600_000):
+        raise config.ConfigError(f"--deadline-ms must be in [0, 3600000), got {args.deadline_ms}")
+    for name in ("text_ratings", "lsh_arm_bits", "engine_ratings"):
         v = getattr(args, name)
         if v is not None and not 0 <= v <= (64 if name == "lsh_arm_bits" else 10**9):
             raise config.ConfigError(f"--{name.replace('_', '-')} must be >= 0"
@@ -156,7 +164,10 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 text_ratings=args.text_ratings if args.text_ratings is not None else (
                     QUICK["text_ratings"] if quick else 2000),
-                lsh_arm_bits=args.lsh_arm_bits)
+                lsh_arm_bits=args.lsh_arm_bits,
+                engine_ratings=args.engine_ratings if args.engine_ratings is not None else (
+                    QUICK["engine_ratings"] if quick else 3000),
+                deadline_ms=args.deadline_ms)
     try:
         result = demo.run()
     finally:

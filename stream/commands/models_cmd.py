@@ -1,4 +1,4 @@
-"""eddy models list|show|promote|rollback"""
+"""eddy models list|show|promote|rollback|shadow|challengers"""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub.add_parser("shadow", parents=[common],
                    help="each served version's online error (model selection) and its selector weight")
     sub.add_parser("rollback", parents=[common], help="make the previously live version live again")
+    chal = sub.add_parser("challengers", parents=[common],
+                          help="the versions every worker serves beside the live one, changed at runtime")
+    chal.add_argument("what", choices=("show", "set", "clear"), help="show | set SPEC | clear")
+    chal.add_argument("spec", nargs="?", default=None, help="set: v2,v3 (registered versions) or last:K")
+    chal.add_argument("--selection", choices=("shadow", "exp3", "exp4"), default=None,
+                      help="set: how they are served (default: each worker's --selection)")
     config.add_arguments(p, only=only)
 
 
@@ -60,10 +66,36 @@ def run(args: argparse.Namespace) -> int:
         old = registry.promote(args.version)
         publish_swap(s, old, args.version)
         print(f"live: {args.version} (was {old or 'none'})")
+    elif args.action == "challengers":
+        return _challengers(registry, args)
     elif args.action == "rollback":
         old, new = registry.rollback()
         publish_swap(s, old, new)
         print(f"live: {new} (rolled back from {old})")
+    return 0
+
+
+def _challengers(registry, args: argparse.Namespace) -> int:
+    from stream.challengers import challenger_versions
+    from stream.registry import RegistryError
+
+    if args.what == "show":
+        record = registry.challengers()
+        if record is None:
+            print("not set: each worker serves its --challengers setting")
+        else:
+            how = record["selection"] or "each worker's --selection"
+            print(f"challengers: {record['spec'] or 'none'} (selection: {how})")
+        return 0
+    spec = "" if args.what == "clear" else args.spec
+    if spec is None or (args.what == "set" and not spec.strip()):
+        raise config.ConfigError("eddy models challengers set needs SPEC: v2,v3 or last:K (clear: none)")
+    try:
+        versions = challenger_versions(registry, spec, registry.live() or "")
+    except (RegistryError, ValueError) as exc:
+        raise config.ConfigError(f"challengers {spec!r}: {exc}") from None
+    registry.set_challengers(spec.strip(), args.selection)
+    print(f"challengers: {', '.join(versions) or 'none'} (workers switch within a second)")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``eddy demo``: the whole loop live on MovieLens-100K, compared with six references.
+"""``eddy demo``: the whole loop live on MovieLens-100K, compared with six references and the serving layer.
 
 Modules, in the order the demo uses them:
 
@@ -12,7 +12,12 @@ Modules, in the order the demo uses them:
 * :mod:`stream.demo.live`: the live arm, driven through Kafka against that worker.
 * :mod:`stream.demo.arms`: the in-process reference arms (frozen offline
   model, periodic full retraining; outside references: river's BiasedMF,
-  Baseline and FunkMF, and the per-user mean).
+  Baseline and FunkMF, and the per-user mean; the Velox design: online updates
+  between periodic retrains; the text net with and without the feature cache).
+* :mod:`stream.demo.served`: the serving layer through the worker's engine
+  (:mod:`stream.demo.engine_arms`) on two nets of :mod:`stream.demo.nets`: an
+  expensive one exact and under a deadline, the IDK cascade, Exp3 and Exp4;
+  :mod:`stream.demo.selection` is the standalone model-selection study.
 * :mod:`stream.demo.metrics`: RMSE, prequential curves and latency
   percentiles (the rolling RMSE is :mod:`stream.retrain_trigger`'s).
 * :mod:`stream.demo.report`: table, JSON, markdown and the prequential plot.

@@ -13,6 +13,8 @@ spent on the stream:
 * :func:`periodic_retrain`: the expensive reference: every ``every`` ratings
   the feature net and user weights are retrained from scratch on everything
   seen so far, then frozen until the next retrain.
+* :func:`velox`: the combined design: online per-user updates between those
+  periodic retrains (each retrain restarts the users from its own weights).
 * outside references: :func:`user_mean` (the user's mean rating so far),
   and river's ``reco.Baseline`` (:func:`river_baseline`), ``reco.BiasedMF``
   (:func:`river_biased_mf`) and ``reco.FunkMF`` (:func:`river_funk_mf`), each
@@ -40,6 +42,7 @@ class ArmResult:
     wall_s: float
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    on_time: float | None = None  # the share of answers within the demo's deadline (arms that answer queries)
 
 
 class _Clock:
@@ -105,8 +108,10 @@ def online_hybrid(model, stream: list[dict], *, learner: str = "rls", **hyper: f
 
 
 def periodic_retrain(model, train: list[dict], stream: list[dict], opts, *, every: int, seed: int = 0,
-                     progress: bool = True) -> ArmResult:
-    """Retrain from scratch on ``train + stream[:s]`` at s = every, 2 every, ...; frozen in between."""
+                     progress: bool = True, keep: list | None = None) -> ArmResult:
+    """Retrain from scratch on ``train + stream[:s]`` at s = every, 2 every, ...; frozen in between.
+    ``keep`` receives ``(s, model, CPU s, wall s of its training)`` for every segment (the offline model at 0),
+    for :func:`velox` to serve the same retrains."""
     from stream import training
 
     pred = np.empty(len(stream))
@@ -115,19 +120,41 @@ def periodic_retrain(model, train: list[dict], stream: list[dict], opts, *, ever
     retrain_opts = dataclasses.replace(opts, val_fraction=0.0, progress=False, min_examples=1)
     with _Clock() as c:
         for k, s in enumerate(starts):
-            current = model
+            current, cpu, seconds = model, 0.0, 0.0
             if s > 0:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 current = training.train(train + stream[:s], retrain_opts, version=f"retrain-{k}", seed=seed,
                                          config=model.config)
-                retrains.append({"at": s, "examples": len(train) + s, "seconds": time.perf_counter() - t0})
+                cpu, seconds = time.process_time() - c0, time.perf_counter() - t0
+                retrains.append({"at": s, "examples": len(train) + s, "seconds": seconds})
                 if progress:
                     print(f"  periodic retrain {k}/{len(starts) - 1}: {len(train) + s} ratings, "
                           f"{retrains[-1]['seconds']:.1f}s", file=sys.stderr, flush=True)
+            if keep is not None:
+                keep.append((s, current, cpu, seconds))
             pred[s : s + every] = hybrid_scores(current, stream[s : s + every])
     return ArmResult("retrain", f"periodic full retrain every {every} ratings", pred, c.cpu, c.wall,
                      f"{len(retrains)} retrains from scratch on all ratings seen so far, frozen in between",
                      {"retrains": retrains, "every": every})
+
+
+def velox(segments: list, stream: list[dict], *, learner: str = "rls", **hyper: float) -> ArmResult:
+    """The combined Velox design: online per-user updates (:func:`online_hybrid`) between periodic full
+    retrains of the feature net and user weights. ``segments``: ``(start, model, training CPU s, wall s)`` in stream
+    order, as :func:`periodic_retrain` keeps them; at each start the users begin again from that retrain's
+    offline weights (which saw every rating before it). CPU s: the retrains' plus the online updates'."""
+    pred = np.empty(len(stream))
+    cpu = wall = 0.0
+    bounds = [s[0] for s in segments[1:]] + [len(stream)]
+    for (start, model, train_cpu, train_wall), end in zip(segments, bounds):
+        part = online_hybrid(model, stream[start:end], learner=learner, **hyper)
+        pred[start:end] = part.pred
+        cpu += train_cpu + part.cpu_s
+        wall += train_wall + part.wall_s
+    return ArmResult("velox", f"Velox: online per-user updates + a feature-net retrain every {bounds[0]} ratings",
+                     pred, cpu, wall, f"learner {learner} online between {len(segments) - 1} full retrains (those of "
+                     "the periodic-retrain arm; their training CPU is counted here too)",
+                     {"retrains": len(segments) - 1, "learner": learner})
 
 
 def cached_net(key: str, label: str, model, stream: list[dict], *, n: int, cache=None, batch: int = 64) -> ArmResult:

@@ -22,7 +22,8 @@ class Demo:
     def __init__(self, settings: Settings, dataset: Dataset, *, out_dir: Path, run_id: str,
                  train_fraction: float = 0.5, epochs: int = 3, retrains: int = 10, n_candidates: int = 5,
                  window: int = 10_000, worker_mode: str = "process", progress: bool = True, probe_n: int = 100,
-                 text_ratings: int = 0, lsh_arm_bits: int = 0):
+                 text_ratings: int = 0, lsh_arm_bits: int = 0, engine_ratings: int = 0, engine_batch: int = 50,
+                 deadline_ms: float = 0.0):
         self.s = settings
         self.ds = dataset
         self.out_dir = out_dir
@@ -37,6 +38,10 @@ class Demo:
         self.probe_n = probe_n
         self.text_ratings = text_ratings
         self.lsh_arm_bits = lsh_arm_bits
+        self.engine_ratings = engine_ratings
+        self.engine_batch = engine_batch
+        self.deadline_ms = deadline_ms
+        self.served: dict[str, Any] = {}
         self.expensive: dict[str, Any] = {}
         self._created_topics: list[str] = []
 
@@ -73,21 +78,27 @@ class Demo:
         frozen = arms.frozen_offline(model, stream)
         self.say(f"  (a) frozen offline: RMSE {rmse(frozen.pred, _y(stream)):.4f}")
         every = max(1, -(-len(stream) // (self.retrains + 1)))
+        segments: list = []
         retrain = arms.periodic_retrain(model, train, stream, self.opts, every=every, seed=self.s.seed,
-                                        progress=self.progress)
+                                        progress=self.progress, keep=segments)
         self.say(f"  (c) periodic retrain: RMSE {rmse(retrain.pred, _y(stream)):.4f}")
         outside = [arms.river_biased_mf(train, stream, seed=self.s.seed), arms.river_baseline(train, stream),
                    arms.river_funk_mf(train, stream, seed=self.s.seed), arms.user_mean(train, stream)]
         for letter, arm in zip("defg", outside):
             self.say(f"  ({letter}) {arm.label}: RMSE {rmse(arm.pred, _y(stream)):.4f}")
         expensive = self._expensive_arms(model, train, stream, frozen)
+        velox = arms.velox(segments, stream, learner=self.s.learner)
+        self.say(f"  {velox.label}: RMSE {rmse(velox.pred, _y(stream)):.4f}, {velox.cpu_s:.1f}s CPU")
+        served = self._served_arms(train, stream)
 
         self.say("[4/4] report")
         hybrid = arms.ArmResult(
             "eddy_live", "Eddy hybrid, online per-user updates (live, Kafka)", live.pred, worker_cpu or float("nan"),
             live.wall_s, f"feature net {model.version} frozen; per-user weights ({self.s.learner}) learned online "
             "by the worker from each feedback; scores read from the prediction events")
-        all_arms = [frozen, hybrid, retrain, *outside, *expensive]
+        if "deadline_ms" in self.served:  # the live arm's answers against the same deadline
+            hybrid.on_time = float(np.mean(live.latency_ms <= self.served["deadline_ms"]))
+        all_arms = [frozen, hybrid, retrain, *outside, *expensive, velox, *served]
         return self._report(all_arms, train, stream, offline, live)
 
     def _expensive_arms(self, model, train: list[dict], stream: list[dict], frozen) -> list[arms.ArmResult]:
@@ -126,6 +137,19 @@ class Demo:
         self.expensive["arms"] = {a.key: {k: v for k, v in a.extra.items()} for a in out}
         return out
 
+    def _served_arms(self, train: list[dict], stream: list[dict]) -> list[arms.ArmResult]:
+        """The serving layer through the worker's engine: an expensive net exact and under a deadline, the
+        cascade and model selection (:mod:`stream.demo.served`), on the first ``engine_ratings`` ratings."""
+        from stream.demo.served import served_arms
+
+        n = min(self.engine_ratings, len(stream))
+        if not n:
+            return []
+        self.say(f"  the serving layer through the engine: linear and 1024x1024 MLP nets, first {n} ratings")
+        out, self.served = served_arms(self.s, train, stream, self.ds.catalog, n=n, batch=self.engine_batch,
+                                       epochs=self.opts.epochs, deadline_ms=self.deadline_ms, say=self.say)
+        return out
+
     def _live(self, stream: list[dict]):
         from stream.demo.worker_handle import start_worker
 
@@ -149,6 +173,10 @@ class Demo:
         known = np.array([r["user_id"] in trained_users for r in stream])
         dicts = [asdict(a) for a in all_arms]
         rows = report.arm_rows(dicts, y, known)
+        if self.served.get("n"):  # the arms that scored every rating, on the serving-layer arms' ratings
+            n = self.served["n"]
+            self.served["rmse_same_ratings"] = {a.key: rmse(a.pred[:n], y[:n]) for a in all_arms
+                                                if np.isfinite(a.pred[:n]).all()}
         by_key = {r["key"]: r["rmse"] for r in rows}
         lat = live.latency_ms[np.isfinite(live.latency_ms)]
         wlat = live.worker_latency_ms[np.isfinite(live.worker_latency_ms)]
@@ -172,6 +200,7 @@ class Demo:
                      "candidates": self.n_candidates, "window": self.window},
             "retrains": all_arms[2].extra,
             "expensive_feature_net": self.expensive,
+            "serving_layer": self.served,
             # the hybrid's prequential RMSE relative to river's BiasedMF: -0.02 is 2% lower
             "hybrid_vs_biased_mf": by_key["eddy_live"] / by_key["biased_mf"] - 1.0,
         }

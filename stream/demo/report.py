@@ -11,7 +11,7 @@ import numpy as np
 
 from stream.demo.metrics import prequential_curve, rmse, rolling_curve
 
-COLUMNS = ("arm", "RMSE", "known users", "new users", "answered", "CPU s", "wall s")
+COLUMNS = ("arm", "RMSE", "known users", "new users", "answered", "on time", "CPU s", "wall s")
 
 
 def arm_rows(arms: list[dict], y: np.ndarray, known: np.ndarray) -> list[dict[str, Any]]:
@@ -24,6 +24,7 @@ def arm_rows(arms: list[dict], y: np.ndarray, known: np.ndarray) -> list[dict[st
             "rmse": rmse(p, y), "rmse_known_users": rmse(p[known], y[known]), "rmse_new_users": rmse(p[~known], y[~known]),
             "answered": int(np.isfinite(p).sum()), "n": int(len(p)),
             "cpu_s": a.get("cpu_s"), "wall_s": a.get("wall_s"), "note": a.get("note", ""),
+            "on_time": a.get("on_time"),
         })
     return rows
 
@@ -37,7 +38,8 @@ def _fmt(v: Any, digits: int = 4) -> str:
 def table(rows: list[dict]) -> str:
     """A markdown table (readable as plain text too)."""
     cells = [[f"({chr(97 + i)}) {r['arm']}", _fmt(r["rmse"]), _fmt(r["rmse_known_users"]), _fmt(r["rmse_new_users"]),
-              f"{r['answered']}/{r['n']}", _fmt(r["cpu_s"], 1), _fmt(r["wall_s"], 1)] for i, r in enumerate(rows)]
+              f"{r['answered']}/{r['n']}", "-" if r.get("on_time") is None else f"{r['on_time']:.1%}",
+              _fmt(r["cpu_s"], 1), _fmt(r["wall_s"], 1)] for i, r in enumerate(rows)]
     widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(COLUMNS)]
     line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
     return "\n".join([line(COLUMNS), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)])
@@ -113,6 +115,27 @@ def _comparison(s: dict[str, Any]) -> list[str]:
             "(same stream, same run).", ""]
 
 
+def _on_time(s: dict[str, Any]) -> list[str]:
+    served = s.get("serving_layer") or {}
+    if "deadline_ms" not in served:
+        return []
+    how = ("calibrated from the expensive net's exact arm: the reserve a worker keeps after the feature net, as "
+           "measured over its batches, plus half its median feature-net time"
+           if served.get("deadline_calibrated") else "given by --deadline-ms")
+    return [f"On time: the share of answers within {served['deadline_ms']:.0f} ms of their query's ts ({how}); "
+            "the engine arms time each batch from its queries' ts to its Redis commit, the live arm from sending "
+            "the query to reading its prediction back; '-': arms that score in bulk, with no per-query answer.", "",
+            *_same_ratings(served)]
+
+
+def _same_ratings(served: dict[str, Any]) -> list[str]:
+    same = served.get("rmse_same_ratings")
+    if not same:
+        return []
+    return [f"RMSE on the first {served['n']} ratings only (those the engine arms served): "
+            + ", ".join(f"{k} {v:.4f}" for k, v in same.items()) + ".", ""]
+
+
 def markdown(rows: list[dict], s: dict[str, Any]) -> str:
     live = s["live"]
     lines = [
@@ -141,6 +164,7 @@ def markdown(rows: list[dict], s: dict[str, Any]) -> str:
         "known users: users with ratings in the offline training part; new users: the rest. "
         "CPU s / wall s: time each arm spent on the stream (the live arm: the worker process's CPU time and "
         "the wall time of streaming every rating through Kafka).", "",
+        *_on_time(s),
         "Arms:",
     ]
     lines += [f"- ({chr(97 + i)}) {r['arm']}: {r['note']}" for i, r in enumerate(rows)]

@@ -26,9 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-import uuid
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,85 +36,29 @@ from stream import events, training
 from stream import config
 from stream.config import Settings
 from stream.demo.data import load
+from stream.demo.engine_arms import stream_through_engine
 from stream.demo.metrics import rmse
-from stream.engine import Engine, InRecord
+from stream.engine import Engine
 from stream.engine.selection import Selection
-from stream.store import RedisStore
 
-PARTITIONS = 4
 ARMS = ("weak alone", "strong alone", "shadow", "exp3", "exp4")
-
-
-def _query(i: int, r: dict, catalog: list[events.Item], n_candidates: int, seed: int) -> events.Query:
-    rated = events.Item(r["item"]["id"], r["item"].get("features") or {})
-    rng = np.random.default_rng([seed, i])
-    others = [catalog[j] for j in rng.choice(len(catalog), n_candidates, replace=False) if catalog[j].id != rated.id]
-    others = others[: n_candidates - 1]
-    others.insert(int(rng.integers(len(others) + 1)), rated)
-    return events.Query(f"sel-{i}", r["user_id"], float(i), r["context"], tuple(others), 1)
 
 
 def run_arm(arm: str, settings: Settings, weak, strong, stream: list[dict], catalog: list[events.Item], *,
             n_candidates: int, batch: int, eta: float, gamma: float, loss_scale: float) -> dict:
     """One arm over ``stream`` from a clean state (its own key prefix); returns predictions and weights."""
-    s = replace(settings, topic_prefix=f"{settings.topic_prefix}sel-{uuid.uuid4().hex[:8]}.")
-    store = RedisStore.from_settings(s)
     live = strong if arm == "strong alone" else weak
-    engine = Engine(live, make_policy(s.policy), learner=s.learner, join_window_s=600.0, seed=s.seed,
-                    clock=lambda: 0.0)
+    engine = Engine(live, make_policy(settings.policy), learner=settings.learner, join_window_s=600.0,
+                    seed=settings.seed)
     if arm in ("shadow", "exp3", "exp4"):
         engine.serve_selection(Selection([strong], mode=arm, eta=eta, gamma=gamma, loss_scale=loss_scale))
-    epochs = store.claim(s.group, range(PARTITIONS))
-    pred = np.full(len(stream), np.nan)
-    weight = np.full(len(stream), np.nan)  # the strong version's weight when rating i was decided
-    answered_by_strong = np.zeros(len(stream), dtype=bool)
-    offsets = {"query": 0, "feedback": 0}
-
-    def records(kind: str, evs: list) -> list[InRecord]:
-        out = []
-        for e in evs:
-            p = zlib.crc32(e.user_id.encode()) % PARTITIONS
-            out.append(InRecord(kind, f"x.{kind}", p, offsets[kind], e.user_id.encode(), events.encode(e)))
-            offsets[kind] += 1
-        return out
-
-    def process(recs: list[InRecord]):
-        b = engine.process(recs, store)
-        if not store.commit(b.write, group=s.group, epochs=epochs):
-            raise RuntimeError("fenced: another process claimed this arm's partitions")
-        engine.commit(b)
-        return b
-
-    t0, c0 = time.perf_counter(), time.process_time()
-    try:
-        for start in range(0, len(stream), batch):
-            idx = range(start, min(start + batch, len(stream)))
-            queries = [_query(i, stream[i], catalog, n_candidates, s.seed) for i in idx]
-            b = process(records("query", queries))
-            by_rid = {}
-            for _, _, value in b.outputs.records:
-                d = events.decode_decision(value)
-                by_rid[d.request_id] = d
-            for i, q in zip(idx, queries):
-                d = by_rid[q.request_id]
-                item = [c.id for c in d.candidates].index(stream[i]["item"]["id"])
-                pred[i] = d.scores[item]
-                weight[i] = d.version_weights.get(strong.version, np.nan)
-                answered_by_strong[i] = d.feature_net_version == strong.version
-            fb = [events.Feedback(q.request_id, q.user_id, stream[i]["item"]["id"], float(stream[i]["reward"]),
-                                  float(i) + 0.5) for i, q in zip(idx, queries)]
-            process(records("feedback", fb))
-            if engine.selection is not None:  # the worker does this every prior_refresh_s (5 s)
-                engine.selection.share(store.selections(PARTITIONS))
-        errors = None
-        if engine.selection is not None:
-            from stream.engine.selection import merged_errors
-            errors = {v: (n, (sse / n) ** 0.5) for v, (n, sse) in merged_errors(store.selections(PARTITIONS).values()).items()}
-    finally:
-        store.delete_deployment()
-        store.close()
-    return {"arm": arm, "pred": pred, "weight": weight, "strong_answered": answered_by_strong,
-            "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "shadow_rmse": errors}
+    run = stream_through_engine(engine, settings, stream, catalog, n=len(stream), n_candidates=n_candidates,
+                                batch=batch, prefix="sel")
+    # the strong version's weight when rating i was decided, and whether it answered
+    weight = np.array([d.version_weights.get(strong.version, np.nan) for d in run.decisions])
+    answered_by_strong = np.array([d.feature_net_version == strong.version for d in run.decisions])
+    return {"arm": arm, "pred": run.pred, "weight": weight, "strong_answered": answered_by_strong,
+            "wall_s": run.wall_s, "cpu_s": run.cpu_s, "shadow_rmse": run.shadow_rmse}
 
 
 def main(argv: list[str] | None = None) -> int:

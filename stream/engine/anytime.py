@@ -35,7 +35,8 @@ from features.model import FeatureModel
 from stream.events import Query
 
 Inputs = list[tuple[dict[str, Any], list[dict[str, Any]]]]
-EmbedMany = Callable[[Inputs], list[np.ndarray]]
+EmbedMany = Callable[[Inputs], tuple[list[np.ndarray], list[tuple[int, ...]]]]
+"""Each query's rows, and the indices of its candidates served from a coarsened cache entry."""
 
 KEEP_VERSIONS = 4
 """Feature-net versions whose means are kept (the live one, a cascade's cheap one, and the last swapped out)."""
@@ -95,11 +96,13 @@ class FeatureMeans:
 @dataclass
 class Embedded:
     """One query's feature vectors: ``rows`` (n, d) float32, the indices of candidates scored with their
-    expectation, and the exception when its own features failed (the engine dead-letters it)."""
+    expectation, those served from a coarsened cache entry (LSH), and the exception when its own features
+    failed (the engine dead-letters it)."""
 
     rows: np.ndarray | None
     approximated: tuple[int, ...] = ()
     error: Exception | None = None
+    coarsened: tuple[int, ...] = ()
 
 
 class Anytime:
@@ -182,7 +185,7 @@ class Anytime:
         while self._late:
             means, ids, f = self._late.popleft()
             if not f.cancelled() and f.exception() is None:
-                means.observe(ids, f.result())
+                means.observe(ids, f.result()[0])
 
     # ------------------------------------------------------------------ embed
     def idle(self) -> None:
@@ -193,7 +196,8 @@ class Anytime:
     def embed(self, embed_many: EmbedMany, model: FeatureModel, queries: Sequence[Query],
               inputs: Inputs) -> list[Embedded]:
         """Every query's vectors, exact where the chunks finished within the budget. ``embed_many`` is
-        ``model.embed_many``, or the same with its feature cache: only the pool's thread calls it."""
+        ``model.embed_many`` (with its feature cache, if any) giving rows and coarsened indices: only the
+        pool's thread calls it."""
         means = self.means(model)
         self._learn_late()
         now = self._clock()
@@ -221,6 +225,7 @@ class Anytime:
         wait(must)
         out = [Embedded(np.empty((len(inputs[i][1]), model.output_dim), dtype=np.float32)) for i in range(len(queries))]
         exact = [np.zeros(len(inputs[i][1]), dtype=bool) for i in range(len(queries))]
+        coarse = [np.zeros(len(inputs[i][1]), dtype=bool) for i in range(len(queries))]
         failed: set[int] = set()
         for k, (f, chunk) in enumerate(zip(futures, chunks)):
             if k in late or not f.done() or f.cancelled():
@@ -228,13 +233,17 @@ class Anytime:
             if f.exception() is not None:
                 failed.update(i for i, _ in chunk)
                 continue
-            for (i, j), row in zip(chunk, f.result()):
+            rows, flags = f.result()
+            for (i, j), row, flag in zip(chunk, rows, flags):
                 out[i].rows[j] = row
                 exact[i][j] = True
+                coarse[i][j] = flag
         for i in sorted(failed):  # alone, to find the record that broke its chunk (exact, whatever the budget)
             try:
-                out[i].rows[:] = pool.submit(embed_many, [inputs[i]]).result()[0]
+                rows, marks = pool.submit(embed_many, [inputs[i]]).result()
+                out[i].rows[:] = rows[0]
                 exact[i][:] = True
+                coarse[i][list(marks[0])] = True
             except Exception as exc:
                 out[i] = Embedded(None, error=exc)
         ids = [[c["id"] for c in items] for _, items in inputs]
@@ -242,6 +251,8 @@ class Anytime:
             if e.rows is not None and exact[i].any():
                 means.observe([ids[i][j] for j in np.flatnonzero(exact[i])], e.rows[exact[i]])
         for i, e in enumerate(out):
+            if e.rows is not None and coarse[i].any():
+                e.coarsened = tuple(int(j) for j in np.flatnonzero(coarse[i]))
             if e.rows is not None and not exact[i].all():
                 missing = np.flatnonzero(~exact[i])
                 e.rows[missing] = means.expected([ids[i][j] for j in missing])
@@ -253,15 +264,20 @@ def _nothing() -> None:
     pass
 
 
-def _run_chunk(embed_many: EmbedMany, dim: int, inputs: Inputs, chunk: list[tuple[int, int]]) -> np.ndarray:
-    """The chunk's rows ``(len(chunk), d)`` in one forward pass (its candidates grouped by query)."""
+def _run_chunk(embed_many: EmbedMany, dim: int, inputs: Inputs,
+               chunk: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk's rows ``(len(chunk), d)`` in one forward pass (its candidates grouped by query), and
+    whether each came from a coarsened cache entry ``(len(chunk),)`` bool."""
     groups: dict[int, list[int]] = {}
     for i, j in chunk:
         groups.setdefault(i, []).append(j)
     sub = [(inputs[i][0], [inputs[i][1][j] for j in js]) for i, js in groups.items()]
-    parts = embed_many(sub)
+    parts, marks = embed_many(sub)
     by_row = {(i, j): part[k] for (i, js), part in zip(groups.items(), parts) for k, j in enumerate(js)}
-    return np.stack([by_row[r] for r in chunk]) if chunk else np.zeros((0, dim), dtype=np.float32)
+    coarse = {(i, js[k]) for (i, js), m in zip(groups.items(), marks) for k in m}
+    if not chunk:
+        return np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=bool)
+    return np.stack([by_row[r] for r in chunk]), np.array([r in coarse for r in chunk], dtype=bool)
 
 
 __all__ = ["Anytime", "Embedded", "FeatureMeans"]

@@ -29,7 +29,6 @@ VW, learns in place too; its snapshot is part of the batch's write.)
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections import Counter
@@ -145,6 +144,7 @@ class _Scored:
     feature_net_version: str
     approximated: tuple[int, ...] = ()  # candidates scored with E[f] (anytime)
     escalated: bool = False  # the cascade's cheap model was unsure
+    coarsened: tuple[int, ...] = ()  # candidates whose features came from a coarsened cache entry (LSH)
 
 
 class Engine:
@@ -229,10 +229,12 @@ class Engine:
                     base_prior=serving.base_prior(m), offline=m.user_weights,
                 )
 
-    def serve_selection(self, selection: Selection) -> None:
-        """Serve ``selection``'s challengers beside the live feature net (stream/engine/selection.py)."""
+    def serve_selection(self, selection: Selection | None) -> None:
+        """Serve ``selection``'s challengers beside the live feature net (stream/engine/selection.py) from
+        the next batch on; None: the live version alone. Each partition's selector state is read again from
+        the store, so a new set of challengers goes on from what the committed batches learned."""
         self.selection = selection
-        for m in selection.challengers.values():
+        for m in selection.challengers.values() if selection is not None else ():
             self.version_cache(m)
 
     def version_cache(self, model: FeatureModel) -> UserCache:
@@ -347,15 +349,26 @@ class Engine:
         return BatchWrite(policy=(self.policy.name, self.policy.to_bytes()))
 
     # ---------------------------------------------------------------- queries
-    def _embed(self, model: FeatureModel, queries: list[tuple[InRecord, Query]],
-               batch: Batch) -> list[tuple[InRecord, Query, np.ndarray, tuple[int, ...]]]:
-        """One forward pass for the batch; if it fails, one per query, to find the record that broke it.
-        Under a deadline, the budgeted pass of :mod:`stream.engine.anytime` (the last item: the candidates
-        it approximated)."""
-        inputs = [(q.context, [c.to_dict() for c in q.candidates]) for _, q in queries]
-        # the live version's feature cache only: a cascade's cheap version is not cached (for_model would swap)
+    def _embedder(self, model: FeatureModel) -> Callable[[list], tuple[list[np.ndarray], list[tuple[int, ...]]]]:
+        """``model``'s forward pass over many queries: each query's rows, and the indices of its candidates
+        served from a coarsened (LSH) cache entry. The live version's feature cache only: a cascade's cheap
+        version is not cached (``for_model`` would swap)."""
         cache = None if self.feature_caches is None or model is not self.model else self.feature_caches.for_model(model)
-        embed = model.embed_many if cache is None else functools.partial(model.embed_many, cache=cache)
+        if cache is None:
+            return lambda inputs: (model.embed_many(inputs), [()] * len(inputs))
+
+        def embed(inputs: list) -> tuple[list[np.ndarray], list[tuple[int, ...]]]:
+            coarsened: list[tuple[int, ...]] = []
+            return model.embed_many(inputs, cache=cache, coarsened=coarsened), coarsened
+        return embed
+
+    def _embed(self, model: FeatureModel, queries: list[tuple[InRecord, Query]],
+               batch: Batch) -> list[tuple[InRecord, Query, np.ndarray, tuple[int, ...], tuple[int, ...]]]:
+        """One forward pass for the batch; if it fails, one per query, to find the record that broke it.
+        Under a deadline, the budgeted pass of :mod:`stream.engine.anytime`. The last two items: the
+        candidates approximated (anytime) and those served from a coarsened cache entry."""
+        inputs = [(q.context, [c.to_dict() for c in q.candidates]) for _, q in queries]
+        embed = self._embedder(model)
         t0 = time.perf_counter()
         if self.anytime is not None and self.anytime.applies([q for _, q in queries]):
             out = []
@@ -363,7 +376,7 @@ class Engine:
                 if e.error is not None:
                     batch.dead(r, "embedding_failed", f"{type(e.error).__name__}: {e.error}")
                 else:
-                    out.append((r, q, e.rows, e.approximated))
+                    out.append((r, q, e.rows, e.approximated, e.coarsened))
                     batch.counts["candidates_approximated"] += len(e.approximated)
                     batch.counts["queries_approximated"] += bool(e.approximated)
             batch.feature_net_s = (batch.feature_net_s or 0.0) + time.perf_counter() - t0
@@ -372,8 +385,8 @@ class Engine:
         if self.anytime is not None:
             self.anytime.idle()  # a chunk past its budget may still run, and the feature cache is not thread-safe
         try:
-            embs = embed(inputs)
-            return [(r, q, e, ()) for (r, q), e in zip(queries, embs)]
+            embs, marks = embed(inputs)
+            return [(r, q, e, (), m) for (r, q), e, m in zip(queries, embs, marks)]
         except Exception:
             pass
         finally:
@@ -382,7 +395,8 @@ class Engine:
         t0 = time.perf_counter()
         for (r, q), x in zip(queries, inputs):
             try:
-                out.append((r, q, embed([x])[0], ()))
+                embs, marks = embed([x])
+                out.append((r, q, embs[0], (), marks[0]))
             except Exception as exc:
                 batch.dead(r, "embedding_failed", f"{type(exc).__name__}: {exc}")
         batch.feature_net_s += time.perf_counter() - t0
@@ -396,14 +410,14 @@ class Engine:
         users = self._caches[fn].get_many(list(partition_of),
                                           lambda ids: state.load_users(fn, {u: partition_of[u] for u in ids}))
         scored: list[_Scored] = []
-        for r, q, emb, approximated in self._embed(model, queries, batch):
+        for r, q, emb, approximated, coarsened in self._embed(model, queries, batch):
             try:
                 user = users[q.user_id]
                 scores = user.predict_many(emb.astype(np.float64))
                 if not np.all(np.isfinite(scores)):
                     raise FloatingPointError("the user model scored a candidate NaN or infinite")
                 scored.append(_Scored(r, q, emb, user, scores, serving.request_seed(self.seed, q.request_id), fn,
-                                      approximated))
+                                      approximated, coarsened=coarsened))
             except Exception as exc:
                 batch.dead(r, "scoring_failed", f"{type(exc).__name__}: {exc}")
         return scored
@@ -441,7 +455,8 @@ class Engine:
                     s.query, s.scores, d, seed=s.seed,
                     feature_net_version=plan.answering if plan else s.feature_net_version,
                     user_weights_version=s.user.n_obs, latency_ms=(time.perf_counter() - started) * 1000, now=now,
-                    approximated=s.approximated, escalated=s.escalated, policy_snapshot=self.serving_snapshot)
+                    approximated=s.approximated, escalated=s.escalated, policy_snapshot=self.serving_snapshot,
+                    coarsened=s.coarsened)
                 if plan is not None:
                     decision = msgspec.structs.replace(decision, **fields)
                 record = JoinRecord(events.encode(decision), events.encode(prediction), s.embeddings,
@@ -457,6 +472,9 @@ class Engine:
             batch.outputs.predictions.append((key, record.prediction_bytes))
             batch.outputs.records.append(("decisions", key, record.decision_bytes))
             batch.counts["predictions"] += 1
+            if decision.coarsened:
+                batch.counts["candidates_coarsened"] += len(decision.coarsened)
+                batch.counts["queries_coarsened"] += 1
             batch.query_ts.append(s.query.ts)
         for r, q in repeats:
             packed, _ = batch.write.decisions.get(q.request_id, (None, None))

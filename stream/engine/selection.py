@@ -91,6 +91,7 @@ class _Plan:
     users: dict
     weights: dict[str, float]
     answering: str
+    coarsened: dict[str, tuple[int, ...]]  # per challenger: candidates served from a coarsened cache entry
 
 
 class Selection:
@@ -213,22 +214,26 @@ class Selection:
             log.warning("model selection failed for a batch; the live version answers alone: %s", exc)
             return None
         for s, plan in zip(scored, plans):  # only now: a failure above leaves every request as it was
-            if self.mode == "exp4":
+            if self.mode == "exp4":  # the ensemble's scores read every version's features
                 s.scores = np.asarray(sum(plan.weights[v] * plan.scores[v] for v in plan.scores), dtype=np.float64)
+                s.coarsened = tuple(sorted(set(s.coarsened).union(*plan.coarsened.values())))
             elif plan.answering != live:
                 v = plan.answering
                 s.scores, s.embeddings, s.user = plan.scores[v], plan.embeddings[v], plan.users[v]
+                s.coarsened = plan.coarsened[v]
         return plans
 
-    def _embed(self, engine: Engine, version: str, inputs: list) -> list[np.ndarray]:
-        """A challenger's forward pass, through a feature cache of its own when the worker caches features."""
+    def _embed(self, engine: Engine, version: str, inputs: list) -> tuple[list[np.ndarray], list[tuple[int, ...]]]:
+        """A challenger's forward pass, through a feature cache of its own when the worker caches features:
+        each query's rows and its candidates served from a coarsened cache entry."""
         model = self.challengers[version]
         caches = engine.feature_caches
         if caches is None or not caches.enabled or model.kind not in caches.kinds:
-            return model.embed_many(inputs)
+            return model.embed_many(inputs), [()] * len(inputs)
         if version not in self.feature_caches:
             self.feature_caches[version] = caches.new(version)
-        return model.embed_many(inputs, cache=self.feature_caches[version])
+        coarsened: list[tuple[int, ...]] = []
+        return model.embed_many(inputs, cache=self.feature_caches[version], coarsened=coarsened), coarsened
 
     def _plans(self, engine: Engine, scored: list[_Scored], live: str, users_of: dict,
                selectors: dict) -> list[_Plan]:
@@ -238,7 +243,7 @@ class Selection:
         for i, s in enumerate(scored):
             sel, q = selectors[s.record.partition]
             scores, embs, users = {live: s.scores}, {live: s.embeddings}, {live: s.user}
-            for v, emb_list in embedded.items():
+            for v, (emb_list, _) in embedded.items():
                 user = users_of[v][s.query.user_id]
                 embs[v] = emb_list[i]
                 scores[v] = user.predict_many(emb_list[i].astype(np.float64))
@@ -252,7 +257,8 @@ class Selection:
                 answering = sel.pick(float(np.random.default_rng((s.seed, 1)).random()))
             else:
                 weights, answering = q, live
-            plans.append(_Plan(scores, embs, users, weights, answering))
+            plans.append(_Plan(scores, embs, users, weights, answering,
+                               {v: marks[i] for v, (_, marks) in embedded.items()}))
         return plans
 
     def finish(self, engine: Engine, s: _Scored, plan: _Plan, d: PolicyDecision) -> tuple[PolicyDecision, dict]:

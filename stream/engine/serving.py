@@ -69,12 +69,15 @@ def decide(policy: Policy, candidates: Candidates, seed: int) -> PolicyDecision:
 
 def records(query: Query, scores: np.ndarray, d: PolicyDecision, *, seed: int, feature_net_version: str,
             user_weights_version: int, latency_ms: float, now: float, approximated: tuple[int, ...] = (),
-            escalated: bool = False, policy_snapshot: int | None = None) -> tuple[Decision, Prediction]:
+            escalated: bool = False, policy_snapshot: int | None = None,
+            coarsened: tuple[int, ...] = ()) -> tuple[Decision, Prediction]:
     """The decision log record and the prediction for ``query``: the chosen item first, then by score.
 
     ``approximated``: indices of the candidates scored with the expectation of their features (anytime);
     ``escalated``: a cascade's cheap model was unsure and ``feature_net_version`` answered;
-    ``policy_snapshot``: the learner role's snapshot version of the policy, when it has one."""
+    ``policy_snapshot``: the learner role's snapshot version of the policy, when it has one;
+    ``coarsened``: indices of the candidates whose features came from a cache entry computed for another
+    input (LSH coarsening)."""
     order = [int(d.chosen)] + [int(i) for i in np.argsort(-scores, kind="stable") if i != d.chosen]
     pmf = [float(p) for p in d.pmf]
     score_list = [float(s) for s in scores]
@@ -84,6 +87,7 @@ def records(query: Query, scores: np.ndarray, d: PolicyDecision, *, seed: int, f
         propensity=float(d.propensity), policy=d.policy, policy_version=d.policy_version, seed=seed,
         feature_net_version=feature_net_version, user_weights_version=user_weights_version,
         approximated=tuple(approximated), escalated=escalated, policy_snapshot=policy_snapshot,
+        coarsened=tuple(coarsened),
     )
     prediction = Prediction(
         request_id=query.request_id, user_id=query.user_id,
@@ -92,5 +96,6 @@ def records(query: Query, scores: np.ndarray, d: PolicyDecision, *, seed: int, f
         feature_net_version=feature_net_version, user_weights_version=user_weights_version,
         policy=d.policy_version, latency_ms=latency_ms, ts=now,
         approximated=tuple(query.candidates[i].id for i in approximated),
+        coarsened=tuple(query.candidates[i].id for i in coarsened),
     )
     return decision, prediction

@@ -15,7 +15,9 @@ from stream import cli
 pytestmark = pytest.mark.integration
 
 ARMS = ["frozen", "eddy_live", "retrain", "biased_mf", "baseline", "funk_mf", "user_mean",
-        "mlp_lsh"]  # --quick skips the text feature net's arms (text, text_cached)
+        "mlp_lsh", "velox",  # --quick skips the text feature net's arms (text, text_cached)
+        "wide_exact", "wide_anytime", "cascade", "exp3", "exp4"]  # the serving layer, on the first 600 ratings
+SERVED = ARMS[-5:]
 
 
 def test_quick_demo_reports_every_arm(settings, tmp_path, capsys):
@@ -30,8 +32,15 @@ def test_quick_demo_reports_every_arm(settings, tmp_path, capsys):
     n = doc["split"]["n_stream"]
     assert n == 1500
     for arm in doc["arms"]:
-        assert arm["answered"] == n, arm  # every streamed rating got a prediction, the live arm's through Kafka
+        # every streamed rating got a prediction, the live arm's through Kafka; the serving layer's arms: 600
+        assert arm["answered"] == (600 if arm["key"] in SERVED else n), arm
         assert 0 < arm["rmse"] < 5, arm
+        assert (arm["on_time"] is not None) == (arm["key"] in SERVED or arm["key"] == "eddy_live"), arm
+        assert arm["on_time"] is None or 0 <= arm["on_time"] <= 1, arm
+    served = doc["serving_layer"]
+    assert served["deadline_ms"] > 0 and 0 <= served["escalated"] <= 1 and served["n"] == 600
+    # each selector decided with both versions, and each version's online error was counted on every feedback
+    assert {v: k for v, (k, _) in served["shadow_rmse"]["exp3"].items()} == {"cheap": 600, "wide": 600}
     assert doc["live"]["dead_lettered"] == 0
     assert set(doc["live"]["feature_net_versions"]) == {"v1"}
     rmse = {a["key"]: a["rmse"] for a in doc["arms"]}

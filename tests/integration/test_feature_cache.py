@@ -120,3 +120,48 @@ def test_a_hot_swap_with_the_cache_serves_each_version_its_own_features(settings
                                    rtol=1e-5, atol=1e-6)
     one = before[0].context, [c.to_dict() for c in items]
     assert not np.allclose(live_model.embed(*one), v2.embed(*one))  # the versions' features differ
+
+
+def test_lsh_coarsening_live_flags_the_decision_and_keeps_versions_apart(settings, worker_thread, live_model):
+    """``lsh_bits`` set: a query whose context is a hair from an earlier one's reads that one's cached rows
+    and its decision and prediction say so; the same input again is an exact hit (not flagged); after a hot
+    swap the new version's cache holds its own features (warmed from the inputs, computed by v2)."""
+    v2 = train_feature_net([(f"u{k % 5}", {"hour": float(k % 24), "device": "ios"}, {"id": f"i{k % 7}"}, float(k % 2))
+                            for k in range(400)], live_model.config, epochs=1, progress=False, version="v2", seed=5)
+    open_registry(settings).register(v2, {"source": "test"})
+    items = tuple(Item(f"i{k}") for k in range(4))
+    near = {"base": {"hour": 3.0, "device": "ios"}, "near": {"hour": 3.001, "device": "ios"},
+            "same": {"hour": 3.0, "device": "ios"}}
+
+    def query(rid, name):  # one user: one partition, so the queries are decided in the order sent
+        return Query(request_id=rid, user_id="u1", ts=time.time(), context=near[name], candidates=items)
+
+    settings = dataclasses.replace(settings, feature_cache_kinds="mlp", lsh_bits=8)
+    first = [query("b1", "base"), query("b2", "near"), query("b3", "same")]
+    second = [query("a1", "near"), query("a2", "same")]
+    with worker_thread(settings) as w:
+        _send(settings, first)
+        read_json(settings, "predictions", n=len(first), timeout_s=60)
+        open_registry(settings).promote("v2")
+        wait_for(lambda: w.worker.engine.model.version == "v2", timeout_s=30)
+        _send(settings, second)
+        predictions = {p["request_id"]: p for p in read_json(settings, "predictions", n=5, timeout_s=60)}
+        decisions = {d["request_id"]: d for d in read_json(settings, "decisions", n=5, timeout_s=60)}
+        stats = w.worker.stats
+    ids = [c.id for c in items]
+    assert [decisions[r].get("coarsened") for r in ("b1", "b2", "b3", "a1", "a2")] == [None, [0, 1, 2, 3], None,
+                                                                                      [0, 1, 2, 3], None]
+    assert predictions["b2"]["coarsened"] == ids and "coarsened" not in predictions["b3"]
+    assert stats.get("queries_coarsened") == 2 and stats.get("candidates_coarsened") == 8
+    stored = _embeddings(settings, list(decisions))
+    base = [c.to_dict() for c in items]
+    for rid, model in (("b1", live_model), ("b2", live_model), ("a1", v2), ("a2", v2)):
+        version, emb = stored[rid]  # coarsened rows are the bucket's first input's, under the deciding version
+        assert version == model.version
+        np.testing.assert_allclose(emb, model.embed(near["base"], base), rtol=1e-5, atol=1e-6)
+    assert np.array_equal(stored["b2"][1], stored["b1"][1])  # b1's rows, read again for b2's near input
+    assert not np.array_equal(live_model.embed(near["near"], base), live_model.embed(near["base"], base))
+    assert not np.allclose(stored["a1"][1], stored["b1"][1])  # v2 served v2's rows, not v1's
+    for rid in ("b2", "a1"):  # the propensity is that of the (coarsened) features the policy scored
+        d = decisions[rid]
+        assert d["propensity"] == d["pmf"][d["chosen_index"]]

@@ -166,3 +166,48 @@ def test_the_demo_arm_shows_a_shadow_challenger_learning_as_if_it_served_alone(s
     assert shadow["strong"][1] == pytest.approx(by["strong alone"]["rmse"], rel=1e-9)
     assert by["strong alone"]["strong_answered"] == 1.0 and 0 < by["exp3"]["strong_answered"] < 1
     assert (tmp_path / "selection.png").stat().st_size > 0
+
+
+def test_challengers_set_at_runtime_are_served_by_a_running_worker_within_seconds(settings, live_model,
+                                                                                   worker_thread, capsys):
+    """``eddy models challengers set v2 --selection exp4`` while a worker runs without challengers: its next
+    queries are scored by both versions (Exp4); ``clear`` goes back to the live version alone."""
+    import time
+
+    from stream.client import EddyClient
+    from stream.events import Item, Query
+
+    registry = open_registry(settings)
+    registry.register(worse_copy(live_model, "v2"), {"source": "test"})
+
+    def send(prefix: str) -> None:
+        client = EddyClient(settings)
+        for k in range(5):
+            client.send(Query(request_id=f"{prefix}{k}", user_id=f"u{k}", ts=time.time(),
+                              context={"hour": float(k), "device": "ios"}, candidates=(Item("i1"), Item("i2"))))
+        client.flush()
+
+    with worker_thread(settings) as w:
+        send("before-")
+        read_json(settings, "decisions", n=5, timeout_s=60)
+        assert w.worker.engine.selection is None
+        assert cli.main(["models", "challengers", "set", "v2", "--selection", "exp4", *flags(settings)]) == 0
+        wait_for(lambda: w.worker.engine.selection is not None, timeout_s=30)
+        assert list(w.worker.engine.selection.challengers) == ["v2"] and w.worker.engine.selection.mode == "exp4"
+        send("during-")
+        read_json(settings, "decisions", n=10, timeout_s=60)
+        assert cli.main(["models", "challengers", "clear", *flags(settings)]) == 0
+        wait_for(lambda: w.worker.engine.selection is None, timeout_s=30)
+        send("after-")
+        decisions = {d["request_id"]: d for d in read_json(settings, "decisions", n=15, timeout_s=60)}
+        changes = w.worker.stats["challenger_changes"]
+    assert changes == 2
+    for rid, d in decisions.items():
+        if rid.startswith("during-"):
+            assert d["selector"].startswith("exp4") and set(d["version_scores"]) == {"v1", "v2"}
+        else:
+            assert "selector" not in d and "version_scores" not in d
+    assert cli.main(["models", "challengers", "show", *flags(settings)]) == 0
+    assert "challengers: none" in capsys.readouterr().out
+    assert cli.main(["models", "challengers", "set", "v9", *flags(settings)]) != 0
+    assert "unknown model version 'v9'" in capsys.readouterr().err

@@ -135,3 +135,31 @@ def test_a_cached_arm_scores_its_first_ratings_like_the_frozen_arm_and_reports_i
     np.testing.assert_allclose(cached.pred[:100], frozen.pred[:100], rtol=1e-5, atol=1e-5)
     assert np.isnan(cached.pred[100:]).all() and cached.extra["scored"] == 100
     assert cached.extra["hits"] + cached.extra["misses"] == 100 and "hit rate" in cached.note
+
+
+def test_velox_is_online_learning_restarted_from_each_retrain(setup):
+    _, tr, stream, model = setup
+    kept: list = []
+    arms.periodic_retrain(model, tr, stream, OPTS, every=len(stream), progress=False, keep=kept)
+    assert [(s, m, cpu) for s, m, cpu, _ in kept] == [(0, model, 0.0)]
+    np.testing.assert_array_equal(arms.velox(kept, stream).pred, arms.online_hybrid(model, stream).pred)
+    kept = []
+    arms.periodic_retrain(model, tr, stream, OPTS, every=150, progress=False, keep=kept)
+    assert [s for s, *_ in kept] == [0, 150, 300] and all(cpu > 0 for _, _, cpu, _ in kept[1:])
+    v = arms.velox(kept, stream)
+    for (start, m, _, _), end in zip(kept, [150, 300, len(stream)]):  # each segment: online from that retrain
+        np.testing.assert_array_equal(v.pred[start:end], arms.online_hybrid(m, stream[start:end]).pred)
+    assert v.cpu_s >= sum(cpu for _, _, cpu, _ in kept) and v.key == "velox"
+
+
+def test_the_report_shows_answers_on_time_where_an_arm_answers_queries(setup):
+    _, _, stream, model = setup
+    y = np.array([r["reward"] for r in stream])
+    a = arms.frozen_offline(model, stream)
+    dicts = [{"key": "x", "label": "bulk", "pred": a.pred, "on_time": None},
+             {"key": "y", "label": "served", "pred": a.pred, "on_time": 0.25}]
+    rows = report.arm_rows(dicts, y, np.ones(len(stream), dtype=bool))
+    lines = report.table(rows).splitlines()
+    assert "on time" in lines[0] and "| -" in lines[2] and "| 25.0%" in lines[3]
+    assert report._on_time({"serving_layer": {"deadline_ms": 40.0, "deadline_calibrated": True}})[0].startswith(
+        "On time: the share of answers within 40 ms")

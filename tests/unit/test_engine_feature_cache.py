@@ -3,12 +3,14 @@ feature, not the decision), a swap serves the new version's features, and the co
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bandits import make_policy
 from features.cache import FeatureCaches
 from features.model import FeatureModel
 from stream.engine import Engine
+from stream.events import Item
 from tests.unit.test_engine import T0, Log, MemoryState, query, run
 
 pytestmark = pytest.mark.unit
@@ -76,3 +78,52 @@ def test_bad_feature_cache_settings_are_named(override, name):
 
     with pytest.raises(ConfigError, match=name):
         from_env({}, **override)
+
+
+NEAR = [("n1", {"hour": 3.0}), ("n2", {"hour": 3.001}), ("n3", {"hour": 3.0})]
+
+
+def test_a_decision_served_from_a_coarsened_entry_says_so_and_logs_the_features_used(model):
+    import msgspec
+
+    from stream.engine.joins import JoinRecord
+    from stream.events import decode_decision, decode_prediction
+
+    caches = FeatureCaches(capacity=1000, lsh_bits=8, kinds=("mlp",))
+    engine, state, log = _engine(model, caches), MemoryState(), Log()
+    first, second, third = (run(engine, state, [log.rec(query(rid, **ctx))]) for rid, ctx in NEAR)
+    d1, d2, d3 = (decode_decision(b.outputs.records[0][2]) for b in (first, second, third))
+    assert d1.coarsened == () and d3.coarsened == ()  # computed; then the very same input again: exact hits
+    assert d2.coarsened == (0, 1, 2, 3)  # every candidate's row was computed for hour 3.0, not 3.001
+    assert decode_prediction(second.outputs.predictions[0][1]).coarsened == ("i1", "i2", "i3", "i4")
+    assert "coarsened" not in msgspec.json.decode(first.outputs.records[0][2])  # absent when empty
+    assert second.counts["queries_coarsened"] == 1 and second.counts["candidates_coarsened"] == 4
+    # the join record keeps the (coarsened) rows the policy scored, and the propensity is of those scores
+    joined = JoinRecord.unpack(state.decisions["n2"])
+    np.testing.assert_array_equal(joined.embeddings, JoinRecord.unpack(state.decisions["n1"]).embeddings)
+    assert d2.scores == d1.scores and d2.propensity == d2.pmf[d2.chosen_index]
+
+
+def test_coarsened_is_flagged_under_a_deadline_too(model):
+    from stream.engine.anytime import Anytime
+    from stream.events import decode_decision
+
+    caches = FeatureCaches(capacity=1000, lsh_bits=8, kinds=("mlp",))
+    engine = Engine(model, make_policy("greedy"), learner="river", join_window_s=60.0, clock=lambda: T0,
+                    feature_caches=caches, anytime=Anytime(deadline_ms=60_000, clock=lambda: T0))
+    state, log = MemoryState(), Log()
+    batches = [run(engine, state, [log.rec(query(rid, **ctx))]) for rid, ctx in NEAR[:2]]
+    d1, d2 = (decode_decision(b.outputs.records[0][2]) for b in batches)
+    assert d1.approximated == d2.approximated == () and d1.coarsened == () and d2.coarsened == (0, 1, 2, 3)
+
+
+def test_a_decision_record_without_coarsened_still_decodes():
+    from stream.events import Decision, decode_decision, encode
+
+    d = Decision(request_id="r", user_id="u", ts=T0, context={}, candidates=(Item("a"),), scores=(0.0,), pmf=(1.0,),
+                 chosen_index=0, propensity=1.0, policy="greedy", policy_version="greedy", seed=1,
+                 feature_net_version="v1", user_weights_version=0)
+    raw = encode(d)
+    assert b"coarsened" not in raw and decode_decision(raw).coarsened == ()
+    with pytest.raises(Exception, match="coarsened"):
+        decode_decision(raw.replace(b'"user_weights_version":0', b'"user_weights_version":0,"coarsened":[3]'))

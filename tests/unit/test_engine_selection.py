@@ -200,3 +200,23 @@ def test_a_challenger_has_a_feature_cache_of_its_own_when_the_worker_caches_feat
     again = outputs(run(e, state, [log.rec(query("r2"))]), "decisions")[0]
     assert cache.hits == 4  # the same candidates and context: the challenger's f comes from its cache
     assert again["version_scores"]["ch1"] == first["version_scores"]["ch1"]  # a cached f scores the same
+
+
+def test_a_coarsened_challenger_row_is_flagged_when_its_scores_decide(model):
+    """With LSH-coarsened caches, each version has a cache of its own; the decision flags the coarsened
+    candidates of the features that decided: Exp4's ensemble reads both versions'."""
+    from features.cache import FeatureCaches
+
+    e = Engine(model, make_policy("greedy"), learner="river", join_window_s=60.0, seed=7, clock=lambda: T0,
+               feature_caches=FeatureCaches(capacity=1000, lsh_bits=8, kinds=("mlp",)))
+    e.serve_selection(Selection([challenger(model, "ch1", 1)], mode="exp4"))
+    state, log = SelectionState(), Log()
+    decisions = []
+    for rid, hour in (("n1", 3.0), ("n2", 3.001)):
+        batch = e.process([log.rec(query(rid, hour=hour))], state)
+        state.commit(batch.write)
+        e.commit(batch)
+        decisions += outputs(batch, "decisions")
+    assert "coarsened" not in decisions[0] and decisions[1]["coarsened"] == [0, 1, 2, 3]
+    assert set(decisions[1]["version_scores"]) == {model.version, "ch1"}
+    assert e.selection.feature_caches["ch1"].coarsened == 4  # the challenger's own cache coarsened too

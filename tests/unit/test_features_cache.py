@@ -131,3 +131,34 @@ def test_an_artifact_without_a_kind_loads_as_the_mlp(tmp_path):
 def test_bad_kinds_are_named(kwargs, message):
     with pytest.raises(FeatureError, match=message):
         FeatureNetConfig(item_numeric=("price",), **kwargs)
+
+
+def test_coarsened_hits_are_the_rows_served_for_another_exact_input():
+    c = FeatureCache("v1", capacity=10, lsh_bits=1)
+    compute = lambda rows: np.array([[float(i)] for i in rows])  # noqa: E731
+    flagged: set[int] = set()
+    # bucket "A" first computed for input "x"; "y" shares the bucket, "x" again is the same input
+    c.get_or_compute(["A", "A", "A"], compute, source=lambda i: i, exact=["x", "y", "x"], coarsened=flagged)
+    assert flagged == {1}
+    flagged.clear()
+    c.get_or_compute(["A", "B", "A"], compute, source=lambda i: i, exact=["x", "z", "w"], coarsened=flagged)
+    assert flagged == {2} and c.coarsened == 2
+
+
+def test_embed_many_lists_each_querys_coarsened_candidates_and_exact_keys_list_none():
+    m = _model()
+    near = [({"hour": 3.0, "spend": 0.5, "device": "ios"}, [{"id": "i1", "features": {"price": 1.0}},
+                                                             {"id": "i2", "features": {"price": 2.0}}]),
+            ({"hour": 3.0, "spend": 0.5001, "device": "ios"}, [{"id": "i2", "features": {"price": 2.0}},
+                                                                {"id": "i3", "features": {"price": 1.0}}])]
+    coarse, exact = FeatureCache("v1", capacity=100, lsh_bits=16), FeatureCache("v1", capacity=100)
+    marks: list = []
+    out = m.embed_many(near, cache=coarse, coarsened=marks)
+    assert marks == [(), (0,)]  # i2 in the second query reads the first query's row: a near input's f
+    np.testing.assert_array_equal(out[1][0], out[0][1])
+    plain = m.embed_many(near)
+    assert not np.array_equal(plain[1][0], plain[0][1])  # exactly computed, the two differ
+    marks = []
+    m.embed_many(near, cache=exact, coarsened=marks)
+    m.embed_many(near, cache=exact, coarsened=marks)  # exact hits are not coarsened
+    assert marks == [(), (), (), ()]

@@ -55,6 +55,7 @@ ALLOWED: dict[str, set[str]] = {
     # the feature-cache side benchmarks measure on the demo's data (MovieLens-100K, or the simulator)
     "benchmarks.lsh_coarsening": {"stream.demo", "stream", *_PURE_CODE, *_STREAM_BASE},
     "benchmarks.feature_cache": {"stream.demo", "stream", *_PURE_CODE, *_STREAM_BASE},
+    "benchmarks.cuda_check":    {"stream.demo", "stream", *_PURE_CODE, *_STREAM_BASE},
     # the anytime and cascade side benchmarks drive a live worker with the demo's data
     "benchmarks.serving_load":  {"stream.demo", "stream", *_PURE_CODE, *_STREAM_BASE},
     "benchmarks.anytime":       {"benchmarks.serving_load", *_PURE_CODE, *_STREAM_BASE},
