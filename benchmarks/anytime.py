@@ -94,30 +94,24 @@ def table(r: dict) -> str:
 
 
 def plot(r: dict, path: Path) -> None:
-    import matplotlib
+    from benchmarks.plots import saved_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for mode, style, color in (("exact", "o-", "tab:blue"), ("anytime", "s-", "tab:orange")):
-        steps = [s for s in r["steps"] if s["mode"] == mode]
-        rates = [s["rate"] for s in steps]
-        a.plot(rates, [100 * s["on_time"] for s in steps], style, color=color, label=mode)
-        b.plot(rates, [s["rmse"] for s in steps], style, color=color, label=f"{mode}: vs rating")
-        b.plot(rates, [s["rmse_vs_exact"] for s in steps], style.replace("-", "--"), color=color, alpha=0.6,
-               label=f"{mode}: vs exact score")
-    a.set(xlabel="offered queries/s", ylabel=f"answered within {r['args']['deadline_ms']:g} ms (%)", ylim=(0, 105),
-          title="answers on time")
-    b.set(xlabel="offered queries/s", ylabel="RMSE", title="accuracy cost")
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"Anytime predictions, {r['model']['version']} MLP {r['model']['hidden']}, "
-                 f"{r['args']['candidates']} candidates/query ({r['dataset']})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path, ncols=2, figsize=(10, 4)) as (fig, (a, b)):
+        for mode, style, color in (("exact", "o-", "tab:blue"), ("anytime", "s-", "tab:orange")):
+            steps = [s for s in r["steps"] if s["mode"] == mode]
+            rates = [s["rate"] for s in steps]
+            a.plot(rates, [100 * s["on_time"] for s in steps], style, color=color, label=mode)
+            b.plot(rates, [s["rmse"] for s in steps], style, color=color, label=f"{mode}: vs rating")
+            b.plot(rates, [s["rmse_vs_exact"] for s in steps], style.replace("-", "--"), color=color, alpha=0.6,
+                   label=f"{mode}: vs exact score")
+        a.set(xlabel="offered queries/s", ylabel=f"answered within {r['args']['deadline_ms']:g} ms (%)", ylim=(0, 105),
+              title="answers on time")
+        b.set(xlabel="offered queries/s", ylabel="RMSE", title="accuracy cost")
+        for ax in (a, b):
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.suptitle(f"Anytime predictions, {r['model']['version']} MLP {r['model']['hidden']}, "
+                     f"{r['args']['candidates']} candidates/query ({r['dataset']})")
 
 
 if __name__ == "__main__":

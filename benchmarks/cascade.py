@@ -101,29 +101,23 @@ def table(r: dict) -> str:
 
 
 def plot(r: dict, path: Path) -> None:
-    import matplotlib
+    from benchmarks.plots import saved_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    curve = r["offline_curve"]
-    a.plot([100 * c["escalated"] for c in curve], [c["rmse"] for c in curve], "-", color="grey",
-           label="offline, every margin")
-    for s in r["runs"]:
-        a.plot(100 * s["escalated"], s["rmse"], "o", label=s["name"])
-        b.bar(s["name"].replace("cascade ", "cascade\n"), s["p99_ms"] or 0, color="tab:orange", alpha=0.6)
-        b.bar(s["name"].replace("cascade ", "cascade\n"), s["p50_ms"], color="tab:blue")
-    a.set(xlabel="queries escalated to the expensive net (%)", ylabel="RMSE vs rating", title="accuracy")
-    b.set(ylabel="latency (ms): p50 (blue), p99 (orange)", title=f"latency at {r['args']['rate']:g} queries/s")
-    b.tick_params(axis="x", labelsize=7)
-    a.grid(alpha=0.3)
-    a.legend(fontsize=7)
-    fig.suptitle(f"IDK cascade: linear d=4 (cheap) -> MLP {r['models'][next(reversed(r['models']))]['hidden']} "
-                 f"(expensive), {r['args']['candidates']} candidates ({r['dataset']})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path, ncols=2, figsize=(10, 4)) as (fig, (a, b)):
+        curve = r["offline_curve"]
+        a.plot([100 * c["escalated"] for c in curve], [c["rmse"] for c in curve], "-", color="grey",
+               label="offline, every margin")
+        for s in r["runs"]:
+            a.plot(100 * s["escalated"], s["rmse"], "o", label=s["name"])
+            b.bar(s["name"].replace("cascade ", "cascade\n"), s["p99_ms"] or 0, color="tab:orange", alpha=0.6)
+            b.bar(s["name"].replace("cascade ", "cascade\n"), s["p50_ms"], color="tab:blue")
+        a.set(xlabel="queries escalated to the expensive net (%)", ylabel="RMSE vs rating", title="accuracy")
+        b.set(ylabel="latency (ms): p50 (blue), p99 (orange)", title=f"latency at {r['args']['rate']:g} queries/s")
+        b.tick_params(axis="x", labelsize=7)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+        fig.suptitle(f"IDK cascade: linear d=4 (cheap) -> MLP {r['models'][next(reversed(r['models']))]['hidden']} "
+                     f"(expensive), {r['args']['candidates']} candidates ({r['dataset']})")
 
 
 if __name__ == "__main__":
