@@ -619,6 +619,17 @@ def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None 
         )
 
 
+def settings_parent(only: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The ``only`` settings' flags as a parent parser of a verb's actions (``parents=[...]``), so that they work
+    after the action too (``eddy models list --topic-prefix x.``); the verb's parser takes them before it
+    (:func:`add_arguments`). Left unset after the action, a flag keeps the value given before it."""
+    parent = argparse.ArgumentParser(add_help=False)
+    add_arguments(parent, only=only)
+    for action in parent._actions:
+        action.default = argparse.SUPPRESS
+    return parent
+
+
 class _RefusePassword(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         env = f"EDDY_{self.dest.upper()}"

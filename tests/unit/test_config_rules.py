@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import fields
 
 import pytest
@@ -49,3 +50,12 @@ def test_every_default_keeps_its_rule():
                                  {"EDDY_BOOTSTRAP": "[::1]:9092,b:9093"}, {"EDDY_LSH_BITS": "64"}])
 def test_the_edges_of_a_rule_are_accepted(env):
     config.from_env(env)
+
+
+def test_a_verbs_settings_work_before_and_after_its_action():
+    only = ("topic_prefix", "partitions")
+    p = argparse.ArgumentParser(prog="eddy models")
+    p.add_subparsers(dest="action", required=True).add_parser("list", parents=[config.settings_parent(only)])
+    config.add_arguments(p, only=only)
+    s = config.from_args(p.parse_args(["--topic-prefix", "x.", "list", "--partitions", "3"]))
+    assert (s.topic_prefix, s.partitions) == ("x.", 3)  # the flag left unset after the action kept its value
