@@ -21,6 +21,18 @@ BOOTSTRAP = os.environ.get("EDDY_BOOTSTRAP", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("EDDY_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors gain nothing from threads; on a busy CI box extra threads only add stalls.
+    A module asks for it with ``pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def stack():
     """Fail (never skip) when the stack is down: integration tests prove the real thing."""
