@@ -96,13 +96,9 @@ def trained_model_dir(tmp_path_factory) -> Path:
 def live_model(settings, trained_model_dir):
     """Register the session's model in this test's registry and make it live."""
     from features.model import FeatureModel
-    from stream.store import open_registry
+    from tests.integration.helpers import make_live
 
-    registry = open_registry(settings)
-    model = FeatureModel.load(trained_model_dir)
-    registry.register(model, {"source": "test"})
-    registry.promote(model.version)
-    return model
+    return make_live(settings, FeatureModel.load(trained_model_dir))
 
 
 class WorkerThread:

@@ -18,6 +18,16 @@ def worker_env(settings: config.Settings, **overrides) -> dict[str, str]:
     return env
 
 
+def make_live(settings: config.Settings, model):
+    """``model`` (a FeatureModel) registered in the registry of ``settings`` and promoted: the live feature net."""
+    from stream.store import open_registry
+
+    registry = open_registry(settings)
+    registry.register(model, {"source": "test"})
+    registry.promote(model.version)
+    return model
+
+
 def start_worker(settings: config.Settings, log_path, **overrides) -> subprocess.Popen:
     fh = open(log_path, "ab")
     return subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=worker_env(settings, **overrides),

@@ -19,9 +19,9 @@ from stream import config, events
 from stream.client import EddyClient
 from stream.kafka_io import ensure_topics
 from stream.simulator import SimulatedWorld
-from stream.store import RedisStore, open_registry
+from stream.store import RedisStore
 
-from .helpers import OwnStack, free_port, read_json, wait_for, worker_env
+from .helpers import OwnStack, free_port, make_live, read_json, wait_for, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -50,11 +50,7 @@ def secure_settings(secure_stack, tmp_path) -> config.Settings:
 def secure_model(secure_settings, trained_model_dir):
     from features.model import FeatureModel
 
-    registry = open_registry(secure_settings)
-    model = FeatureModel.load(trained_model_dir)
-    registry.register(model, {"source": "test"})
-    registry.promote(model.version)
-    return model
+    return make_live(secure_settings, FeatureModel.load(trained_model_dir))
 
 
 def _password(settings: config.Settings) -> str:
