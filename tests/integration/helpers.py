@@ -28,6 +28,20 @@ def make_live(settings: config.Settings, model):
     return model
 
 
+def query_and_reward(settings: config.Settings, client, query) -> tuple[dict, dict]:
+    """``query``'s prediction and the model update made by rewarding its first chosen item 1.0: one round
+    through a running worker, read from the topics (the first prediction and update there)."""
+    from stream import events
+
+    client.send(query)
+    client.flush()
+    [prediction] = read_json(settings, "predictions", n=1)
+    client.send(events.Feedback(query.request_id, query.user_id, prediction["chosen"][0], 1.0, time.time()))
+    client.flush()
+    [update] = read_json(settings, "model-updates", n=1)
+    return prediction, update
+
+
 def start_worker(settings: config.Settings, log_path, **overrides) -> subprocess.Popen:
     fh = open(log_path, "ab")
     return subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=worker_env(settings, **overrides),
