@@ -48,6 +48,16 @@ def start_worker(settings: config.Settings, log_path, **overrides) -> subprocess
                             stdout=fh, stderr=subprocess.STDOUT)
 
 
+def terminate(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` has not exited within ``timeout_s``; returns once it has exited."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def read_json(settings: config.Settings, name: str, *, n: int | None = None, timeout_s: float = 60.0,
               idle_s: float | None = None) -> list[dict]:
     """Every committed record of topic ``name`` from the beginning, until ``n`` are there."""

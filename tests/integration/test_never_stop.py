@@ -23,7 +23,8 @@ from stream import config
 from stream.engine import PROCESSED
 from stream.store import RedisStore
 
-from .helpers import OwnStack, free_port, make_live, read_dead_letters, read_json, start_worker, wait_for
+from .helpers import (OwnStack, free_port, make_live, read_dead_letters, read_json, start_worker, terminate,
+                      wait_for)
 from .test_recovery import Counting, _check_exactly_once, _loop_in_background, _wait_all_feedback_applied
 
 pytestmark = pytest.mark.integration
@@ -250,12 +251,7 @@ def test_a_broker_kill_and_restart_under_load_is_waited_out_and_nothing_is_lost_
         updates.close()
         assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
+        terminate(worker)
     _check_exactly_once(settings, model.version, result)
     stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
     done = sum(stats.get(k, 0) for k in PROCESSED)
