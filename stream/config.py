@@ -2,7 +2,9 @@
 
 Defaults run against the local stack from ``deploy/stack up``. Every field
 has one environment variable, ``EDDY_<FIELD>`` in upper case, and one flag,
-``--<field-with-dashes>``, added by :func:`add_arguments`.
+``--<field-with-dashes>``, added by :func:`add_arguments`, and names its check in
+``metadata["rule"]`` (a :class:`_Rule`: ``_POSITIVE``, ``_within(0, 64)``, ...):
+:meth:`Settings.validated` applies every field's rule, then the checks between settings.
 
 Kafka client settings are chosen for latency, and written down here because
 client defaults would dominate every figure:
