@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bandits.checks import finite_array
 from bandits.errors import BanditError
 
 __all__ = ["Candidates", "Decision", "Policy", "decision_seed", "PMF_TOLERANCE"]
@@ -58,18 +59,6 @@ def decision_seed(key: str | bytes) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") & _SEED_MASK
 
 
-def _float_array(name: str, value: Any, ndim: int) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise BanditError(f"{name} must be numeric; got {value!r:.80}") from exc
-    if array.ndim != ndim:
-        raise BanditError(f"{name} must be {ndim}-D; got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise BanditError(f"{name} must be finite; got NaN or inf at {np.argwhere(~np.isfinite(array))[0].tolist()}")
-    return array
-
-
 @dataclass(frozen=True, eq=False)
 class Candidates:
     """What a policy sees for one decision. Arrays are validated, never modified.
@@ -86,7 +75,7 @@ class Candidates:
     >>> Candidates(scores=[1.0, float("nan")])
     Traceback (most recent call last):
     ...
-    bandits.errors.BanditError: scores must be finite; got NaN or inf at [1]
+    bandits.errors.BanditError: scores must be finite; got nan at index [1]
     """
 
     scores: np.ndarray
@@ -96,26 +85,26 @@ class Candidates:
     action_ids: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        scores = _float_array("scores", self.scores, 1)
+        scores = finite_array("scores", self.scores, 1)
         if scores.size == 0:
             raise BanditError("scores must hold at least one candidate; got shape (0,)")
         object.__setattr__(self, "scores", scores)
         n = scores.shape[0]
         d = None
         if self.embeddings is not None:
-            emb = _float_array("embeddings", self.embeddings, 2)
+            emb = finite_array("embeddings", self.embeddings, 2)
             if emb.shape[0] != n:
                 raise BanditError(f"embeddings must have {n} rows, one per score; got shape {emb.shape}")
             object.__setattr__(self, "embeddings", emb)
             d = emb.shape[1]
         if self.posterior_mean is not None:
-            mean = _float_array("posterior_mean", self.posterior_mean, 1)
+            mean = finite_array("posterior_mean", self.posterior_mean, 1)
             if d is not None and mean.shape[0] != d:
                 raise BanditError(f"posterior_mean must have length {d} to match embeddings; got {mean.shape[0]}")
             object.__setattr__(self, "posterior_mean", mean)
             d = mean.shape[0]
         if self.posterior_cov is not None:
-            cov = _float_array("posterior_cov", self.posterior_cov, 2)
+            cov = finite_array("posterior_cov", self.posterior_cov, 2)
             if cov.shape[0] != cov.shape[1] or (d is not None and cov.shape[0] != d):
                 raise BanditError(f"posterior_cov must be square ({d}, {d}); got shape {cov.shape}")
             object.__setattr__(self, "posterior_cov", cov)

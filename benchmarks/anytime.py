@@ -18,26 +18,11 @@ weights over exact features, computed offline). Writes
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks import serving_load
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def exact_scores(model, qs) -> np.ndarray:
-    """The rated movie's score over exact features with the offline user weights (what the worker starts from)."""
-    out = np.empty(len(qs))
-    for i, (user, ctx, cands, rated, _) in enumerate(qs):
-        ids = [c.id for c in cands]
-        scores = model.predict(user, ctx, [c.to_dict() for c in cands])
-        out[i] = scores[ids.index(rated)]
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     cheap, wide = serving_load.models(train)
     n = int(max(rates) * args.duration_s)
     qs = serving_load.queries(test, ds.catalog, n, args.candidates)
-    reference = exact_scores(wide, qs)
+    reference, _ = serving_load.offline_scores(wide, qs)
     steps = []
     for rate in rates:
         for mode, overrides in (("exact", {}), ("anytime", {"deadline_ms": args.deadline_ms,
@@ -81,17 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             res["mode"] = mode
             steps.append(res)
             print("  " + _line(res), flush=True)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    RESULTS.mkdir(exist_ok=True)
-    out = {"benchmark": "anytime", "started": stamp, "machine": platform.platform(), "args": vars(args),
-           "dataset": ds.source, "model": {"version": wide.version, "hidden": list(wide.config.hidden),
-                                           "output_dim": wide.output_dim, "val_rmse": wide.metrics.get("val_rmse")},
+    out = {**serving_load.result_header("anytime", args, ds.source),
+           "model": {"version": wide.version, **serving_load.net_summary(wide)},
            "steps": steps}
-    path = RESULTS / f"anytime-{stamp}.json"
-    path.write_text(json.dumps(out, indent=1))
-    plot(out, path.with_suffix(".png"))
-    print(table(out))
-    print(f"wrote {path} and {path.with_suffix('.png').name}")
+    serving_load.write_results(out, plot, table)
     return 0
 
 
@@ -116,30 +94,24 @@ def table(r: dict) -> str:
 
 
 def plot(r: dict, path: Path) -> None:
-    import matplotlib
+    from benchmarks.plots import saved_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for mode, style, color in (("exact", "o-", "tab:blue"), ("anytime", "s-", "tab:orange")):
-        steps = [s for s in r["steps"] if s["mode"] == mode]
-        rates = [s["rate"] for s in steps]
-        a.plot(rates, [100 * s["on_time"] for s in steps], style, color=color, label=mode)
-        b.plot(rates, [s["rmse"] for s in steps], style, color=color, label=f"{mode}: vs rating")
-        b.plot(rates, [s["rmse_vs_exact"] for s in steps], style.replace("-", "--"), color=color, alpha=0.6,
-               label=f"{mode}: vs exact score")
-    a.set(xlabel="offered queries/s", ylabel=f"answered within {r['args']['deadline_ms']:g} ms (%)", ylim=(0, 105),
-          title="answers on time")
-    b.set(xlabel="offered queries/s", ylabel="RMSE", title="accuracy cost")
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"Anytime predictions, {r['model']['version']} MLP {r['model']['hidden']}, "
-                 f"{r['args']['candidates']} candidates/query ({r['dataset']})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path, ncols=2, figsize=(10, 4)) as (fig, (a, b)):
+        for mode, style, color in (("exact", "o-", "tab:blue"), ("anytime", "s-", "tab:orange")):
+            steps = [s for s in r["steps"] if s["mode"] == mode]
+            rates = [s["rate"] for s in steps]
+            a.plot(rates, [100 * s["on_time"] for s in steps], style, color=color, label=mode)
+            b.plot(rates, [s["rmse"] for s in steps], style, color=color, label=f"{mode}: vs rating")
+            b.plot(rates, [s["rmse_vs_exact"] for s in steps], style.replace("-", "--"), color=color, alpha=0.6,
+                   label=f"{mode}: vs exact score")
+        a.set(xlabel="offered queries/s", ylabel=f"answered within {r['args']['deadline_ms']:g} ms (%)", ylim=(0, 105),
+              title="answers on time")
+        b.set(xlabel="offered queries/s", ylabel="RMSE", title="accuracy cost")
+        for ax in (a, b):
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.suptitle(f"Anytime predictions, {r['model']['version']} MLP {r['model']['hidden']}, "
+                     f"{r['args']['candidates']} candidates/query ({r['dataset']})")
 
 
 if __name__ == "__main__":

@@ -19,27 +19,12 @@ same scores, computed in-process) is plotted with the live points. Writes
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks import serving_load
 from stream.engine.cascade import top_two_margin
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def offline(model, qs) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: the rated movie's score and the top-two margin, under the offline user weights."""
-    score, margin = np.empty(len(qs)), np.empty(len(qs))
-    for i, (user, ctx, cands, rated, _) in enumerate(qs):
-        s = model.predict(user, ctx, [c.to_dict() for c in cands])
-        score[i] = s[[c.id for c in cands].index(rated)]
-        margin[i] = top_two_margin(s)
-    return score, margin
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     cheap, wide = serving_load.models(train)
     qs = serving_load.queries(test, ds.catalog, int(args.rate * args.duration_s), args.candidates)
     y = np.array([q[4] for q in qs])
-    s_cheap, m_cheap = offline(cheap, qs)
-    s_wide, _ = offline(wide, qs)
+    s_cheap, every_cheap = serving_load.offline_scores(cheap, qs)
+    m_cheap = np.array([top_two_margin(s) for s in every_cheap])
+    s_wide, _ = serving_load.offline_scores(wide, qs)
     margins = [float(np.quantile(m_cheap, t)) for t in targets]
     curve = []
     for m in np.quantile(m_cheap, np.linspace(0, 1, 41)):
@@ -88,18 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         res["escalated"] = res["versions"].get(wide.version, 0) / max(1, res["answered"])
         runs.append(res)
         print("  " + _line(res), flush=True)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    RESULTS.mkdir(exist_ok=True)
-    out = {"benchmark": "cascade", "started": stamp, "machine": platform.platform(), "args": vars(args),
-           "dataset": ds.source,
-           "models": {m.version: {"hidden": list(m.config.hidden), "output_dim": m.output_dim,
-                                  "val_rmse": m.metrics.get("val_rmse")} for m in (cheap, wide)},
+    out = {**serving_load.result_header("cascade", args, ds.source),
+           "models": {m.version: serving_load.net_summary(m) for m in (cheap, wide)},
            "runs": runs, "offline_curve": curve}
-    path = RESULTS / f"cascade-{stamp}.json"
-    path.write_text(json.dumps(out, indent=1))
-    plot(out, path.with_suffix(".png"))
-    print(table(out))
-    print(f"wrote {path} and {path.with_suffix('.png').name}")
+    serving_load.write_results(out, plot, table)
     return 0
 
 
@@ -123,29 +101,23 @@ def table(r: dict) -> str:
 
 
 def plot(r: dict, path: Path) -> None:
-    import matplotlib
+    from benchmarks.plots import saved_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    curve = r["offline_curve"]
-    a.plot([100 * c["escalated"] for c in curve], [c["rmse"] for c in curve], "-", color="grey",
-           label="offline, every margin")
-    for s in r["runs"]:
-        a.plot(100 * s["escalated"], s["rmse"], "o", label=s["name"])
-        b.bar(s["name"].replace("cascade ", "cascade\n"), s["p99_ms"] or 0, color="tab:orange", alpha=0.6)
-        b.bar(s["name"].replace("cascade ", "cascade\n"), s["p50_ms"], color="tab:blue")
-    a.set(xlabel="queries escalated to the expensive net (%)", ylabel="RMSE vs rating", title="accuracy")
-    b.set(ylabel="latency (ms): p50 (blue), p99 (orange)", title=f"latency at {r['args']['rate']:g} queries/s")
-    b.tick_params(axis="x", labelsize=7)
-    a.grid(alpha=0.3)
-    a.legend(fontsize=7)
-    fig.suptitle(f"IDK cascade: linear d=4 (cheap) -> MLP {r['models'][next(reversed(r['models']))]['hidden']} "
-                 f"(expensive), {r['args']['candidates']} candidates ({r['dataset']})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path, ncols=2, figsize=(10, 4)) as (fig, (a, b)):
+        curve = r["offline_curve"]
+        a.plot([100 * c["escalated"] for c in curve], [c["rmse"] for c in curve], "-", color="grey",
+               label="offline, every margin")
+        for s in r["runs"]:
+            a.plot(100 * s["escalated"], s["rmse"], "o", label=s["name"])
+            b.bar(s["name"].replace("cascade ", "cascade\n"), s["p99_ms"] or 0, color="tab:orange", alpha=0.6)
+            b.bar(s["name"].replace("cascade ", "cascade\n"), s["p50_ms"], color="tab:blue")
+        a.set(xlabel="queries escalated to the expensive net (%)", ylabel="RMSE vs rating", title="accuracy")
+        b.set(ylabel="latency (ms): p50 (blue), p99 (orange)", title=f"latency at {r['args']['rate']:g} queries/s")
+        b.tick_params(axis="x", labelsize=7)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+        fig.suptitle(f"IDK cascade: linear d=4 (cheap) -> MLP {r['models'][next(reversed(r['models']))]['hidden']} "
+                     f"(expensive), {r['args']['candidates']} candidates ({r['dataset']})")
 
 
 if __name__ == "__main__":

@@ -56,24 +56,18 @@ def measure(n_users: int, dim: int) -> dict:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
+    from benchmarks.plots import saved_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    x = np.arange(len(rows))
-    for i, (key, label) in enumerate((("full_ms", "full collection (Python's own schedule)"),
-                                      ("young_freeze_ms", "young + freeze (stream.heap, every gc_freeze_s)"))):
-        ax.bar(x + (i - 0.5) * 0.38, [r[key] for r in rows], 0.38, label=label)
-    ax.set_xticks(x, [f"{r['users']:,} users" for r in rows])
-    ax.set_ylabel("pause (ms)")
-    ax.set_yscale("log")
-    ax.set_title("Garbage-collection pause of a worker's heap")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path, figsize=(6.4, 3.6)) as (_, ax):
+        x = np.arange(len(rows))
+        for i, (key, label) in enumerate((("full_ms", "full collection (Python's own schedule)"),
+                                          ("young_freeze_ms", "young + freeze (stream.heap, every gc_freeze_s)"))):
+            ax.bar(x + (i - 0.5) * 0.38, [r[key] for r in rows], 0.38, label=label)
+        ax.set_xticks(x, [f"{r['users']:,} users" for r in rows])
+        ax.set_ylabel("pause (ms)")
+        ax.set_yscale("log")
+        ax.set_title("Garbage-collection pause of a worker's heap")
+        ax.legend(fontsize=8)
 
 
 def main(argv: list[str] | None = None) -> int:

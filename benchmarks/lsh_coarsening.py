@@ -88,24 +88,18 @@ def table(result: dict) -> str:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from benchmarks.plots import saved_figure
 
     rows = [r for r in result["rows"] if r["bits"] != "off"]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot([r["hit_rate"] * 100 for r in rows], [r["rmse_loss"] for r in rows], "o-")
-    for r in rows:
-        ax.annotate(f"{r['bits']} bits" if r["bits"] else "exact", (r["hit_rate"] * 100, r["rmse_loss"]),
-                    textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel("feature-cache hit rate (%)")
-    ax.set_ylabel("RMSE loss against exact features")
-    ax.set_title(f"LSH coarsening on {result['source']} ({result['n_stream']:,} streamed ratings)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path, figsize=(7, 4.2)) as (_, ax):
+        ax.plot([r["hit_rate"] * 100 for r in rows], [r["rmse_loss"] for r in rows], "o-")
+        for r in rows:
+            ax.annotate(f"{r['bits']} bits" if r["bits"] else "exact", (r["hit_rate"] * 100, r["rmse_loss"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel("feature-cache hit rate (%)")
+        ax.set_ylabel("RMSE loss against exact features")
+        ax.set_title(f"LSH coarsening on {result['source']} ({result['n_stream']:,} streamed ratings)")
+        ax.grid(alpha=0.3)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -13,77 +15,73 @@ COLORS = {"eddy-eos": "tab:blue", "eddy-eos-2w": "tab:purple", "eddy-eos-fsync":
           "naive": "tab:red", "http": "tab:orange"}
 
 
+@contextmanager
+def saved_figure(path: Path, ncols: int = 1, figsize: tuple[float, float] = (6.4, 4.0)) -> Iterator[tuple]:
+    """``(figure, axes)`` of one row of ``ncols`` plots to draw on; when the block ends, laid out and
+    written to ``path`` (PNG, 110 dpi). Closed in any case: pyplot keeps every open figure."""
+    fig, axes = plt.subplots(1, ncols, figsize=figsize)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
 def _cdf(step: dict) -> tuple[list[float], list[float]]:
     pts = [(v, f) for v, f in step["latency_ms"]["cdf"] if v is not None]
     return [max(v, 1e-3) for v, _ in pts], [f for _, f in pts]
 
 
-def cdf_per_system(name: str, system: dict, path: Path, slo_ms: float) -> Path:
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    cmap = plt.get_cmap("viridis")
-    steps = system["steps"]
-    for i, step in enumerate(steps):
-        x, y = _cdf(step)
-        label = f"{step['rate']:g}/s" + (" (saturated)" if step["saturated"] else "")
-        ax.plot(x, y, color=cmap(i / max(1, len(steps) - 1)), label=label, ls="--" if step["saturated"] else "-")
+def _cdf_axes(ax, slo_ms: float, xlabel: str, title: str) -> None:
     ax.axvline(slo_ms, color="k", lw=0.8, ls=":")
     ax.set_xscale("log")
-    ax.set_xlabel("latency from scheduled send to answer consumed (ms, log)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("fraction of queries")
-    ax.set_title(f"{system['title']}: latency CDF per offered rate", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+
+def cdf_per_system(name: str, system: dict, path: Path, slo_ms: float) -> Path:
+    with saved_figure(path) as (_, ax):
+        cmap = plt.get_cmap("viridis")
+        steps = system["steps"]
+        for i, step in enumerate(steps):
+            x, y = _cdf(step)
+            label = f"{step['rate']:g}/s" + (" (saturated)" if step["saturated"] else "")
+            ax.plot(x, y, color=cmap(i / max(1, len(steps) - 1)), label=label, ls="--" if step["saturated"] else "-")
+        _cdf_axes(ax, slo_ms, "latency from scheduled send to answer consumed (ms, log)",
+                  f"{system['title']}: latency CDF per offered rate")
     return path
 
 
 def cdf_all(systems: dict, rate: float, path: Path, slo_ms: float) -> Path | None:
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    drawn = 0
-    for name, system in systems.items():
-        step = next((s for s in system["steps"] if s["rate"] == rate), None)
-        if step is None:
-            continue
-        x, y = _cdf(step)
-        ax.plot(x, y, color=COLORS.get(name), label=system["title"])
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
+    at_rate = {name: next((s for s in system["steps"] if s["rate"] == rate), None) for name, system in systems.items()}
+    at_rate = {name: step for name, step in at_rate.items() if step is not None}
+    if not at_rate:
         return None
-    ax.axvline(slo_ms, color="k", lw=0.8, ls=":")
-    ax.set_xscale("log")
-    ax.set_xlabel("latency (ms, log)")
-    ax.set_ylabel("fraction of queries")
-    ax.set_title(f"All systems at {rate:g} queries/s", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path) as (_, ax):
+        for name, step in at_rate.items():
+            ax.plot(*_cdf(step), color=COLORS.get(name), label=systems[name]["title"])
+        _cdf_axes(ax, slo_ms, "latency (ms, log)", f"All systems at {rate:g} queries/s")
     return path
 
 
 def p99_vs_load(systems: dict, path: Path, slo_ms: float, cap_ms: float) -> Path:
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for name, system in systems.items():
-        rates, p99 = [], []
-        for s in system["steps"]:
-            rates.append(s["rate"])
-            p99.append(min(s["latency_ms"]["p99"] or cap_ms, cap_ms))
-        ax.plot(rates, p99, marker="o", ms=3, color=COLORS.get(name), label=system["title"])
-    ax.axhline(slo_ms, color="k", lw=0.8, ls=":", label=f"{slo_ms:g} ms")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("offered load (queries/s, log)")
-    ax.set_ylabel(f"p99 latency (ms, log; capped at {cap_ms:g})")
-    ax.set_title("p99 latency against offered load", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path) as (_, ax):
+        for name, system in systems.items():
+            rates = [s["rate"] for s in system["steps"]]
+            p99 = [min(s["latency_ms"]["p99"] or cap_ms, cap_ms) for s in system["steps"]]
+            ax.plot(rates, p99, marker="o", ms=3, color=COLORS.get(name), label=system["title"])
+        ax.axhline(slo_ms, color="k", lw=0.8, ls=":", label=f"{slo_ms:g} ms")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered load (queries/s, log)")
+        ax.set_ylabel(f"p99 latency (ms, log; capped at {cap_ms:g})")
+        ax.set_title("p99 latency against offered load", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
     return path
 
 

@@ -14,9 +14,11 @@ configurations differ only in the features and the model that answered.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -35,6 +37,7 @@ from stream.config import Settings
 from stream.demo.nets import CHEAP, EXPENSIVE, train_net
 
 CACHE = Path(os.environ.get("EDDY_CACHE_DIR", str(Path.home() / ".cache" / "eddy"))) / "bench-models"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def dataset(n_train: int):
@@ -80,6 +83,37 @@ def queries(test: list[dict], catalog: list[dict], n: int, n_candidates: int, se
         out.append((r["user_id"], r["context"], tuple(cands), rated.id, float(r["reward"])))
     return out
 
+
+def offline_scores(model, qs) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per query, under the offline user weights (the worker's, as no feedback is sent): the rated
+    movie's score, and every candidate's."""
+    every = [np.asarray(model.predict(user, ctx, [c.to_dict() for c in cands])) for user, ctx, cands, _, _ in qs]
+    rated = np.array([s[[c.id for c in q[2]].index(q[3])] for q, s in zip(qs, every)])
+    return rated, every
+
+
+def write_results(out: dict, plot, table) -> Path:
+    """``benchmarks/results/<benchmark>-<started>.json``, its ``plot(out, path)`` beside it as ``.png``;
+    prints ``table(out)`` and where both went."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{out['benchmark']}-{out['started']}.json"
+    path.write_text(json.dumps(out, indent=1))
+    plot(out, path.with_suffix(".png"))
+    print(table(out))
+    print(f"wrote {path} and {path.with_suffix('.png').name}")
+    return path
+
+
+def net_summary(model) -> dict:
+    """A feature net as a result file describes it."""
+    return {"hidden": list(model.config.hidden), "output_dim": model.output_dim,
+            "val_rmse": model.metrics.get("val_rmse")}
+
+
+def result_header(benchmark: str, args, dataset_source: str) -> dict:
+    """What every result file of these benchmarks starts with: which, when, where, how and on what."""
+    return {"benchmark": benchmark, "started": dt.datetime.now().strftime("%Y%m%dT%H%M%S"),
+            "machine": platform.platform(), "args": vars(args), "dataset": dataset_source}
 
 @dataclass
 class Answer:

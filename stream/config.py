@@ -2,7 +2,9 @@
 
 Defaults run against the local stack from ``deploy/stack up``. Every field
 has one environment variable, ``EDDY_<FIELD>`` in upper case, and one flag,
-``--<field-with-dashes>``, added by :func:`add_arguments`.
+``--<field-with-dashes>``, added by :func:`add_arguments`, and names its check in
+``metadata["rule"]`` (a :class:`_Rule`: ``_POSITIVE``, ``_within(0, 64)``, ...):
+:meth:`Settings.validated` applies every field's rule, then the checks between settings.
 
 Kafka client settings are chosen for latency, and written down here because
 client defaults would dominate every figure:
@@ -51,7 +53,7 @@ import re
 import socket
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from features.errors import EddyError
@@ -117,126 +119,203 @@ _SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 KAFKA_SECRET_KEYS = ("sasl.password", "ssl.key.password", "ssl.keystore.password")
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """What one setting's value must be: ``ok(value)``, else :meth:`Settings.validated` raises
+    "<setting> must be <text>, got <value>". A field names its rule in ``metadata["rule"]``."""
+
+    text: str
+    ok: Callable[[Any], bool]
+
+
+def _one_of(*choices: str) -> _Rule:
+    return _Rule(", ".join(choices[:-1]) + " or " + choices[-1], lambda v: v in choices)
+
+
+def _within(low: float, high: float, note: str = "") -> _Rule:
+    """A finite number in ``[low, high]``; ``note`` follows the interval in the message."""
+    return _Rule(f"in [{low}, {high}]" + (f" {note}" if note else ""),
+                 lambda v: math.isfinite(v) and low <= v <= high)
+
+
+_AT_LEAST_0 = _Rule(">= 0", lambda v: v >= 0)
+_AT_LEAST_1 = _Rule(">= 1", lambda v: v >= 1)
+_FINITE = _Rule("a finite number", math.isfinite)
+_POSITIVE = _Rule("a finite number > 0", lambda v: math.isfinite(v) and v > 0)
+_NON_NEGATIVE = _Rule("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
+_NON_EMPTY = _Rule("non-empty", lambda v: bool(v.strip()))
+_HOST = _Rule("an IP address or host name", lambda v: bool(v.strip()))
+_PORT = _Rule("a TCP port in [0, 65535] (0: no metrics endpoint)", lambda v: 0 <= v <= 65535)
+_WINDOW_S = _Rule("whole seconds in [1, 604800]", lambda v: 1 <= v <= 7 * 86_400)  # faust steps whole seconds
+_LEARNER = _Rule("river, bayes or rls", lambda v: v in ("river", "bayes", "ridge", "rls"))  # ridge: bayes' alias
+_CACHE_KINDS = _Rule("a comma-separated list of text, mlp", lambda v: set(v.split(",")) <= {"text", "mlp", ""})
+_CHALLENGERS = re.compile(r"[^,/\s]+(\s*,\s*[^,/\s]+)*")
+_LAST_K = re.compile(r"last:[1-9][0-9]*")
+_CHALLENGER_LIST = _Rule(
+    "a comma-separated list of versions, or last:K with K >= 1",
+    lambda v: not v or bool(_CHALLENGERS.fullmatch(v.strip()) and (
+        not v.strip().startswith("last:") or _LAST_K.fullmatch(v.strip()))))
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\],]+):[0-9]{1,5}")
+_BOOTSTRAP = _Rule("host:port[,host:port...]", lambda v: all(_HOST_PORT.fullmatch(b.strip()) for b in v.split(",")))
+_TOPIC_PREFIX = _Rule("letters, digits, '.', '_' or '-' (Kafka topic names), at most 200",
+                      re.compile(r"[A-Za-z0-9._-]{0,200}").fullmatch)
+
+
 def _default_state_dir() -> str:
     return os.environ.get("EDDY_STATE_DIR", str(REPO_ROOT / ".eddy"))
 
 
 @dataclass(frozen=True)
 class Settings:
-    bootstrap: str = field(default="127.0.0.1:9092", metadata={"help": "Kafka bootstrap servers"})
+    bootstrap: str = field(default="127.0.0.1:9092", metadata={"help": "Kafka bootstrap servers", "rule": _BOOTSTRAP})
     redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={
         "help": "Redis URL: redis://, rediss:// or unix://; redis+cluster://host:port (any node) for a Redis Cluster"})
-    topic_prefix: str = field(default="eddy.", metadata={"help": "prefix of every topic name"})
-    partitions: int = field(default=4, metadata={"help": "partitions of each topic Eddy creates"})
-    group: str = field(default="eddy-worker", metadata={"help": "consumer group of the workers"})
+    topic_prefix: str = field(default="eddy.", metadata={"help": "prefix of every topic name", "rule": _TOPIC_PREFIX})
+    partitions: int = field(default=4, metadata={"help": "partitions of each topic Eddy creates", "rule": _AT_LEAST_1})
+    group: str = field(default="eddy-worker", metadata={"help": "consumer group of the workers", "rule": _NON_EMPTY})
     instance_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}-0",
-        metadata={"help": "stable id of this worker (its transactional.id); unique per running worker"},
+        metadata={"help": "stable id of this worker (its transactional.id); unique per running worker",
+                  "rule": _NON_EMPTY},
     )
     processing: str = field(
         default="exactly_once",
-        metadata={"help": "exactly_once (Kafka transactions) or at_least_once (state stays exactly-once)"},
+        metadata={"help": "exactly_once (Kafka transactions) or at_least_once (state stays exactly-once)",
+                  "rule": _one_of("exactly_once", "at_least_once")},
     )
-    learner: str = field(default="river", metadata={"help": "per-user online learner: river, bayes or rls"})
+    learner: str = field(default="river", metadata={"help": "per-user online learner: river, bayes or rls",
+                                                    "rule": _LEARNER})
     policy: str = field(
         default="epsilon_greedy:epsilon=0.1",
-        metadata={"help": "exploration policy spec, e.g. softmax:temperature=0.5, thompson, vw:exploration=squarecb"},
+        metadata={"help": "exploration policy spec, e.g. softmax:temperature=0.5, thompson, vw:exploration=squarecb",
+                  "rule": _NON_EMPTY},
     )
-    join_window_s: float = field(default=600.0, metadata={"help": "feedback later than this after its decision is late"})
+    join_window_s: float = field(default=600.0, metadata={"help": "feedback later than this after its decision is late",
+                                                          "rule": _POSITIVE})
     reward_wait_s: float = field(
         default=0.0, metadata={"help": "how long a decision waits for its reward before the default reward is "
                                        "applied (at most join_window_s); 0: off, no default rewards"})
     default_reward: float = field(
         default=0.0, metadata={"help": "the reward applied to a decision whose reward did not come within "
-                                       "reward_wait_s"})
+                                       "reward_wait_s",
+                               "rule": _FINITE})
     apprentice: bool = field(
         default=False, metadata={"help": "apprentice mode: serve each query's default_action (else its first "
                                          "candidate) with propensity 1 and learn from it, until `eddy apprentice "
                                          "evaluate` finds the learned policy better (docs/design.md)"})
     reward_aggregation: str = field(
         default="earliest", metadata={"help": "earliest: the first reward of a request is applied; sum: every reward "
-                                              "within reward_wait_s is added up and applied once when the wait ends"})
+                                              "within reward_wait_s is added up and applied once when the wait ends",
+                                      "rule": _one_of("earliest", "sum")})
     policy_learner: str = field(
         default="worker", metadata={"help": "who trains a learning policy (vw): worker (each worker, from the feedback "
                                             "it joins) or role (one `eddy learner` from the outcomes topic; workers "
-                                            "hot-swap its snapshots)"})
+                                            "hot-swap its snapshots)",
+                                    "rule": _one_of("worker", "role")})
     learner_snapshot_s: float = field(
         default=1.0, metadata={"help": "eddy learner: publish a policy snapshot (and its input offsets) at most this "
-                                       "often while it learns"})
+                                       "often while it learns",
+                               "rule": _POSITIVE})
     held_feedback_max: int = field(
         default=10_000, metadata={"help": "feedback that comes before its decision is held (per partition, at most "
-                                          "the join window) up to this many; 0: dead-letter it at once"})
-    max_batch: int = field(default=1024, metadata={"help": "most messages ever handled in one batch"})
+                                          "the join window) up to this many; 0: dead-letter it at once",
+                                  "rule": _AT_LEAST_0})
+    max_batch: int = field(default=1024, metadata={"help": "most messages ever handled in one batch",
+                                                   "rule": _AT_LEAST_1})
     batch_slo_ms: float = field(
-        default=10.0, metadata={"help": "batch-time objective of the adaptive (AIMD) batch-size limit"})
-    poll_timeout_ms: int = field(default=20, metadata={"help": "longest wait for the next message"})
+        default=10.0, metadata={"help": "batch-time objective of the adaptive (AIMD) batch-size limit",
+                                "rule": _POSITIVE})
+    poll_timeout_ms: int = field(default=20, metadata={"help": "longest wait for the next message",
+                                                       "rule": _AT_LEAST_0})
     commit_interval_ms: float = field(
         default=100.0, metadata={"help": "batches published within this long share one Kafka transaction (or "
-                                         "offset commit); 0: one per batch"})
-    fetch_wait_ms: int = field(default=5, metadata={"help": "consumer fetch.wait.max.ms"})
-    linger_ms: float = field(default=1.0, metadata={"help": "producer linger.ms"})
-    cache_users: int = field(default=100_000, metadata={"help": "per-user models kept in the worker's memory"})
+                                         "offset commit); 0: one per batch",
+                                 # above 5 s a span nears transaction.timeout.ms (10 s): the broker would abort it
+                                 "rule": _within(0, 5_000)})
+    fetch_wait_ms: int = field(default=5, metadata={"help": "consumer fetch.wait.max.ms", "rule": _AT_LEAST_0})
+    linger_ms: float = field(default=1.0, metadata={"help": "producer linger.ms", "rule": _within(0, 900_000)})  # librdkafka's range
+    cache_users: int = field(default=100_000, metadata={"help": "per-user models kept in the worker's memory",
+                                                        "rule": _AT_LEAST_1})
     feature_cache_size: int = field(
         default=100_000, metadata={"help": "feature-cache entries of the live feature net (text kind: item text "
-                                           "encodings; MLP: f rows), least recently used evicted; 0: off"})
+                                           "encodings; MLP: f rows), least recently used evicted; 0: off",
+                                   "rule": _AT_LEAST_0})
     lsh_bits: int = field(
         default=0, metadata={"help": "SimHash bits coarsening the feature cache's numeric keys (similar inputs "
-                                     "share an entry, an approximation); 0: exact keys"})
+                                     "share an entry, an approximation); 0: exact keys",
+                             "rule": _within(0, 64)})
     feature_cache_kinds: str = field(
         default="text", metadata={"help": "comma-separated feature-net kinds whose features are cached: text (its "
                                           "sentence encodings), mlp (whole rows; cheaper to compute than to cache "
-                                          "unless lsh_bits coarsens, docs/design.md#feature-cache)"})
+                                          "unless lsh_bits coarsens, docs/design.md#feature-cache)",
+                                  "rule": _CACHE_KINDS})
     feature_cache_warm: int = field(
         default=10_000, metadata={"help": "on a hot swap, the live cache's most recent inputs computed with the "
-                                          "new feature net before it serves"})
+                                          "new feature net before it serves",
+                                  "rule": _AT_LEAST_0})
     model_dir: str = field(
         default_factory=lambda: str(Path(_default_state_dir()) / "models"),
-        metadata={"help": "directory of feature-net artifacts (the registry's files)"},
+        metadata={"help": "directory of feature-net artifacts (the registry's files)", "rule": _NON_EMPTY},
     )
-    prior_refresh_s: float = field(default=5.0, metadata={"help": "how often the population prior is re-read"})
+    prior_refresh_s: float = field(default=5.0, metadata={"help": "how often the population prior is re-read",
+                                                          "rule": _POSITIVE})
     challengers: str = field(
         default="", metadata={"help": "feature-net versions served beside the live one (model selection): "
                                       "v2,v3, or last:K (the K newest registered versions other than the live "
-                                      "one, resolved at start); empty: off"})
+                                      "one, resolved at start); empty: off",
+                              "rule": _CHALLENGER_LIST})
     selection: str = field(
         default="shadow", metadata={"help": "with challengers: shadow (the live version answers, the challengers "
                                             "are scored and their error compared), exp3 (Exp3 picks the version "
-                                            "that answers each query) or exp4 (an Exp4-weighted ensemble)"})
-    selection_eta: float = field(default=0.05, metadata={"help": "learning rate of the Exp3/Exp4 selector"})
+                                            "that answers each query) or exp4 (an Exp4-weighted ensemble)",
+                                    "rule": _one_of("shadow", "exp3", "exp4")})
+    selection_eta: float = field(default=0.05, metadata={"help": "learning rate of the Exp3/Exp4 selector",
+                                                         "rule": _POSITIVE})
     selection_gamma: float = field(
         default=0.05, metadata={"help": "uniform mixing of the Exp3/Exp4 selector: each version keeps at least "
-                                        "gamma / versions"})
+                                        "gamma / versions",
+                                "rule": _within(0, 1)})
     selection_loss_scale: float = field(
-        default=4.0, metadata={"help": "a squared error of this much or more is the selector's loss 1"})
-    seed: int = field(default=0, metadata={"help": "base seed of the exploration draws"})
+        default=4.0, metadata={"help": "a squared error of this much or more is the selector's loss 1",
+                               "rule": _POSITIVE})
+    seed: int = field(default=0, metadata={"help": "base seed of the exploration draws", "rule": _AT_LEAST_0})
     gc_freeze_s: float = field(
         default=0.0, metadata={"help": "experimental, off (0) by default because it measured worse: every this "
                                        "many seconds the worker freezes what survived Python's young collections, "
-                                       "and full collections run only every gc_full_s (stream.heap)"})
+                                       "and full collections run only every gc_full_s (stream.heap)",
+                               "rule": _NON_NEGATIVE})
     gc_full_s: float = field(
-        default=3600.0, metadata={"help": "how often the worker runs a full garbage collection (with gc_freeze_s)"})
-    torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker"})
+        default=3600.0, metadata={"help": "how often the worker runs a full garbage collection (with gc_freeze_s)",
+                                  "rule": _POSITIVE})
+    torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker",
+                                                    "rule": _AT_LEAST_1})
     deadline_ms: float = field(
         default=0.0, metadata={"help": "answer each query within this long after its ts (a query's own deadline_ms "
                                        "overrides it); features not ready by then are replaced by their running "
-                                       "mean (docs/design.md, Anytime predictions); 0: off"})
+                                       "mean (docs/design.md, Anytime predictions); 0: off",
+                               "rule": _within(0, 3_600_000, "(0: off)")})
     deadline_reserve_ms: float = field(
         default=5.0, metadata={"help": "with a deadline: the feature net's budget ends this long before it, kept "
-                                       "for scoring, the Redis commit and publishing"})
+                                       "for scoring, the Redis commit and publishing",
+                               "rule": _NON_NEGATIVE})
     anytime_chunk_rows: int = field(
         default=256, metadata={"help": "with a deadline: candidates per feature-net chunk (the steps at which a "
-                                       "budget can end)"})
+                                       "budget can end)",
+                               "rule": _AT_LEAST_1})
     anytime_items: int = field(
-        default=100_000, metadata={"help": "items whose running feature mean a worker keeps per feature-net version"})
+        default=100_000, metadata={"help": "items whose running feature mean a worker keeps per feature-net version",
+                                   "rule": _AT_LEAST_1})
     cascade_cheap_version: str = field(
         default="", metadata={"help": "prediction cascade: this registered feature-net version answers first and "
                                       "the live one only when it is unsure (docs/design.md, IDK cascade); "
                                       "empty: off"})
     cascade_margin: float = field(
         default=0.1, metadata={"help": "prediction cascade: the cheap model is unsure (the query escalates) when "
-                                       "its two best scores are closer than this"})
+                                       "its two best scores are closer than this",
+                               "rule": _NON_NEGATIVE})
     outage_give_up_s: float = field(
-        default=600.0, metadata={"help": "how long the worker waits out a Redis or Kafka outage before it exits"})
+        default=600.0, metadata={"help": "how long the worker waits out a Redis or Kafka outage before it exits",
+                                 "rule": _POSITIVE})
     kafka_security_protocol: str = field(
         default="plaintext", metadata={"help": "Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl"})
     kafka_sasl_mechanism: str = field(
@@ -257,14 +336,20 @@ class Settings:
                                       "(logged by the worker; empty: off)"})
     metrics_port: int = field(
         default=9400, metadata={"help": "port of the worker's Prometheus /metrics endpoint; 0 turns it off "
-                                        "(--processes N: child i listens on this + i)"})
+                                        "(--processes N: child i listens on this + i)",
+                                "rule": _PORT})
     metrics_bind: str = field(
-        default="127.0.0.1", metadata={"help": "address the metrics endpoint listens on (0.0.0.0: every interface)"})
+        default="127.0.0.1", metadata={"help": "address the metrics endpoint listens on (0.0.0.0: every interface)",
+                                       "rule": _HOST})
     monitor_port: int = field(
-        default=9410, metadata={"help": "port of eddy monitor's Prometheus /metrics endpoint (on metrics_bind); 0 turns it off"})
-    monitor_tumbling_s: int = field(default=60, metadata={"help": "eddy monitor: tumbling window length, seconds"})
-    monitor_hopping_s: int = field(default=300, metadata={"help": "eddy monitor: hopping window length, seconds"})
-    monitor_hop_s: int = field(default=60, metadata={"help": "eddy monitor: hopping window step, seconds"})
+        default=9410, metadata={"help": "port of eddy monitor's Prometheus /metrics endpoint (on metrics_bind); 0 turns it off",
+                                "rule": _PORT})
+    monitor_tumbling_s: int = field(default=60, metadata={"help": "eddy monitor: tumbling window length, seconds",
+                                                          "rule": _WINDOW_S})
+    monitor_hopping_s: int = field(default=300, metadata={"help": "eddy monitor: hopping window length, seconds",
+                                                          "rule": _WINDOW_S})
+    monitor_hop_s: int = field(default=60, metadata={"help": "eddy monitor: hopping window step, seconds",
+                                                     "rule": _WINDOW_S})
 
     # ------------------------------------------------------------------ topics
     def topic(self, name: str) -> str:
@@ -280,89 +365,25 @@ class Settings:
         def bad(name: str, rule: str) -> ConfigError:
             return ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}", setting=name)
 
-        if self.processing not in ("exactly_once", "at_least_once"):
-            raise bad("processing", "exactly_once or at_least_once")
-        if self.learner not in ("river", "bayes", "ridge", "rls"):
-            raise bad("learner", "river, bayes or rls")
-        for name in ("partitions", "max_batch", "cache_users", "torch_threads"):
-            if getattr(self, name) < 1:
-                raise bad(name, ">= 1")
-        for name in ("join_window_s", "prior_refresh_s", "outage_give_up_s", "batch_slo_ms", "gc_full_s"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise bad(name, "a finite number > 0")
-        if not (math.isfinite(self.gc_freeze_s) and self.gc_freeze_s >= 0):
-            raise bad("gc_freeze_s", "a finite number >= 0")
-        if not 0 <= self.lsh_bits <= 64:
-            raise bad("lsh_bits", "in [0, 64]")
-        if not set(self.feature_cache_kinds.split(",")) <= {"text", "mlp", ""}:
-            raise bad("feature_cache_kinds", "a comma-separated list of text, mlp")
-        for name in ("poll_timeout_ms", "fetch_wait_ms", "seed", "held_feedback_max", "feature_cache_size",
-                     "feature_cache_warm"):
-            if getattr(self, name) < 0:
-                raise bad(name, ">= 0")
+        for f in fields(self):
+            rule = f.metadata.get("rule")
+            if rule is not None and not rule.ok(getattr(self, f.name)):
+                raise bad(f.name, rule.text)
+        # What no single field's rule can say: bounds set by other settings.
         if not (math.isfinite(self.reward_wait_s) and 0 <= self.reward_wait_s <= self.join_window_s):
             # beyond the join window the default reward itself would be late, and the decision may have expired
             raise bad("reward_wait_s", f"in [0, join_window_s={self.join_window_s:g}]")
-        if not (math.isfinite(self.deadline_ms) and 0 <= self.deadline_ms <= 3_600_000):
-            raise bad("deadline_ms", "in [0, 3600000] (0: off)")
-        if not (math.isfinite(self.deadline_reserve_ms) and self.deadline_reserve_ms >= 0):
-            raise bad("deadline_reserve_ms", "a finite number >= 0")
-        for name in ("anytime_chunk_rows", "anytime_items"):
-            if getattr(self, name) < 1:
-                raise bad(name, ">= 1")
-        if not (math.isfinite(self.cascade_margin) and self.cascade_margin >= 0):
-            raise bad("cascade_margin", "a finite number >= 0")
-        if self.selection not in ("shadow", "exp3", "exp4"):
-            raise bad("selection", "shadow, exp3 or exp4")
-        if self.challengers and not (_CHALLENGERS.fullmatch(self.challengers.strip()) and (
-                not self.challengers.strip().startswith("last:") or _LAST_K.fullmatch(self.challengers.strip()))):
-            raise bad("challengers", "a comma-separated list of versions, or last:K with K >= 1")
-        if not (math.isfinite(self.selection_eta) and self.selection_eta > 0):
-            raise bad("selection_eta", "a finite number > 0")
-        if not (math.isfinite(self.selection_gamma) and 0 <= self.selection_gamma <= 1):
-            raise bad("selection_gamma", "in [0, 1]")
-        if not (math.isfinite(self.selection_loss_scale) and self.selection_loss_scale > 0):
-            raise bad("selection_loss_scale", "a finite number > 0")
-        if self.reward_aggregation not in ("earliest", "sum"):
-            raise bad("reward_aggregation", "earliest or sum")
         if self.reward_aggregation == "sum" and self.reward_wait_s <= 0:
             # the sum is applied when the wait ends: without a wait there is no end
             raise ConfigError("reward_aggregation=sum needs reward_wait_s > 0 (the sum is applied when the wait "
                               f"ends), got reward_wait_s={self.reward_wait_s!r}", setting="reward_aggregation")
-        if self.policy_learner not in ("worker", "role"):
-            raise bad("policy_learner", "worker or role")
-        if not (math.isfinite(self.learner_snapshot_s) and self.learner_snapshot_s > 0):
-            raise bad("learner_snapshot_s", "a finite number > 0")
-        if not math.isfinite(self.default_reward):
-            raise bad("default_reward", "a finite number")
-        if not (math.isfinite(self.commit_interval_ms) and 0 <= self.commit_interval_ms <= 5_000):
-            # above 5 s a span nears transaction.timeout.ms (10 s): the broker would abort it
-            raise bad("commit_interval_ms", "in [0, 5000]")
-        if not 0 <= self.metrics_port <= 65535:
-            raise bad("metrics_port", "a TCP port in [0, 65535] (0: no metrics endpoint)")
-        if not self.metrics_bind.strip():
-            raise bad("metrics_bind", "an IP address or host name")
-        if not 0 <= self.monitor_port <= 65535:
-            raise bad("monitor_port", "a TCP port in [0, 65535] (0: no metrics endpoint)")
-        for name in ("monitor_tumbling_s", "monitor_hopping_s", "monitor_hop_s"):  # faust steps whole seconds
-            if not 1 <= getattr(self, name) <= 7 * 86_400:
-                raise bad(name, "whole seconds in [1, 604800]")
         if self.monitor_hop_s > self.monitor_hopping_s:
             raise bad("monitor_hop_s", f"<= monitor_hopping_s ({self.monitor_hopping_s})")
-        if not (math.isfinite(self.linger_ms) and 0 <= self.linger_ms <= 900_000):  # librdkafka's range
-            raise bad("linger_ms", "in [0, 900000]")
-        if not all(_HOST_PORT.fullmatch(b.strip()) for b in self.bootstrap.split(",")):
-            raise bad("bootstrap", "host:port[,host:port...]")
         if urlsplit(self.redis_url).password is not None:  # the URL is not echoed: it holds the password
             raise ConfigError("redis_url must not hold a password: set it with EDDY_REDIS_PASSWORD or "
                               "EDDY_REDIS_PASSWORD_FILE", setting="redis_url")
         if not _redis_url_ok(self.redis_url):
             raise bad("redis_url", "a redis://host[:port][/db], rediss://, unix:// or redis+cluster://host:port URL")
-        if not _TOPIC_CHARS.fullmatch(self.topic_prefix):
-            raise bad("topic_prefix", "letters, digits, '.', '_' or '-' (Kafka topic names), at most 200")
-        for name in ("group", "instance_id", "policy", "model_dir"):
-            if not getattr(self, name).strip():
-                raise bad(name, "non-empty")
         self._validate_security(bad)
         return self
 
@@ -484,10 +505,6 @@ def _redis_url_ok(url: str) -> bool:
     return u.scheme in ("redis", "rediss") and bool(u.hostname) and (not db or db.isdigit())
 
 
-_CHALLENGERS = re.compile(r"[^,/\s]+(\s*,\s*[^,/\s]+)*")
-_LAST_K = re.compile(r"last:[1-9][0-9]*")
-_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\],]+):[0-9]{1,5}")
-_TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]{0,200}")
 TOPIC_NAMES = ("queries", "feedback", "predictions", "decisions", "outcomes", "model-updates", "dead-letter")
 
 
@@ -602,6 +619,17 @@ def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None 
             metavar=type(default).__name__.upper(),
             help=f"{f.metadata.get('help', '')} (default: {default}; env {env})",
         )
+
+
+def settings_parent(only: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The ``only`` settings' flags as a parent parser of a verb's actions (``parents=[...]``), so that they work
+    after the action too (``eddy models list --topic-prefix x.``); the verb's parser takes them before it
+    (:func:`add_arguments`). Left unset after the action, a flag keeps the value given before it."""
+    parent = argparse.ArgumentParser(add_help=False)
+    add_arguments(parent, only=only)
+    for action in parent._actions:
+        action.default = argparse.SUPPRESS
+    return parent
 
 
 class _RefusePassword(argparse.Action):

@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 
-from stream.config import Settings
 from stream.engine import BatchWrite, DeadLetter
 from stream.engine.batch import decode_held
-from stream.kafka_io import KafkaUnavailable, publish_alone
-from stream.store import RedisStore, StoreUnavailable
+from stream.kafka_io import publish_alone
+from stream.periodic import PartitionJob
 
 log = logging.getLogger("eddy.held")
 
@@ -38,32 +36,18 @@ SWEEP_EVERY_S = 1.0
 SWEEP_LIMIT = 1000  # entries per partition per sweep: a backlog drains over a few sweeps
 
 
-class HeldSweep:
-    def __init__(self, store: RedisStore, settings: Settings, stats: Counter[str]):
-        self.store = store
-        self.s = settings
-        self.stats = stats
-        self._next = 0.0
-        self.counts: dict[int, int] | None = None  # the last sweep's held entries per partition, until taken
+class HeldSweep(PartitionJob):
+    every_s = SWEEP_EVERY_S
+    log = log  # this module's logger, for PartitionJob's warning
+    kafka_failed = "could not publish expired held feedback (%s); retrying at the next sweep"
+    counts: dict[int, int] | None = None  # the last sweep's held entries per partition, until taken
 
     def take_counts(self) -> dict[int, int] | None:
         """Held entries per owned partition as the last sweep left them (None if no sweep ran since the last take)."""
         counts, self.counts = self.counts, None
         return counts
 
-    def maybe_run(self, now: float, producer: Producer, eos: bool, epochs: dict[int, int]) -> None:
-        """``now`` is monotonic (the schedule); deadlines are wall-clock, like the decisions' timestamps."""
-        if now < self._next or not epochs:
-            return
-        self._next = now + SWEEP_EVERY_S
-        try:
-            self._sweep(producer, eos, dict(epochs))
-        except StoreUnavailable:
-            pass  # the batch path reports outages; the entries wait for the next sweep
-        except (KafkaException, KafkaUnavailable) as exc:
-            log.warning("could not publish expired held feedback (%s); retrying at the next sweep", exc)
-
-    def _sweep(self, producer: Producer, eos: bool, epochs: dict[int, int]) -> None:
+    def _run(self, producer: Producer, eos: bool, epochs: dict[int, int]) -> None:
         wall = time.time()
         dead: list[DeadLetter] = []
         write = BatchWrite()

@@ -31,16 +31,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 
 from stream import events
-from stream.config import Settings
 from stream.engine import BatchWrite
 from stream.engine.joins import JoinRecord
-from stream.kafka_io import KafkaUnavailable, publish_alone
-from stream.store import RedisStore, StoreUnavailable
+from stream.kafka_io import publish_alone
+from stream.periodic import PartitionJob
 
 log = logging.getLogger("eddy.rewards")
 
@@ -49,26 +47,15 @@ LEASE_S = 30.0  # longer than a default reward takes from the timer to its batch
 DUE_LIMIT = 1000  # per partition per tick: a backlog drains over a few ticks
 
 
-class RewardTimer:
-    def __init__(self, store: RedisStore, settings: Settings, stats: Counter[str]):
-        self.store = store
-        self.s = settings
-        self.stats = stats
-        self._next = 0.0
+class RewardTimer(PartitionJob):
+    every_s = TICK_S
+    log = log  # this module's logger, for PartitionJob's warning
+    kafka_failed = "could not publish default rewards (%s); they are emitted again when their lease ends"
 
-    def maybe_run(self, now: float, producer: Producer, eos: bool, epochs: dict[int, int]) -> None:
-        """``now`` is monotonic (the schedule); deadlines are decision timestamps, wall clock."""
-        if self.s.reward_wait_s <= 0 or now < self._next or not epochs:
-            return
-        self._next = now + TICK_S
-        try:
-            self._tick(producer, eos, dict(epochs))
-        except StoreUnavailable:
-            pass  # the batch path reports outages; the entries stay due
-        except (KafkaException, KafkaUnavailable) as exc:
-            log.warning("could not publish default rewards (%s); they are emitted again when their lease ends", exc)
+    def enabled(self) -> bool:
+        return self.s.reward_wait_s > 0
 
-    def _tick(self, producer: Producer, eos: bool, epochs: dict[int, int]) -> None:
+    def _run(self, producer: Producer, eos: bool, epochs: dict[int, int]) -> None:
         wall = time.time()
         due = {p: self.store.due_pending(p, wall, DUE_LIMIT) for p in sorted(epochs)}
         decisions = self.store.load_decisions({r: p for p, rids in due.items() for r in rids})

@@ -21,6 +21,18 @@ BOOTSTRAP = os.environ.get("EDDY_BOOTSTRAP", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("EDDY_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors gain nothing from threads; on a busy CI box extra threads only add stalls.
+    A module asks for it with ``pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def stack():
     """Fail (never skip) when the stack is down: integration tests prove the real thing."""
@@ -84,13 +96,9 @@ def trained_model_dir(tmp_path_factory) -> Path:
 def live_model(settings, trained_model_dir):
     """Register the session's model in this test's registry and make it live."""
     from features.model import FeatureModel
-    from stream.store import open_registry
+    from tests.integration.helpers import make_live
 
-    registry = open_registry(settings)
-    model = FeatureModel.load(trained_model_dir)
-    registry.register(model, {"source": "test"})
-    registry.promote(model.version)
-    return model
+    return make_live(settings, FeatureModel.load(trained_model_dir))
 
 
 class WorkerThread:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from bandits.checks import finite_array
 from bandits.errors import BanditError
 from bandits.ope.bootstrap import bootstrap_estimates, percentile_interval
 from bandits.ope.terms import Terms
@@ -68,18 +69,9 @@ class OPEInput(NamedTuple):
 def _finite_array(name: str, value: Any, ndim: int) -> np.ndarray:
     if value is None:
         raise BanditError(f"{name} is required; got None")
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise BanditError(f"{name} must be numeric; got {value!r:.80}") from exc
-    if array.ndim != ndim:
-        raise BanditError(f"{name} must be {ndim}-D; got shape {array.shape}")
+    array = finite_array(name, value, ndim)
     if array.shape[0] == 0:
         raise BanditError(f"{name} is empty: need at least one round")
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = np.argwhere(bad)[0].tolist()
-        raise BanditError(f"{name} must be finite; got {float(array[bad][0])!r} at index {where}")
     return array
 
 

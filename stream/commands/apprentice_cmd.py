@@ -15,10 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from stream.replay.slicing import add_slice_arguments
 
     only = ("bootstrap", "redis_url", "topic_prefix", "partitions", "policy", "join_window_s", "apprentice")
-    common = argparse.ArgumentParser(add_help=False)
-    config.add_arguments(common, only=only)
-    for action in common._actions:  # unset after the action must not erase a value given before it
-        action.default = argparse.SUPPRESS
+    common = config.settings_parent(only)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub.add_parser("status", parents=[common], help="the policy served now and the last switches")
     ev = sub.add_parser("evaluate", parents=[common],

@@ -14,10 +14,7 @@ from stream import config
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # The settings flags work before and after the action (eddy models list --topic-prefix x.)
     only = ("bootstrap", "redis_url", "topic_prefix", "partitions", "model_dir")
-    common = argparse.ArgumentParser(add_help=False)
-    config.add_arguments(common, only=only)
-    for action in common._actions:  # unset after the action must not erase a value given before it
-        action.default = argparse.SUPPRESS
+    common = config.settings_parent(only)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub.add_parser("list", parents=[common], help="every registered version, the live one marked")
     show = sub.add_parser("show", parents=[common], help="one version's metadata and metrics")

@@ -226,19 +226,10 @@ def iter_dsjson(path: str | Path) -> Iterator[LoggedRound]:
     except OSError as exc:
         raise ReplayError(f"cannot read {str(path)!r}: {exc.strerror}") from None
     name = Path(path).name
-    decode = _DECODER.decode
     with fh:
         for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                yield from_dsjson(decode(raw), default_id=f"{name}:{lineno}", origin=f"{path}:{lineno}")
-            except msgspec.ValidationError as exc:
-                raise ReplayError(f"{path}:{lineno}: not a usable DSJSON decision: {exc}") from None
-            except msgspec.DecodeError as exc:
-                raise ReplayError(f"{path}:{lineno}: not JSON ({exc})") from None
-            except (ReplayError, TypeError, ValueError) as exc:
-                raise ReplayError(f"{path}:{lineno}: not a usable DSJSON decision: {exc}") from None
+            if raw.strip():
+                yield _line_round(path, name, lineno, raw)
 
 
 def read_dsjson(path: str | Path) -> list[LoggedRound]:

@@ -18,10 +18,44 @@ def worker_env(settings: config.Settings, **overrides) -> dict[str, str]:
     return env
 
 
+def make_live(settings: config.Settings, model):
+    """``model`` (a FeatureModel) registered in the registry of ``settings`` and promoted: the live feature net."""
+    from stream.store import open_registry
+
+    registry = open_registry(settings)
+    registry.register(model, {"source": "test"})
+    registry.promote(model.version)
+    return model
+
+
+def query_and_reward(settings: config.Settings, client, query) -> tuple[dict, dict]:
+    """``query``'s prediction and the model update made by rewarding its first chosen item 1.0: one round
+    through a running worker, read from the topics (the first prediction and update there)."""
+    from stream import events
+
+    client.send(query)
+    client.flush()
+    [prediction] = read_json(settings, "predictions", n=1)
+    client.send(events.Feedback(query.request_id, query.user_id, prediction["chosen"][0], 1.0, time.time()))
+    client.flush()
+    [update] = read_json(settings, "model-updates", n=1)
+    return prediction, update
+
+
 def start_worker(settings: config.Settings, log_path, **overrides) -> subprocess.Popen:
     fh = open(log_path, "ab")
     return subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=worker_env(settings, **overrides),
                             stdout=fh, stderr=subprocess.STDOUT)
+
+
+def terminate(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` has not exited within ``timeout_s``; returns once it has exited."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def read_json(settings: config.Settings, name: str, *, n: int | None = None, timeout_s: float = 60.0,

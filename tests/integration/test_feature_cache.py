@@ -16,7 +16,7 @@ from stream.engine.joins import JoinRecord
 from stream.events import Item, Query
 from stream.store import RedisStore, open_registry
 
-from .helpers import read_json, wait_for
+from .helpers import make_live, read_json, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +47,6 @@ def text_model_dir(tmp_path_factory):
     return out
 
 
-def _promote(settings, model: FeatureModel) -> None:
-    registry = open_registry(settings)
-    registry.register(model, {"source": "test"})
-    registry.promote(model.version)
-
-
 def _send(settings, queries: list[Query]) -> None:
     client = EddyClient(settings)
     for q in queries:
@@ -62,7 +56,7 @@ def _send(settings, queries: list[Query]) -> None:
 
 def test_a_worker_serving_the_text_kind_answers_from_its_cache_of_text_encodings(settings, worker_thread,
                                                                                   text_model_dir):
-    _promote(settings, FeatureModel.load(text_model_dir))
+    make_live(settings, FeatureModel.load(text_model_dir))
     queries = _queries("t", 30)
     with worker_thread(settings) as w:
         _send(settings, queries)

@@ -8,11 +8,11 @@ import time
 import pytest
 import redis
 
-from stream import cli, events
+from stream import cli
 from stream.client import EddyClient
 from stream.simulator import SimulatedWorld
 
-from .helpers import read_json
+from .helpers import query_and_reward
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +35,7 @@ def test_migrate_keys_turns_an_untagged_deployment_into_the_tagged_one(settings,
     world = SimulatedWorld(n_users=5, n_items=20, seed=4)
     client = EddyClient(settings)
     with worker_thread(settings):
-        q = world.query(1, ts=time.time(), user=0, prefix="mig")
-        client.send(q)
-        client.flush()
-        [p] = read_json(settings, "predictions", n=1)
-        client.send(events.Feedback(q.request_id, q.user_id, p["chosen"][0], 1.0, time.time()))
-        client.flush()
-        read_json(settings, "model-updates", n=1)
+        query_and_reward(settings, client, world.query(1, ts=time.time(), user=0, prefix="mig"))
     r = redis.Redis.from_url(settings.redis_url)
     prefix = settings.topic_prefix
     tagged = {k.decode(): r.dump(k) for k in r.scan_iter(f"{prefix}*")}

@@ -14,7 +14,7 @@ from stream.kafka_io import headers_dict
 from stream.simulator import SimulatedWorld
 from stream.store import RedisStore
 
-from .helpers import read_dead_letters, read_json
+from .helpers import query_and_reward, read_dead_letters, read_json
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +54,7 @@ def test_feedback_changes_weights_and_the_next_prediction(settings, live_model, 
     client = EddyClient(settings)
     with worker_thread(settings):
         q1 = _query(world, 1)
-        client.send(q1)
-        client.flush()
-        [p1] = read_json(settings, "predictions", n=1)
-        client.send(events.Feedback(q1.request_id, q1.user_id, p1["chosen"][0], 1.0, time.time()))
-        client.flush()
-        [update] = read_json(settings, "model-updates", n=1)
+        p1, update = query_and_reward(settings, client, q1)
         q2 = events.Query("req2", q1.user_id, time.time(), q1.context, q1.candidates, 1)
         client.send(q2)
         client.flush()

@@ -21,9 +21,10 @@ from confluent_kafka import Producer
 from features.model import FeatureModel
 from stream import config
 from stream.engine import PROCESSED
-from stream.store import RedisStore, open_registry
+from stream.store import RedisStore
 
-from .helpers import OwnStack, free_port, read_dead_letters, read_json, start_worker, wait_for
+from .helpers import (OwnStack, free_port, make_live, read_dead_letters, read_json, start_worker, terminate,
+                      wait_for)
 from .test_recovery import Counting, _check_exactly_once, _loop_in_background, _wait_all_feedback_applied
 
 pytestmark = pytest.mark.integration
@@ -75,10 +76,7 @@ def test_a_redis_crash_under_load_is_waited_out_and_nothing_is_lost_or_doubled(s
     own = OwnRedis(redis_dir)
     own.start()
     s = config.replace(settings, redis_url=own.url).validated()
-    model = FeatureModel.load(trained_model_dir)
-    registry = open_registry(s)
-    registry.register(model, {"source": "test"})
-    registry.promote(model.version)
+    model = make_live(s, FeatureModel.load(trained_model_dir))
     log = tmp_path / "worker.log"
     worker = start_worker(s, log, max_batch=16)
     try:
@@ -215,10 +213,7 @@ def own_stack(stack, tmp_path, trained_model_dir):
                             partitions=4, group=f"{prefix}workers", instance_id="w0",
                             model_dir=str(tmp_path / "models"), join_window_s=600.0)
         ensure_topics(s)
-        model = FeatureModel.load(trained_model_dir)
-        registry = open_registry(s)
-        registry.register(model, {"source": "test"})
-        registry.promote(model.version)
+        model = make_live(s, FeatureModel.load(trained_model_dir))
         yield own, s, model
     finally:
         own.down()
@@ -256,12 +251,7 @@ def test_a_broker_kill_and_restart_under_load_is_waited_out_and_nothing_is_lost_
         updates.close()
         assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
+        terminate(worker)
     _check_exactly_once(settings, model.version, result)
     stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
     done = sum(stats.get(k, 0) for k in PROCESSED)

@@ -15,13 +15,13 @@ import uuid
 import pytest
 
 from learners import load_user_model
-from stream import config, events
+from stream import config
 from stream.client import EddyClient
 from stream.kafka_io import ensure_topics
 from stream.simulator import SimulatedWorld
-from stream.store import RedisStore, open_registry
+from stream.store import RedisStore
 
-from .helpers import OwnStack, free_port, read_json, wait_for, worker_env
+from .helpers import OwnStack, free_port, make_live, query_and_reward, wait_for, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -50,11 +50,7 @@ def secure_settings(secure_stack, tmp_path) -> config.Settings:
 def secure_model(secure_settings, trained_model_dir):
     from features.model import FeatureModel
 
-    registry = open_registry(secure_settings)
-    model = FeatureModel.load(trained_model_dir)
-    registry.register(model, {"source": "test"})
-    registry.promote(model.version)
-    return model
+    return make_live(secure_settings, FeatureModel.load(trained_model_dir))
 
 
 def _password(settings: config.Settings) -> str:
@@ -79,12 +75,7 @@ def test_loop_runs_over_scram_and_acl_redis(secure_settings, secure_model, worke
     client = EddyClient(s)
     with worker_thread(s):
         q = world.query(1, ts=time.time(), user=0, prefix="sec")
-        client.send(q)
-        client.flush()
-        [pred] = read_json(s, "predictions", n=1)
-        client.send(events.Feedback(q.request_id, q.user_id, pred["chosen"][0], 1.0, time.time()))
-        client.flush()
-        [update] = read_json(s, "model-updates", n=1)
+        pred, update = query_and_reward(s, client, q)
     assert pred["request_id"] == q.request_id and pred["versions"]["feature_net"] == secure_model.version
     assert update["user_id"] == q.user_id and update["version"] == 1
     store = RedisStore.from_settings(s)  # as the ACL user, over TLS

@@ -15,6 +15,8 @@ from confluent_kafka import Consumer, Producer
 
 from stream.kafka_io import partition_count
 
+from .helpers import terminate
+
 pytestmark = pytest.mark.integration
 
 
@@ -79,11 +81,7 @@ def test_faust_agent_consumes_one_topic_and_produces_to_another(settings, tmp_pa
             got |= {m.value() for m in drain(out, timeout_s=3)}
         assert {w.upper().encode() for w in words} <= got, log_path.read_text()[-3000:]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        terminate(proc)
     output = log_path.read_text(errors="replace")
     assert "Traceback" not in output, output[-3000:]
 

@@ -79,7 +79,7 @@ class Returns(Policy):
             "propensity must be in (0, 1]; got 0.0",
         ),
         (lambda: decision_seed(42), "key must be str or bytes; got int"),
-        (lambda: Candidates(scores=[1.0, np.inf, 2.0]), "scores must be finite; got NaN or inf at [1]"),
+        (lambda: Candidates(scores=[1.0, np.inf, 2.0]), "scores must be finite; got inf at index [1]"),
         (lambda: Candidates(scores=["a"]), "scores must be numeric; got ['a']"),
         (lambda: Greedy().decide([1.0], np.random.default_rng(0)), "candidates must be a Candidates; got list"),
         (lambda: Greedy().decide(Candidates(scores=[1.0]), 0), "rng must be a numpy.random.Generator; got int"),

@@ -47,6 +47,14 @@ def cheap_margins(e: Engine, cheap: FeatureModel, qs) -> dict[str, float]:
         cheap.embed(q.context, [c.to_dict() for c in q.candidates]).astype(np.float64))) for q in qs}
 
 
+def at_the_median_margin(live, cheap, qs) -> tuple[Engine, dict[str, float], float]:
+    """A cascade whose threshold is the median of the cheap model's margins on ``qs`` (about half escalate),
+    those margins and the threshold."""
+    margins = cheap_margins(engine(live, cheap), cheap, qs)
+    threshold = float(np.median(list(margins.values())))
+    return engine(live, cheap, threshold), margins, threshold
+
+
 def test_margin_zero_always_answers_cheap_and_infinite_always_escalates(live, cheap):
     qs = queries(4)
     never = run(engine(live, cheap, 0.0), MemoryState(), [Log().rec(q) for q in qs])
@@ -64,10 +72,7 @@ def test_margin_zero_always_answers_cheap_and_infinite_always_escalates(live, ch
 
 def test_the_query_escalates_exactly_when_the_cheap_margin_is_below_the_threshold(live, cheap):
     qs = queries()
-    e0 = engine(live, cheap)
-    margins = cheap_margins(e0, cheap, qs)
-    threshold = float(np.median(list(margins.values())))
-    e = engine(live, cheap, threshold)
+    e, margins, threshold = at_the_median_margin(live, cheap, qs)
     state, log = MemoryState(), Log()
     batch = run(e, state, [log.rec(q) for q in qs])
     decs = {d["request_id"]: d for d in outputs(batch, "decisions")}
@@ -87,10 +92,7 @@ def test_the_query_escalates_exactly_when_the_cheap_margin_is_below_the_threshol
 
 def test_feedback_teaches_the_user_weights_of_the_version_that_answered(live, cheap):
     qs = queries()
-    e0 = engine(live, cheap)
-    margins = cheap_margins(e0, cheap, qs)
-    threshold = float(np.median(list(margins.values())))
-    e = engine(live, cheap, threshold)
+    e, _, _ = at_the_median_margin(live, cheap, qs)
     state, log = MemoryState(), Log()
     batch = run(e, state, [log.rec(q) for q in qs])
     decs = outputs(batch, "decisions")
@@ -123,7 +125,7 @@ def test_margin_must_not_be_negative(cheap):
 
 def test_a_reread_batch_re_emits_each_decision_as_made_by_the_model_that_answered(live, cheap):
     qs = queries(6)
-    e = engine(live, cheap, float(np.median(list(cheap_margins(engine(live, cheap), cheap, qs).values()))))
+    e, _, _ = at_the_median_margin(live, cheap, qs)
     state, log = MemoryState(), Log()
     records = [log.rec(q) for q in qs]
     first = run(e, state, records)

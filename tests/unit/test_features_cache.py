@@ -6,24 +6,15 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from features import FeatureError, FeatureModel, FeatureNetConfig
 from features.cache import FeatureCache, FeatureCaches
 from features.lsh import SimHash
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]
 
 CFG = FeatureNetConfig(context_numeric=("hour", "spend"), context_categorical=("device",),
                        item_numeric=("price",), hash_buckets=512, hidden=(16,), output_dim=4)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _model(version="v1", seed=0):

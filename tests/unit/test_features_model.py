@@ -12,16 +12,8 @@ from features import FeatureError, FeatureModel, FeatureNet, FeatureNetConfig, t
 from features.encoder import FeatureEncoder
 from features.model import ARTIFACT_FILES
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors gain nothing from threads; on a busy CI box extra threads only add stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 CFG = FeatureNetConfig(
     context_numeric=("hour",), context_categorical=("device",),

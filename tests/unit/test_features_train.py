@@ -8,16 +8,7 @@ import torch
 
 from features import FeatureError, FeatureNetConfig, examples_from_records, train_feature_net
 
-pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors gain nothing from threads; on a busy CI box extra threads only add stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def planted(n=20_000, n_users=200, n_items=100, d=8, seed=0):

@@ -30,13 +30,18 @@ def test_matches_a_plain_river_model_step_for_step():
     assert ours.predict_one(x) == pytest.approx(theirs.predict_one(dict(enumerate(x))), rel=1e-12)
 
 
-def test_one_step_by_hand():
+@pytest.mark.parametrize("normalized,want_w,want_b", [
     # river's squared loss has gradient 2 (y_hat - y): one step moves w by 2 lr (y - y_hat) x
-    model = RiverUserModel(2, prior_mean=np.array([1.0, 0.0, 0.5]), lr=0.1, normalized=False)
+    (False, [1.3, 0.6], 0.8),
+    # normalised LMS weights the step by 1 / (1 + |x|^2) = 1/6 here: a sixth of the plain step
+    (True, [1.05, 0.1], 0.55),
+])
+def test_one_step_by_hand(normalized, want_w, want_b):
+    model = RiverUserModel(2, prior_mean=np.array([1.0, 0.0, 0.5]), lr=0.1, normalized=normalized)
     model.learn_one(np.array([1.0, 2.0]), 3.0)
     w, b = model.weights
-    np.testing.assert_allclose(w, [1.3, 0.6])
-    assert b == pytest.approx(0.8)
+    np.testing.assert_allclose(w, want_w)
+    assert b == pytest.approx(want_b)
 
 
 def test_intercept_lr_defaults_to_lr_and_can_be_set_apart():
@@ -99,15 +104,6 @@ def test_normalized_steps_stay_stable_where_plain_sgd_diverges():
     X = rng.normal(scale=3.0, size=(50, 16))
     assert np.mean(np.abs(nlms.predict_many(X) - X @ true_w)) < 0.1 * np.mean(np.abs(X @ true_w))
     assert np.mean(np.abs(plain.predict_many(X))) > 1e6
-
-
-def test_one_normalized_step_by_hand():
-    # normalised LMS weights the step by 1 / (1 + |x|^2) = 1/6 here: a sixth of the plain step
-    model = RiverUserModel(2, prior_mean=np.array([1.0, 0.0, 0.5]), lr=0.1, normalized=True)
-    model.learn_one(np.array([1.0, 2.0]), 3.0)
-    w, b = model.weights
-    np.testing.assert_allclose(w, [1.05, 0.1])
-    assert b == pytest.approx(0.55)
 
 
 def test_hyperparameters_read_back_and_survive_round_trip():
