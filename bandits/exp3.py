@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import math
-from typing import Iterable
-
-import numpy as np
-
-from bandits.base import check_positive, check_probability
+from bandits._exponential_weights import ExponentialWeights, check_loss, check_observed
 from bandits.errors import BanditError
 
-__all__ = ["Exp3", "exp_weights"]
+__all__ = ["Exp3"]
 
 
-def exp_weights(losses: np.ndarray, eta: float) -> np.ndarray:
-    """``softmax(-eta * losses)``, computed from ``losses - min(losses)`` so it cannot overflow."""
-    z = np.exp(-eta * (losses - losses.min()))
-    return z / z.sum()
-
-
-def check_arms(arms: Iterable[str]) -> tuple[str, ...]:
-    arms = tuple(arms)
-    if not arms or not all(isinstance(a, str) and a for a in arms) or len(set(arms)) != len(arms):
-        raise BanditError(f"arms must be distinct non-empty strings, at least one; got {arms!r:.120}")
-    return arms
-
-
-def check_loss(loss: float) -> float:
-    if isinstance(loss, bool) or not isinstance(loss, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= float(loss) <= 1.0:
-        raise BanditError(f"loss must be a number in [0, 1]; got {loss!r}")
-    return float(loss)
-
-
-class Exp3:
+class Exp3(ExponentialWeights):
     """Exp3 (Auer, Cesa-Bianchi, Freund and Schapire, 2002), in its loss form.
 
     Each round the learner picks one arm ``i`` with probability
@@ -51,9 +26,8 @@ class Exp3:
         eta: learning rate, > 0.
         gamma: uniform exploration mixed in, in [0, 1].
 
-    Learned state: ``_losses`` (arm -> cumulative estimated loss) and ``_n`` (rounds learned).
-    An arm added later (:meth:`add_arm`) starts at the best arm's estimate: it is
-    neither favoured nor written off before it has been tried.
+    Learned state (in :class:`~bandits._exponential_weights.ExponentialWeights`):
+    ``_losses`` (arm -> cumulative estimated loss) and ``_n`` (rounds learned).
 
     >>> from bandits.exp3 import Exp3
     >>> selector = Exp3(["v1", "v2"], eta=0.5, gamma=0.1)
@@ -72,28 +46,6 @@ class Exp3:
     """
 
     name = "exp3"
-    version_number = 1
-
-    def __init__(self, arms: Iterable[str], eta: float = 0.05, gamma: float = 0.05) -> None:
-        self.arms = check_arms(arms)
-        self.eta = check_positive("eta", eta)
-        self.gamma = check_probability("gamma", gamma)
-        self._losses = dict.fromkeys(self.arms, 0.0)
-        self._n = 0
-
-    @property
-    def version(self) -> str:
-        return f"{self.name}/{self.version_number}?eta={self.eta!r}&gamma={self.gamma!r}"
-
-    @property
-    def n_learned(self) -> int:
-        return self._n
-
-    def predict_proba_one(self) -> dict[str, float]:
-        """Each arm's probability of being picked this round (sums to 1)."""
-        losses = np.array([self._losses[a] for a in self.arms])
-        q = (1.0 - self.gamma) * exp_weights(losses, self.eta) + self.gamma / len(self.arms)
-        return dict(zip(self.arms, (float(p) for p in q)))
 
     def pick(self, u: float) -> str:
         """The arm at ``u`` (a uniform draw in [0, 1)) on the inverse CDF of :meth:`predict_proba_one`."""
@@ -111,32 +63,5 @@ class Exp3:
         if arm not in self._losses:
             raise BanditError(f"arm must be one of {list(self.arms)}; got {arm!r}")
         loss = check_loss(loss)
-        if not (isinstance(probability, (int, float, np.floating)) and 0.0 < probability <= 1.0):
-            raise BanditError(f"probability must be in (0, 1]; got {probability!r}")
-        self._losses[arm] += loss / float(probability)
+        self._losses[arm] += loss / check_observed("probability", probability)
         self._n += 1
-
-    def add_arm(self, arm: str) -> None:
-        """Serve one more arm from now on; it starts at the best arm's estimated loss."""
-        if arm in self._losses:
-            return
-        start = min(self._losses.values())
-        self.arms = check_arms((*self.arms, arm))
-        self._losses[arm] = start
-
-    def state(self) -> dict:
-        """The learned state as plain JSON-ready values."""
-        return {"arms": list(self.arms), "losses": [self._losses[a] for a in self.arms], "n": self._n}
-
-    @classmethod
-    def from_state(cls, state: dict, **params) -> "Exp3":
-        self = cls(state["arms"], **params)
-        losses = [float(x) for x in state["losses"]]
-        if len(losses) != len(self.arms) or not all(math.isfinite(x) for x in losses):
-            raise BanditError(f"state must hold one finite loss per arm; got {state!r:.120}")
-        self._losses = dict(zip(self.arms, losses))
-        self._n = int(state.get("n", 0))
-        return self
-
-    def __repr__(self) -> str:
-        return f"Exp3(arms={list(self.arms)!r}, eta={self.eta!r}, gamma={self.gamma!r})"

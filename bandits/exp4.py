@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from bandits.base import check_positive, check_probability
+from bandits._exponential_weights import ExponentialWeights, check_loss, check_observed
 from bandits.errors import BanditError
-from bandits.exp3 import check_arms, check_loss, exp_weights
 
 __all__ = ["Exp4"]
 
 
-class Exp4:
+class Exp4(ExponentialWeights):
     """Exp4's expert weighting (Auer, Cesa-Bianchi, Freund and Schapire, 2002), in its loss form.
 
     Every expert advises on every round; the ensemble follows all of them at once,
@@ -50,28 +48,14 @@ class Exp4:
     """
 
     name = "exp4"
-    version_number = 1
+    _noun = "expert"
 
     def __init__(self, experts: Iterable[str], eta: float = 0.05, gamma: float = 0.0) -> None:
-        self.experts = check_arms(experts)
-        self.eta = check_positive("eta", eta)
-        self.gamma = check_probability("gamma", gamma)
-        self._losses = dict.fromkeys(self.experts, 0.0)
-        self._n = 0
+        super().__init__(experts, eta=eta, gamma=gamma)
 
     @property
-    def version(self) -> str:
-        return f"{self.name}/{self.version_number}?eta={self.eta!r}&gamma={self.gamma!r}"
-
-    @property
-    def n_learned(self) -> int:
-        return self._n
-
-    def predict_proba_one(self) -> dict[str, float]:
-        """Each expert's weight in the ensemble (sums to 1)."""
-        losses = np.array([self._losses[e] for e in self.experts])
-        w = (1.0 - self.gamma) * exp_weights(losses, self.eta) + self.gamma / len(self.experts)
-        return dict(zip(self.experts, (float(x) for x in w)))
+    def experts(self) -> tuple[str, ...]:
+        return self.arms
 
     def predict_one(self, advice: Mapping[str, Any]) -> Any:
         """The weighted mean of every expert's advice (each expert must advise)."""
@@ -88,37 +72,7 @@ class Exp4:
         update = {}
         for e, loss in losses.items():
             p = 1.0 if probabilities is None else probabilities[e]
-            if not (isinstance(p, (int, float, np.floating)) and 0.0 < p <= 1.0):
-                raise BanditError(f"probabilities[{e!r}] must be in (0, 1]; got {p!r}")
-            update[e] = check_loss(loss) / float(p)
+            update[e] = check_loss(loss) / check_observed(f"probabilities[{e!r}]", p)
         for e, x in update.items():
             self._losses[e] += x
         self._n += 1
-
-    def add_arm(self, expert: str) -> None:
-        """One more expert from now on; it starts at the best expert's estimated loss."""
-        if expert in self._losses:
-            return
-        start = min(self._losses.values())
-        self.experts = check_arms((*self.experts, expert))
-        self._losses[expert] = start
-
-    @property
-    def arms(self) -> tuple[str, ...]:
-        return self.experts
-
-    def state(self) -> dict:
-        return {"arms": list(self.experts), "losses": [self._losses[e] for e in self.experts], "n": self._n}
-
-    @classmethod
-    def from_state(cls, state: dict, **params) -> "Exp4":
-        self = cls(state["arms"], **params)
-        losses = [float(x) for x in state["losses"]]
-        if len(losses) != len(self.experts) or not all(math.isfinite(x) for x in losses):
-            raise BanditError(f"state must hold one finite loss per expert; got {state!r:.120}")
-        self._losses = dict(zip(self.experts, losses))
-        self._n = int(state.get("n", 0))
-        return self
-
-    def __repr__(self) -> str:
-        return f"Exp4(experts={list(self.experts)!r}, eta={self.eta!r}, gamma={self.gamma!r})"
