@@ -129,3 +129,39 @@ def test_exp4_moves_weight_to_the_better_expert(seed):
         ens.learn_one({"worse": float(np.clip(0.5 + 0.1 * rng.standard_normal(), 0, 1)),
                        "better": float(np.clip(0.3 + 0.1 * rng.standard_normal(), 0, 1))})
     assert ens.predict_proba_one()["better"] > 0.99
+
+
+@pytest.mark.parametrize("cls, version, text", [
+    (Exp3, "exp3/1?eta=0.05&gamma=0.05", "Exp3(arms=['a', 'b'], eta=0.05, gamma=0.05)"),
+    (Exp4, "exp4/1?eta=0.05&gamma=0.0", "Exp4(experts=['a', 'b'], eta=0.05, gamma=0.0)"),
+])
+def test_defaults_show_in_the_logged_version_and_the_repr(cls, version, text):
+    """The version string goes into every decision: a changed default must show there."""
+    sel = cls(["a", "b"])
+    assert sel.version == version and repr(sel) == text
+
+
+def test_exp4_mixes_advice_with_its_weights():
+    ens = Exp4(["a", "b", "c"], eta=1.0, gamma=0.0)
+    ens.learn_one({"a": 1.0, "b": 0.0, "c": 0.5})
+    w = ens.predict_proba_one()
+    advice = {"a": np.array([1.0, 4.0]), "b": np.array([2.0, 0.0]), "c": np.array([8.0, 1.0])}
+    expected = w["a"] * advice["a"] + w["b"] * advice["b"] + w["c"] * advice["c"]
+    np.testing.assert_allclose(ens.predict_one({**advice, "extra": np.array([9.0, 9.0])}), expected)
+    with pytest.raises(BanditError, match=r"missing \['b', 'c'\]"):
+        ens.predict_one({"a": 1.0})
+
+
+def test_exp4_importance_weights_each_observed_loss_and_counts_rounds():
+    ens = Exp4(["a", "b"], eta=1.0, gamma=0.0)
+    ens.learn_one({"a": 0.3, "b": 0.2}, {"a": 0.5, "b": 1.0})
+    ens.learn_one({"a": 0.1})
+    ens.learn_one({"b": 0.4}, {"b": 0.25})
+    assert ens.state()["losses"] == pytest.approx([0.3 / 0.5 + 0.1, 0.2 + 0.4 / 0.25])
+    assert ens.n_learned == 3
+
+
+@pytest.mark.parametrize("cls", SELECTORS)
+def test_a_state_without_a_round_count_starts_at_zero_rounds(cls):
+    sel = cls.from_state({"arms": ["a", "b"], "losses": [0.5, 0.0]}, eta=1.0)
+    assert sel.n_learned == 0 and sel.state()["losses"] == [0.5, 0.0]

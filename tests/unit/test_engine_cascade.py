@@ -55,6 +55,21 @@ def at_the_median_margin(live, cheap, qs) -> tuple[Engine, dict[str, float], flo
     return engine(live, cheap, threshold), margins, threshold
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_top_two_margin_is_the_best_score_less_the_runner_up(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=int(rng.integers(2, 9)))
+    best, runner_up = np.sort(scores)[::-1][:2]
+    assert top_two_margin(scores) == pytest.approx(best - runner_up, abs=1e-12)
+
+
+def test_two_candidates_have_a_margin_and_a_tie_at_the_threshold_stays_cheap(cheap):
+    assert top_two_margin(np.array([0.5, 0.75])) == 0.25 and top_two_margin(np.array([1.0])) == float("inf")
+    assert Cascade(cheap, 0.25).unsure(np.array([0.5, 0.74])) and not Cascade(cheap, 0.25).unsure(np.array([0.5, 0.75]))
+    # margin 0 never escalates, not even a tie
+    assert not Cascade(cheap, 0.0).unsure(np.array([0.5, 0.5]))
+
+
 def test_margin_zero_always_answers_cheap_and_infinite_always_escalates(live, cheap):
     qs = queries(4)
     never = run(engine(live, cheap, 0.0), MemoryState(), [Log().rec(q) for q in qs])

@@ -79,6 +79,36 @@ def test_simhash_separates_opposite_inputs_and_is_seeded():
     assert not (a.signatures(x) == a.signatures(-x)).all(axis=1).any()
 
 
+def test_simhash_depends_on_the_direction_only():
+    """Charikar's hash: a row's bucket is the side of each plane it lies on, so scaling a row by any positive
+    factor keeps its signature and negating it flips every bit."""
+    x = np.random.default_rng(4).standard_normal((40, 6)).astype(np.float32)
+    h = SimHash(6, 64)
+    sig = h.signatures(x)
+    assert sig.shape == (40, 8) and sig.dtype == np.uint8
+    for scale in (1e-3, 7.0):
+        np.testing.assert_array_equal(h.signatures(scale * x), sig)
+    np.testing.assert_array_equal(h.signatures(-x), ~sig)
+
+
+@pytest.mark.parametrize("dim, bits, message", [
+    (3, 0, "lsh_bits must be an int in"), (3, 65, "lsh_bits must be an int in"),
+    (3, True, "lsh_bits must be an int in"), (3, 8.0, "lsh_bits must be an int in"),
+    (-1, 8, "dim must be an int >= 0"), (True, 8, "dim must be an int >= 0"), (3.0, 8, "dim must be an int >= 0"),
+])
+def test_bad_simhash_settings_are_named(dim, bits, message):
+    with pytest.raises(FeatureError, match=message):
+        SimHash(dim, bits)
+
+
+def test_simhash_accepts_its_limits_and_refuses_rows_of_another_width():
+    assert SimHash(0, 1).signatures(np.zeros((2, 0))).shape == (2, 1)
+    h = SimHash(3, 64)
+    for bad in (np.zeros(3), np.zeros((2, 4)), np.zeros((1, 2, 3))):
+        with pytest.raises(FeatureError, match=r"shape \(B, 3\)"):
+            h.signatures(bad)
+
+
 def test_caches_keep_versions_apart_and_totals_survive_a_swap():
     caches = FeatureCaches(capacity=1000, warm=100)
     v1, v2 = _model("v1", seed=0), _model("v2", seed=1)
