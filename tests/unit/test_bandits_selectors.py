@@ -165,3 +165,13 @@ def test_exp4_importance_weights_each_observed_loss_and_counts_rounds():
 def test_a_state_without_a_round_count_starts_at_zero_rounds(cls):
     sel = cls.from_state({"arms": ["a", "b"], "losses": [0.5, 0.0]}, eta=1.0)
     assert sel.n_learned == 0 and sel.state()["losses"] == [0.5, 0.0]
+
+
+def test_exp3_pick_is_the_inverse_cdf_at_its_edges():
+    """[0, 1) is cut into consecutive intervals [F(i-1), F(i)): 0 picks the first arm, a boundary the next one,
+    and a draw above the rounded-down last sum (seven arms at 1/7 add up to 1 - 2e-16) the last."""
+    sel = Exp3(["a", "b"])
+    assert sel.pick(0.0) == "a" and sel.pick(0.5) == "b" and sel.pick(np.nextafter(0.5, 0)) == "a"
+    seven = Exp3([f"a{i}" for i in range(7)])
+    assert sum(seven.predict_proba_one().values()) < np.nextafter(1.0, 0)
+    assert seven.pick(float(np.nextafter(1.0, 0))) == "a6"
