@@ -11,6 +11,7 @@ import pytest
 from bandits import make_policy
 from stream import config, events
 from stream.engine import Engine
+from stream.engine.apprentice import default_decision, default_index
 from stream.events import EventError, Item, Query
 from stream.replay.apprentice import decide
 from stream.replay.dataset import BanditLog
@@ -60,6 +61,15 @@ def test_a_query_may_name_its_default_action_and_it_must_be_a_candidate():
     raw = b'{"schema":"eddy.query/1","request_id":"r","user_id":"u","ts":1,"candidates":["a"],"default_action":"z"}'
     with pytest.raises(EventError, match="default_action.*'z'"):
         events.decode_query(raw)
+
+
+def test_the_default_decision_is_frozen_and_a_default_outside_the_candidates_is_refused_by_name():
+    """Like every policy's, the decision's pmf is read-only: the decision log and the join record share it."""
+    d = default_decision(Query("r1", "u1", 1.0, {}, (Item("a"), Item("b")), default_action="b"))
+    assert d.chosen == 1 and d.pmf.tolist() == [0.0, 1.0] and not d.pmf.flags.writeable
+    # decoding refuses such a query; a query built in code reaches the engine undecoded
+    with pytest.raises(ValueError, match="default_action 'z' is not one of the candidates"):
+        default_index(Query("r1", "u1", 1.0, {}, (Item("a"),), default_action="z"))
 
 
 @pytest.mark.parametrize("raw, value", [("true", True), ("1", True), ("False", False), ("off", False)])
