@@ -175,3 +175,19 @@ def test_exp3_pick_is_the_inverse_cdf_at_its_edges():
     seven = Exp3([f"a{i}" for i in range(7)])
     assert sum(seven.predict_proba_one().values()) < np.nextafter(1.0, 0)
     assert seven.pick(float(np.nextafter(1.0, 0))) == "a6"
+
+
+@pytest.mark.parametrize("cls", SELECTORS)
+def test_large_losses_neither_overflow_nor_vanish(cls):
+    """Only differences of losses matter: after thousands of rounds the weights are those of the gaps."""
+    sel = cls.from_state({"arms": ["a", "b"], "losses": [1000.0, 1001.0], "n": 2000}, eta=1.0, gamma=0.0)
+    q = sel.predict_proba_one()
+    assert q["a"] == pytest.approx(1 / (1 + np.exp(-1.0))) and q["b"] == pytest.approx(1 - q["a"])
+
+
+@pytest.mark.parametrize("loss", [True, "0.5", None])
+def test_a_loss_that_is_not_a_number_is_refused(loss):
+    with pytest.raises(BanditError, match="loss must be a number in"):
+        Exp4(["a"]).learn_one({"a": loss})
+    with pytest.raises(BanditError, match="loss must be a number in"):
+        Exp3(["a"]).learn_one("a", loss, probability=1.0)
