@@ -156,6 +156,26 @@ def test_a_record_that_breaks_the_feature_net_under_a_deadline_is_a_dead_letter(
     assert all("approximated" not in d for d in outputs(batch, "decisions"))
 
 
+def test_the_reserve_follows_rfc_6298_over_the_measured_tails():
+    """The first tail sets the mean and half of it as the deviation; later ones move them by 1/8 and 1/4.
+    Zero is a measurement (a tail that fell to nothing lowers the reserve again); NaN and negatives are not."""
+    a = Anytime(reserve_ms=5)
+    a.observe_tail(0.010)
+    assert a.reserve == pytest.approx(0.010 + 4 * 0.005)
+    a.observe_tail(0.020)
+    dev, tail = 0.75 * 0.005 + 0.25 * 0.010, 0.875 * 0.010 + 0.125 * 0.020
+    assert a.reserve == pytest.approx(tail + 4 * dev)
+    a.observe_tail(0.002)
+    dev, tail = 0.75 * dev + 0.25 * abs(0.002 - tail), 0.875 * tail + 0.125 * 0.002
+    assert a.reserve == pytest.approx(tail + 4 * dev)
+    for bad in (float("nan"), -1.0):
+        a.observe_tail(bad)
+    assert a.reserve == pytest.approx(tail + 4 * dev)
+    for _ in range(200):
+        a.observe_tail(0.0)
+    assert a.reserve == 0.005  # back to the setting
+
+
 def test_a_measured_tail_longer_than_the_deadline_leaves_no_budget(model):
     anytime = Anytime(deadline_ms=3_600_000, reserve_ms=5, clock=lambda: T0)
     engine = Engine(model, make_policy("greedy"), learner="river", join_window_s=60, clock=lambda: T0,

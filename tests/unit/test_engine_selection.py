@@ -18,7 +18,7 @@ from features.model import FeatureModel
 from learners import load_user_model
 from stream.engine import Engine
 from stream.engine.joins import JoinRecord
-from stream.engine.selection import Selection, decode_state, merged_errors
+from stream.engine.selection import PartitionState, Selection, decode_state, mean_weights, merged_errors
 from tests.unit.test_engine import T0, Log, MemoryState, feedback, outputs, query
 
 pytestmark = pytest.mark.unit
@@ -220,3 +220,15 @@ def test_a_coarsened_challenger_row_is_flagged_when_its_scores_decide(model):
     assert "coarsened" not in decisions[0] and decisions[1]["coarsened"] == [0, 1, 2, 3]
     assert set(decisions[1]["version_scores"]) == {model.version, "ch1"}
     assert e.selection.feature_caches["ch1"].coarsened == 4  # the challenger's own cache coarsened too
+
+
+def test_eddy_models_merges_every_partitions_errors_and_averages_the_selectors_weights():
+    """What ``eddy models`` shows: errors summed over partitions; weights averaged over the partitions
+    whose selector has learned (a version one of them lacks counts 0 there)."""
+    enc = msgspec.json.Encoder()
+    blobs = [enc.encode(PartitionState(errors={"v1": [2, 1.0], "v2": [1, 4.0]}, weights={"v1": 0.75, "v2": 0.25})),
+             enc.encode(PartitionState(errors={"v1": [3, 0.5]}, weights={"v1": 0.25})),
+             enc.encode(PartitionState(errors={"v2": [1, 2.0]}))]
+    assert merged_errors(blobs) == {"v1": (5, 1.5), "v2": (2, 6.0)}
+    assert mean_weights(blobs) == {"v1": 0.5, "v2": 0.125}
+    assert mean_weights([blobs[2]]) == {}

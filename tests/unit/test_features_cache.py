@@ -50,6 +50,14 @@ def test_cached_rows_equal_uncached_rows_and_only_misses_are_computed():
     assert cache.misses == misses and cache.hits >= 120  # the second pass computed nothing
 
 
+def test_a_caches_figures_are_its_counts_and_settings():
+    c = FeatureCache("v1", capacity=2, lsh_bits=4)
+    keys = ["a", "b", "a", "c"]
+    c.get_or_compute(keys, lambda rows: np.zeros((len(rows), 1)), source=lambda i: keys[i])
+    assert c.figures() == {"version": "v1", "entries": 2, "capacity": 2, "lsh_bits": 4,
+                           "hits": 1, "misses": 3, "evictions": 1}
+
+
 def test_a_model_refuses_another_versions_cache():
     with pytest.raises(FeatureError, match="cache of version 'v1'"):
         _model("v2").embed_many(_queries(1, np.random.default_rng(0)), cache=FeatureCache("v1", capacity=10))

@@ -290,3 +290,35 @@ def test_learn_one_checked_puts_the_model_back_when_learning_fails(kind, monkeyp
     monkeypatch.undo()
     model.learn_one_checked(np.ones(DIM), 1.0)  # and it still learns
     assert model.n_obs == 51
+
+
+def test_the_default_snapshot_restores_any_learner_exactly(kind):
+    """``UserModel``'s own ``_snapshot``/``_restore`` (the bytes round trip), for a learner without a cheaper one."""
+    model = trained(kind)
+    before = model.to_bytes()
+    snapshot = UserModel._snapshot(model)
+    model.learn_one(np.ones(DIM), 3.0)
+    UserModel._restore(model, snapshot)
+    assert model.to_bytes() == before and model.n_obs == 50
+
+
+@pytest.mark.parametrize("kind", ["bayes", "rls"])
+def test_after_a_failed_update_thompson_draws_come_from_the_restored_posterior(kind, monkeypatch):
+    """The cached Cholesky factor belongs to the covariance it was computed from: a restore drops it."""
+    model, twin = trained(kind), trained(kind)
+    model.sample_weights(np.random.default_rng(0))  # caches the factor
+    learn = type(model).learn_one
+
+    def learn_then_fail(self, x, y):
+        learn(self, x, y)
+        self.sample_weights(np.random.default_rng(1))  # a factor of the half-learned posterior
+        raise ValueError("boom after the update")
+
+    monkeypatch.setattr(type(model), "learn_one", learn_then_fail)
+    with pytest.raises(ValueError):
+        model.learn_one_checked(np.ones(DIM), 1.0)
+    monkeypatch.undo()
+    w, b = model.sample_weights(np.random.default_rng(2))
+    w_twin, b_twin = twin.sample_weights(np.random.default_rng(2))
+    np.testing.assert_array_equal(w, w_twin)
+    assert b == b_twin
