@@ -134,6 +134,35 @@ def test_caches_keep_versions_apart_and_totals_survive_a_swap():
     assert all(after[k] >= before[k] for k in after) and after["hits"] > before["hits"]
 
 
+def test_warming_fills_every_source_in_chunks_and_only_for_cached_kinds():
+    v2 = _model("v2", seed=1)
+    caches = FeatureCaches(capacity=1000, warm=100)
+    rng = np.random.default_rng(5)
+    sources = [(ctx, item) for ctx, items in _queries(4, rng) for item in items[:1]]
+    everything = FeatureCache("v2", capacity=1000)
+    v2.embed_many([(ctx, [item]) for ctx, item in sources], cache=everything)
+    warm = caches.warmed(v2, sources, chunk=1)
+    assert len(warm) == len(everything) > 1  # every source, not only the first chunk's
+    assert FeatureCaches(capacity=1000, kinds=("text",)).warmed(v2, sources) is None  # an MLP is not cached there
+
+
+def test_the_warm_sources_are_the_most_recent_inputs_and_none_when_warming_is_off():
+    c = FeatureCache("v1", capacity=10)
+    keys = ["a", "b", "c"]
+    c.get_or_compute(keys, lambda rows: np.zeros((len(rows), 1)), source=lambda i: keys[i])
+    assert c.sources(0) == [] and c.sources(1) == ["c"] and c.sources(2) == ["b", "c"]
+
+
+def test_the_workers_cache_figures_name_the_live_version_or_none():
+    caches = FeatureCaches(capacity=8, lsh_bits=3)
+    assert caches.figures() == {"hits": 0, "misses": 0, "evictions": 0, "entries": 0, "capacity": 8,
+                                "lsh_bits": 3, "version": None}
+    keys = ["a", "a"]
+    caches.live("v1").get_or_compute(keys, lambda rows: np.zeros((len(rows), 1)), source=lambda i: keys[i])
+    assert caches.figures() == {"hits": 1, "misses": 1, "evictions": 0, "entries": 1, "capacity": 8,
+                                "lsh_bits": 3, "version": "v1"}
+
+
 def test_caching_off_gives_no_cache():
     assert FeatureCaches(capacity=0).live("v1") is None
 
