@@ -154,12 +154,12 @@ def test_the_warm_sources_are_the_most_recent_inputs_and_none_when_warming_is_of
 
 
 def test_the_workers_cache_figures_name_the_live_version_or_none():
-    caches = FeatureCaches(capacity=8, lsh_bits=3)
-    assert caches.figures() == {"hits": 0, "misses": 0, "evictions": 0, "entries": 0, "capacity": 8,
+    caches = FeatureCaches(capacity=1, lsh_bits=3)
+    assert caches.figures() == {"hits": 0, "misses": 0, "evictions": 0, "entries": 0, "capacity": 1,
                                 "lsh_bits": 3, "version": None}
-    keys = ["a", "a"]
+    keys = ["a", "a", "b"]
     caches.live("v1").get_or_compute(keys, lambda rows: np.zeros((len(rows), 1)), source=lambda i: keys[i])
-    assert caches.figures() == {"hits": 1, "misses": 1, "evictions": 0, "entries": 1, "capacity": 8,
+    assert caches.figures() == {"hits": 1, "misses": 2, "evictions": 1, "entries": 1, "capacity": 1,
                                 "lsh_bits": 3, "version": "v1"}
 
 
