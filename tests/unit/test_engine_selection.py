@@ -8,14 +8,17 @@ errors are part of the batch's write (so a batch that is not committed changes n
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import msgspec
 import numpy as np
 import pytest
 import torch
 
-from bandits import make_policy
+from bandits import Exp4, make_policy
 from features.model import FeatureModel
 from learners import load_user_model
+from stream import events
 from stream.engine import Engine
 from stream.engine.joins import JoinRecord
 from stream.engine.selection import PartitionState, Selection, decode_state, mean_weights, merged_errors
@@ -232,3 +235,47 @@ def test_eddy_models_merges_every_partitions_errors_and_averages_the_selectors_w
     assert merged_errors(blobs) == {"v1": (5, 1.5), "v2": (2, 6.0)}
     assert mean_weights(blobs) == {"v1": 0.5, "v2": 0.125}
     assert mean_weights([blobs[2]]) == {}
+
+
+def _decision(selector: str, version_scores: dict, *, answering: str = "v1", probability: float = 1.0):
+    return events.Decision("r1", "u1", 1.0, {}, (events.Item("a"), events.Item("b")), (0.0, 0.0), (0.5, 0.5), 0,
+                           0.5, "greedy", "greedy/1", 1, answering, 0, selector=selector,
+                           version_probability=probability, version_scores=version_scores)
+
+
+def _learned(sel: Selection, decision, reward: float, partition: int = 0) -> PartitionState:
+    fb = events.Feedback("r1", "u1", "a", reward, 2.0)
+    sel.learn(None, fb, decision, {}, 0, partition, SelectionState(), None)
+    out = SimpleNamespace(write=SimpleNamespace(selection={}))
+    sel.write(out)
+    return decode_state(out.write.selection[partition])
+
+
+def test_exp4_learns_every_versions_scaled_squared_error_and_weighs_its_own_partition_once():
+    sel = Selection([], mode="exp4", eta=1.0, gamma=0.0, loss_scale=4.0)
+    tag = sel.selector_name()
+    s = _learned(sel, _decision(tag, {"v1": (1.0, 0.0), "v2": (2.0, 0.0), "v3": (5.0, 0.0)}), 1.0)
+    assert s.errors == {"v1": [1, 0.0], "v2": [1, 1.0], "v3": [1, 16.0]}
+    assert s.losses == {"v1": 0.0, "v2": 0.25, "v3": 1.0} and s.n == 1  # 16 / 4 is capped at a loss of 1
+    sel.commit()
+    sel.begin()
+    s = _learned(sel, _decision(tag, {"v1": (1.0, 0.0), "v2": (2.0, 0.0), "v3": (5.0, 0.0)}), 2.0)
+    assert s.errors == {"v1": [2, 1.0], "v2": [2, 1.0], "v3": [2, 25.0]}
+    assert s.losses == {"v1": 0.25, "v2": 0.25, "v3": 2.0} and s.n == 2
+    expected = Exp4(["v1", "v2", "v3"], eta=1.0, gamma=0.0)
+    expected.learn_one({"v1": 0.25, "v2": 0.25, "v3": 1.0})
+    expected.learn_one({"v1": 0.0, "v2": 0.0, "v3": 1.0})
+    assert s.weights == pytest.approx(expected.predict_proba_one())
+
+
+def test_exp3_learns_the_answering_versions_loss_over_its_probability():
+    sel = Selection([], mode="exp3", eta=1.0, gamma=0.1, loss_scale=4.0)
+    s = _learned(sel, _decision(sel.selector_name(), {"v1": (1.0, 0.0), "v2": (2.0, 0.0)}, answering="v2",
+                                probability=0.25), 1.0)
+    assert s.losses == {"v1": 0.0, "v2": pytest.approx(0.25 / 0.25)} and s.n == 1
+
+
+def test_a_decision_made_in_shadow_mode_teaches_the_errors_but_not_a_selector_switched_on_since():
+    sel = Selection([], mode="exp3", eta=1.0, gamma=0.1)
+    s = _learned(sel, _decision("shadow", {"v1": (1.0, 0.0), "v2": (2.0, 0.0)}), 1.0)
+    assert s.errors == {"v1": [1, 0.0], "v2": [1, 1.0]} and s.losses == {} and s.n == 0
