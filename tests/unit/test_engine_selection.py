@@ -279,3 +279,19 @@ def test_a_decision_made_in_shadow_mode_teaches_the_errors_but_not_a_selector_sw
     sel = Selection([], mode="exp3", eta=1.0, gamma=0.1)
     s = _learned(sel, _decision("shadow", {"v1": (1.0, 0.0), "v2": (2.0, 0.0)}), 1.0)
     assert s.errors == {"v1": [1, 0.0], "v2": [1, 1.0]} and s.losses == {} and s.n == 0
+
+
+def test_after_a_rebalance_the_challengers_users_learn_on_from_their_stored_weights(model):
+    """The engine forgets its caches on a rebalance; the next feedback must load the challenger's user from the
+    store (counted once per feedback), not start it afresh."""
+    e = engine_with(model, "exp3", eta=0.5, gamma=0.1)
+    state, log = SelectionState(), Log()
+    run(e, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    batch = run(e, state, [log.rec(feedback("r1", "i2", reward=4.0))])
+    assert batch.counts["selection_learned"] == 1
+    e.forget()
+    batch = run(e, state, [log.rec(query("r3")), log.rec(feedback("r2", "i1", reward=1.0))])
+    assert load_user_model(state.users[("ch1", "u1")]).n_obs == 2
+    run(e, state, [log.rec(query("r4")), log.rec(query("r5"))])
+    batch = run(e, state, [log.rec(feedback("r4", "i1", reward=1.0)), log.rec(feedback("r5", "i2", reward=2.0))])
+    assert batch.counts["selection_learned"] == 2
