@@ -282,16 +282,19 @@ def test_a_decision_made_in_shadow_mode_teaches_the_errors_but_not_a_selector_sw
 
 
 def test_after_a_rebalance_the_challengers_users_learn_on_from_their_stored_weights(model):
-    """The engine forgets its caches on a rebalance; the next feedback must load the challenger's user from the
-    store (counted once per feedback), not start it afresh."""
+    """Each feedback teaches the challenger's model of the user once, from its latest weights: from the
+    engine's cache between batches, from the store after a rebalance (the engine forgets its caches),
+    and the write goes to the record's partition."""
     e = engine_with(model, "exp3", eta=0.5, gamma=0.1)
     state, log = SelectionState(), Log()
-    run(e, state, [log.rec(query("r1")), log.rec(query("r2"))])
-    batch = run(e, state, [log.rec(feedback("r1", "i2", reward=4.0))])
-    assert batch.counts["selection_learned"] == 1
-    e.forget()
-    batch = run(e, state, [log.rec(query("r3")), log.rec(feedback("r2", "i1", reward=1.0))])
+    run(e, state, [log.rec(query(f"r{i}"), partition=3) for i in range(1, 6)])
+    batch = run(e, state, [log.rec(feedback("r1", "i2", reward=4.0), partition=3)])
+    assert batch.counts["selection_learned"] == 1 and batch.write.users[("ch1", "u1")][1] == 3
+    run(e, state, [log.rec(feedback("r2", "i1", reward=1.0), partition=3)])
     assert load_user_model(state.users[("ch1", "u1")]).n_obs == 2
-    run(e, state, [log.rec(query("r4")), log.rec(query("r5"))])
-    batch = run(e, state, [log.rec(feedback("r4", "i1", reward=1.0)), log.rec(feedback("r5", "i2", reward=2.0))])
-    assert batch.counts["selection_learned"] == 2
+    e.forget()
+    run(e, state, [log.rec(feedback("r3", "i1", reward=1.0), partition=3)])
+    assert load_user_model(state.users[("ch1", "u1")]).n_obs == 3
+    batch = run(e, state, [log.rec(feedback("r4", "i1", reward=1.0), partition=3),
+                           log.rec(feedback("r5", "i2", reward=2.0), partition=3)])
+    assert batch.counts["selection_learned"] == 2 and load_user_model(state.users[("ch1", "u1")]).n_obs == 5
