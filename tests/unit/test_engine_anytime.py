@@ -15,7 +15,7 @@ from bandits import make_policy
 from features.model import FeatureModel
 from learners import load_user_model
 from stream.engine import Engine
-from stream.engine.anytime import Anytime, FeatureMeans
+from stream.engine.anytime import Anytime, FeatureMeans, _run_chunk
 from stream.engine.joins import JoinRecord
 from stream.events import Item, Query
 
@@ -51,6 +51,21 @@ def test_feature_means_are_running_means_per_item_then_the_population_mean():
         mine = rows[[k for k in range(30) if items[k] == f"i{i}"]].mean(axis=0)
         assert np.allclose(m.expected([f"i{i}"])[0], mine, atol=1e-6)
     assert np.allclose(m.expected(["never"])[0], rows.mean(axis=0), atol=1e-6)
+
+
+def test_a_chunk_is_one_forward_pass_over_its_rows_grouped_by_query():
+    """No torch here: the feature net is a function of (context, item), called once per chunk."""
+    calls = []
+
+    def embed_many(sub):
+        calls.append(sub)
+        return [np.array([[ctx["q"], float(it["id"])] for it in items], dtype=np.float32) for ctx, items in sub]
+
+    inputs = [({"q": 0.0}, [{"id": "1"}, {"id": "2"}, {"id": "3"}]), ({"q": 1.0}, [{"id": "4"}, {"id": "5"}])]
+    out = _run_chunk(embed_many, 2, inputs, [(0, 2), (1, 0), (0, 0)])
+    assert out.tolist() == [[0.0, 3.0], [1.0, 4.0], [0.0, 1.0]]  # in the chunk's order
+    assert calls == [[({"q": 0.0}, [{"id": "3"}, {"id": "1"}]), ({"q": 1.0}, [{"id": "4"}])]]
+    assert FeatureMeans(dim=2, capacity=1).expected(["a"]).dtype == np.float32  # the feature net's dtype
 
 
 def test_feature_means_keep_the_most_recent_items_and_ignore_broken_rows():
