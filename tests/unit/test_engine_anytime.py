@@ -8,6 +8,9 @@ benchmarks/anytime.py, not asserted.
 
 from __future__ import annotations
 
+import threading
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -252,3 +255,77 @@ def test_under_a_deadline_the_chunks_read_and_fill_the_feature_cache(model):
     used = JoinRecord.unpack(state.decisions["r2"]).embeddings
     assert np.allclose(used, model.embed(q.context, [c.to_dict() for c in q.candidates]), atol=1e-6)
     assert caches.figures()["hits"] == 5 and caches.figures()["misses"] == 5
+
+
+class _Net:
+    """A stand-in feature net, numpy only: row = (query number, item number); ``gate`` holds every call."""
+
+    version, output_dim = "fake", 2
+
+    def __init__(self, fail: bool = False):
+        self.calls: list[list[str]] = []
+        self.gate, self.started = threading.Event(), threading.Event()
+        self.gate.set()
+        self.fail = fail
+
+    def embed_many(self, sub):
+        self.started.set()
+        self.gate.wait()
+        self.calls.append([it["id"] for _, items in sub for it in items])
+        if self.fail:
+            raise RuntimeError("broken chunk")
+        return [np.array([[ctx["q"], float(it["id"][1:])] for it in items], dtype=np.float32) for ctx, items in sub]
+
+
+def _fake_query(k: int, ts: float, deadline_ms: float | None) -> tuple[Query, tuple]:
+    items = (f"i{10 * k + 1}", f"i{10 * k + 2}")
+    q = Query(f"r{k}", "u1", ts, {"q": float(k)}, tuple(Item(i) for i in items), deadline_ms=deadline_ms)
+    return q, ({"q": float(k)}, [{"id": i} for i in items])
+
+
+def test_rows_are_computed_earliest_deadline_first_then_those_without_one():
+    net = _Net()
+    anytime = Anytime(reserve_ms=5, chunk_rows=1, clock=lambda: T0)
+    qs = [_fake_query(0, T0, 0), _fake_query(1, T0, 60_000), _fake_query(2, T0, 30_000)]
+    out = anytime.embed(net.embed_many, net, [q for q, _ in qs], [x for _, x in qs])
+    assert net.calls == [["i21"], ["i22"], ["i11"], ["i12"], ["i1"], ["i2"]]
+    assert [e.approximated for e in out] == [(), (), ()] and out[2].rows.tolist() == [[2.0, 21.0], [2.0, 22.0]]
+
+
+def test_a_query_whose_budget_ends_exactly_now_is_not_computed():
+    net = _Net()
+    anytime = Anytime(reserve_ms=0, clock=lambda: T0)
+    q, x = _fake_query(1, T0 - 0.5, 500)  # ts + 0.5 s == now
+    (out,) = anytime.embed(net.embed_many, net, [q], [x])
+    assert net.calls == [] and out.approximated == (0, 1)
+
+
+def test_a_late_chunk_that_failed_teaches_nothing_and_breaks_no_later_batch():
+    net = _Net(fail=True)
+    net.gate.clear()
+    reads = iter(range(100))
+
+    def clock():  # the budget's end is read once the chunk runs, so the chunk is late, not cancelled
+        if next(reads) == 1:
+            net.started.wait()
+        return T0
+
+    anytime = Anytime(reserve_ms=0, clock=clock)
+    q, x = _fake_query(1, T0, 1)  # a 1 ms budget, and the chunk is held past it
+    (out,) = anytime.embed(net.embed_many, net, [q], [x])
+    assert out.approximated == (0, 1)
+    net.gate.set()
+    anytime.idle()  # the late chunk has raised by now
+    net.fail = False
+    q, x = _fake_query(2, T0, None)
+    (out,) = anytime.embed(net.embed_many, net, [q], [x])
+    assert out.approximated == () and len(anytime.means(net)) == 2  # only this batch's rows were learned
+
+
+def test_the_means_of_four_feature_net_versions_are_kept():
+    anytime = Anytime()
+    nets = [SimpleNamespace(version=f"v{k}", output_dim=2) for k in range(5)]
+    first = [anytime.means(n) for n in nets[:4]]
+    assert all(anytime.means(n) is m for n, m in zip(nets[:4], first))
+    anytime.means(nets[4])  # a fifth: the oldest goes
+    assert anytime.means(nets[1]) is first[1] and anytime.means(nets[0]) is not first[0]
