@@ -11,6 +11,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 data=${EDDY_COVERAGE_FILE:-/tmp/eddy.coverage}
 .venv/bin/coverage run --data-file="$data" -m pytest -p no:cacheprovider -q \
-  tests/unit bandits learners stream/engine \
-  -o "python_files=test_learners_*.py test_bandits_*.py test_vw_*.py test_ope_*.py test_engine*.py test_stream_events.py test_batching.py"
+  tests/unit bandits learners stream/engine features/cache.py features/lsh.py \
+  -o "python_files=test_learners_*.py test_bandits_*.py test_vw_*.py test_ope_*.py test_engine*.py test_stream_events.py test_batching.py test_apprentice.py test_features_cache.py"
 .venv/bin/coverage report --data-file="$data"
