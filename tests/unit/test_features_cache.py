@@ -58,6 +58,48 @@ def test_a_caches_figures_are_its_counts_and_settings():
                            "hits": 1, "misses": 3, "evictions": 1}
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda: FeatureCache("v1", capacity=True), "feature cache capacity must be an int >= 1, got True"),
+    (lambda: FeatureCache("v1", capacity=2.0), "feature cache capacity must be an int >= 1, got 2.0"),
+    (lambda: FeatureCache("v1", capacity=1, lsh_bits=True), r"lsh_bits must be an int in \[0, 64\], got True"),
+    (lambda: FeatureCache("v1", capacity=1, lsh_bits=8.0), r"lsh_bits must be an int in \[0, 64\], got 8.0"),
+    (lambda: FeatureCaches(capacity=-1), "feature cache capacity must be an int >= 0, got -1"),
+    (lambda: FeatureCaches(capacity=10, lsh_bits=65), r"lsh_bits must be an int in \[0, 64\], got 65"),
+])
+def test_bad_cache_settings_are_refused_at_once_with_their_value(make, message):
+    with pytest.raises(FeatureError, match=message):
+        make()
+
+
+def test_lsh_keys_agree_across_workers_and_follow_the_input_width():
+    """Every worker builds the same planes (a fixed seed), so a key means the same bucket everywhere."""
+    rng = np.random.default_rng(7)
+    x, e = rng.standard_normal((20, 3)).astype(np.float32), rng.integers(0, 9, (20, 2))
+    a, b = FeatureCache("v1", capacity=10, lsh_bits=64), FeatureCache("v1", capacity=10, lsh_bits=64)
+    assert a.row_keys(x, e) == b.row_keys(x, e)
+    wider = rng.standard_normal((20, 4)).astype(np.float32)
+    assert len(a.row_keys(wider, e)) == 20  # a new width gets planes of its own
+
+
+def test_cached_rows_are_read_only_and_evictions_add_up():
+    c = FeatureCache("v1", capacity=1)
+    (row,) = c.get_or_compute(["a"], lambda rows: np.ones((len(rows), 2)), source=lambda i: i)
+    assert not row.flags.writeable  # every request that hits shares it
+    c.get_or_compute(["b"], lambda rows: np.ones((len(rows), 2)), source=lambda i: i)
+    c.get_or_compute(["c"], lambda rows: np.ones((len(rows), 2)), source=lambda i: i)
+    assert c.evictions == 2
+    with pytest.raises(FeatureError, match="compute gave 1 rows for 2 missing keys"):
+        c.get_or_compute(["d", "e"], lambda rows: np.ones((1, 2)), source=lambda i: i)
+
+
+def test_a_swap_keeps_the_retired_caches_counts_in_the_totals():
+    caches = FeatureCaches(capacity=1)
+    keys = ["a", "a", "b"]
+    caches.live("v1").get_or_compute(keys, lambda rows: np.zeros((len(rows), 1)), source=lambda i: keys[i])
+    caches.install(caches.new("v2"))
+    assert caches.totals() == {"hits": 1, "misses": 2, "evictions": 1}
+
+
 def test_a_model_refuses_another_versions_cache():
     with pytest.raises(FeatureError, match="cache of version 'v1'"):
         _model("v2").embed_many(_queries(1, np.random.default_rng(0)), cache=FeatureCache("v1", capacity=10))
