@@ -206,3 +206,13 @@ def test_learn_many_adds_the_same_statistics_as_learn_one_per_row():
     with pytest.raises(LearnerError):
         many.learn_many(X, np.append(y[:-1], np.nan))
     assert many.n_obs == 40
+
+
+def test_learn_many_refuses_targets_of_another_length_or_not_finite_by_name():
+    pop = PopulationModel(3)
+    X = np.ones((2, 3))
+    with pytest.raises(LearnerError, match=r"y must be finite with shape \(2,\), got shape \(3,\)"):
+        pop.learn_many(X, np.ones(3))
+    with pytest.raises(LearnerError, match=r"y must be finite with shape \(2,\), got shape \(2,\)"):
+        pop.learn_many(X, np.array([1.0, np.nan]))
+    assert pop.n_obs == 0
