@@ -148,6 +148,8 @@ def test_exp4_mixes_advice_with_its_weights():
     advice = {"a": np.array([1.0, 4.0]), "b": np.array([2.0, 0.0]), "c": np.array([8.0, 1.0])}
     expected = w["a"] * advice["a"] + w["b"] * advice["b"] + w["c"] * advice["c"]
     np.testing.assert_allclose(ens.predict_one({**advice, "extra": np.array([9.0, 9.0])}), expected)
+    single = {e: np.asarray(a, dtype=np.float32) for e, a in advice.items()}
+    assert ens.predict_one(single).dtype == np.float64  # mixed in double precision whatever the advice's
     with pytest.raises(BanditError, match=r"missing \['b', 'c'\]"):
         ens.predict_one({"a": 1.0})
 
