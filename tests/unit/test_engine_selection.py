@@ -8,6 +8,7 @@ errors are part of the batch's write (so a batch that is not committed changes n
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import msgspec
@@ -298,3 +299,40 @@ def test_after_a_rebalance_the_challengers_users_learn_on_from_their_stored_weig
     batch = run(e, state, [log.rec(feedback("r4", "i1", reward=1.0), partition=3),
                            log.rec(feedback("r5", "i2", reward=2.0), partition=3)])
     assert batch.counts["selection_learned"] == 2 and load_user_model(state.users[("ch1", "u1")]).n_obs == 5
+
+
+class _ChallengerStoreDown(SelectionState):
+    """The store answers for the live version but not for the challenger's users."""
+
+    down = False
+
+    def load_users(self, fn, users):
+        if self.down and fn == "ch1":
+            raise ConnectionError("store down")
+        return super().load_users(fn, users)
+
+
+def test_a_store_outage_while_loading_a_challengers_user_fails_the_batch_not_the_record(model):
+    """Shadow mode: the live version answers and learns; the challenger's user is loaded for the selection."""
+    e = engine_with(model, "shadow")
+    state, log = _ChallengerStoreDown(), Log()
+    run(e, state, [log.rec(query("r1"))])
+    e.forget()
+    state.down = True
+    with pytest.raises(ConnectionError):
+        e.process([log.rec(feedback("r1", "i2", reward=4.0))], state)
+
+
+def test_a_feedback_the_selector_cannot_learn_stands_and_is_counted_and_logged(model, caplog):
+    e = engine_with(model, "shadow")
+    state, log = SelectionState(), Log()
+    run(e, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    for rid in ("r1", "r2"):  # the other version's embeddings made non-finite in the stored join records
+        rec = JoinRecord.unpack(state.decisions[rid])
+        nan = {v: np.full_like(x, np.nan) for v, x in rec.others.items()}
+        state.decisions[rid] = dataclasses.replace(rec, others=nan).pack()
+    with caplog.at_level("WARNING", logger="eddy.engine"):
+        batch = run(e, state, [log.rec(feedback("r1", "i2", reward=4.0)), log.rec(feedback("r2", "i1", reward=1.0))])
+    assert batch.counts["selection_learn_failed"] == 2 and batch.counts["selection_learned"] == 0
+    assert load_user_model(state.users[(model.version, "u1")]).n_obs == 2  # the answering version's updates stand
+    assert "model selection could not learn from request r1: " in caplog.text

@@ -64,6 +64,7 @@ def test_a_caches_figures_are_its_counts_and_settings():
     (lambda: FeatureCache("v1", capacity=1, lsh_bits=True), r"lsh_bits must be an int in \[0, 64\], got True"),
     (lambda: FeatureCache("v1", capacity=1, lsh_bits=8.0), r"lsh_bits must be an int in \[0, 64\], got 8.0"),
     (lambda: FeatureCaches(capacity=-1), "feature cache capacity must be an int >= 0, got -1"),
+    (lambda: FeatureCaches(capacity=True), "feature cache capacity must be an int >= 0, got True"),
     (lambda: FeatureCaches(capacity=10, lsh_bits=65), r"lsh_bits must be an int in \[0, 64\], got 65"),
 ])
 def test_bad_cache_settings_are_refused_at_once_with_their_value(make, message):
@@ -96,8 +97,12 @@ def test_a_swap_keeps_the_retired_caches_counts_in_the_totals():
     caches = FeatureCaches(capacity=1)
     keys = ["a", "a", "b"]
     caches.live("v1").get_or_compute(keys, lambda rows: np.zeros((len(rows), 1)), source=lambda i: keys[i])
+    caches.install(caches.live("v1"))  # installing the live cache again retires nothing
+    assert caches.totals() == {"hits": 1, "misses": 2, "evictions": 1}
     caches.install(caches.new("v2"))
     assert caches.totals() == {"hits": 1, "misses": 2, "evictions": 1}
+    assert caches.live("v2").lsh_bits == 0 and FeatureCaches(capacity=1, lsh_bits=3).new("v").lsh_bits == 3
+    assert caches.warm_sources() == []  # warming is off unless asked for
 
 
 def test_a_model_refuses_another_versions_cache():
