@@ -167,3 +167,42 @@ def test_folds_follow_the_seed_and_the_output_is_a_float_matrix():
     assert a.dtype == np.float64 and np.array_equal(a, b) and not np.array_equal(a, c)
     one = estimated_rewards(feedback([1.0], [0], 2), np.zeros((1, 1)), RewardModelSpec(kind="ridge"))
     assert one.dtype == np.float64 and one.tolist() == [[1.0, 1.0]]  # a single round: its own reward, nothing else
+
+
+def test_a_model_of_equal_rewards_or_of_no_rounds_records_what_it_was_fitted_on():
+    m = fit_reward_model("ridge", np.ones((3, 1)), np.array([0, 1, 0]), np.full(3, 2.0), n_items=2, l2=1.0,
+                         reward_range=(2.0, 2.0))
+    assert (m.kind, m.mean, m.lo, m.hi, m.offset, m.weights) == ("ridge", 2.0, 2.0, 2.0, 0.0, None)
+    assert m.item_means.tolist() == [2.0, 2.0, 2.0]
+    empty = fit_reward_model("constant", np.zeros((0, 1)), np.zeros(0, dtype=int), np.zeros(0), n_items=2, l2=1.0,
+                             reward_range=(0.0, 4.0))
+    assert empty.mean == 2.0  # the middle of the range: no round says otherwise
+
+
+@pytest.mark.parametrize("kind", ["ridge", "logistic"])
+def test_each_items_weights_solve_its_own_penalised_loss_even_with_a_column_it_never_uses(kind):
+    """``logistic`` minimises the Bernoulli loss, ``ridge`` the squared loss through the link, item by item;
+    a context column that is zero in an item's rounds keeps weight 0 there."""
+    from bandits.ope.reward_model import _sigmoid
+
+    rng = np.random.default_rng(11)
+    n = 300
+    x = np.hstack([rng.standard_normal((n, 2)), np.zeros((n, 1)), np.ones((n, 1))])
+    item = rng.integers(0, 2, n)
+    y = (rng.random(n) < _sigmoid(x[:, 0] - item)).astype(float)
+    l2 = 0.5
+    m = fit_reward_model(kind, x, item, y, n_items=2, l2=l2, reward_range=(0.0, 1.0))
+    for a in range(2):
+        xa, ya, w = x[item == a], y[item == a], m.weights[a]
+        p = _sigmoid(m.offset + xa @ w)
+        residual = (p - ya) if kind == "logistic" else (p - ya) * p * (1 - p)
+        gradient = xa.T @ residual + l2 * w
+        assert np.abs(gradient).max() < 1e-6 * (1 + np.abs(xa.T @ residual).max()) and w[2] == 0.0
+
+
+def test_a_training_set_of_only_the_highest_reward_still_predicts_inside_the_range():
+    """The link-scale mean is kept off 1: its logit is the offset of every prediction."""
+    m = fit_reward_model("logistic", np.ones((4, 1)), np.array([0, 0, 1, 1]), np.ones(4), n_items=2, l2=1.0,
+                         reward_range=(0.0, 1.0))
+    q = m.predict(np.ones((1, 1)), np.array([[0, 1, -1]]))
+    assert np.isfinite(m.offset) and np.isfinite(q).all() and (q < 1).all()
