@@ -61,3 +61,11 @@ def test_the_learner_roles_example_from_the_outcome_is_the_workers_example_from_
     rng = np.random.default_rng(0)
     assert learner.n_learned == worker.policy.n_learned == 1
     assert np.array_equal(learner.distribution(candidates, rng), worker.policy.distribution(candidates, rng))
+
+
+def test_a_worker_that_trains_the_policy_snapshots_it_on_shutdown_and_a_greedy_one_has_nothing_to_snapshot(model):
+    eng = engine(model, learns=True)
+    snap = eng.policy_snapshot()
+    assert snap is not None and snap.policy == (eng.policy.name, eng.policy.to_bytes())
+    greedy = Engine(model, make_policy("greedy"), learner="river", join_window_s=60.0, seed=7, clock=lambda: T0)
+    assert greedy.policy_snapshot() is None
