@@ -97,12 +97,12 @@ def test_a_swap_keeps_the_retired_caches_counts_in_the_totals():
     caches = FeatureCaches(capacity=1)
     keys = ["a", "a", "b"]
     caches.live("v1").get_or_compute(keys, lambda rows: np.zeros((len(rows), 1)), source=lambda i: keys[i])
+    assert caches.warm_sources() == []  # warming is off unless asked for
     caches.install(caches.live("v1"))  # installing the live cache again retires nothing
     assert caches.totals() == {"hits": 1, "misses": 2, "evictions": 1}
     caches.install(caches.new("v2"))
     assert caches.totals() == {"hits": 1, "misses": 2, "evictions": 1}
     assert caches.live("v2").lsh_bits == 0 and FeatureCaches(capacity=1, lsh_bits=3).new("v").lsh_bits == 3
-    assert caches.warm_sources() == []  # warming is off unless asked for
 
 
 def test_a_model_refuses_another_versions_cache():
