@@ -62,11 +62,13 @@ def test_a_chunk_is_one_forward_pass_over_its_rows_grouped_by_query():
 
     def embed_many(sub):
         calls.append(sub)
-        return [np.array([[ctx["q"], float(it["id"])] for it in items], dtype=np.float32) for ctx, items in sub]
+        rows = [np.array([[ctx["q"], float(it["id"])] for it in items], dtype=np.float32) for ctx, items in sub]
+        return rows, [(0,) if ctx["q"] == 1.0 else () for ctx, _ in sub]  # query 1's first item came coarsened
 
     inputs = [({"q": 0.0}, [{"id": "1"}, {"id": "2"}, {"id": "3"}]), ({"q": 1.0}, [{"id": "4"}, {"id": "5"}])]
-    out = _run_chunk(embed_many, 2, inputs, [(0, 2), (1, 0), (0, 0)])
+    out, coarsened = _run_chunk(embed_many, 2, inputs, [(0, 2), (1, 0), (0, 0)])
     assert out.tolist() == [[0.0, 3.0], [1.0, 4.0], [0.0, 1.0]]  # in the chunk's order
+    assert coarsened.tolist() == [False, True, False]
     assert calls == [[({"q": 0.0}, [{"id": "3"}, {"id": "1"}]), ({"q": 1.0}, [{"id": "4"}])]]
     assert FeatureMeans(dim=2, capacity=1).expected(["a"]).dtype == np.float32  # the feature net's dtype
 
@@ -274,7 +276,8 @@ class _Net:
         self.calls.append([it["id"] for _, items in sub for it in items])
         if self.fail:
             raise RuntimeError("broken chunk")
-        return [np.array([[ctx["q"], float(it["id"][1:])] for it in items], dtype=np.float32) for ctx, items in sub]
+        return ([np.array([[ctx["q"], float(it["id"][1:])] for it in items], dtype=np.float32) for ctx, items in sub],
+                [() for _ in sub])
 
 
 def _fake_query(k: int, ts: float, deadline_ms: float | None) -> tuple[Query, tuple]:
