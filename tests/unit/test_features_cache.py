@@ -55,7 +55,7 @@ def test_a_caches_figures_are_its_counts_and_settings():
     keys = ["a", "b", "a", "c"]
     c.get_or_compute(keys, lambda rows: np.zeros((len(rows), 1)), source=lambda i: keys[i])
     assert c.figures() == {"version": "v1", "entries": 2, "capacity": 2, "lsh_bits": 4,
-                           "hits": 1, "misses": 3, "evictions": 1}
+                           "hits": 1, "misses": 3, "evictions": 1, "coarsened": 0}
 
 
 @pytest.mark.parametrize("make, message", [
