@@ -683,8 +683,13 @@ class Engine:
                 if closing is None:
                     continue
                 fb, item_index, summed = closing
+            # The state this feedback learns into, read first and outside the try: a failed read is an
+            # outage (it propagates, the shell rewinds the batch), never this record's fault.
+            model = self._user_model(decision.feature_net_version, fb.user_id, emb.shape[1], r.partition, state, batch)
+            self._population(decision.feature_net_version, r.partition,
+                             self._cache(decision.feature_net_version, emb.shape[1]), state, batch)
             try:
-                produced = self._apply(fb, decision, emb, item_index, r.partition, now, state, batch)
+                produced = self._apply(fb, decision, emb, item_index, r.partition, now, model, batch)
             except Exception as exc:
                 batch.dead(r, "learning_failed", f"{type(exc).__name__}: {exc}", held=from_held)
                 continue
@@ -710,20 +715,25 @@ class Engine:
             batch.write.users[k] = (model.to_bytes(), batch.partition_of[k])
         for k, rows in batch.population_rows.items():  # one update per partition: x and rewards are finite
             batch.populations[k].learn_many(np.array([x for x, _ in rows]), np.array([y for _, y in rows]))
-        for k, pop in batch.populations.items():
-            batch.write.population[k] = pop.to_bytes()
+        for k in batch.population_rows:  # loaded but learned nothing (its feedback failed): unchanged
+            batch.write.population[k] = batch.populations[k].to_bytes()
+
+    def _user_model(self, fn: str, user: str, dim: int, partition: int, state: StateReader,
+                    batch: Batch) -> UserModel:
+        """The user's model in ``fn``: as this batch left it, else from memory, else from the store."""
+        model = batch.learned.get((fn, user))
+        if model is None:
+            model = self._cache(fn, dim).get_many(
+                [user], lambda ids: state.load_users(fn, dict.fromkeys(ids, partition)))[user]
+        return model
 
     def _apply(self, fb: Feedback, decision: events.Decision, emb: np.ndarray, item_index: int, partition: int,
-               now: float, state: StateReader, batch: Batch) -> list[tuple[str, str]]:
-        """Learn one joined feedback. The user's model learns in place (the shell commits or forgets
-        every batch); if this feedback fails, the model is as it was before it."""
+               now: float, model: UserModel, batch: Batch) -> list[tuple[str, str]]:
+        """Learn one joined feedback into ``model`` (:meth:`_user_model`; the partition's statistics are
+        this batch's already). The user's model learns in place (the shell commits or forgets every
+        batch); if this feedback fails, the model is as it was before it. No state is read here."""
         fn = decision.feature_net_version  # the version that made the decision, not the live one
         key = (fn, fb.user_id)
-        cache = self._cache(fn, emb.shape[1])
-        model = batch.learned.get(key)
-        if model is None:
-            model = cache.get_many([fb.user_id],
-                                   lambda ids: state.load_users(fn, dict.fromkeys(ids, partition)))[fb.user_id]
         x = emb[item_index].astype(np.float64)
         if not np.isfinite(x).all():
             raise FloatingPointError("the decision's embedding of this item is not finite")
@@ -739,7 +749,6 @@ class Engine:
         )
         produced = [("model-updates", events.encode(update).decode()),
                     ("outcomes", events.encode(outcome).decode())]
-        self._population(fn, partition, cache, state, batch)  # loaded now; learns the batch's rows at its end
         batch.population_rows.setdefault((fn, partition), []).append((x, fb.reward))
         batch.learned[key] = model
         batch.partition_of[key] = partition

@@ -352,3 +352,41 @@ def test_an_applied_feedback_publishes_its_outcome_and_model_update_in_full(engi
     summary = update["summary"]
     assert set(summary) == {"n_obs", "delta_norm", "error"} and summary["n_obs"] == 2
     assert summary["delta_norm"] > 0 and -1.0 <= summary["error"] <= 2.0
+
+
+class FailingReads(MemoryState):
+    """The store goes away after the decisions were read: the user's model or the statistics cannot be."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = None
+        self._failing = failing
+
+    def fail(self) -> None:
+        self.failing = self._failing
+
+    def load_users(self, fn, users):
+        if self.failing == "users":
+            raise ConnectionError("redis went away")
+        return super().load_users(fn, users)
+
+    def load_population(self, fn, partition):
+        if self.failing == "population":
+            raise ConnectionError("redis went away")
+        return super().load_population(fn, partition)
+
+
+@pytest.mark.parametrize("failing", ["users", "population"])
+def test_a_failed_state_read_while_learning_is_an_outage_not_a_dead_letter(model, failing):
+    state, log = FailingReads(failing), Log()
+    first = Engine(model, make_policy("epsilon_greedy:epsilon=0.3"), learner="river", join_window_s=60.0,
+                   seed=7, clock=lambda: T0)
+    run(first, state, [log.rec(query("r1"))])
+    fresh = Engine(model, make_policy("epsilon_greedy:epsilon=0.3"), learner="river", join_window_s=60.0,
+                   seed=7, clock=lambda: T0)  # a new owner: nothing in memory, every read goes to the store
+    state.fail()
+    with pytest.raises(ConnectionError):  # the shell rewinds the batch and waits the outage out
+        fresh.process([log.rec(feedback("r1", "i2"))], state)
+    state.failing = None
+    batch = run(fresh, state, [log.rec(feedback("r1", "i2"))])  # read again once the store is back
+    assert batch.counts["feedback_applied"] == 1 and not batch.outputs.dead
