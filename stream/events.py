@@ -92,7 +92,9 @@ class Query(_Event, tag_field="schema", tag="eddy.query/1", omit_defaults=True):
     replaced by their expectation (docs/design.md, "Anytime predictions"). ``None``: the
     worker's ``deadline_ms`` setting; 0: no deadline for this query.
     ``default_action``: the candidate id the application would show on its own; a
-    deployment in apprentice mode serves it (absent: the first candidate)."""
+    deployment in apprentice mode serves it (absent: the first candidate).
+    ``k`` > 1 asks for a slate: ``k`` positions filled one after another without
+    replacement, one decision logged per position (docs/design.md, "Slates")."""
 
     SCHEMA: ClassVar[str] = "eddy.query/1"
     request_id: Id
@@ -120,6 +122,7 @@ class _QueryIn(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.quer
     """A request to rank ``candidates`` for ``user_id`` and choose ``k`` of them.
 
     Candidates are objects or plain id strings; ids are unique; 1 <= k <= len(candidates).
+    ``k`` > 1: a slate of ``k`` positions, filled without replacement, one decision logged per position.
     ``deadline_ms`` (optional): answer within this long after ``ts``, features not ready by then
     replaced by their expectation; absent: the worker's setting; 0: no deadline.
     ``default_action`` (optional) is the id of one of the candidates: the application's own
@@ -140,7 +143,9 @@ class Feedback(_Event, tag_field="schema", tag="eddy.feedback/1", omit_defaults=
     """The outcome the application observed for one request: ``reward`` for ``item_id``.
 
     ``default`` is set by Eddy only: the deployment's default reward for a decision whose
-    reward did not come within its reward wait time (absent from the wire when false)."""
+    reward did not come within its reward wait time (absent from the wire when false).
+    ``position``: the slate position (0-based) the feedback is for, when the query asked for
+    ``k`` > 1 items; it joins the decision logged for that position (absent: 0)."""
 
     SCHEMA: ClassVar[str] = "eddy.feedback/1"
     request_id: Id
@@ -149,6 +154,7 @@ class Feedback(_Event, tag_field="schema", tag="eddy.feedback/1", omit_defaults=
     reward: Reward
     ts: Timestamp
     default: bool = False
+    position: Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)] = 0
 
 
 class RankedItem(Struct, frozen=True, gc=False):
@@ -234,6 +240,11 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     probability that the chosen item was shown (docs/design.md, "Model selection").
     ``policy_snapshot``: the version of the learner role's policy snapshot that
     decided (absent when workers learn the policy themselves, or it learns nothing).
+
+    ``position``: the slate position this decision filled (0-based; absent when 0). A query
+    with ``k`` > 1 logs one decision per position: position ``j`` lists every candidate,
+    ``pmf`` over those not taken by positions ``0..j-1`` (0 for taken ones), so the
+    propensities of a slate's decisions multiply to the slate's probability.
     """
 
     SCHEMA: ClassVar[str] = "eddy.decision/1"
@@ -259,6 +270,7 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     version_scores: dict[Name, tuple[float, ...]] = {}
     policy_snapshot: Count | None = None
     coarsened: tuple[Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)], ...] = ()
+    position: Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)] = 0
 
     @property
     def chosen_item(self) -> str:
@@ -287,6 +299,8 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
             d["version_scores"] = {v: list(s) for v, s in self.version_scores.items()}
         if d["policy_snapshot"] is None:  # as on the wire
             del d["policy_snapshot"]
+        if not self.position:
+            del d["position"]
         return {"schema": self.SCHEMA, **d}
 
 
@@ -487,6 +501,8 @@ def _checked_decision(d: Decision, reason: str, where: str = "decision") -> Deci
         raise EventError(reason, f"{where}: {n} candidates but {len(d.scores)} scores and {len(d.pmf)} pmf entries")
     if d.chosen_index >= n:
         raise EventError(reason, f"{where}: chosen_index {d.chosen_index} with {n} candidates")
+    if d.position >= n:
+        raise EventError(reason, f"{where}: position {d.position} with {n} candidates")
     if any(i >= n for i in d.approximated):
         raise EventError(reason, f"{where}: approximated {list(d.approximated)} with {n} candidates")
     if any(i >= n for i in d.coarsened):

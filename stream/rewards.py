@@ -70,8 +70,9 @@ class RewardTimer(PartitionJob):
                     write.counts["default_reward_expired"] = write.counts.get("default_reward_expired", 0) + 1
                     continue
                 d = JoinRecord.unpack(data).decision
-                fb = events.Feedback(rid, d.user_id, d.chosen_item, self.s.default_reward,
-                                     d.ts + self.s.reward_wait_s, default=True)
+                # rid is a slate position's join key (stream/engine/slates.py): the decision names its request
+                fb = events.Feedback(d.request_id, d.user_id, d.chosen_item, self.s.default_reward,
+                                     d.ts + self.s.reward_wait_s, default=True, position=d.position)
                 out.append((topic, p, d.user_id.encode(), events.encode(fb), None))
                 write.leased[(p, rid)] = wall + LEASE_S
         if not write or not self.store.commit(write, group=self.s.group, epochs=epochs, instance=self.s.instance_id):

@@ -43,7 +43,7 @@ from features.cache import FeatureCache, FeatureCaches
 from features.model import FeatureModel
 from learners import PopulationModel, UserModel
 from stream import events
-from stream.engine import apprentice, selection, serving
+from stream.engine import apprentice, selection, serving, slates
 from stream.engine.selection import Selection
 from stream.engine.anytime import Anytime
 from stream.engine.cascade import Cascade
@@ -98,6 +98,11 @@ _held_decoder = msgspec.msgpack.Decoder(Held)
 
 def decode_held(blob: bytes) -> Held:
     return _held_decoder.decode(blob)
+
+
+def _slot(fb: Feedback) -> str:
+    """The join key of the decision ``fb`` is for: its request and slate position."""
+    return slates.slot_key(fb.request_id, fb.position)
 
 
 _marker_encoder = msgspec.json.Encoder()
@@ -459,18 +464,26 @@ class Engine:
                     coarsened=s.coarsened)
                 if plan is not None:
                     decision = msgspec.structs.replace(decision, **fields)
-                record = JoinRecord(events.encode(decision), events.encode(prediction), s.embeddings,
-                                    selection.Selection.others(plan, plan.answering) if plan else {})
-                packed = record.pack()
+                others = selection.Selection.others(plan, plan.answering) if plan else {}
+                decisions = [decision]
+                if s.query.k > 1:  # a slate: one decision per position (stream/engine/slates.py)
+                    decisions, prediction = slates.slate_records(
+                        decision, prediction, slates.fill(d, s.scores, s.query.k, seed=s.seed))
+                # positions after the first keep no prediction: the first position's record re-emits it
+                records = [JoinRecord(events.encode(x), events.encode(prediction) if x is decision else b"",
+                                      s.embeddings, others) for x in decisions]
+                packed = [record.pack() for record in records]
             except Exception as exc:
                 batch.dead(s.record, "scoring_failed", f"{type(exc).__name__}: {exc}")
                 continue
             key = s.query.user_id.encode()
-            batch.write.decisions[s.query.request_id] = (packed, s.record.partition)
-            if self.reward_wait_s > 0:
-                batch.write.pending[(s.record.partition, s.query.request_id)] = decision.ts + self.reward_wait_s
-            batch.outputs.predictions.append((key, record.prediction_bytes))
-            batch.outputs.records.append(("decisions", key, record.decision_bytes))
+            for x, record, blob in zip(decisions, records, packed):
+                slot = slates.slot_key(x.request_id, x.position)
+                batch.write.decisions[slot] = (blob, s.record.partition)
+                if self.reward_wait_s > 0:
+                    batch.write.pending[(s.record.partition, slot)] = x.ts + self.reward_wait_s
+                batch.outputs.records.append(("decisions", key, record.decision_bytes))
+            batch.outputs.predictions.append((key, records[0].prediction_bytes))
             batch.counts["predictions"] += 1
             if decision.coarsened:
                 batch.counts["candidates_coarsened"] += len(decision.coarsened)
@@ -481,7 +494,10 @@ class Engine:
             if packed is None:
                 batch.dead(r, "scoring_failed", f"the first record of request {q.request_id!r} in this batch failed")
             else:
-                self._reemit(q.user_id.encode(), JoinRecord.unpack(packed), batch)
+                for j in range(q.k):
+                    slot = batch.write.decisions.get(slates.slot_key(q.request_id, j))
+                    if slot is not None:
+                        self._reemit(q.user_id.encode(), JoinRecord.unpack(slot[0]), batch)
 
     def _decide(self, scored: list[_Scored]) -> list:
         """The policy's decision per request (or the exception it raised for that one).
@@ -514,21 +530,25 @@ class Engine:
         shown its predictions already: deciding again could show one item and log
         another, so the stored prediction and decision are re-emitted byte for byte.
         """
-        stored = state.load_decisions({q.request_id: r.partition for r, q in queries})
+        stored = state.load_decisions({slates.slot_key(q.request_id, j): r.partition
+                                       for r, q in queries for j in range(q.k)})
         if not stored:
             return queries
         # Held feedback that the deciding batch applied is that batch's output: re-emitted with it.
         markers = {r: _marker_decoder.decode(v)
-                   for r, v in state.load_applied({q.request_id: r.partition for r, q in queries
-                                                   if q.request_id in stored}).items()}
+                   for r, v in state.load_applied({slot: partition for slot, partition in
+                                                   ((slates.slot_key(q.request_id, j), r.partition)
+                                                    for r, q in queries for j in range(q.k)) if slot in stored}).items()}
         fresh = []
         for r, q in queries:
-            data = stored.get(q.request_id)
-            if data is None:
+            if q.request_id not in stored:
                 fresh.append((r, q))
-            else:
-                self._reemit(q.user_id.encode(), JoinRecord.unpack(data), batch)
-                marker = markers.pop(q.request_id, None)  # pop: a repeat of the query re-emits it once
+                continue
+            for j in range(q.k):  # a slate's positions were stored in one write: all or none
+                slot = slates.slot_key(q.request_id, j)
+                if slot in stored:
+                    self._reemit(q.user_id.encode(), JoinRecord.unpack(stored[slot]), batch)
+                marker = markers.pop(slot, None)  # pop: a repeat of the query re-emits it once
                 if marker is not None and marker.via == "held":
                     for topic, value in marker.outputs:
                         batch.outputs.records.append((topic, q.user_id.encode(), value.encode()))
@@ -537,17 +557,20 @@ class Engine:
 
     @staticmethod
     def _reemit(key: bytes, record: JoinRecord, batch: Batch) -> None:
-        batch.outputs.predictions.append((key, record.prediction_bytes))
+        """Re-emit a stored decision, and its prediction if it holds one (a slate's first position does)."""
+        if record.prediction_bytes:
+            batch.outputs.predictions.append((key, record.prediction_bytes))
+            batch.counts["predictions_redelivered"] += 1
         batch.outputs.records.append(("decisions", key, record.decision_bytes))
-        batch.counts["predictions_redelivered"] += 1
 
     # --------------------------------------------------------------- feedback
     def _release_held(self, queries: list[tuple[InRecord, Query]], state: StateReader,
                       batch: Batch) -> list[tuple[InRecord, Feedback]]:
         """Feedback held for the requests this batch just decided, to be applied after the decision and
         removed in this batch's write. Entries past their deadline stay for the sweep to dead-letter."""
-        decided = [(r.partition, q.request_id) for r, q in queries
-                   if q.request_id in batch.write.decisions and r.partition not in self._held_none]
+        decided = [(r.partition, slates.slot_key(q.request_id, j)) for r, q in queries
+                   if q.request_id in batch.write.decisions and r.partition not in self._held_none
+                   for j in range(q.k)]
         now = self._clock()
         out = []
         if decided and self.held_max > 0:  # 0: holding is off
@@ -566,7 +589,7 @@ class Engine:
     def _hold(self, r: InRecord, fb: Feedback, existing: dict[tuple[int, str], Held], held_counts: dict[int, int],
               state: StateReader, now: float, batch: Batch) -> None:
         """Hold feedback whose decision is not known (yet), if the partition has room."""
-        key = (r.partition, fb.request_id)
+        key = (r.partition, _slot(fb))
         source = (r.topic, r.partition, r.offset)
         prior = existing.get(key)
         if prior is not None:
@@ -594,7 +617,7 @@ class Engine:
         """``reward_aggregation=sum``: a real reward goes into its request's accumulator (None: nothing to
         learn now); the default event that ends the wait closes it: ``(the feedback to apply, its item's
         index, the records summed)``, the sum if any came, else the default reward itself."""
-        key = (r.partition, fb.request_id)
+        key = (r.partition, _slot(fb))
         if not fb.default:
             src = source_field(r.topic, r.partition, r.offset)
             status, blob = sums.add(key, src, fb.item_id, fb.reward)
@@ -635,26 +658,27 @@ class Engine:
     def _learn(self, feedback: list[tuple[InRecord, Feedback]], state: StateReader, batch: Batch,
                n_held: int = 0) -> None:
         """The first ``n_held`` feedbacks were held until this batch decided their requests."""
-        rids = {f.request_id: r.partition for r, f in feedback}
+        rids = {_slot(f): r.partition for r, f in feedback}
         made_here = batch.write.decisions
         stored = state.load_decisions({r: p for r, p in rids.items() if r not in made_here})
         stored.update({r: made_here[r][0] for r in rids if r in made_here})
         markers: dict[str, Marker] = {r: _marker_decoder.decode(v) for r, v in state.load_applied(rids).items()}
-        unknown = [(r.partition, fb.request_id) for r, fb in feedback[n_held:]
-                   if fb.request_id not in stored and fb.request_id not in markers]
+        unknown = [(r.partition, _slot(fb)) for r, fb in feedback[n_held:]
+                   if _slot(fb) not in stored and _slot(fb) not in markers]
         existing = {k: decode_held(blob) for k, blob in state.load_held(unknown).items()} if unknown else {}
         held_counts: dict[int, int] = {}
         now = self._clock()
-        sums = (RewardSums.load(state, [(r.partition, fb.request_id) for r, fb in feedback])
+        sums = (RewardSums.load(state, [(r.partition, _slot(fb)) for r, fb in feedback])
                 if self.reward_aggregation == "sum" else None)
         for i, (r, fb) in enumerate(feedback):
             from_held = i < n_held
             source = Source(r.topic, r.partition, r.offset)
-            data = stored.get(fb.request_id)
+            slot = _slot(fb)
+            data = stored.get(slot)
             joined = JoinRecord.unpack(data) if data is not None else None
             decision = joined.decision if joined is not None else None
             emb = joined.embeddings if joined is not None else None
-            marker = markers.get(fb.request_id)
+            marker = markers.get(slot)
             if marker is not None and marker.via == "sum" and source_field(*source.to_list()) in marker.summed:
                 batch.counts["feedback_redelivered"] += 1  # summed: the record that closed the sum owns the outputs
                 continue
@@ -698,8 +722,8 @@ class Engine:
             marker = Marker(source=(source.topic, source.partition, source.offset), outputs=produced,
                             via="held" if from_held else "default" if fb.default else "sum" if summed else "",
                             summed=summed or [])
-            markers[fb.request_id] = marker  # a second record in this same batch is a duplicate
-            batch.write.applied[fb.request_id] = (_marker_encoder.encode(marker), r.partition)
+            markers[slot] = marker  # a second record in this same batch is a duplicate
+            batch.write.applied[slot] = (_marker_encoder.encode(marker), r.partition)
             for topic, value in produced:
                 batch.outputs.records.append((topic, key, value.encode()))
             batch.counts["held_applied" if from_held else "feedback_applied"] += 1
@@ -708,7 +732,7 @@ class Engine:
             if summed:
                 batch.counts["reward_sums_applied"] += 1
             if self.reward_wait_s > 0:  # its reward is in: the timer forgets it
-                waiting = (r.partition, fb.request_id)
+                waiting = (r.partition, slot)
                 batch.write.pending.pop(waiting, None)
                 batch.write.rewarded.add(waiting)
         for k, model in batch.learned.items():  # each user and partition once, however many feedbacks
