@@ -244,7 +244,9 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     ``position``: the slate position this decision filled (0-based; absent when 0). A query
     with ``k`` > 1 logs one decision per position: position ``j`` lists every candidate,
     ``pmf`` over those not taken by positions ``0..j-1`` (0 for taken ones), so the
-    propensities of a slate's decisions multiply to the slate's probability.
+    propensities of a slate's decisions multiply to the slate's probability. ``taken``:
+    the indices of the candidates positions ``0..j-1`` took, in position order (absent
+    when empty), so each position's record says alone what it could choose from.
     """
 
     SCHEMA: ClassVar[str] = "eddy.decision/1"
@@ -271,6 +273,7 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     policy_snapshot: Count | None = None
     coarsened: tuple[Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)], ...] = ()
     position: Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)] = 0
+    taken: tuple[Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)], ...] = ()
 
     @property
     def chosen_item(self) -> str:
@@ -301,6 +304,10 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
             del d["policy_snapshot"]
         if not self.position:
             del d["position"]
+        if self.taken:
+            d["taken"] = list(self.taken)
+        else:
+            del d["taken"]
         return {"schema": self.SCHEMA, **d}
 
 
@@ -503,6 +510,9 @@ def _checked_decision(d: Decision, reason: str, where: str = "decision") -> Deci
         raise EventError(reason, f"{where}: chosen_index {d.chosen_index} with {n} candidates")
     if d.position >= n:
         raise EventError(reason, f"{where}: position {d.position} with {n} candidates")
+    if d.taken and (len(d.taken) != d.position or d.chosen_index in d.taken or any(i >= n for i in d.taken)):
+        raise EventError(reason, f"{where}: taken {list(d.taken)} at position {d.position} (chosen_index "
+                                 f"{d.chosen_index}, {n} candidates): one earlier choice per position, none chosen again")
     if any(i >= n for i in d.approximated):
         raise EventError(reason, f"{where}: approximated {list(d.approximated)} with {n} candidates")
     if any(i >= n for i in d.coarsened):

@@ -92,7 +92,8 @@ def slate_records(decision: Decision, prediction: Prediction, slots: list[Slot])
     as ``chosen``, in position order, ranked first."""
     decisions = [decision] + [
         msgspec.structs.replace(decision, pmf=tuple(float(p) for p in s.pmf), chosen_index=s.chosen,
-                                propensity=s.propensity, seed=s.seed, position=s.position)
+                                propensity=s.propensity, seed=s.seed, position=s.position,
+                                taken=tuple(t.chosen for t in slots[:s.position]))
         for s in slots[1:]]
     ids = [c.id for c in decision.candidates]
     chosen = tuple(ids[s.chosen] for s in slots)

@@ -75,6 +75,7 @@ def test_a_slate_logs_one_decision_per_position_whose_propensities_multiply_to_t
     batch = run(engine, state, [log.rec(slate_query("r1"))])
     ds = decisions_of(batch)
     assert [d.position for d in ds] == [0, 1, 2]
+    assert [d.taken for d in ds] == [(), (ds[0].chosen_index,), (ds[0].chosen_index, ds[1].chosen_index)]
     chosen = [d.chosen_item for d in ds]
     assert len(set(chosen)) == 3
     prediction = events.decode_prediction(batch.outputs.predictions[0][1])
