@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "dros:lambda=L (DR with weights shrunk to L w/(w^2+L)), "
                         "sg-ips:lambda=L and sg-dr:lambda=L (sub-Gaussian weights w/(1-L+L w), L in [0,1]); "
                         "as Open Bandit Pipeline's estimators of those names (default: ips,snips,dm,dr,sndr)")
+    p.add_argument("--len-list", type=positive_int, default=None, metavar="K",
+                   help="slates: evaluate positions 0..K-1 only (default: every position in the log). Each "
+                        "position is a round, as in Open Bandit Pipeline's len_list: values are the expected "
+                        "reward per position, averaged over positions (docs/replay.md, Positions)")
     p.add_argument("--bootstrap", dest="n_bootstrap", type=non_negative_int, default=1000, metavar="N",
                    help="bootstrap samples per interval (default 1000; 0: point estimates only, no intervals)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level of the intervals (default 0.05)")
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         context_dim=args.context_dim,
         reward_model=reward_model,
         allow_fallback=args.allow_fallback,
+        len_list=args.len_list,
     )
     if args.learn:
         from stream.replay.pipeline import check_train_until
@@ -141,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
         lr = report["learn"]
         print(f"learned on {lr['train_rounds']} decisions, evaluating on the later {lr['eval_rounds']}"
               + (f"; model saved to {lr['saved_model']}" if lr["saved_model"] else ""))
+    if "positions" in report:
+        pos = report["positions"]
+        print(f"positions: {pos['len_list']} ({', '.join(map(str, pos['rounds_per_position']))} rounds); values are "
+              "the expected reward per position, averaged over positions")
     print(format_table(results, on_policy_value=report["on_policy_value"], n_rounds=log.n_rounds, alpha=args.alpha))
     now = time.time()
     json_path = write_json(args.output_json or default_output("replay", "json", now=now), report)

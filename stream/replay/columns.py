@@ -102,6 +102,8 @@ class DecisionColumns:
         seed: (m,) uint64 exploration seeds.
         record: ``record(j)``, the full record of row ``j``, decoded again from its source.
         origin: ``origin(j)``, where row ``j`` was read (``path:line``), or None for the request id.
+        position: (m,) intp slate position of each decision, or None when every decision fills position 0.
+        taken: (m,) object, the candidate indices earlier positions took (a tuple per row), or None likewise.
     """
 
     request_id: np.ndarray
@@ -118,10 +120,22 @@ class DecisionColumns:
     seed: np.ndarray
     record: Callable[[int], Any]
     origin: Callable[[int], str] | None = None
+    position: np.ndarray | None = None
+    taken: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         return int(self.ts.shape[0])
+
+    def join_keys(self) -> list[str]:
+        """Each row's join key: its request id, with its slate position when not 0
+        (:func:`stream.engine.slates.slot_key`, what feedback and outcomes join on)."""
+        ids = self.request_id.tolist()
+        if self.position is None:
+            return ids
+        from stream.engine.slates import slot_key
+
+        return list(map(slot_key, ids, self.position.tolist()))
 
     @classmethod
     def build(cls, *, request_id: Sequence[str], user_id: Sequence[str], context: Sequence[dict],
@@ -129,7 +143,8 @@ class DecisionColumns:
               pmf: Sequence[Sequence[float]] | np.ndarray,
               scores: Sequence[Sequence[float] | None], chosen: Sequence[int], propensity: Sequence[float],
               seed: Sequence[int], record: Callable[[int], Any],
-              origin: Callable[[int], str] | None = None) -> DecisionColumns:
+              origin: Callable[[int], str] | None = None, position: Sequence[int] | None = None,
+              taken: Sequence[tuple[int, ...]] | None = None) -> DecisionColumns:
         """Columns from per-row lists (what the decoders produce): ``item_ids`` holds every row's candidate ids
         one row after another (``n_candidates[j]`` of them for row ``j``); ``pmf`` and ``scores`` rows are in
         candidate order with one entry per candidate (callers check it first); a ``None`` scores row means
@@ -161,6 +176,8 @@ class DecisionColumns:
             seed=np.asarray(seed, dtype=np.uint64).reshape(m),
             record=record,
             origin=origin,
+            position=np.asarray(position, dtype=np.intp).reshape(m) if position is not None and any(position) else None,
+            taken=object_array(taken) if position is not None and any(position) else None,
         )
 
     @classmethod
@@ -180,11 +197,13 @@ class DecisionColumns:
             n_candidates=[len(d.candidates) for d in decisions], pmf=[d.pmf for d in decisions],
             scores=[d.scores for d in decisions], chosen=[d.chosen_index for d in decisions],
             propensity=[d.propensity for d in decisions], seed=[d.seed for d in decisions],
-            record=decisions.__getitem__, origin=origin)
+            record=decisions.__getitem__, origin=origin, position=[d.position for d in decisions],
+            taken=[d.taken for d in decisions])
 
     def first_unique(self) -> tuple[np.ndarray, int]:
-        """(rows, duplicates): the first row of each request id, in row order, and how many rows repeat one."""
-        ids = self.request_id.tolist()
+        """(rows, duplicates): the first row of each request id (and slate position), in row order, and how many
+        rows repeat one."""
+        ids = self.join_keys()
         # A dict built from the end keeps each id's first row (later keys overwrite): C loops, no string sort.
         first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1)))
         rows = np.sort(np.fromiter(first.values(), dtype=np.intp, count=len(first)))
@@ -196,7 +215,8 @@ class DecisionColumns:
         ts = self.ts[rows]
         order = np.argsort(ts, kind="stable")
         if np.any(np.diff(ts[order]) == 0):  # ties in time: the request id decides (strings sorted only then)
-            order = np.lexsort((self.request_id[rows].astype(str), ts))
+            keys = (self.request_id[rows].astype(str), ts)
+            order = np.lexsort(keys if self.position is None else (self.position[rows],) + keys)
         return rows[order]
 
 

@@ -106,6 +106,9 @@ class BanditLog(BanditFeedback):
         rounds: the rounds as :class:`~stream.replay.rounds.LoggedRound`, each built on first access (by
             decoding its record again) for the targets that read a decision's candidates (VW, feature nets)
             and for export.
+        positions: (n,) intp, the slate position each decision filled (0 without slates).
+        taken: (n, K) bool, True on the candidates earlier positions of the same slate took (they were not
+            available to this position), or None when no decision lists any (:mod:`stream.replay.positions`).
     """
 
     request_ids: np.ndarray = field(default=None)  # type: ignore[assignment]
@@ -113,6 +116,8 @@ class BanditLog(BanditFeedback):
     contexts: np.ndarray = field(default=None)  # type: ignore[assignment]
     feedback_ts: np.ndarray = field(default=None)  # type: ignore[assignment]
     rounds: Rounds = field(default=None)  # type: ignore[assignment]
+    positions: np.ndarray = field(default=None)  # type: ignore[assignment]
+    taken: np.ndarray | None = None
 
     @classmethod
     def from_columns(cls, cols: DecisionColumns, rows: np.ndarray, *, reward: np.ndarray, feedback_ts: np.ndarray,
@@ -186,6 +191,8 @@ class BanditLog(BanditFeedback):
             contexts=cols.context[rows],
             feedback_ts=feedback_ts,
             rounds=Rounds(n, build, where),
+            positions=cols.position[rows] if cols.position is not None else np.zeros(n, dtype=np.intp),
+            taken=_taken(cols, rows, n_actions),
         )
         log.__dict__["item_index"] = (sorted_vocab, index)  # the cached property, already known
         return log
@@ -217,4 +224,19 @@ class BanditLog(BanditFeedback):
             raise ReplayError("the selected part of the log is empty")
         return BanditLog(**self.rows(rows), request_ids=self.request_ids[rows], users=self.users[rows],
                          contexts=self.contexts[rows], feedback_ts=self.feedback_ts[rows],
-                         rounds=self.rounds.take(rows))
+                         rounds=self.rounds.take(rows), positions=self.positions[rows],
+                         taken=None if self.taken is None else self.taken[rows])
+
+
+def _taken(cols: DecisionColumns, rows: np.ndarray, n_actions: int) -> np.ndarray | None:
+    """(n, n_actions) bool: the candidates that earlier slate positions took, per row; None if none did."""
+    if cols.taken is None:
+        return None
+    lists = cols.taken[rows].tolist()
+    if not any(lists):
+        return None
+    out = np.zeros((len(lists), n_actions), dtype=bool)
+    counts = np.fromiter(map(len, lists), dtype=np.intp, count=len(lists))
+    out[np.repeat(np.arange(len(lists)), counts), np.fromiter(chain.from_iterable(lists), dtype=np.intp,
+                                                                 count=int(counts.sum()))] = True
+    return out

@@ -141,6 +141,10 @@ def resolve_target(spec: TargetSpec, log: BanditLog, settings: Settings | None =
         dist, notes = fn_distribution(settings, spec.version, spec.policy, log)
     else:
         raise ReplayError(f"unknown target kind {spec.kind!r}")
+    if log.taken is not None and spec.kind != "logging":  # slates: a position chooses among what is left
+        from stream.replay.positions import restrict_to_free
+
+        dist = restrict_to_free(dist, log.taken, log.scores, log.mask)
     if fallback is not None and fallback.count > allow_fallback * fallback.total:
         raise ReplayError(f"--policy {spec.label!r}: {fallback.message()}; fix the target, or accept up to a "
                           f"fraction of fallbacks with --allow-fallback [FRACTION]")

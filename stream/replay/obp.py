@@ -8,7 +8,9 @@ key                         shape/dtype  meaning
 ``n_rounds``                () int64     n
 ``n_actions``               () int64     K; an action is a *candidate position* (column)
 ``action``                  (n,) int64   column of the logged action
-``position``                (n,) int64   zeros (one slot per decision)
+``position``                (n,) int64   slate position of the decision (0 without slates)
+``len_list``                () int64     positions per slate: most positions in any slate (1 without)
+``taken``                   (n, K) bool  candidates earlier positions of the slate took (not available)
 ``reward``                  (n,) float64 observed reward
 ``pscore``                  (n,) float64 logging propensity of the logged action
 ``context``                 (n, d) f64   hashed context features (``stream.replay.dataset``)
@@ -21,8 +23,11 @@ key                         shape/dtype  meaning
 ==========================  ===========  =================================================
 
 Load with ``dict(np.load(path))`` (no pickle needed: strings are fixed-width
-unicode). OBP's estimators want ``action_dist`` of shape (n, K, 1) (one
-position): ``action_dist_logging[:, :, None]``.
+unicode). OBP's estimators want ``action_dist`` of shape (n, K, len_list);
+each round's distribution is the one of its own position, so
+``ad = np.zeros((n, K, len_list)); ad[np.arange(n), :, position] = action_dist_logging``
+(with one position: ``action_dist_logging[:, :, None]``), and ``position`` goes to
+``estimate_policy_value(..., position=fb["position"])``.
 """
 
 from __future__ import annotations
@@ -57,7 +62,9 @@ def bandit_feedback(log: BanditLog, *, context_dim: int = DEFAULT_CONTEXT_DIM) -
         "n_rounds": np.int64(log.n_rounds),
         "n_actions": np.int64(log.n_actions),
         "action": log.action.astype(np.int64),
-        "position": np.zeros(log.n_rounds, dtype=np.int64),
+        "position": log.positions.astype(np.int64),
+        "len_list": np.int64(int(log.positions.max()) + 1),
+        "taken": log.taken.copy() if log.taken is not None else np.zeros(log.pmf.shape, dtype=bool),
         "reward": log.reward.astype(np.float64),
         "pscore": log.pscore.astype(np.float64),
         "context": context_matrix(log, context_dim),

@@ -20,6 +20,7 @@ from stream.config import Settings
 from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog
 from stream.replay.errors import ReplayError
 from stream.replay.evaluate import PolicyResult, Target, evaluate, resolve_target
+from stream.replay.positions import keep_positions, position_summary
 from stream.replay.slicing import SliceRequest
 from stream.replay.source import LoadedLog, load_rounds
 from stream.replay.targets import TargetSpec
@@ -40,6 +41,8 @@ class ReplayOptions:
     reward_model: RewardModelSpec = RewardModelSpec()
     allow_fallback: float = 0.0
     progress: bool = True
+    len_list: int | None = None
+    """Slates: evaluate positions ``0..len_list-1`` only (None: all; :mod:`stream.replay.positions`)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def split_by_time(log: BanditLog, train_until: float) -> tuple[np.ndarray, np.nd
 def _load(settings: Settings, req: SliceRequest, options: ReplayOptions) -> tuple[LoadedLog, BanditLog, float]:
     t0 = time.perf_counter()
     loaded = load_rounds(settings, req, progress=options.progress)
-    return loaded, loaded.log, time.perf_counter() - t0
+    return loaded, keep_positions(loaded.log, options.len_list), time.perf_counter() - t0
 
 
 def _estimate(settings: Settings, log: BanditLog, options: ReplayOptions, first: list[Target]) -> tuple[list[PolicyResult], dict]:
@@ -112,6 +115,7 @@ def _estimate(settings: Settings, log: BanditLog, options: ReplayOptions, first:
 def _report(req: SliceRequest, loaded: LoadedLog, log: BanditLog, options: ReplayOptions,
             results: list[PolicyResult], timing: dict) -> dict[str, Any]:
     work = timing.get("targets_s", 0.0) + timing.get("estimate_s", 0.0)
+    positions = {"positions": position_summary(log)} if log.positions.any() else {}
     return {
         "command": "replay",
         "created_at": time.time(),
@@ -121,6 +125,7 @@ def _report(req: SliceRequest, loaded: LoadedLog, log: BanditLog, options: Repla
         "n_rounds": log.n_rounds,
         "n_actions": log.n_actions,
         "on_policy_value": log.on_policy_value(),
+        **positions,
         "estimators": list(options.estimators),
         "alpha": options.alpha,
         "bootstrap_samples": options.n_bootstrap,

@@ -55,10 +55,13 @@ class DecisionRead(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.
     chosen_index: Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)]
     propensity: Probability
     seed: Annotated[int, Meta(ge=0, le=MAX_SEED)]
+    position: Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)] = 0
+    taken: tuple[Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)], ...] = ()
 
 
 class DecisionRef(Struct, frozen=True, gc=False):
     request_id: Id
+    position: Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)] = 0
 
 
 class OutcomeRead(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.outcome/1"):
@@ -120,7 +123,9 @@ def decision_columns(values: Sequence[bytes | None], undecodable: Counter | None
     n_cand = [len(r.candidates) for r in records]
     # decode_decision's cross-field rules: one score and one pmf entry per candidate, a chosen index inside
     # them (checked below on the columns), unique ids (likewise).
-    ok = [len(r.scores) == n and len(r.pmf) == n and r.chosen_index < n for r, n in zip(records, n_cand)]
+    ok = [len(r.scores) == n and len(r.pmf) == n and r.chosen_index < n and r.position < n
+          and (not r.taken or len(r.taken) == r.position and r.chosen_index not in r.taken and max(r.taken) < n)
+          for r, n in zip(records, n_cand)]
     if not all(ok):
         for r, j, good in zip(records, index, ok):
             if not good:
@@ -161,6 +166,8 @@ def _build(records: list[DecisionRead], index: list[int], values: Sequence[bytes
         propensity=[r.propensity for r in records],
         seed=[r.seed for r in records],
         record=lambda j: decode_decision(values[index[j]]),
+        position=[r.position for r in records],
+        taken=[r.taken for r in records],
     )
 
 
@@ -181,10 +188,20 @@ class OutcomeColumns:
     item_id: np.ndarray
     reward: np.ndarray
     feedback_ts: np.ndarray
+    position: np.ndarray | None = None  # (m,) the slate position of each outcome's decision; None: all 0
 
     @property
     def n(self) -> int:
         return int(self.reward.shape[0])
+
+    def join_keys(self) -> list[str]:
+        """Each outcome's join key: its decision's request id and slate position (as DecisionColumns')."""
+        ids = self.request_id.tolist()
+        if self.position is None:
+            return ids
+        from stream.engine.slates import slot_key
+
+        return list(map(slot_key, ids, self.position.tolist()))
 
     @classmethod
     def of(cls, outcomes: Sequence[Outcome]) -> OutcomeColumns:
@@ -192,7 +209,8 @@ class OutcomeColumns:
         return cls(np.array([o.decision.request_id for o in outcomes], dtype=str).reshape(-1),
                    np.array([o.item_id for o in outcomes], dtype=str).reshape(-1),
                    np.array([o.reward for o in outcomes], dtype=np.float64).reshape(-1),
-                   np.array([o.feedback_ts for o in outcomes], dtype=np.float64).reshape(-1))
+                   np.array([o.feedback_ts for o in outcomes], dtype=np.float64).reshape(-1),
+                   _positions([o.decision.position for o in outcomes]))
 
 
 @without_gc
@@ -209,5 +227,10 @@ def outcome_columns(values: Sequence[bytes | None], undecodable: Counter | None 
         np.array([o.item_id for o in records], dtype=str).reshape(-1),
         np.fromiter((o.reward for o in records), dtype=np.float64, count=len(records)),
         np.fromiter((o.feedback_ts for o in records), dtype=np.float64, count=len(records)),
+        _positions([o.decision.position for o in records]),
     ), undecodable
+
+
+def _positions(position: list[int]) -> np.ndarray | None:
+    return np.asarray(position, dtype=np.intp) if any(position) else None
 

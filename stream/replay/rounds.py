@@ -5,7 +5,7 @@ join modes give the same rounds the live loop saw:
 
 * :func:`join_outcomes` (the default): the worker already joined each feedback
   to its decision and wrote an :class:`~stream.events.Outcome`; replay matches
-  outcomes to the decisions of the slice by request id.
+  outcomes to the decisions of the slice by request id and slate position.
 * :func:`join_raw`: decisions plus the raw feedback topic, each feedback judged
   by :func:`stream.engine.joins.classify` exactly as the worker does (join window,
   duplicates, unknown request, wrong user, unknown item). Feedback is taken in
@@ -37,6 +37,7 @@ import numpy as np
 
 from stream.events import Decision, Feedback, Outcome
 from stream.engine.joins import Source, classify
+from stream.engine.slates import slot_key
 from stream.replay.columns import DecisionColumns
 from stream.replay.records import OutcomeColumns
 
@@ -152,7 +153,8 @@ def _unique_decisions(cols: DecisionColumns, stats: JoinStats) -> tuple[np.ndarr
     query re-logs the same seeded decision)."""
     rows, stats.duplicate_decisions = cols.first_unique()
     stats.decisions = int(rows.size)
-    return rows, dict(zip(cols.request_id[rows].tolist(), range(rows.size)))
+    keys = cols.join_keys()
+    return rows, dict(zip([keys[j] for j in rows.tolist()], range(rows.size)))
 
 
 def _match(position: dict[str, int], keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +170,7 @@ def join_outcome_columns(cols: DecisionColumns, outcomes: OutcomeColumns, *,
     dict lookups over the id columns and numpy over the rest, no per-record Python."""
     stats = JoinStats(mode="outcomes")
     unique, position = _unique_decisions(cols, stats)
-    ids = outcomes.request_id.tolist()
+    ids = outcomes.join_keys()
     first = np.sort(np.fromiter(dict(zip(reversed(ids), range(len(ids) - 1, -1, -1))).values(), dtype=np.intp))
     stats.duplicate_outcomes = outcomes.n - first.size
     found, at = _match(position, [ids[k] for k in first.tolist()])
@@ -195,25 +197,26 @@ def join_raw_columns(cols: DecisionColumns, feedback: Iterable[tuple[Source, Fee
     stats = JoinStats(mode="raw")
     unique, position = _unique_decisions(cols, stats)
     feedback = sorted(feedback, key=lambda sf: (sf[0].topic, sf[0].partition, sf[0].offset))
-    found, at = _match(position, [fb.request_id for _, fb in feedback])
+    keys = [slot_key(fb.request_id, fb.position) for _, fb in feedback]
+    found, at = _match(position, keys)
     markers: dict[str, dict] = {}
     decisions: dict[int, Decision] = {}
     has = np.zeros(unique.size, dtype=bool)
     reward = np.zeros(unique.size)
     feedback_ts = np.full(unique.size, np.nan)
-    for (source, fb), hit, k in zip(feedback, found.tolist(), at.tolist()):
+    for (source, fb), key, hit, k in zip(feedback, keys, found.tolist(), at.tolist()):
         decision = None
         if hit:
             decision = decisions.get(k)
             if decision is None:
                 decision = decisions[k] = cols.record(int(unique[k]))
-        verdict = classify(fb, source, decision, markers.get(fb.request_id), join_window_s=join_window_s)
+        verdict = classify(fb, source, decision, markers.get(key), join_window_s=join_window_s)
         if verdict.action == "dead_letter":
             stats.rejected_feedback[verdict.reason] += 1
             continue
         if verdict.action == "redelivered":  # the same record twice in one read: nothing new
             continue
-        markers[fb.request_id] = {"source": source.to_list()}
+        markers[key] = {"source": source.to_list()}
         if verdict.item_index != decision.chosen_index:
             stats.other_item += 1
             continue
