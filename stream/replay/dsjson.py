@@ -10,7 +10,7 @@ Each line is what ``vw --cb_explore_adf --dsjson`` and vowpal-wabbit-next's
      "c": {"u": {"user_id": ...}, "x": {context...},
            "_multi": [{"i": {"id": item}, "f": {item features...}}, ...]},
      "p": [probability of each id in "a"],
-     "_eddy": {scores, seed, policy, versions, reward, feedback_ts, ...}}
+     "_eddy": {scores, seed, policy, versions, reward, feedback_ts, position, taken, ...}}
 
 * The label keys come before ``"c"``: VW's streaming parser attaches a label to
   the example being built, and labels that arrive after ``"c"`` are silently
@@ -24,7 +24,8 @@ Each line is what ``vw --cb_explore_adf --dsjson`` and vowpal-wabbit-next's
   ``k`` is VW feature ``ks``, a number is a weighted feature), ``i`` (item id)
   and ``f`` (item features). Interactions worth asking VW for: ``ui``, ``xi``, ``xf``.
 * ``_eddy`` holds what VW does not need but replay does (logged scores, seed,
-  policy and model versions, the reward itself); VW ignores unknown keys.
+  policy and model versions, the reward itself, and for slates the decision's
+  ``position`` and the actions earlier positions ``taken``); VW ignores unknown keys.
 
 >>> from stream.events import Decision, Item
 >>> from stream.replay.rounds import LoggedRound
@@ -114,6 +115,10 @@ def to_dsjson(r: LoggedRound) -> dict[str, Any]:
         "feedback_ts": r.feedback_ts,
         "imputed": r.imputed,
     }
+    if d.position:  # slates (absent otherwise, so a log without them exports as before)
+        obj["_eddy"]["position"] = d.position
+        if d.taken:
+            obj["_eddy"]["taken"] = list(d.taken)
     return obj
 
 
@@ -197,9 +202,20 @@ def from_dsjson(obj: dict[str, Any] | DSJsonLine, *, default_id: str = "dsjson",
         seed=eddy.seed or 0,
         feature_net_version=eddy.feature_net_version or "unknown",
         user_weights_version=eddy.user_weights_version or 0,
+        position=eddy.position or 0,
+        taken=tuple(eddy.taken or ()),
     )
+    _check_slate(decision.position, decision.taken, chosen, n)
     reward = eddy.reward if eddy.reward is not None else -line.label_cost
     return LoggedRound(decision, float(reward), eddy.feedback_ts, imputed=bool(eddy.imputed), origin=origin)
+
+
+def _check_slate(position: int, taken: tuple[int, ...], chosen: int, n: int) -> None:
+    if position >= n:
+        raise ReplayError(f"_eddy.position {position} with {n} actions")
+    if taken and (len(taken) != position or chosen in taken or max(taken) >= n):
+        raise ReplayError(f"_eddy.taken {list(taken)} at position {position}: one action per earlier position, "
+                          f"each below {n}, the chosen one ({chosen}) not among them")
 
 
 def write_dsjson(rounds: Iterable[LoggedRound], path: str | Path) -> int:
@@ -332,7 +348,7 @@ def _keys(r: DSJsonRead) -> tuple:
     """Every key replay reads from one line, in one tuple (one pass over the lines gathers them all)."""
     c, e = r.c, r.eddy or _NO_EDDY_READ
     return (c.multi, c.x, c.u, r.a, r.p, r.label_probability, r.label_cost, r.label_index, r.label_action,
-            r.event_id, e.ts, e.scores, e.user_id, e.seed, e.reward, e.feedback_ts, e.imputed)
+            r.event_id, e.ts, e.scores, e.user_id, e.seed, e.reward, e.feedback_ts, e.imputed, e.position, e.taken)
 
 
 def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
@@ -344,7 +360,7 @@ def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
                                       pmf=[], scores=[], chosen=[], propensity=[], seed=[], record=lines.round)
         return DSJsonColumns(empty, np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
     (multis, contexts, users_u, a_lists, p_lists, propensity, cost, label_index, label_action, request_id,
-     ts, scores, users, seed, reward, feedback_ts, imputed) = zip(*map(_keys, rows))
+     ts, scores, users, seed, reward, feedback_ts, imputed, position, taken) = zip(*map(_keys, rows))
     counts = np.fromiter(map(len, multis), dtype=np.intp, count=m)
     if None in label_index:
         label_index = [li if li is not None else (la - 1 if la is not None else -1)
@@ -388,6 +404,14 @@ def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
         seed = [x or 0 for x in seed]
     if None in reward:
         reward = [-c if r is None else r for r, c in zip(reward, cost)]
+    position = [p or 0 for p in position]
+    taken = [t or () for t in taken]
+    if any(position):  # slates: each line's position and taken actions checked as from_dsjson checks them
+        for j, (p, t, c, n) in enumerate(zip(position, taken, chosen.tolist(), counts.tolist())):
+            try:
+                _check_slate(p, t, c, n)
+            except ReplayError as exc:
+                raise lines.fail(j, str(exc)) from None
     decisions = DecisionColumns.build(
         request_id=request_id,
         user_id=users,
@@ -402,6 +426,8 @@ def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
         seed=seed,
         record=lambda j: lines.round(j).decision,
         origin=lines.origin,
+        position=position,
+        taken=taken,
     )
     reward = np.array(reward, dtype=np.float64)
     feedback_ts = np.array(feedback_ts, dtype=np.float64)  # None -> NaN

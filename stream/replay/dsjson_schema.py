@@ -70,6 +70,10 @@ class EddyBlock(Struct, kw_only=True):
     reward: float | None = None
     feedback_ts: float | None = None
     imputed: bool | None = None
+    position: Annotated[int, Meta(ge=0, description="slate position of this decision, 0-based (absent: 0)")] | None = None
+    taken: Annotated[list[Annotated[int, Meta(ge=0)]], Meta(
+        description="0-based indices into c._multi of the actions earlier positions of the slate took, in "
+                    "position order (absent: none known; else one per earlier position)")] | None = None
 
 
 Probability = Annotated[float, Meta(gt=0, le=1)]
@@ -123,6 +127,8 @@ class EddyRead(Struct, kw_only=True, gc=False):
     reward: float | None = None
     feedback_ts: float | None = None
     imputed: bool | None = None
+    position: Annotated[int, Meta(ge=0)] | None = None
+    taken: tuple[Annotated[int, Meta(ge=0)], ...] | None = None
 
 
 class DSJsonRead(Struct, kw_only=True, gc=False):
