@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     from stream.replay.evaluate import parse_estimators
     from stream.replay.pipeline import LearnOptions, ReplayOptions, learn_and_replay, replay
-    from stream.replay.report import default_output, format_table, write_json, write_plot
+    from stream.replay.report import default_output, format_table, sig, write_json, write_plot
     from stream.replay.targets import parse_target
 
     settings = config.from_args(args)
@@ -150,6 +150,13 @@ def run(args: argparse.Namespace) -> int:
         pos = report["positions"]
         print(f"positions: {pos['len_list']} ({', '.join(map(str, pos['rounds_per_position']))} rounds); values are "
               "the expected reward per position, averaged over positions")
+        slate = pos["slate_estimates"]
+        print(f"slate estimates ({slate['value']}; {slate['slates']} complete slates, "
+              f"{slate['incomplete_slates_dropped']} incomplete dropped)" + (f": {slate['error']}" if "error" in slate else ""))
+        for label, values in slate["policies"].items():
+            print(f"  {label}: " + ", ".join(
+                f"{name} {sig(v['value'])}" + (f" [{sig(v['lower'])}, {sig(v['upper'])}]" if v.get("lower") is not None else "")
+                for name, v in values.items()))
     print(format_table(results, on_policy_value=report["on_policy_value"], n_rounds=log.n_rounds, alpha=args.alpha))
     now = time.time()
     json_path = write_json(args.output_json or default_output("replay", "json", now=now), report)

@@ -20,7 +20,7 @@ from stream.config import Settings
 from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog
 from stream.replay.errors import ReplayError
 from stream.replay.evaluate import PolicyResult, Target, evaluate, resolve_target
-from stream.replay.positions import keep_positions, position_summary
+from stream.replay.positions import keep_positions, position_summary, slate_estimates
 from stream.replay.slicing import SliceRequest
 from stream.replay.source import LoadedLog, load_rounds
 from stream.replay.targets import TargetSpec
@@ -96,7 +96,9 @@ def _load(settings: Settings, req: SliceRequest, options: ReplayOptions) -> tupl
     return loaded, keep_positions(loaded.log, options.len_list), time.perf_counter() - t0
 
 
-def _estimate(settings: Settings, log: BanditLog, options: ReplayOptions, first: list[Target]) -> tuple[list[PolicyResult], dict]:
+def _estimate(settings: Settings, log: BanditLog, options: ReplayOptions,
+              first: list[Target]) -> tuple[list[PolicyResult], dict, dict]:
+    """Per-round estimates of every target, the timing, and the slate estimates (empty without slates)."""
     t0 = time.perf_counter()
     seen = {t.label for t in first}
     targets = list(first)
@@ -108,14 +110,18 @@ def _estimate(settings: Settings, log: BanditLog, options: ReplayOptions, first:
     results = evaluate(log, targets, estimators=options.estimators, n_bootstrap=options.n_bootstrap,
                        alpha=options.alpha, seed=options.seed, context_dim=options.context_dim,
                        reward_model=options.reward_model)
+    slate = {}
+    if log.positions.any():  # slates: the slate estimators too, over complete slates
+        slate = slate_estimates(log, [(t.label, t.action_dist) for t in targets], n_bootstrap=options.n_bootstrap,
+                                alpha=options.alpha, seed=options.seed)
     t2 = time.perf_counter()
-    return results, {"targets_s": t1 - t0, "estimate_s": t2 - t1}
+    return results, {"targets_s": t1 - t0, "estimate_s": t2 - t1}, slate
 
 
 def _report(req: SliceRequest, loaded: LoadedLog, log: BanditLog, options: ReplayOptions,
-            results: list[PolicyResult], timing: dict) -> dict[str, Any]:
+            results: list[PolicyResult], timing: dict, slate: dict) -> dict[str, Any]:
     work = timing.get("targets_s", 0.0) + timing.get("estimate_s", 0.0)
-    positions = {"positions": position_summary(log)} if log.positions.any() else {}
+    positions = {"positions": {**position_summary(log), "slate_estimates": slate}} if log.positions.any() else {}
     return {
         "command": "replay",
         "created_at": time.time(),
@@ -147,9 +153,9 @@ def replay(settings: Settings, req: SliceRequest, options: ReplayOptions) -> Rep
     if not options.targets:
         raise ReplayError("no target policy given (--policy)")
     loaded, log, read_s = _load(settings, req, options)
-    results, timing = _estimate(settings, log, options, [])
+    results, timing, slate = _estimate(settings, log, options, [])
     timing = {"read_s": read_s, **timing}
-    return ReplayOutcome(_report(req, loaded, log, options, results, timing), results, log,
+    return ReplayOutcome(_report(req, loaded, log, options, results, timing, slate), results, log,
                          {"summary": loaded.stats.summary()})
 
 
@@ -168,9 +174,9 @@ def learn_and_replay(settings: Settings, req: SliceRequest, options: ReplayOptio
                      (f"trained on {train_log.n_rounds} decisions up to ts {train_log.ts.max():.3f} with "
                       f"vw {' '.join(vw_command)}",))
     saved = str(save_vw(ws, learn.save_model)) if learn.save_model else None
-    results, timing = _estimate(settings, test_log, options, [learned])
+    results, timing, slate = _estimate(settings, test_log, options, [learned])
     timing = {"read_s": read_s, "train_s": train_s, **timing}
-    report = _report(req, loaded, test_log, options, results, timing)
+    report = _report(req, loaded, test_log, options, results, timing, slate)
     report["learn"] = {
         "vw_args": vw_command,
         "passes": learn.passes,

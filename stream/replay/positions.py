@@ -78,3 +78,44 @@ def position_summary(log: BanditLog) -> dict[str, Any]:
         "value": "the mean over rounds, one round per (slate, position): the expected reward per position, "
                  "averaged over positions; times len_list for a full slate's total",
     }
+
+
+def slate_estimates(log: BanditLog, targets: list[tuple[str, np.ndarray]], *, n_bootstrap: int, alpha: float,
+                    seed: int) -> dict[str, Any]:
+    """The slate estimators (:mod:`bandits.ope.slate`) of every target on the log's complete slates: those with
+    all of the log's ``len_list`` positions (a position without an outcome is dropped by the join unless
+    ``--missing-reward`` gives it one). Values are a slate's expected total reward; the intervals share one
+    bootstrap over slates."""
+    from bandits.errors import BanditError
+    from bandits.ope.bootstrap import shared_intervals
+    from bandits.ope.slate import SLATE_ESTIMATORS
+
+    length = int(log.positions.max()) + 1
+    ids = log.request_ids.astype(str)
+    slates, slate, count = np.unique(ids, return_inverse=True, return_counts=True)
+    complete = count[slate] == length  # positions are unique per slate (the join keeps one row each)
+    out: dict[str, Any] = {"len_list": length, "slates": int((count == length).sum()),
+                           "incomplete_slates_dropped": int((count != length).sum()),
+                           "value": f"the expected total reward of a slate of {length} positions", "policies": {}}
+    if not complete.any():
+        out["error"] = f"no slate has all {length} positions joined (give the others a reward with --missing-reward)"
+        return out
+    rows = np.flatnonzero(complete)
+    arrays = dict(slate_id=slate[rows], position=log.positions[rows], reward=log.reward[rows],
+                  position_pscore=log.pscore[rows])
+    pending = []
+    for label, dist in targets:
+        target = dist[rows, log.action[rows]]
+        for name, cls in SLATE_ESTIMATORS.items():
+            try:
+                terms = cls().terms(**arrays, evaluation_position_pscore=target)
+            except BanditError as exc:
+                out["policies"].setdefault(label, {})[name] = {"value": None, "error": str(exc)}
+                continue
+            out["policies"].setdefault(label, {})[name] = {"value": terms.value(), "lower": None, "upper": None}
+            pending.append((label, name, terms))
+    if n_bootstrap > 0 and pending:
+        for (label, name, _), (lower, upper) in zip(pending, shared_intervals(
+                [t for _, _, t in pending], n_bootstrap=n_bootstrap, alpha=alpha, seed=seed)):
+            out["policies"][label][name].update(lower=lower, upper=upper)
+    return out

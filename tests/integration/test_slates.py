@@ -68,6 +68,7 @@ def test_a_position_aware_log_survives_the_worker_export_and_replay(settings, li
     out = replay(s, kafka_slice(), options)
     assert out.log.n_rounds == 2 * N and sorted(set(out.log.positions.tolist())) == [1, 2]
     assert out.report["positions"]["rounds_per_position"] == [0, N, N]
+    assert out.report["positions"]["slate_estimates"]["slates"] == 0  # position 0 has no outcome: no full slate
     logging = {r.label: r for r in out.results}["logging"]
     assert logging.estimates["ips"].value == pytest.approx(1.5)
     greedy = {r.label: r for r in out.results}["greedy"]
@@ -91,3 +92,7 @@ def test_a_position_aware_log_survives_the_worker_export_and_replay(settings, li
     written = json.loads(report.read_text())
     assert written["n_rounds"] == 2 * N and written["positions"]["rounds_per_position"] == [N, N]
     assert written["policies"][0]["estimates"]["ips"]["value"] == pytest.approx(0.5)
+    slate = written["positions"]["slate_estimates"]  # slates of 2 positions: rewards 0 and 1, total 1
+    assert slate["slates"] == N and slate["incomplete_slates_dropped"] == 0
+    assert slate["policies"]["logging"]["slate-ips"]["value"] == pytest.approx(1.0)
+    assert slate["policies"]["logging"]["slate-rips"]["value"] == pytest.approx(1.0)

@@ -15,7 +15,7 @@ from stream.replay.dsjson import iter_dsjson, read_dsjson_columns, write_dsjson
 from stream.replay.errors import ReplayError
 from stream.replay.evaluate import evaluate, resolve_target
 from stream.replay.obp import bandit_feedback
-from stream.replay.positions import keep_positions, position_summary, restrict_to_free
+from stream.replay.positions import keep_positions, position_summary, restrict_to_free, slate_estimates
 from stream.replay.rounds import join_outcomes
 from stream.replay.targets import parse_target
 
@@ -134,3 +134,21 @@ def test_restrict_to_free_leaves_rows_without_slates_alone():
     dist = np.array([[0.2, 0.8], [0.5, 0.5]])
     out = restrict_to_free(dist, np.zeros((2, 2), dtype=bool), np.zeros((2, 2)), np.ones((2, 2), dtype=bool))
     assert out is dist
+
+
+def test_slate_estimates_use_complete_slates_and_give_the_logging_policy_its_mean_slate_total():
+    decisions, outcomes = slate_log(n=40)
+    dropped = {"r0", "r1"}  # two slates lose their last position's outcome
+    kept = [o for o in outcomes if not (o.decision.request_id in dropped and o.decision.position == 2)]
+    log = BanditLog.from_rounds(join_outcomes(decisions, kept, missing_reward=None)[0])
+    logging = resolve_target(parse_target("logging"), log)
+    greedy = resolve_target(parse_target("greedy"), log)
+    out = slate_estimates(log, [("logging", logging.action_dist), ("greedy", greedy.action_dist)],
+                          n_bootstrap=100, alpha=0.05, seed=0)
+    assert out["len_list"] == 3 and out["slates"] == 38 and out["incomplete_slates_dropped"] == 2
+    full = np.isin(log.request_ids.astype(str), sorted(dropped), invert=True)
+    mean_total = log.reward[full].sum() / 38
+    for name in ("slate-ips", "slate-rips"):
+        v = out["policies"]["logging"][name]
+        assert v["value"] == pytest.approx(mean_total) and v["lower"] <= mean_total <= v["upper"]
+        assert np.isfinite(out["policies"]["greedy"][name]["value"])
