@@ -32,6 +32,10 @@ SCHEMA_PATH = Path("docs/schemas/formats/dsjson.json")
 
 FeatureValue = str | float | int | bool
 Features = dict[str, FeatureValue]
+Position = Annotated[int, Meta(ge=0, description="slates: the 0-based position this decision filled (absent: 0)")]
+ActionIndex = Annotated[int, Meta(ge=0)]
+TAKEN = Meta(description="slates: 0-based indices into c._multi of the actions earlier positions took, in position "
+                         "order (absent: none known; else one per earlier position, the chosen action not among them)")
 
 
 class ActionId(Struct, kw_only=True, gc=False):
@@ -70,10 +74,8 @@ class EddyBlock(Struct, kw_only=True):
     reward: float | None = None
     feedback_ts: float | None = None
     imputed: bool | None = None
-    position: Annotated[int, Meta(ge=0, description="slate position of this decision, 0-based (absent: 0)")] | None = None
-    taken: Annotated[list[Annotated[int, Meta(ge=0)]], Meta(
-        description="0-based indices into c._multi of the actions earlier positions of the slate took, in "
-                    "position order (absent: none known; else one per earlier position)")] | None = None
+    position: Position | None = None
+    taken: Annotated[list[ActionIndex], TAKEN] | None = None
 
 
 Probability = Annotated[float, Meta(gt=0, le=1)]
@@ -127,8 +129,8 @@ class EddyRead(Struct, kw_only=True, gc=False):
     reward: float | None = None
     feedback_ts: float | None = None
     imputed: bool | None = None
-    position: Annotated[int, Meta(ge=0)] | None = None
-    taken: tuple[Annotated[int, Meta(ge=0)], ...] | None = None
+    position: Position | None = None
+    taken: Annotated[tuple[ActionIndex, ...], TAKEN] | None = None
 
 
 class DSJsonRead(Struct, kw_only=True, gc=False):
