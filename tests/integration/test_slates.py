@@ -96,3 +96,20 @@ def test_a_position_aware_log_survives_the_worker_export_and_replay(settings, li
     assert slate["slates"] == N and slate["incomplete_slates_dropped"] == 0
     assert slate["policies"]["logging"]["slate-ips"]["value"] == pytest.approx(1.0)
     assert slate["policies"]["logging"]["slate-rips"]["value"] == pytest.approx(1.0)
+
+
+def test_each_position_without_a_reward_gets_its_own_default_reward(settings, live_model, worker_thread):
+    s = dataclasses.replace(settings, policy="softmax:temperature=0.5", reward_wait_s=2.0, default_reward=-0.5)
+    client = EddyClient(s)
+    with worker_thread(s):
+        client.send(Query("w1", "u1", time.time(), {"hour": 3.0}, ITEMS, k=3))
+        client.flush()
+        decisions = {d.get("position", 0): d for d in read_json(s, "decisions", n=3, timeout_s=60)}
+        second = decisions[1]["candidates"][decisions[1]["chosen_index"]]["id"]
+        client.send(Feedback("w1", "u1", second, 1.0, time.time(), position=1))
+        client.flush()
+        outcomes = read_json(s, "outcomes", n=3, timeout_s=60)
+    got = sorted((o["decision"].get("position", 0), o["item_id"], o["reward"],
+                  o.get("default", False)) for o in outcomes)
+    chosen = {j: d["candidates"][d["chosen_index"]]["id"] for j, d in decisions.items()}
+    assert got == [(0, chosen[0], -0.5, True), (1, second, 1.0, False), (2, chosen[2], -0.5, True)]
