@@ -530,15 +530,13 @@ class Engine:
         shown its predictions already: deciding again could show one item and log
         another, so the stored prediction and decision are re-emitted byte for byte.
         """
-        stored = state.load_decisions({slates.slot_key(q.request_id, j): r.partition
-                                       for r, q in queries for j in range(q.k)})
+        slots = {slates.slot_key(q.request_id, j): r.partition for r, q in queries for j in range(q.k)}
+        stored = state.load_decisions(slots)
         if not stored:
             return queries
         # Held feedback that the deciding batch applied is that batch's output: re-emitted with it.
         markers = {r: _marker_decoder.decode(v)
-                   for r, v in state.load_applied({slot: partition for slot, partition in
-                                                   ((slates.slot_key(q.request_id, j), r.partition)
-                                                    for r, q in queries for j in range(q.k)) if slot in stored}).items()}
+                   for r, v in state.load_applied({k: p for k, p in slots.items() if k in stored}).items()}
         fresh = []
         for r, q in queries:
             if q.request_id not in stored:

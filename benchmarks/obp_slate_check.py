@@ -1,0 +1,150 @@
+"""Eddy's slate estimators against Open Bandit Pipeline 0.5.7, on OBP's own SyntheticSlateBanditDataset.
+
+``python -m benchmarks.obp_slate_check`` uses the virtualenv of :mod:`benchmarks.obp_check`
+(``.cache/obp-venv``, made on first use; never a dependency of Eddy). In it, a child process
+draws slates from ``obp.dataset.SyntheticSlateBanditDataset`` (Plackett-Luce over a linear
+behaviour policy's logits: what the worker's slates are, :mod:`stream.engine.slates`), takes two
+evaluation policies (softmax over other logits), and computes OBP's ``SlateStandardIPS``
+(``pscore`` = the slate's probability) and ``SlateRewardInteractionIPS`` (``pscore_cascade`` = the
+prefix's probability), and the ground truth by OBP's enumeration. Back here, Eddy's
+``slate-ips`` and ``slate-rips`` (:mod:`bandits.ope.slate`) get each position's probability given
+the items above it, as the worker logs them: ``pscore_cascade[j] / pscore_cascade[j-1]``. Every
+pair must agree to ``--tolerance`` (default 1e-9). Results go to
+``benchmarks/results/obp-slate-check-<timestamp>.json`` and a table on stdout.
+
+When obp cannot be installed the check prints ``SKIPPED: <why>`` and exits 0 (``--require``: 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.obp_check import OBP, RESULTS, ROOT, TORCH_STAND_IN, VENV, ensure_venv
+
+CHILD = TORCH_STAND_IN + r'''
+import json
+import numpy as np
+import obp
+from obp.dataset import SyntheticSlateBanditDataset, linear_behavior_policy_logit, logistic_reward_function
+from obp.ope import SlateRewardInteractionIPS, SlateStandardIPS
+
+args = json.loads(sys.argv[1])
+out = {"obp_version": obp.__version__, "worlds": []}
+arrays = {}
+for w, structure in enumerate(args["structures"]):
+    ds = SyntheticSlateBanditDataset(n_unique_action=args["n_actions"], len_list=args["len_list"], dim_context=2,
+                                     reward_type="binary", reward_structure=structure,
+                                     base_reward_function=logistic_reward_function,
+                                     behavior_policy_function=linear_behavior_policy_logit,
+                                     random_state=args["seed"] + w)
+    fb = ds.obtain_batch_bandit_feedback(n_rounds=args["n_rounds"], return_pscore_item_position=False)
+    rng = np.random.default_rng(args["seed"] + w)
+    world = {"reward_structure": structure, "targets": {}}
+    arrays[f"w{w}_slate_id"], arrays[f"w{w}_position"] = fb["slate_id"], fb["position"]
+    arrays[f"w{w}_reward"], arrays[f"w{w}_pscore_cascade"] = fb["reward"], fb["pscore_cascade"]
+    for t, scale in enumerate((0.5, 2.0)):
+        logit = rng.normal(scale=scale, size=(fb["n_rounds"], args["n_actions"]))
+        pscore, cascade, _ = ds.obtain_pscore_given_evaluation_policy_logit(
+            action=fb["action"], evaluation_policy_logit_=logit, return_pscore_item_position=False)
+        label = f"softmax(normal logits, sd={scale})"
+        world["targets"][label] = {
+            "slate-ips": float(SlateStandardIPS(len_list=args["len_list"]).estimate_policy_value(
+                slate_id=fb["slate_id"], reward=fb["reward"], position=fb["position"], pscore=fb["pscore"],
+                evaluation_policy_pscore=pscore)),
+            "slate-rips": float(SlateRewardInteractionIPS(len_list=args["len_list"]).estimate_policy_value(
+                slate_id=fb["slate_id"], reward=fb["reward"], position=fb["position"],
+                pscore_cascade=fb["pscore_cascade"], evaluation_policy_pscore_cascade=cascade)),
+            "truth": float(ds.calc_ground_truth_policy_value(context=fb["context"], evaluation_policy_logit_=logit)),
+        }
+        arrays[f"w{w}_t{t}_cascade"] = cascade
+    out["worlds"].append(world)
+np.savez(args["arrays"], **arrays)
+print(json.dumps(out))
+'''
+
+
+def conditional(cascade: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """Each position's probability given the positions above it, from the prefixes' probabilities (rows in
+    (slate, position) order, as OBP writes them)."""
+    previous = np.concatenate([[1.0], cascade[:-1]])  # the row above: the same slate's previous position
+    return np.where(position == 0, cascade, cascade / previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bandits.ope.slate import SLATE_ESTIMATORS
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.obp_slate_check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=2_000, help="slates per world (default 2,000)")
+    parser.add_argument("--actions", type=int, default=8)
+    parser.add_argument("--len-list", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--tolerance", type=float, default=1e-9)
+    parser.add_argument("--require", action="store_true", help="exit 1 instead of skipping when obp is unavailable")
+    parser.add_argument("--output", default=None, help="default: benchmarks/results/obp-slate-check-<timestamp>.json")
+    args = parser.parse_args(argv)
+    python, how = ensure_venv()
+    if python is None:
+        print(f"SKIPPED: the OBP slate check needs {OBP} in {VENV}: {how}")
+        return 1 if args.require else 0
+    structures = ["independent", "cascade_additive", "standard_additive"]
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays_path = Path(tmp) / "arrays.npz"
+        child_args = {"n_rounds": args.rounds, "n_actions": args.actions, "len_list": args.len_list,
+                      "seed": args.seed, "arrays": str(arrays_path), "structures": structures}
+        done = subprocess.run([str(python), "-c", CHILD, json.dumps(child_args)], capture_output=True, text=True,
+                              timeout=1800)
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            print("FAILED: the obp side did not run")
+            return 1
+        obp_side = json.loads(done.stdout.strip().splitlines()[-1])
+        with np.load(arrays_path) as data:
+            arrays = {k: data[k] for k in data.files}
+    rows, worst = [], 0.0
+    for w, world in enumerate(obp_side["worlds"]):
+        position = arrays[f"w{w}_position"]
+        logged = conditional(arrays[f"w{w}_pscore_cascade"], position)
+        for t, (label, values) in enumerate(world["targets"].items()):
+            target = conditional(arrays[f"w{w}_t{t}_cascade"], position)
+            for name, cls in SLATE_ESTIMATORS.items():
+                ours = cls().estimate_policy_value(slate_id=arrays[f"w{w}_slate_id"], position=position,
+                                                   reward=arrays[f"w{w}_reward"], position_pscore=logged,
+                                                   evaluation_position_pscore=target)
+                diff = abs(ours - values[name])
+                worst = max(worst, diff)
+                rows.append({"reward_structure": world["reward_structure"], "target": label, "estimator": name,
+                             "obp": values[name], "eddy": ours, "abs_diff": diff, "truth": values["truth"]})
+    ok = worst <= args.tolerance
+    print(f"{'reward structure':<18} {'target':<30} {'estimator':<10} {'OBP':>11} {'Eddy':>11} {'|diff|':>8} "
+          f"{'truth':>8}")
+    for r in rows:
+        print(f"{r['reward_structure']:<18} {r['target']:<30} {r['estimator']:<10} {r['obp']:>11.7f} "
+              f"{r['eddy']:>11.7f} {r['abs_diff']:>8.1e} {r['truth']:>8.5f}")
+    print(f"{'PASS' if ok else 'FAIL'}: largest |Eddy - OBP| {worst:.2e} over {len(rows)} estimates "
+          f"(tolerance {args.tolerance:g}); obp {obp_side['obp_version']}, venv {how}")
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = Path(args.output) if args.output else RESULTS / f"obp-slate-check-{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "command": "python -m benchmarks.obp_slate_check " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "obp_version": obp_side["obp_version"],
+        "dataset": f"obp.dataset.SyntheticSlateBanditDataset(n_unique_action={args.actions}, "
+                   f"len_list={args.len_list}, dim_context=2, reward_type=binary, linear_behavior_policy_logit)",
+        "n_slates": args.rounds, "seed": args.seed, "tolerance": args.tolerance, "max_abs_diff": worst, "pass": ok,
+        "rows": rows, "python": platform.python_version(),
+    }, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
