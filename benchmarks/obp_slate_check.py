@@ -53,7 +53,7 @@ for w, structure in enumerate(args["structures"]):
     arrays[f"w{w}_reward"], arrays[f"w{w}_pscore_cascade"] = fb["reward"], fb["pscore_cascade"]
     for t, scale in enumerate((0.5, 2.0)):
         logit = rng.normal(scale=scale, size=(fb["n_rounds"], args["n_actions"]))
-        pscore, cascade, _ = ds.obtain_pscore_given_evaluation_policy_logit(
+        pscore, _, cascade = ds.obtain_pscore_given_evaluation_policy_logit(
             action=fb["action"], evaluation_policy_logit_=logit, return_pscore_item_position=False)
         label = f"softmax(normal logits, sd={scale})"
         world["targets"][label] = {
