@@ -4,7 +4,8 @@ Each estimator has ``estimate_policy_value(*, reward, action, pscore,
 action_dist, estimated_rewards=None)`` and ``estimate_interval(..., alpha,
 n_bootstrap_samples, random_state)``; shapes are in :mod:`bandits.ope.base`.
 Its hyperparameters are its constructor arguments; :func:`make_estimator`
-builds one from a spec such as ``"switch-dr:lambda=100"``.
+builds one from a spec such as ``"switch-dr:lambda=100"``. The slate estimators
+(:mod:`bandits.ope.slate`, ``SLATE_ESTIMATORS``) take slates logged position by position instead.
 
 >>> sorted(ESTIMATORS)
 ['dm', 'dr', 'dros', 'ips', 'sg-dr', 'sg-ips', 'sndr', 'snips', 'switch-dr']
@@ -22,6 +23,7 @@ from bandits.ope.dm import DirectMethod
 from bandits.ope.dr import DoublyRobust
 from bandits.ope.dros import DoublyRobustWithShrinkage
 from bandits.ope.ips import InverseProbabilityWeighting
+from bandits.ope.slate import SLATE_ESTIMATORS, SlateRewardInteractionIPS, SlateStandardIPS
 from bandits.ope.snips import SelfNormalizedIPW
 from bandits.ope.sndr import SelfNormalizedDoublyRobust
 from bandits.ope.subgaussian import SubGaussianDoublyRobust, SubGaussianIPW
@@ -80,6 +82,9 @@ __all__ = [
     "InverseProbabilityWeighting",
     "SelfNormalizedDoublyRobust",
     "SelfNormalizedIPW",
+    "SLATE_ESTIMATORS",
+    "SlateRewardInteractionIPS",
+    "SlateStandardIPS",
     "SubGaussianDoublyRobust",
     "SubGaussianIPW",
     "SwitchDoublyRobust",

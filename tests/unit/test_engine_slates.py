@@ -150,3 +150,16 @@ def test_a_slate_read_again_is_re_emitted_byte_for_byte(engine):
     assert again.counts["predictions_redelivered"] == 1
     twice = run(engine, MemoryState(), [rec, rec])  # the same request twice in one batch
     assert len(decisions_of(twice)) == 6 and len(twice.outputs.predictions) == 2
+
+
+def test_a_learning_policy_learns_from_the_decision_of_the_feedbacks_position(model):  # noqa: F811
+    from tests.unit.test_engine_learning import RecordingPolicy
+
+    policy = RecordingPolicy()
+    engine = Engine(model, policy, learner="river", join_window_s=60.0, seed=7, clock=lambda: T0)
+    state, log = MemoryState(), Log()
+    ds = decisions_of(run(engine, state, [log.rec(slate_query("r1"))]))
+    batch = run(engine, state, [log.rec(Feedback("r1", "u1", ds[2].chosen_item, 0.5, T0 + 1, position=2))])
+    assert batch.counts["policy_learned"] == 1
+    ((_, chosen, reward, propensity),) = policy.examples
+    assert (chosen, reward, propensity) == (ds[2].chosen_index, 0.5, ds[2].propensity)
