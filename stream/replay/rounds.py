@@ -12,9 +12,11 @@ join modes give the same rounds the live loop saw:
   (partition, offset) order, the order the worker applies it in: a request's
   feedback all lives in its user's partition.
 
-Either way, feedback for an item other than the chosen one (possible when a
-query asks for ``k > 1`` items) is no reward *for the logged action*, so it is
-counted (``other_item``) and the decision is treated as having no outcome.
+Either way, feedback for an item other than the chosen one is no reward *for
+the logged action*, so it is counted (``other_item``) and the decision is
+treated as having no outcome. A slate (``k > 1``) logs one decision per
+position and feedback names its position: the join key is (request id,
+position) (:func:`stream.engine.slates.slot_key`).
 Decisions with no outcome get ``missing_reward`` when one is given, otherwise
 they are dropped; :class:`JoinStats` says how many of each.
 
