@@ -59,6 +59,9 @@ class EventError(EddyError, ValueError):
 
 
 Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+# A request id names a join key: no control characters, so the unit separator that keys a slate's
+# later positions (stream/engine/slates.py) can never come from an application's own id.
+RequestId = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH, pattern="^[^\\x00-\\x1f]+$")]
 Name = Annotated[str, Meta(max_length=MAX_NAME_LENGTH)]
 Timestamp = Annotated[float, Meta(ge=0, le=MAX_TIMESTAMP_S, description="epoch seconds")]
 Reward = Annotated[float, Meta(ge=-MAX_ABS_REWARD, le=MAX_ABS_REWARD)]
@@ -97,7 +100,7 @@ class Query(_Event, tag_field="schema", tag="eddy.query/1", omit_defaults=True):
     replacement, one decision logged per position (docs/design.md, "Slates")."""
 
     SCHEMA: ClassVar[str] = "eddy.query/1"
-    request_id: Id
+    request_id: RequestId
     user_id: Id
     ts: Timestamp
     context: Features
@@ -129,7 +132,7 @@ class _QueryIn(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.quer
     choice, which a deployment in apprentice mode serves (absent: the first candidate).
     """
 
-    request_id: Id
+    request_id: RequestId
     user_id: Id
     ts: Timestamp
     candidates: Annotated[tuple[Item | Id, ...], Meta(min_length=1, max_length=MAX_CANDIDATES)]
@@ -148,7 +151,7 @@ class Feedback(_Event, tag_field="schema", tag="eddy.feedback/1", omit_defaults=
     ``k`` > 1 items; it joins the decision logged for that position (absent: 0)."""
 
     SCHEMA: ClassVar[str] = "eddy.feedback/1"
-    request_id: Id
+    request_id: RequestId
     user_id: Id
     item_id: Id
     reward: Reward
@@ -178,7 +181,7 @@ class Prediction(_Event, tag_field="schema", tag="eddy.prediction/1"):
     """
 
     SCHEMA: ClassVar[str] = "eddy.prediction/1"
-    request_id: Id
+    request_id: RequestId
     user_id: Id
     ranked: tuple[RankedItem, ...]
     chosen: tuple[Id, ...]
@@ -202,7 +205,7 @@ class _PredictionOut(Struct, frozen=True, gc=False, tag_field="schema", tag="edd
     ready by the query's deadline (absent when none were). ``coarsened``: the candidates whose features came
     from a feature-cache entry computed for a similar input (LSH coarsening; absent when none did)."""
 
-    request_id: Id
+    request_id: RequestId
     user_id: Id
     ranked: tuple[RankedItem, ...]
     chosen: tuple[Id, ...]
@@ -250,7 +253,7 @@ class Decision(_Event, tag_field="schema", tag="eddy.decision/1", omit_defaults=
     """
 
     SCHEMA: ClassVar[str] = "eddy.decision/1"
-    request_id: Id
+    request_id: RequestId
     user_id: Id
     ts: Timestamp
     context: Features | None
@@ -338,7 +341,7 @@ class ModelUpdate(_Event, tag_field="schema", tag="eddy.model_update/1"):
     feature_net_version: Name
     version: Count | Name  # user-weights version (observations applied) or feature-net version
     user_id: Id | None
-    request_id: Id | None
+    request_id: RequestId | None
     summary: dict[str, float]
     ts: Timestamp
 

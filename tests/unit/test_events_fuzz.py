@@ -40,6 +40,7 @@ REASONS = {"empty", "oversized", "not_json", "not_object", "wrong_schema", "unkn
 # --------------------------------------------------------------- valid events
 
 ids = st.text(min_size=1, max_size=12)
+request_ids = st.text(st.characters(min_codepoint=0x20), min_size=1, max_size=12)  # no control characters
 timestamps = st.floats(0, events.MAX_TIMESTAMP_S)
 numbers = st.floats(-events.MAX_ABS_FEATURE, events.MAX_ABS_FEATURE)
 features = st.dictionaries(st.text(max_size=8), numbers | st.text(max_size=8), max_size=4)
@@ -55,11 +56,11 @@ def items(draw, min_size=1, max_size=6) -> tuple[events.Item, ...]:
 @st.composite
 def queries(draw) -> events.Query:
     cands = draw(items())
-    return events.Query(draw(ids), draw(ids), draw(timestamps), draw(features), cands,
+    return events.Query(draw(request_ids), draw(ids), draw(timestamps), draw(features), cands,
                         draw(st.integers(1, len(cands))))
 
 
-feedbacks = st.builds(events.Feedback, ids, ids, ids, st.floats(-events.MAX_ABS_REWARD, events.MAX_ABS_REWARD),
+feedbacks = st.builds(events.Feedback, request_ids, ids, ids, st.floats(-events.MAX_ABS_REWARD, events.MAX_ABS_REWARD),
                       timestamps)
 
 
@@ -70,7 +71,7 @@ def decisions(draw) -> events.Decision:
     pmf = tuple(draw(st.lists(probabilities, min_size=n, max_size=n)))
     chosen = draw(st.integers(0, n - 1))
     return events.Decision(
-        draw(ids), draw(ids), draw(timestamps), draw(features), cands,
+        draw(request_ids), draw(ids), draw(timestamps), draw(features), cands,
         tuple(draw(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=n, max_size=n))),
         pmf, chosen, pmf[chosen], draw(st.text(max_size=10)), draw(st.text(max_size=10)),
         draw(st.integers(0, events.MAX_SEED)), draw(st.text(max_size=5)), draw(st.integers(0, events.MAX_COUNT)))
@@ -250,3 +251,10 @@ def test_damaged_events_are_an_event_or_an_event_error(raw):
     """Each document goes to every decoder: a damaged query is also a feedback with the wrong schema."""
     for name in (*DECODERS, "json"):
         _decode_or_event_error(name, raw)
+
+
+def test_a_request_id_with_a_control_character_is_refused_by_name():
+    """The unit separator keys a slate's later positions: an application's id may never hold one."""
+    with pytest.raises(events.EventError, match="request_id"):
+        events.decode_feedback(b'{"schema":"eddy.feedback/1","request_id":"r1\\u001f2","user_id":"u",'
+                               b'"item_id":"a","reward":1,"ts":1}')
