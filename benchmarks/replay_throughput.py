@@ -16,7 +16,13 @@ functions (:mod:`stream.replay.pipeline`'s steps):
   default ridge, 2-fold cross-fitted), ips, snips, dm, dr and sndr for each
   target, their ESS and diagnostics (the hashed context and the reward model
   are also timed alone, as a breakdown);
-* **bootstrap**: the same with 1000 samples, minus the run without.
+* **bootstrap**: the same with 1000 samples, minus the run without;
+* **floors**, what no reader of these bytes through Python objects can beat:
+  msgspec skipping every key of the file (``decode_lines`` into an empty
+  Struct), msgspec decoding the file into replay's lean Struct
+  (:class:`~stream.replay.dsjson_schema.DSJsonRead`) and freeing it, and a bare
+  Kafka consume of each topic (``consume(20000)`` until every record is in,
+  nothing done per record).
 
 Each stage is the best of ``--repeat`` runs, in CPU seconds of this process
 (``time.process_time``: what one free core gives, so figures from a busy
@@ -78,6 +84,52 @@ def produce_log(settings, rounds) -> None:
         raise RuntimeError("the benchmark's records were not all delivered in 60 s")
 
 
+def bare_consume(settings, topic: str, expected: int) -> int:
+    """Every record of ``topic`` by ``consume`` calls alone (replay's fetch settings, nothing per record)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from stream.logread import BULK_FETCH
+
+    consumer = Consumer(settings.consumer_config(group=f"bench-bare-{uuid.uuid4().hex[:8]}",
+                                                 **{"enable.partition.eof": False}, **BULK_FETCH))
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        n, deadline = 0, time.monotonic() + 60
+        while n < expected and time.monotonic() < deadline:
+            n += len(consumer.consume(20_000, 0.5))
+        return n
+    finally:
+        consumer.close()
+
+
+def file_floors(path: Path, repeat: int) -> dict[str, dict[str, float]]:
+    """The cost of msgspec alone on the file's bytes: skipping every key, and decoding replay's lean view."""
+    import gc
+
+    import msgspec
+
+    from stream.replay.dsjson_schema import DSJsonRead
+
+    class Nothing(msgspec.Struct):
+        pass
+
+    buf = path.read_bytes()
+    skip, lean = msgspec.json.Decoder(Nothing), msgspec.json.Decoder(DSJsonRead)
+
+    def decode_and_free() -> None:
+        gc.disable()  # as the reader does
+        try:
+            lean.decode_lines(buf)
+        finally:
+            gc.enable()
+
+    out = {}
+    out["msgspec skips every key of the file"], _ = best_of(repeat, lambda: skip.decode_lines(buf))
+    out["msgspec decodes the file into DSJsonRead (and frees it)"], _ = best_of(repeat, decode_and_free)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.replay_throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10_000)
@@ -108,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         size = path.stat().st_size
         read["dsjson file"], loaded = best_of(
             args.repeat, lambda: load_rounds(settings, SliceRequest(source=str(path), **base), progress=False))
+        floors = file_floors(path, args.repeat)
     log = loaded.log
     kafka_note = None
     if not args.no_kafka:
@@ -122,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
                 args.repeat, lambda: load_rounds(kafka, SliceRequest(source="kafka", **base), progress=False))
             if from_kafka.log.n_rounds != log.n_rounds:
                 raise RuntimeError(f"Kafka gave {from_kafka.log.n_rounds} rounds, the file {log.n_rounds}")
+            for name in ("decisions", "outcomes"):
+                floors[f"bare consume of the {name} topic"], got = best_of(
+                    args.repeat, lambda: bare_consume(kafka, kafka.topic(name), len(rounds)))
+                if got < len(rounds):
+                    raise RuntimeError(f"the bare consume read {got} of {len(rounds)} {name}")
         except Exception as exc:  # noqa: BLE001 - the file's figures still stand; say why Kafka's are missing
             kafka_note = f"Kafka not measured: {exc}"
         finally:
@@ -161,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     for source, t in end_to_end.items():
         print(row(f"end to end, no bootstrap: {source}", t))
     print(row("bootstrap, 1000 samples, 15 estimates", bootstrap))
+    for name, t in floors.items():
+        print(row(f"floor: {name}", t))
+    for source, t in end_to_end.items():
+        rate = n / t["cpu_s"]
+        print(f"target 100,000 decisions/s (CPU), {source}: {'reached' if rate >= 100_000 else 'NOT reached'} "
+              f"({rate:,.0f}/s)")
     if kafka_note:
         print(kafka_note)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -173,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "read_s": read, "stages_s": stages, "breakdown_s": breakdown, "end_to_end_s": end_to_end,
         "end_to_end_decisions_per_s": {source: {"cpu": n / t["cpu_s"], "wall": n / t["wall_s"]}
                                        for source, t in end_to_end.items()},
-        "bootstrap_1000_s": bootstrap, "kafka_note": kafka_note,
+        "bootstrap_1000_s": bootstrap, "floors_s": floors, "kafka_note": kafka_note,
         "clock_note": "cpu: this process's CPU time (one free core); wall: elapsed on a shared machine",
         "python": platform.python_version(), "cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
     }, indent=2) + "\n")

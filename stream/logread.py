@@ -122,10 +122,11 @@ def _batch(msgs: list[Message], todo: set[int], ends: dict[int, int]) -> tuple[B
         msgs = [m for m in msgs if m.error() is None]
     parts = list(map(Message.partition, msgs))
     offsets = list(map(Message.offset, msgs))
-    inside = [p in todo and o < ends[p] for p, o in zip(parts, offsets)]
-    if not all(inside):
+    last = dict(zip(parts, offsets))  # a partition's records come in offset order: its last is its highest
+    if not all(p in todo and o < ends[p] for p, o in last.items()):
+        inside = [p in todo and o < ends[p] for p, o in zip(parts, offsets)]
         msgs, parts, offsets = (list(compress(c, inside)) for c in (msgs, parts, offsets))
-    last = dict(zip(parts, offsets))  # records of a partition come in offset order: the last one wins
+        last = dict(zip(parts, offsets))
     stamps = [ts / 1000.0 for _, ts in map(Message.timestamp, msgs)]
     return Batch(parts, offsets, stamps, list(map(Message.value, msgs))), last
 

@@ -250,13 +250,19 @@ def outcome_columns(values: Sequence[bytes | None], undecodable: Counter | None 
     """
     undecodable = Counter() if undecodable is None else undecodable
     records, _ = decode_batch(values, OutcomeRead, decode_outcome, undecodable, "outcomes")
+    m = len(records)
     return OutcomeColumns(
-        np.array([o.decision.request_id for o in records], dtype=str).reshape(-1),
-        np.array([o.item_id for o in records], dtype=str).reshape(-1),
-        np.fromiter((o.reward for o in records), dtype=np.float64, count=len(records)),
-        np.fromiter((o.feedback_ts for o in records), dtype=np.float64, count=len(records)),
-        _positions([o.decision.position for o in records]),
+        np.array(list(map(_decision_request_id, records)), dtype=str).reshape(-1),
+        np.array(list(map(_item_id, records)), dtype=str).reshape(-1),
+        np.fromiter(map(_reward, records), dtype=np.float64, count=m),
+        np.fromiter(map(_feedback_ts, records), dtype=np.float64, count=m),
+        _positions(list(map(_decision_position, records))),
     ), undecodable
+
+
+_decision_request_id, _item_id = attrgetter("decision.request_id"), attrgetter("item_id")
+_reward, _feedback_ts = attrgetter("reward"), attrgetter("feedback_ts")
+_decision_position = attrgetter("decision.position")
 
 
 def _positions(position: list[int]) -> np.ndarray | None:
