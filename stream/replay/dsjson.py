@@ -99,7 +99,7 @@ def to_dsjson(r: LoggedRound) -> dict[str, Any]:
     obj["Version"] = "1"
     obj["EventId"] = d.request_id
     obj["a"] = [k + 1 for k in order]
-    obj["c"] = {"u": {"user_id": d.user_id}, "x": dict(d.context), "_multi": _multi(d)}
+    obj["c"] = {"u": {"user_id": d.user_id}, "x": dict(d.context or {}), "_multi": _multi(d)}  # context may be null
     obj["p"] = [float(d.pmf[k]) for k in order]
     obj["_eddy"] = {
         "format": FORMAT_VERSION,
