@@ -22,7 +22,8 @@ functions (:mod:`stream.replay.pipeline`'s steps):
   Struct), msgspec decoding the file into replay's lean Struct
   (:class:`~stream.replay.dsjson_schema.DSJsonRead`) and freeing it, and a bare
   Kafka consume of each topic (``consume(20000)`` until every record is in,
-  nothing done per record).
+  nothing done per record), and msgspec decoding each record's value into
+  replay's lean Structs (:mod:`stream.replay.records`) and freeing them.
 
 Each stage is the best of ``--repeat`` runs, in CPU seconds of this process
 (``time.process_time``: what one free core gives, so figures from a busy
@@ -130,6 +131,34 @@ def file_floors(path: Path, repeat: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def kafka_decode_floors(rounds, repeat: int) -> dict[str, dict[str, float]]:
+    """msgspec alone on the records' values: each decision and outcome decoded into replay's lean view."""
+    import gc
+
+    import msgspec
+
+    from stream.events import Outcome, encode
+    from stream.replay.records import DecisionRead, OutcomeRead
+
+    out = {}
+    for name, kind, values in (
+            ("decisions", DecisionRead, [encode(r.decision) for r in rounds]),
+            ("outcomes", OutcomeRead, [encode(Outcome(r.decision, r.decision.chosen_item, r.reward, r.feedback_ts))
+                                       for r in rounds])):
+        decode = msgspec.json.Decoder(kind).decode
+
+        def decode_and_free() -> None:
+            gc.disable()
+            try:
+                list(map(decode, values))
+            finally:
+                gc.enable()
+
+        out[f"msgspec decodes the {name}' values into {kind.__name__} (and frees them)"], _ = best_of(
+            repeat, decode_and_free)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.replay_throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10_000)
@@ -175,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.repeat, lambda: load_rounds(kafka, SliceRequest(source="kafka", **base), progress=False))
             if from_kafka.log.n_rounds != log.n_rounds:
                 raise RuntimeError(f"Kafka gave {from_kafka.log.n_rounds} rounds, the file {log.n_rounds}")
+            floors.update(kafka_decode_floors(rounds, args.repeat))
             for name in ("decisions", "outcomes"):
                 floors[f"bare consume of the {name} topic"], got = best_of(
                     args.repeat, lambda: bare_consume(kafka, kafka.topic(name), len(rounds)))
