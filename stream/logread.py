@@ -91,11 +91,14 @@ def read_slice_batches(settings: Settings, topic: str, sl: Slice = Slice(), *, p
         bar = tqdm(total=total, desc=f"reading {topic}", unit="rec", file=sys.stderr, disable=not progress,
                    mininterval=1.0, leave=True)
         idle_since = time.monotonic()
+        left = total  # offsets still to read: no more records than that (fewer on a transactional topic)
         while todo:
-            msgs = consumer.consume(batch, 0.5)
+            # Asking for no more than are left returns as soon as they are in, not after the timeout.
+            msgs = consumer.consume(max(1, min(batch, left)), 0.5)
             if not msgs and time.monotonic() - idle_since > 30:
                 raise TimeoutError(f"reading {topic}: no progress for 30 s with {sorted(todo)} unfinished")
             out, last = _batch(msgs, todo, ends)
+            left -= len(out.values)
             if out.values:
                 idle_since = time.monotonic()
                 bar.update(len(out.values))
