@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 import uuid
@@ -234,9 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     shared = {k: sum(s[k] for s in stages.values()) for k in ("cpu_s", "wall_s")}
     end_to_end = {source: {k: r[k] + shared[k] for k in ("cpu_s", "wall_s")} for source, r in read.items()}
 
+    def rate(seconds: float) -> float:
+        return n / seconds if seconds > 0 else float("inf")  # a difference of two timings can be 0
+
     def row(name: str, t: dict[str, float]) -> str:
-        return (f"{name:<44} {t['cpu_s']:>8.3f} {n / t['cpu_s']:>11,.0f} {t['wall_s']:>8.3f} "
-                f"{n / t['wall_s']:>11,.0f}")
+        return (f"{name:<44} {t['cpu_s']:>8.3f} {rate(t['cpu_s']):>11,.0f} {t['wall_s']:>8.3f} "
+                f"{rate(t['wall_s']):>11,.0f}")
 
     print(f"{n} decisions, {log.n_actions} candidates each, {size / n:,.0f} bytes of DSJSON per decision")
     print(f"{'stage':<44} {'cpu s':>8} {'dec/s cpu':>11} {'wall s':>8} {'dec/s wall':>11}")
@@ -261,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output) if args.output else RESULTS / f"replay-throughput-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "command": "python -m benchmarks.replay_throughput " + " ".join(argv or []),
+        "command": " ".join(["python -m benchmarks.replay_throughput", *(sys.argv[1:] if argv is None else argv)]),
         "rounds": n, "n_actions": log.n_actions, "dsjson_bytes": size, "repeat": args.repeat,
         "reward_model": args.reward_model, "estimators": list(ESTIMATORS), "targets": list(TARGETS),
         "read_s": read, "stages_s": stages, "breakdown_s": breakdown, "end_to_end_s": end_to_end,
