@@ -183,7 +183,8 @@ def _replay_throughput(md_path: Path, json_path: Path) -> list[str]:
     n = t["rounds"]
 
     def row(name: str, s: dict) -> list[str]:
-        return [name, f"{s['cpu_s']:.3f}", _n(n / s["cpu_s"]), f"{s['wall_s']:.3f}", _n(n / s["wall_s"])]
+        return [name, f"{s['cpu_s']:.3f}", _n(n / s["cpu_s"] if s["cpu_s"] > 0 else None), f"{s['wall_s']:.3f}",
+                _n(n / s["wall_s"] if s["wall_s"] > 0 else None)]
 
     rows = [row(f"read + join: {k}", v) for k, v in t["read_s"].items()]
     rows += [row(k, v) for k, v in t["stages_s"].items()]
