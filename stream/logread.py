@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from itertools import compress
 from dataclasses import dataclass
+from itertools import compress
 from typing import Iterator
 
 from confluent_kafka import Consumer, Message, TopicPartition
