@@ -202,6 +202,9 @@ def _every_optional_field(rounds):
                 version_scores={"v1": d.scores, "v2": d.scores}, policy_snapshot=k,
                 context=None if k % 3 == 0 else d.context,
                 candidates=tuple(msgspec.structs.replace(c, features=None) for c in d.candidates))
+        if k % 4 == 3:  # a slate's third position: the two candidates the first two took, not the chosen one
+            d = msgspec.structs.replace(d, position=2,
+                                        taken=tuple(i for i in range(len(d.candidates)) if i != d.chosen_index)[:2])
         out.append(d)
     return out
 
