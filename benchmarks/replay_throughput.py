@@ -99,7 +99,7 @@ def bare_consume(settings, topic: str, expected: int) -> int:
         consumer.assign([TopicPartition(topic, p, 0) for p in parts])
         n, deadline = 0, time.monotonic() + 60
         while n < expected and time.monotonic() < deadline:
-            n += len(consumer.consume(20_000, 0.5))
+            n += len(consumer.consume(min(20_000, expected - n), 0.5))
         return n
     finally:
         consumer.close()
