@@ -174,6 +174,34 @@ def _ope(r: dict) -> list[str]:
     return out + [""]
 
 
+def _replay_throughput(md_path: Path, json_path: Path) -> list[str]:
+    """The newest ``python -m benchmarks.replay_throughput`` result, stage by stage (its own figures)."""
+    found = sorted(json_path.parent.glob("replay-throughput-*.json"))
+    if not found:
+        return []
+    t = json.loads(found[-1].read_text())
+    n = t["rounds"]
+
+    def row(name: str, s: dict) -> list[str]:
+        return [name, f"{s['cpu_s']:.3f}", _n(n / s["cpu_s"] if s["cpu_s"] > 0 else None), f"{s['wall_s']:.3f}",
+                _n(n / s["wall_s"] if s["wall_s"] > 0 else None)]
+
+    rows = [row(f"read + join: {k}", v) for k, v in t["read_s"].items()]
+    rows += [row(k, v) for k, v in t["stages_s"].items()]
+    rows += [row(f"**end to end, no bootstrap: {k}**", v) for k, v in t["end_to_end_s"].items()]
+    rows.append(row("the 1000-sample bootstrap (15 estimates), on top", t["bootstrap_1000_s"]))
+    rows += [row(f"floor: {k}", v) for k, v in t.get("floors_s", {}).items()]
+    out = [f"`eddy replay` end to end, `{t['command'].strip()}` "
+           f"([`{found[-1].name}`]({_rel(found[-1], md_path)}); {n:,} decisions with {t['n_actions']} candidates, "
+           f"{t['dsjson_bytes'] / n:,.0f} bytes of DSJSON each; best of {t['repeat']}; CPU: the process's CPU "
+           f"time, wall: elapsed on a machine at load average {t['load_average'][0]:.1f}; "
+           f"target 100,000 decisions/s):", ""]
+    out += _table(["stage", "CPU s", "decisions/s (CPU)", "wall s", "decisions/s (wall)"], rows)
+    if t.get("kafka_note"):
+        out += [t["kafka_note"], ""]
+    return out
+
+
 def _profile(r: dict) -> list[str]:
     profiles = r["profile"] if isinstance(r["profile"], list) else [r["profile"]]
     out = ["Eddy (exactly_once, as shipped) under cProfile for one open-loop step at the lowest rate of the ramp "
@@ -280,7 +308,7 @@ def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> s
     if r.get("users"):
         out += ["## Cost as users grow", ""] + _users(r)
     if r.get("ope"):
-        out += ["## Replay / off-policy evaluation throughput", ""] + _ope(r)
+        out += ["## Replay / off-policy evaluation throughput", ""] + _ope(r) + _replay_throughput(md_path, json_path)
     if r.get("profile"):
         out += ["## Where the time goes (Eddy hot path)", ""] + _profile(r)
     out += _side_results(md_path, json_path)

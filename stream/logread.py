@@ -11,9 +11,10 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from itertools import compress
 from typing import Iterator
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 from tqdm import tqdm
 
 from stream.config import Settings
@@ -90,23 +91,14 @@ def read_slice_batches(settings: Settings, topic: str, sl: Slice = Slice(), *, p
         bar = tqdm(total=total, desc=f"reading {topic}", unit="rec", file=sys.stderr, disable=not progress,
                    mininterval=1.0, leave=True)
         idle_since = time.monotonic()
+        left = total  # offsets still to read: no more records than that (fewer on a transactional topic)
         while todo:
-            msgs = consumer.consume(batch, 0.5)
+            # Asking for no more than are left returns as soon as they are in, not after the timeout.
+            msgs = consumer.consume(max(1, min(batch, left)), 0.5)
             if not msgs and time.monotonic() - idle_since > 30:
                 raise TimeoutError(f"reading {topic}: no progress for 30 s with {sorted(todo)} unfinished")
-            out = Batch([], [], [], [])
-            last: dict[int, int] = {}
-            for m in msgs:
-                if m.error():
-                    continue
-                p, o = m.partition(), m.offset()
-                if p not in todo or o >= ends[p]:
-                    continue
-                out.partitions.append(p)
-                out.offsets.append(o)
-                out.timestamps.append(m.timestamp()[1] / 1000.0)
-                out.values.append(m.value())
-                last[p] = o
+            out, last = _batch(msgs, todo, ends)
+            left -= len(out.values)
             if out.values:
                 idle_since = time.monotonic()
                 bar.update(len(out.values))
@@ -124,6 +116,22 @@ def read_slice_batches(settings: Settings, topic: str, sl: Slice = Slice(), *, p
         if bar is not None:
             bar.close()
         consumer.close()
+
+
+def _batch(msgs: list[Message], todo: set[int], ends: dict[int, int]) -> tuple[Batch, dict[int, int]]:
+    """The records of ``msgs`` inside the slice (an unfinished partition, before its end), and the last offset
+    read of each partition. One C-level pass per field (a consume call returns up to tens of thousands)."""
+    if any(map(Message.error, msgs)):
+        msgs = [m for m in msgs if m.error() is None]
+    parts = list(map(Message.partition, msgs))
+    offsets = list(map(Message.offset, msgs))
+    last = dict(zip(parts, offsets))  # a partition's records come in offset order: its last is its highest
+    if not all(p in todo and o < ends[p] for p, o in last.items()):
+        inside = [p in todo and o < ends[p] for p, o in zip(parts, offsets)]
+        msgs, parts, offsets = (list(compress(c, inside)) for c in (msgs, parts, offsets))
+        last = dict(zip(parts, offsets))
+    stamps = [ts / 1000.0 for _, ts in map(Message.timestamp, msgs)]
+    return Batch(parts, offsets, stamps, list(map(Message.value, msgs))), last
 
 
 def read_slice(settings: Settings, topic: str, sl: Slice = Slice(), *, progress: bool = False,

@@ -158,7 +158,7 @@ class DecisionColumns:
         item_code = np.full((m, width), -1, dtype=np.intp)
         mask = np.arange(width)[None, :] < counts[:, None]
         item_code[mask] = np.fromiter(map(index.__getitem__, item_ids), dtype=np.intp, count=len(item_ids))
-        if any(s is None for s in scores):
+        if None in scores:  # (a C-level scan; rows are tuples, lists or None)
             nan_rows = [[np.nan] * c for c in counts.tolist()]
             scores = [s if s is not None else nan_rows[j] for j, s in enumerate(scores)]
         return cls(

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, count
 from typing import Sequence
 
 import numpy as np
@@ -68,27 +68,42 @@ def context_matrix(log: BanditLog, dim: int = DEFAULT_CONTEXT_DIM, *, include_us
     n = log.n_rounds
     contexts = log.contexts.tolist()
     per_row = np.fromiter(map(len, contexts), dtype=np.intp, count=n)
-    # Keys and values of every context in two C-level passes; a string value names its own column.
+    # Keys and values of every context in two C-level passes, then each feature name hashed once: a key
+    # by its distinct values when they are strings (its own column each), by itself when numeric. The
+    # entries keep their order, so the bincount adds them up as it always did.
     keys = list(chain.from_iterable(contexts))
-    values = list(chain.from_iterable(map(dict.values, contexts)))
-    is_str = np.fromiter(map(str.__instancecheck__, values), dtype=bool, count=len(values))
-    names = np.array(keys, dtype=object)
-    weights = np.ones(len(values))
-    if is_str.any():
-        at = np.flatnonzero(is_str).tolist()
-        names[is_str] = list(map("{}={}".format, [keys[i] for i in at], [values[i] for i in at]))
-    if not is_str.all():
-        weights[~is_str] = np.array([values[i] for i in np.flatnonzero(~is_str).tolist()], dtype=np.float64)
-    names = names.tolist()
+    values = np.empty(len(keys), dtype=object)
+    values[:] = list(chain.from_iterable(map(dict.values, contexts)))
+    key_index: dict[str, int] = {}
+    key_code = np.fromiter(map(key_index.setdefault, keys, count()), dtype=np.intp, count=len(keys))
+    cols = np.empty(len(keys), dtype=np.intp)
+    weights = np.ones(len(keys))
+    for key, first in key_index.items():
+        at = np.flatnonzero(key_code == first)
+        is_str = np.fromiter(map(str.__instancecheck__, values[at].tolist()), dtype=bool, count=at.size)
+        numbers, strings = at[~is_str], at[is_str]
+        if numbers.size:
+            cols[numbers] = feature_bucket(key, dim)
+            weights[numbers] = values[numbers].astype(np.float64)
+        if strings.size:
+            cols[strings] = _buckets(values[strings].tolist(), f"{key}={{}}", dim)
     rows = np.repeat(np.arange(n), per_row)
     if include_user:
-        names += list(map("user_id=".__add__, log.users.tolist()))
+        cols = np.concatenate([cols, _buckets(log.users.tolist(), "user_id={}", dim)])
         weights = np.concatenate([weights, np.ones(n)])
         rows = np.concatenate([rows, np.arange(n)])
-    bucket = {name: feature_bucket(name, dim) for name in set(names)}
-    cols = np.fromiter(map(bucket.__getitem__, names), dtype=np.intp, count=len(names))
     flat = np.bincount(rows * dim + cols, weights=weights, minlength=n * dim)
     return flat.reshape(n, dim)
+
+
+def _buckets(values: list[str], name: str, dim: int) -> np.ndarray:
+    """The column of feature ``name.format(v)`` for each of ``values``, each distinct one hashed once."""
+    index: dict[str, int] = {}
+    code = np.fromiter(map(index.setdefault, values, count()), dtype=np.intp, count=len(values))
+    bucket = np.zeros(len(values), dtype=np.intp)
+    first = np.fromiter(index.values(), dtype=np.intp, count=len(index))
+    bucket[first] = [feature_bucket(name.format(v), dim) for v in index]
+    return bucket[code]
 
 
 @dataclass(frozen=True, eq=False)

@@ -99,7 +99,7 @@ def to_dsjson(r: LoggedRound) -> dict[str, Any]:
     obj["Version"] = "1"
     obj["EventId"] = d.request_id
     obj["a"] = [k + 1 for k in order]
-    obj["c"] = {"u": {"user_id": d.user_id}, "x": dict(d.context), "_multi": _multi(d)}
+    obj["c"] = {"u": {"user_id": d.user_id}, "x": dict(d.context or {}), "_multi": _multi(d)}  # context may be null
     obj["p"] = [float(d.pmf[k]) for k in order]
     obj["_eddy"] = {
         "format": FORMAT_VERSION,
@@ -317,7 +317,6 @@ def _line_round(path: str | Path, name: str, lineno: int, raw: bytes) -> LoggedR
 
 
 _NO_EDDY_READ = EddyRead()
-_action_id = attrgetter("i.id")
 
 
 def _item_ids(multi: list) -> list[str]:
@@ -344,23 +343,28 @@ def read_dsjson_columns(path: str | Path) -> DSJsonColumns:
     return _columns(rows, lines)
 
 
-def _keys(r: DSJsonRead) -> tuple:
-    """Every key replay reads from one line, in one tuple (one pass over the lines gathers them all)."""
-    c, e = r.c, r.eddy or _NO_EDDY_READ
-    return (c.multi, c.x, c.u, r.a, r.p, r.label_probability, r.label_cost, r.label_index, r.label_action,
-            r.event_id, e.ts, e.scores, e.user_id, e.seed, e.reward, e.feedback_ts, e.imputed, e.position, e.taken)
+def _column(rows: list, name: str) -> list:
+    return list(map(attrgetter(name), rows))
 
 
 def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
-    # Every key of every line in one pass, transposed by zip; a key a line lacks (None) is filled in only
+    # Every key of every line, one C-level pass per key; a key a line lacks (None) is filled in only
     # when some line lacks it.
     m = len(rows)
     if m == 0:
         empty = DecisionColumns.build(request_id=[], user_id=[], context=[], ts=[], item_ids=[], n_candidates=[],
                                       pmf=[], scores=[], chosen=[], propensity=[], seed=[], record=lines.round)
         return DSJsonColumns(empty, np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
-    (multis, contexts, users_u, a_lists, p_lists, propensity, cost, label_index, label_action, request_id,
-     ts, scores, users, seed, reward, feedback_ts, imputed, position, taken) = zip(*map(_keys, rows))
+    shared, eddy = _column(rows, "c"), _column(rows, "eddy")
+    if None in eddy:
+        eddy = [e if e is not None else _NO_EDDY_READ for e in eddy]
+    multis, contexts, users_u = _column(shared, "multi"), _column(shared, "x"), _column(shared, "u")
+    a_lists, p_lists, propensity, cost, label_index, label_action, request_id = (
+        _column(rows, name) for name in ("a", "p", "label_probability", "label_cost", "label_index",
+                                         "label_action", "event_id"))
+    ts, scores, users, seed, reward, feedback_ts, imputed, position, taken = (
+        _column(eddy, name) for name in ("ts", "scores", "user_id", "seed", "reward", "feedback_ts", "imputed",
+                                         "position", "taken"))
     counts = np.fromiter(map(len, multis), dtype=np.intp, count=m)
     if None in label_index:
         label_index = [li if li is not None else (la - 1 if la is not None else -1)
@@ -387,10 +391,8 @@ def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
     if None in scores or not np.array_equal(np.fromiter(map(len, scores), dtype=np.intp, count=m), counts):
         scores = [s if s is not None and len(s) == n else None for s, n in zip(scores, counts.tolist())]
     try:
-        item_ids = list(map(_action_id, chain.from_iterable(multis)))
-        if not all(i.__class__ is str for i in dict.fromkeys(item_ids)):
-            raise AttributeError
-    except AttributeError:  # an action without an id, or a numeric id
+        item_ids = [action.i.id for actions in multis for action in actions]
+    except AttributeError:  # an action without an id
         item_ids = list(chain.from_iterable(map(_item_ids, multis)))
     if None in request_id:
         request_id = [rid if rid is not None else f"{lines.name}:{lines.lineno(j)}" for j, rid in enumerate(request_id)]
@@ -412,23 +414,29 @@ def _columns(rows: list[DSJsonRead], lines: _Lines) -> DSJsonColumns:
                 _check_slate(p, t, c, n)
             except ReplayError as exc:
                 raise lines.fail(j, str(exc)) from None
-    decisions = DecisionColumns.build(
-        request_id=request_id,
-        user_id=users,
-        context=contexts,
-        ts=ts,
-        item_ids=item_ids,
-        n_candidates=counts,
-        pmf=pmf,
-        scores=scores,
-        chosen=chosen,
-        propensity=propensity,
-        seed=seed,
-        record=lambda j: lines.round(j).decision,
-        origin=lines.origin,
-        position=position,
-        taken=taken,
-    )
+
+    def build(item_ids: list) -> DecisionColumns:
+        return DecisionColumns.build(
+            request_id=request_id,
+            user_id=users,
+            context=contexts,
+            ts=ts,
+            item_ids=item_ids,
+            n_candidates=counts,
+            pmf=pmf,
+            scores=scores,
+            chosen=chosen,
+            propensity=propensity,
+            seed=seed,
+            record=lambda j: lines.round(j).decision,
+            origin=lines.origin,
+            position=position,
+            taken=taken,
+        )
+
+    decisions = build(item_ids)
+    if not all(i.__class__ is str for i in decisions.vocab):  # a numeric id reads as its text
+        decisions = build(list(chain.from_iterable(map(_item_ids, multis))))
     reward = np.array(reward, dtype=np.float64)
     feedback_ts = np.array(feedback_ts, dtype=np.float64)  # None -> NaN
     imputed = np.array(imputed, dtype=bool)  # None -> False

@@ -4,8 +4,8 @@ The records are :mod:`stream.events`' ``eddy.decision/1`` and ``eddy.outcome/1``
 replay reads them through lean views of those Structs (:class:`DecisionRead`,
 :class:`OutcomeRead`: the same field names and types, so the same checks, for
 the fields replay reads; a unit test keeps the types equal). A batch of
-values is joined into one JSON array and decoded by one msgspec call. A batch
-that fails is decoded record by record, and a record that fails, or breaks a
+values is decoded one msgspec call per record (no intermediate objects, no
+copy of the batch), and a record that fails, or breaks a
 cross-field rule (:func:`stream.events.decode_decision`'s), is handed to the
 full decoder, whose :class:`~stream.events.EventError` reason is what replay
 counts (``undecodable``) and skips; so a record is kept or skipped, for the
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from itertools import chain
 from operator import attrgetter
 from typing import Annotated, Callable, Sequence
 
@@ -74,42 +73,46 @@ class OutcomeRead(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.o
     default: bool = False
 
 
-_id = attrgetter("id")
 _PREFIX = {DecisionRead: b'{"schema":"eddy.decision/1"', OutcomeRead: b'{"schema":"eddy.outcome/1"'}
 
 
 def decode_batch(values: Sequence[bytes | None], kind: type, full: Callable[[bytes | None], object],
                  undecodable: Counter, label: str) -> tuple[list, list[int]]:
-    """``(records, index)``: the values that decode as ``kind``, and their positions in ``values``.
+    """``(records, index)``: the values that decode as ``kind``, and their positions in ``values`` (in order).
 
-    A value that does not (or is not plainly Eddy's: no schema prefix, oversized, empty) goes to ``full``,
-    the per-record decoder: its EventError reason is counted under ``label.reason``; a value ``full``
-    accepts is decoded alone.
+    Each plain value (bytes with Eddy's schema prefix, within the size limit) is decoded by the lean
+    decoder, one C call each: as fast as one call on the values joined into an array, without copying
+    them into one, and a bad value costs only itself. A value that is not plain, or that the lean view
+    rejects, goes to ``full``, the per-record decoder: its EventError reason is counted under
+    ``label.reason``; a value ``full`` accepts is decoded alone.
     """
     prefix = _PREFIX[kind]
-    single = msgspec.json.Decoder(kind)
-    plain = [j for j, v in enumerate(values)
-             if v is not None and v.__class__ is bytes and len(v) <= MAX_EVENT_BYTES and v.startswith(prefix)]
+    decode = msgspec.json.Decoder(kind).decode
     records: list = []
     index: list[int] = []
-    try:
-        records = msgspec.json.Decoder(list[kind]).decode(b"[" + b",".join([values[j] for j in plain]) + b"]")
-        index = plain
-        others = sorted(set(range(len(values))) - set(plain)) if len(plain) < len(values) else []
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
-        others = list(range(len(values)))
+    append, at = records.append, index.append
+    others: list[int] = []
+    for j, v in enumerate(values):
+        if v.__class__ is bytes and len(v) <= MAX_EVENT_BYTES and v.startswith(prefix):
+            try:
+                append(decode(v))
+                at(j)
+                continue
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+                pass
+        others.append(j)
+    if not others:
+        return records, index
     for j in others:
         try:
             full(values[j])
         except EventError as exc:
             undecodable[f"{label}.{exc.reason}"] += 1
             continue
-        records.append(single.decode(values[j]))
+        records.append(msgspec.json.decode(values[j], type=kind))  # full accepts it: so does the lean view
         index.append(j)
-    if others:  # back in read order
-        order = sorted(range(len(index)), key=index.__getitem__)
-        records, index = [records[k] for k in order], [index[k] for k in order]
-    return records, index
+    order = sorted(range(len(index)), key=index.__getitem__)  # back in read order
+    return [records[k] for k in order], [index[k] for k in order]
 
 
 @without_gc
@@ -120,27 +123,48 @@ def decision_columns(values: Sequence[bytes | None], undecodable: Counter | None
     """
     undecodable = Counter() if undecodable is None else undecodable
     records, index = decode_batch(values, DecisionRead, decode_decision, undecodable, "decisions")
-    n_cand = [len(r.candidates) for r in records]
+    fields = _fields(records)
+    m = len(records)
+    counts = np.fromiter(map(len, fields["candidates"]), dtype=np.intp, count=m)
     # decode_decision's cross-field rules: one score and one pmf entry per candidate, a chosen index inside
-    # them (checked below on the columns), unique ids (likewise).
-    ok = [len(r.scores) == n and len(r.pmf) == n and r.chosen_index < n and r.position < n
-          and (not r.taken or len(r.taken) == r.position and r.chosen_index not in r.taken and max(r.taken) < n)
-          for r, n in zip(records, n_cand)]
-    if not all(ok):
-        for r, j, good in zip(records, index, ok):
-            if not good:
-                _skip(values[j], undecodable)
-        records = [r for r, good in zip(records, ok) if good]
-        index = [j for j, good in zip(index, ok) if good]
-    cols = _build(records, index, values)
+    # them (checked here on the columns), unique ids (checked on the item codes); a slate position inside
+    # them, and the candidates earlier positions took (when listed): one per earlier position, each inside,
+    # the chosen one not among them.
+    position = np.fromiter(fields["position"], dtype=np.intp, count=m)
+    bad = ((np.fromiter(map(len, fields["scores"]), dtype=np.intp, count=m) != counts)
+           | (np.fromiter(map(len, fields["pmf"]), dtype=np.intp, count=m) != counts)
+           | (np.fromiter(fields["chosen_index"], dtype=np.intp, count=m) >= counts)
+           | (position >= counts))
+    if any(fields["taken"]):
+        bad |= np.array([bool(t) and (len(t) != p or c in t or max(t) >= n) for t, p, c, n in
+                         zip(fields["taken"], position.tolist(), fields["chosen_index"], counts.tolist())], dtype=bool)
+    if bad.any():
+        fields, index = _drop(bad, fields, index, values, undecodable)
+    cols = _build(fields, index, values)
     repeats = _repeated_ids(cols)
     if repeats.any():
-        for j in np.flatnonzero(repeats).tolist():
-            _skip(values[index[j]], undecodable)
-        keep = np.flatnonzero(~repeats)
-        records, index = [records[k] for k in keep.tolist()], [index[k] for k in keep.tolist()]
-        cols = _build(records, index, values)
+        fields, index = _drop(repeats, fields, index, values, undecodable)
+        cols = _build(fields, index, values)
     return cols, undecodable
+
+
+_FIELDS = ("request_id", "user_id", "context", "ts", "candidates", "pmf", "scores", "chosen_index", "propensity",
+           "seed", "position", "taken")
+_GETTERS = tuple((name, attrgetter(name)) for name in _FIELDS)
+
+
+def _fields(records: list[DecisionRead]) -> dict[str, list]:
+    """Each field of the records as a list (one C-level pass per field)."""
+    return {name: list(map(get, records)) for name, get in _GETTERS}
+
+
+def _drop(bad: np.ndarray, fields: dict[str, list], index: list[int], values: Sequence[bytes | None],
+          undecodable: Counter) -> tuple[dict[str, list], list[int]]:
+    """The rows not ``bad``; each bad row's reason, from the full decoder, counted."""
+    for k in np.flatnonzero(bad).tolist():
+        _skip(values[index[k]], undecodable)
+    keep = np.flatnonzero(~bad).tolist()
+    return {name: [column[k] for k in keep] for name, column in fields.items()}, [index[k] for k in keep]
 
 
 def _skip(value: bytes | None, undecodable: Counter) -> None:
@@ -152,22 +176,26 @@ def _skip(value: bytes | None, undecodable: Counter) -> None:
         raise AssertionError("a decision the full decoder accepts failed replay's checks")
 
 
-def _build(records: list[DecisionRead], index: list[int], values: Sequence[bytes | None]) -> DecisionColumns:
+def _build(fields: dict[str, list], index: list[int], values: Sequence[bytes | None]) -> DecisionColumns:
+    context = fields["context"]
+    if None in context:
+        context = [x if x is not None else {} for x in context]
+    candidates = fields["candidates"]
     return DecisionColumns.build(
-        request_id=[r.request_id for r in records],
-        user_id=[r.user_id for r in records],
-        context=[r.context if r.context is not None else {} for r in records],
-        ts=[r.ts for r in records],
-        item_ids=list(map(_id, chain.from_iterable(r.candidates for r in records))),
-        n_candidates=[len(r.candidates) for r in records],
-        pmf=[r.pmf for r in records],
-        scores=[r.scores for r in records],
-        chosen=[r.chosen_index for r in records],
-        propensity=[r.propensity for r in records],
-        seed=[r.seed for r in records],
+        request_id=fields["request_id"],
+        user_id=fields["user_id"],
+        context=context,
+        ts=fields["ts"],
+        item_ids=[c.id for row in candidates for c in row],
+        n_candidates=list(map(len, candidates)),
+        pmf=fields["pmf"],
+        scores=fields["scores"],
+        chosen=fields["chosen_index"],
+        propensity=fields["propensity"],
+        seed=fields["seed"],
         record=lambda j: decode_decision(values[index[j]]),
-        position=[r.position for r in records],
-        taken=[r.taken for r in records],
+        position=fields["position"],
+        taken=fields["taken"],
     )
 
 
@@ -222,13 +250,19 @@ def outcome_columns(values: Sequence[bytes | None], undecodable: Counter | None 
     """
     undecodable = Counter() if undecodable is None else undecodable
     records, _ = decode_batch(values, OutcomeRead, decode_outcome, undecodable, "outcomes")
+    m = len(records)
     return OutcomeColumns(
-        np.array([o.decision.request_id for o in records], dtype=str).reshape(-1),
-        np.array([o.item_id for o in records], dtype=str).reshape(-1),
-        np.fromiter((o.reward for o in records), dtype=np.float64, count=len(records)),
-        np.fromiter((o.feedback_ts for o in records), dtype=np.float64, count=len(records)),
-        _positions([o.decision.position for o in records]),
+        np.array(list(map(_decision_request_id, records)), dtype=str).reshape(-1),
+        np.array(list(map(_item_id, records)), dtype=str).reshape(-1),
+        np.fromiter(map(_reward, records), dtype=np.float64, count=m),
+        np.fromiter(map(_feedback_ts, records), dtype=np.float64, count=m),
+        _positions(list(map(_decision_position, records))),
     ), undecodable
+
+
+_decision_request_id, _item_id = attrgetter("decision.request_id"), attrgetter("item_id")
+_reward, _feedback_ts = attrgetter("reward"), attrgetter("feedback_ts")
+_decision_position = attrgetter("decision.position")
 
 
 def _positions(position: list[int]) -> np.ndarray | None:

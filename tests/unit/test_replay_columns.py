@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from stream.events import Decision, Outcome, decode_decision, encode
+from stream.replay.columns import DecisionColumns
 from stream.replay.dataset import BanditLog
 from stream.replay.dsjson import read_dsjson, read_dsjson_columns, to_dsjson, write_dsjson
 from stream.replay.dsjson_schema import DSJsonLine, DSJsonRead, EddyBlock, EddyRead, SharedContext, SharedContextRead
@@ -169,3 +170,80 @@ def test_foreign_lines_with_numeric_or_missing_ids_read_as_the_line_reader_reads
     assert fast.item_ids.tolist() == [["5", "action2"], ["5", "b"]]
     assert fast.request_ids.tolist() == ["foreign.dsjson:1", "foreign.dsjson:2"]
     assert fast.users.tolist() == ["unknown", "u9"] and not fast.has_scores
+
+
+def same_columns(fast, plain) -> None:
+    """Every column of two DecisionColumns equal (a column added later is compared too)."""
+    import dataclasses
+
+    for f in dataclasses.fields(fast):
+        if f.name in ("record", "origin"):
+            continue
+        a, b = getattr(fast, f.name), getattr(plain, f.name)
+        if isinstance(a, np.ndarray):
+            assert a.dtype == b.dtype, f.name
+            if a.dtype == object:
+                assert a.tolist() == b.tolist(), f.name
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f.name)
+        else:
+            assert a == b, f.name
+
+
+def _every_optional_field(rounds):
+    """Decisions that set every optional field of eddy.decision/1, and some that leave them out."""
+    out = []
+    for k, r in enumerate(rounds[:12]):
+        d = r.decision
+        if k % 2:
+            d = msgspec.structs.replace(
+                d, approximated=(0, len(d.candidates) - 1), escalated=True, selector="exp3?gamma=0.1",
+                version_probability=0.5, version_weights={"v1": 0.5, "v2": 0.5},
+                version_scores={"v1": d.scores, "v2": d.scores}, policy_snapshot=k,
+                context=None if k % 3 == 0 else d.context,
+                candidates=tuple(msgspec.structs.replace(c, features=None) for c in d.candidates))
+        if k % 4 == 3:  # a slate's third position: the two candidates the first two took, not the chosen one
+            d = msgspec.structs.replace(d, position=2,
+                                        taken=tuple(i for i in range(len(d.candidates)) if i != d.chosen_index)[:2])
+        out.append(d)
+    return out
+
+
+def test_kafka_fast_columns_equal_the_per_record_decoder_on_every_optional_field(rounds):
+    decisions = _every_optional_field(rounds)
+    values = [encode(d) for d in decisions]
+    fast, undecodable = decision_columns(values)
+    assert not undecodable
+    same_columns(fast, DecisionColumns.from_decisions([decode_decision(v) for v in values]))
+    assert fast.record(1) == decode_decision(values[1])
+
+
+def test_dsjson_fast_columns_equal_the_line_reader_on_every_optional_key(rounds, tmp_path):
+    """Eddy's lines with every optional field, and foreign lines with each optional key there or not."""
+    from stream.replay.rounds import LoggedRound
+
+    lines = [to_dsjson(LoggedRound(d, 1.0 if k % 2 else 0.0, None if k % 4 == 1 else 5.0 + k, imputed=k % 4 == 1))
+             for k, d in enumerate(_every_optional_field(rounds))]
+    foreign = []
+    for k, obj in enumerate(lines[:8]):
+        obj = dict(obj)
+        eddy = obj.pop("_eddy")
+        if k % 2:  # only the 1-based label; a user from c.u; the time from Timestamp
+            del obj["_labelIndex"]
+        if k % 3 == 0:
+            del obj["EventId"]
+        if k % 4 == 0:
+            obj["c"] = {"_multi": obj["c"]["_multi"]}  # no user, no context
+        if k == 5:  # part of _eddy: scores of the wrong length are no scores; the reward from it, not the cost
+            obj["_eddy"] = {"scores": eddy["scores"][:1], "reward": 0.25, "seed": 9}
+        foreign.append(obj)
+    path = tmp_path / "every.dsjson"
+    path.write_text("\n".join(json.dumps(o) for o in lines + foreign) + "\n")
+    file = read_dsjson_columns(path)
+    slow = read_dsjson(path)
+    same_columns(file.decisions, DecisionColumns.from_decisions([r.decision for r in slow]))
+    np.testing.assert_array_equal(file.reward, [r.reward for r in slow])
+    np.testing.assert_array_equal(file.feedback_ts, [np.nan if r.feedback_ts is None else r.feedback_ts
+                                                     for r in slow])
+    np.testing.assert_array_equal(file.imputed, [r.imputed for r in slow])
+    assert file.imputed.any() and np.isnan(file.decisions.scores).any() and np.isnan(file.feedback_ts).any()

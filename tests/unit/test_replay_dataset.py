@@ -70,6 +70,23 @@ def test_context_matrix_hashes_numbers_strings_and_user():
         context_matrix(BanditLog.from_rounds([LoggedRound(d, 1.0)]), 0)
 
 
+def test_context_matrix_equals_the_row_by_row_definition_on_mixed_contexts():
+    """A key with numbers in some rows and strings in others, booleans, empty contexts, repeated users."""
+    contexts = [{"hour": 5.0, "device": "tv"}, {}, {"hour": "late", "device": "tv", "flag": True},
+                {"device": "phone", "hour": -2.5}, {"flag": False, "n": 3}, {"device": "tv"}]
+    rounds = [LoggedRound(decision(f"r{k}", 2, user=f"u{k % 2}", context=c), 1.0) for k, c in enumerate(contexts)]
+    dim = 8  # small: collisions add up
+    expected = np.zeros((len(contexts), dim))
+    for k, c in enumerate(contexts):
+        for name, value in c.items():
+            if isinstance(value, str):
+                expected[k, feature_bucket(f"{name}={value}", dim)] += 1.0
+            else:
+                expected[k, feature_bucket(name, dim)] += float(value)
+        expected[k, feature_bucket(f"user_id=u{k % 2}", dim)] += 1.0
+    np.testing.assert_array_equal(context_matrix(BanditLog.from_rounds(rounds), dim), expected)
+
+
 # ---------------------------------------------------------------------- joins
 
 
