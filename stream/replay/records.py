@@ -30,7 +30,7 @@ import msgspec
 import numpy as np
 from msgspec import Meta, Struct
 
-from stream.events import (MAX_CANDIDATES, MAX_EVENT_BYTES, MAX_SEED, EventError, Features, Id,
+from stream.events import (MAX_CANDIDATES, MAX_EVENT_BYTES, MAX_SEED, EventError, Features, Id, RequestId,
                            Outcome, Probability, Reward, Timestamp, decode_decision, decode_outcome)
 from stream.replay.columns import DecisionColumns, without_gc
 
@@ -44,7 +44,7 @@ class CandidateRead(Struct, frozen=True, gc=False):
 class DecisionRead(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.decision/1"):
     """The fields of :class:`~stream.events.Decision` replay reads (its candidates' ids, not their features)."""
 
-    request_id: Id
+    request_id: RequestId
     user_id: Id
     ts: Timestamp
     context: Features | None
@@ -59,7 +59,7 @@ class DecisionRead(Struct, frozen=True, gc=False, tag_field="schema", tag="eddy.
 
 
 class DecisionRef(Struct, frozen=True, gc=False):
-    request_id: Id
+    request_id: RequestId
     position: Annotated[int, Meta(ge=0, lt=MAX_CANDIDATES)] = 0
 
 
