@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 import redis
 from redis.exceptions import ClusterError, RedisClusterException
 
-from stream.engine.state import BatchWrite
+from stream.engine.state import BatchWrite, DecisionsExist
 from stream.errors import StoreAuthFailed, StoreUnavailable, redis_failure
 from stream.keys import Keys
 from stream.registry import Registry
@@ -78,17 +78,26 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 """URL schemes that select redis-py's cluster client, and the scheme it is given instead."""
 
 _COMMIT_SCRIPT = """
--- KEYS: the fenced partitions' epoch keys, then one key per command.
--- ARGV: the number of epochs, the epoch this worker holds for each, then per command
---       its name, its argument count and its arguments (the key is KEYS').
+-- KEYS: the fenced partitions' epoch keys, the keys that must not exist, then one key per command.
+-- ARGV: the number of epochs, the epoch this worker holds for each, the number of keys that
+--       must not exist, then per command its name, its argument count and its arguments
+--       (the key is KEYS').
 -- Writes nothing and returns 0 if any epoch moved on (a rebalance gave the partition
--- to another worker); else runs every command and returns 1. A script is atomic, so
--- no other client sees part of a batch, and it reaches the AOF in one write (one fsync under always).
+-- to another worker); writes nothing and returns the keys found if any that must not
+-- exist does (an optimistic batch's decisions, stored already); else runs every command
+-- and returns 1. A script is atomic, so no other client sees part of a batch, and it
+-- reaches the AOF in one write (one fsync under always).
 local ne = tonumber(ARGV[1])
 for i = 1, ne do
   if (tonumber(redis.call('GET', KEYS[i])) or 0) ~= tonumber(ARGV[i + 1]) then return 0 end
 end
-local a, k = ne + 2, ne + 1
+local nn = tonumber(ARGV[ne + 2])
+local found = {}
+for i = ne + 1, ne + nn do
+  if redis.call('EXISTS', KEYS[i]) == 1 then found[#found + 1] = KEYS[i] end
+end
+if #found > 0 then return found end
+local a, k = ne + 3, ne + nn + 1
 while a <= #ARGV do
   local n = tonumber(ARGV[a + 1])
   redis.call(ARGV[a], KEYS[k], unpack(ARGV, a + 2, a + 1 + n))
@@ -442,13 +451,17 @@ class RedisStore:
         if partitions is None:
             self._queue_global(pipe, batch, group, instance)
         fenced = sorted(epochs)
-        keys = [k.epoch(group, p) for p in fenced]
-        args: list = [len(fenced), *(epochs[p] for p in fenced)]
+        new = [k.decision(rid, p) for rid, (_, p) in batch.decisions.items() if mine(p)] if batch.expect_new else []
+        keys = [*(k.epoch(group, p) for p in fenced), *new]
+        args: list = [len(fenced), *(epochs[p] for p in fenced), len(new)]
         for command, _ in pipe.command_stack:
             name, key, *rest = command
             keys.append(key)
             args += [name, len(rest), *rest]
-        return bool(self._commit_script(keys=keys, args=args))
+        out = self._commit_script(keys=keys, args=args)
+        if isinstance(out, list):
+            raise DecisionsExist([key.decode() for key in out])
+        return bool(out)
 
     def _write_global(self, batch: BatchWrite, group: str, instance: str) -> None:
         """The policy snapshot, then the counters, after a cluster's per-partition transactions.

@@ -40,7 +40,7 @@ from features.cache import FeatureCaches
 from features.model import FeatureModel
 from stream import faults
 from stream.config import Settings
-from stream.engine import Batch, BatchOutputs, Engine, InRecord
+from stream.engine import Batch, BatchOutputs, DecisionsExist, Engine, InRecord
 from stream.engine.anytime import Anytime
 from stream.engine.cascade import Cascade
 from stream.engine.batching import AdaptiveBatchSize
@@ -376,12 +376,20 @@ class Worker:
         try:
             self._claim()
             t0 = time.perf_counter()
-            batch = self.engine.process(records, self.store, started=started)
+            # Optimistic on one Redis: the commit checks for stored decisions (a cluster commits
+            # per partition, so a refusal there could come after another partition's write).
+            batch = self.engine.process(records, self.store, started=started, optimistic=not self.store.cluster)
             compute_ms = (time.perf_counter() - t0) * 1000
             faults.at("stop_before_redis_commit", applies_feedback=_applies_feedback(batch))
             t_redis = time.perf_counter()
-            committed = self.store.commit(batch.write, group=self.s.group, epochs=self._epochs,
-                                          instance=self.s.instance_id)
+            try:
+                committed = self.store.commit(batch.write, group=self.s.group, epochs=self._epochs,
+                                              instance=self.s.instance_id)
+            except DecisionsExist:  # read again or retried: nothing was written; decide with the check
+                self.stats["optimistic_retried"] += 1
+                batch = self.engine.process(records, self.store, started=started)
+                committed = self.store.commit(batch.write, group=self.s.group, epochs=self._epochs,
+                                              instance=self.s.instance_id)
         except StoreUnavailable as exc:
             self.engine.forget()  # memory may be ahead of Redis or Redis may have restarted: reload
             self._rewind(consumer, first_offsets(records))

@@ -8,6 +8,6 @@ is the I/O shell around it.
 
 from stream.engine.batch import PROCESSED, Batch, Engine
 from stream.engine.records import BatchOutputs, DeadLetter, InRecord
-from stream.engine.state import BatchWrite, StateReader
+from stream.engine.state import BatchWrite, DecisionsExist, StateReader
 
-__all__ = ["PROCESSED", "Batch", "BatchOutputs", "BatchWrite", "DeadLetter", "Engine", "InRecord", "StateReader"]
+__all__ = ["PROCESSED", "Batch", "BatchOutputs", "BatchWrite", "DeadLetter", "DecisionsExist", "Engine", "InRecord", "StateReader"]

@@ -304,10 +304,21 @@ class Engine:
         return [(v, len(c), c.capacity, c.lookups, c.hits) for v, c in list(self._caches.items())]
 
     # ----------------------------------------------------------------- batch
-    def process(self, records: list[InRecord], state: StateReader, *, started: float | None = None) -> Batch:
-        """Handle one batch; ``started`` is the ``time.perf_counter()`` when it was polled."""
+    def process(self, records: list[InRecord], state: StateReader, *, started: float | None = None,
+                optimistic: bool = False) -> Batch:
+        """Handle one batch; ``started`` is the ``time.perf_counter()`` when it was polled.
+
+        ``optimistic``: a batch of queries only, in partitions known to hold no early feedback,
+        decides without first reading for decisions already stored (a batch read again, a
+        retried request id) and leaves that check to its commit (``BatchWrite.expect_new``:
+        the store writes nothing and raises :class:`DecisionsExist` if one is there). Such
+        a batch learns nothing, so nothing in memory moved and the caller processes the same
+        records again, not optimistically, which re-emits the stored decisions. It saves a
+        store round trip per query batch; batches with feedback read as before.
+        """
         started = time.perf_counter() if started is None else started
         batch = Batch(BatchOutputs(), BatchWrite(decision_ttl_s=2 * self.join_window_s))
+        optimistic = optimistic and all(r.kind == "query" and r.partition in self._held_none for r in records)
         if self.selection is not None:
             self.selection.begin()
         queries: list[tuple[InRecord, Query]] = []
@@ -325,7 +336,8 @@ class Engine:
                 batch.dead(r, "undecodable", f"{type(exc).__name__}: {exc}")
         held: list[tuple[InRecord, Feedback]] = []
         if queries:
-            self._score(queries, state, batch, started)
+            self._score(queries, state, batch, started, check_decided=not optimistic)
+            batch.write.expect_new = optimistic and bool(batch.write.decisions)
             held = self._release_held(queries, state, batch)
         if feedback or held:
             self._learn(held + feedback, state, batch, n_held=len(held))
@@ -427,8 +439,10 @@ class Engine:
                 batch.dead(r, "scoring_failed", f"{type(exc).__name__}: {exc}")
         return scored
 
-    def _score(self, queries: list[tuple[InRecord, Query]], state: StateReader, batch: Batch, started: float) -> None:
-        queries = self._reemit_decided(queries, state, batch)
+    def _score(self, queries: list[tuple[InRecord, Query]], state: StateReader, batch: Batch, started: float,
+               *, check_decided: bool = True) -> None:
+        if check_decided:
+            queries = self._reemit_decided(queries, state, batch)
         if not queries:
             return
         unique: list[tuple[InRecord, Query]] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from stream.engine.state import BatchWrite
+from stream.engine.state import BatchWrite, DecisionsExist
 
 __all__ = ["MemoryState"]
 
@@ -47,6 +47,10 @@ class MemoryState:
         return sum(1 for p, _ in self.held if p == partition)
 
     def commit(self, w: BatchWrite) -> None:
+        if w.expect_new:
+            found = [r for r in w.decisions if r in self.decisions]
+            if found:
+                raise DecisionsExist(found)
         for (fn, u), (state, _) in w.users.items():
             self.users[(fn, u)] = state
         self.decisions.update({r: record for r, (record, _) in w.decisions.items()})

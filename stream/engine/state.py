@@ -34,6 +34,17 @@ class StateReader(Protocol):
     def load_reward_sums(self, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], dict[str, bytes]]: ...
 
 
+class DecisionsExist(Exception):
+    """An optimistic batch's commit found decisions of its requests already stored; it wrote nothing.
+
+    ``requests``: those found (slot keys). The batch is processed again with the check."""
+
+    def __init__(self, requests: list[str]):
+        super().__init__(f"{len(requests)} request(s) already decided, e.g. {requests[0]!r}" if requests
+                         else "requests already decided")
+        self.requests = requests
+
+
 @dataclass
 class BatchWrite:
     """Everything one batch changes, committed atomically (:meth:`stream.store.RedisStore.commit`)."""
@@ -53,6 +64,9 @@ class BatchWrite:
     selection: dict[int, bytes] = field(default_factory=dict)  # partition -> model selection's state
     reward_sums: dict[tuple[int, str], dict[str, bytes]] = field(default_factory=dict)  # rewards added (sum)
     sums_closed: set[tuple[int, str]] = field(default_factory=set)  # accumulators applied: deleted after the adds
+    expect_new: bool = False
+    """The batch decided without reading for stored decisions (``Engine.process(optimistic=True)``): the
+    commit writes nothing and raises :class:`DecisionsExist` if any of ``decisions`` is stored already."""
 
     def __bool__(self) -> bool:
         return bool(self.users or self.applied or self.population or self.decisions or self.policy or self.counts

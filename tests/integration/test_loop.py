@@ -14,7 +14,7 @@ from stream.kafka_io import headers_dict
 from stream.simulator import SimulatedWorld
 from stream.store import RedisStore
 
-from .helpers import query_and_reward, read_dead_letters, read_json
+from .helpers import query_and_reward, read_dead_letters, read_json, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -169,3 +169,34 @@ def test_every_policy_serves_and_learns_through_the_loop(settings, live_model, w
     for d in decisions:
         assert abs(sum(d["pmf"]) - 1) < 1e-6 and d["propensity"] > 0
     assert len(updates) == 60
+
+
+def test_a_retried_request_gets_its_logged_decision_again_through_the_optimistic_commit(
+        settings, live_model, worker_thread):
+    """Query batches decide without reading for a stored decision; the commit script refuses when one
+    is there and the worker decides again with the check. A worker that trusted the optimistic batch
+    would log a second decision for the retried request (another item, maybe) and show it."""
+    world = SimulatedWorld(n_users=5, n_items=20, seed=3)
+    client = EddyClient(settings)
+    q = _query(world, 1)
+    with worker_thread(settings) as wt:
+        client.send(q)
+        client.flush()
+        [first] = read_json(settings, "predictions", n=1)
+
+        def retried() -> bool:  # retries until one batch went the optimistic way (the held sweep ran)
+            client.send(q)
+            client.flush()
+            time.sleep(0.3)
+            return wt.worker.stats["optimistic_retried"] >= 1
+        wait_for(retried, timeout_s=60, interval_s=0.2)
+        fresh = _query(world, 2)
+        client.send(fresh)
+        client.flush()
+        preds = read_json(settings, "predictions", timeout_s=30, idle_s=2)
+        decisions = read_json(settings, "decisions", timeout_s=30, idle_s=2)
+    mine = [p for p in preds if p["request_id"] == q.request_id]
+    assert len(mine) >= 2 and all(p == first for p in mine)
+    logged = [d for d in decisions if d["request_id"] == q.request_id]
+    assert len(logged) == len(mine) and all(d == logged[0] for d in logged)
+    assert [p["request_id"] for p in preds if p["request_id"] != q.request_id] == [fresh.request_id]

@@ -87,3 +87,28 @@ def test_releases_rewards_and_leases_of_a_later_batch(settings):
     assert store.commit(BatchWrite(leased={(1, "r3"): 990.0}), group=g, epochs={}, instance="w7")
     assert r.zcard(k.pending(1)) == 0
     assert store.read_stats(g)["w7"] == {"consumed": 5, "feedback_applied": 1}
+
+
+def test_an_optimistic_write_whose_decision_is_stored_writes_nothing_and_names_it(settings):
+    """``expect_new`` (an optimistic batch, decided without reading for stored decisions): a script that
+    wrote the other keys before refusing, or refused nothing, would log a second decision for a request
+    whose prediction was already shown; one that checked the wrong partition's key would never refuse."""
+    from stream.engine.state import DecisionsExist
+
+    store = RedisStore.from_settings(settings)
+    r, k, g = redis_client(settings), store.keys, settings.group
+    assert store.commit(BatchWrite(decisions={"r1": (b"first", 1)}), group=g, epochs={1: 0}, instance="w7")
+    again = full_write()
+    again.expect_new = True
+    with pytest.raises(DecisionsExist) as err:
+        store.commit(again, group=g, epochs={1: 0, 2: 0}, instance="w7")
+    assert err.value.requests == [k.decision("r1", 1)]
+    assert r.get(k.decision("r1", 1)) == b"first"
+    assert r.get(k.decision("r2", 2)) is None and r.get(k.user("v1", "alice", 1)) is None
+    assert r.hgetall(k.stats(g, "w7")) == {} and r.get(k.policy(g, "vw")) is None
+    fresh = full_write()
+    fresh.decisions = {"r2": (b"join-2", 2)}
+    fresh.expect_new = True
+    assert store.commit(fresh, group=g, epochs={1: 0, 2: 0}, instance="w7")
+    assert r.get(k.decision("r2", 2)) == b"join-2" and r.get(k.user("v1", "alice", 1)) == b"alice-state"
+    assert not store.commit(fresh, group=g, epochs={1: 5}, instance="w7")  # fencing still comes first

@@ -1,0 +1,104 @@
+"""Optimistic query batches: decide without reading for stored decisions, let the commit check.
+
+A batch read again (crash, rebalance) or a retried request id must re-emit the stored decision
+byte for byte. Reading for it costs a store round trip per batch; an optimistic batch skips the
+read, and its commit refuses (``DecisionsExist``, nothing written) when a decision is there, so
+the worker processes the batch again the careful way. These tests pin when a batch may be
+optimistic (queries only, in partitions known to hold no early feedback) and that the retry
+re-emits exactly what was logged.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.engine import DecisionsExist, Engine
+from stream.engine.memory import MemoryState
+from tests.unit.test_engine import Log, engine, feedback, model, outputs, query, run  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.unit
+
+
+class CountingState(MemoryState):
+    """MemoryState that counts the decision reads (each one a Redis round trip in the worker)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decisions_read: list[str] = []
+
+    def load_decisions(self, requests):
+        self.decisions_read += list(requests)
+        return super().load_decisions(requests)
+
+
+def _optimistic(engine: Engine, state: MemoryState, records):
+    """What the worker does: optimistic first; on a refusal, the same records with the check."""
+    batch = engine.process(records, state, optimistic=True)
+    try:
+        state.commit(batch.write)
+    except DecisionsExist:
+        batch = engine.process(records, state)
+        state.commit(batch.write)
+    engine.commit(batch)
+    return batch
+
+
+def test_a_query_batch_in_a_partition_known_empty_of_held_feedback_skips_the_read(engine):
+    state, log = CountingState(), Log()
+    engine.held_counts({0: 0})
+    batch = engine.process([log.rec(query("r1")), log.rec(query("r2"))], state, optimistic=True)
+    assert state.decisions_read == []
+    assert batch.write.expect_new
+    assert set(batch.write.decisions) == {"r1", "r2"}
+
+
+@pytest.mark.parametrize("why", ["not optimistic", "held unknown", "feedback in the batch", "other partition"])
+def test_otherwise_the_batch_reads_for_stored_decisions_first(engine, why):
+    state, log = CountingState(), Log()
+    engine.held_counts({0: 0})
+    records = [log.rec(query("r1"))]
+    if why == "held unknown":
+        engine.held_counts({0: 3})
+    if why == "feedback in the batch":
+        records.append(log.rec(feedback("old", "i1")))
+    if why == "other partition":
+        records.append(log.rec(query("r2"), partition=1))
+    batch = engine.process(records, state, optimistic=why != "not optimistic")
+    assert "r1" in state.decisions_read  # the query's own check
+    assert not batch.write.expect_new
+
+
+def test_a_batch_read_again_re_emits_the_logged_decision_byte_for_byte(engine):
+    state, log = MemoryState(), Log()
+    engine.held_counts({0: 0})
+    records = [log.rec(query("r1", items=tuple(f"i{k}" for k in range(12))))]
+    first = _optimistic(engine, state, records)
+    again = _optimistic(engine, state, records)
+    assert again.outputs.predictions == first.outputs.predictions
+    assert again.counts["predictions_redelivered"] == 1 and "predictions" not in again.counts
+    assert not again.write.decisions
+
+
+def test_a_refused_commit_writes_nothing(engine):
+    state, log = MemoryState(), Log()
+    engine.held_counts({0: 0})
+    run(engine, state, [log.rec(query("r1"))])
+    before = (dict(state.decisions), state.counts.copy())
+    batch = engine.process([log.rec(query("r1")), log.rec(query("r2"))], state, optimistic=True)
+    with pytest.raises(DecisionsExist) as err:
+        state.commit(batch.write)
+    assert err.value.requests == ["r1"]
+    assert (state.decisions, state.counts) == before
+    assert "r2" not in state.decisions
+
+
+def test_a_retried_request_among_new_ones_keeps_its_decision_and_the_new_ones_are_decided(engine):
+    state, log = MemoryState(), Log()
+    engine.held_counts({0: 0})
+    first = _optimistic(engine, state, [log.rec(query("r1"))])
+    mixed = _optimistic(engine, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    preds = outputs(mixed, "predictions")
+    assert sorted(p["request_id"] for p in preds) == ["r1", "r2"]
+    assert first.outputs.predictions[0] in mixed.outputs.predictions
+    assert set(state.decisions) == {"r1", "r2"}
+    assert mixed.counts["predictions_redelivered"] == 1 and mixed.counts["predictions"] == 1
