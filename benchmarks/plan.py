@@ -20,6 +20,8 @@ class Plan:
     slo_ms: float = 10.0
     more_slos_ms: tuple[float, ...] = (20.0, 50.0, 100.0)  # also reported: highest rate within each
     warmup_rate: float = 200.0  # one second at this rate after a system first answers (caches, allocators)
+    broker_warmup_s: float = 20.0  # before the first system: this long through an echo worker, not recorded
+    broker_warmup_rates: tuple[float, ...] = (500, 2000, 8000)  # (the JVM compiles its hot paths)
     feedback_ratio: float = 0.2
     systems: tuple[str, ...] = tuple(s.name for s in SYSTEMS)
     http_connections: int = 32
@@ -50,7 +52,7 @@ class Plan:
 
 # Quick mode leaves out eddy-eos-fsync: the same worker as eddy-eos under another Redis policy, it proves
 # nothing more about the harness (tests/integration/test_bench_redis_watch.py covers the policy switch).
-QUICK = dict(quick=True, prestart=True, systems=tuple(s.name for s in SYSTEMS if s.redis_appendfsync is None), rates=(100, 300), warmup_rate=50.0, step_s=1.5, min_samples=0, drain_s=2.0, http_connections=8,
+QUICK = dict(quick=True, prestart=True, broker_warmup_s=0.0, systems=tuple(s.name for s in SYSTEMS if s.redis_appendfsync is None), rates=(100, 300), warmup_rate=50.0, step_s=1.5, min_samples=0, drain_s=2.0, http_connections=8,
              feedback_n=300, learning_samples=5, users=(1_000, 10_000), users_rate=100.0, users_step_s=1.5,
              ope_rounds=10_000, ope_bootstrap=20, profile_step_s=1.5, train_examples=3000, train_epochs=1)
 

@@ -34,7 +34,10 @@ class EchoEngine:
 
     model = None
 
-    def process(self, records: list[InRecord], state: object, *, started: float | None = None) -> Batch:
+    def process(self, records: list[InRecord], state: object, *, started: float | None = None,
+                optimistic: bool = False) -> Batch:
+        """``optimistic`` is the engine's (a batch that decides without reading for stored decisions):
+        an echo decides nothing, so there is nothing to check either way."""
         batch = Batch(BatchOutputs(), BatchWrite())
         for r in records:
             if r.kind == "query":

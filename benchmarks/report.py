@@ -76,6 +76,16 @@ def _machine(r: dict) -> list[str]:
     ]
 
 
+def _warmup(r: dict) -> list[str]:
+    steps = r.get("broker_warmup")
+    if not steps:
+        return ["- **Broker warm-up:** none in this run (the first system meets the broker as it is)."]
+    done = "; ".join(f"{s['rate']:g}/s: {s['answered']:,} of {s['sent']:,} answered" for s in steps)
+    return [f"- **Broker warm-up.** Before the first system, {r['plan'].get('broker_warmup_s', 0):g} s of load "
+            f"through the transactional echo worker, not recorded ({done}): a freshly started broker's JVM "
+            "would otherwise make whichever system runs first pay for compiling its hot paths."]
+
+
 def _method(r: dict) -> list[str]:
     p = r["plan"]
     return [
@@ -94,6 +104,7 @@ def _method(r: dict) -> list[str]:
         "same simulated queries (10 candidates), users, learner and exploration policy for every system. Each "
         "system runs in its own OS process, on its own topics (4 partitions), consumer group and Redis keys; the "
         "generator runs in the benchmark's process.",
+        *_warmup(r),
         "- **Kafka floors.** `floor-eos` / `floor-alo` are the worker itself (`benchmarks.processors.echo_worker`: the worker's shell around an echo engine, "
         "same client settings, poll loop, batching and publish path) with the work taken out: queries are echoed "
         "to the predictions topic. Eddy's p50 minus its floor's p50 is the cost of Eddy's own work.",

@@ -237,6 +237,32 @@ class Run:
             say(f"    deleting the {n:,} users' keys")
             dep.cleanup()
 
+    def warm_broker(self) -> list[dict]:
+        """Load through the transactional echo worker before the first system, recording nothing of it.
+
+        A freshly started broker's JVM interprets its hot paths until it has compiled them, so
+        whichever system ran first would pay for it (on a fresh stack the first system's p99 was
+        several times its own later runs'). Returns each warm-up step's rate, answered count and p99."""
+        p = self.plan
+        system = BY_NAME["floor-eos"]
+        say(f"[warm-up] {p.broker_warmup_s:g} s of load through {system.title} first, not recorded "
+            f"(rates {', '.join(f'{r:g}/s' for r in p.broker_warmup_rates)})")
+        dep, proc = self.launch(system)
+        out, gen = [], None
+        try:
+            gen = self.generator(system, dep, proc)
+            for k, rate in enumerate(p.broker_warmup_rates):
+                step = gen.run_step(rate, p.broker_warmup_s / len(p.broker_warmup_rates), drain_s=p.drain_s,
+                                    tag=f"bw{k}-")
+                out.append({"rate": rate, "sent": step["sent"], "answered": step["latency_ms"]["answered"],
+                            "p99_ms": step["latency_ms"].get("p99")})
+        finally:
+            if gen is not None:
+                gen.close()
+            proc.stop()
+            dep.cleanup()
+        return out
+
     # -------------------------------------------------------------------- all
     def run(self) -> dict:
         p = self.plan
@@ -251,6 +277,10 @@ class Run:
                                                               epochs=p.train_epochs)
         self.pool = QueryPool(bench_model.world(p.seed), p.pool_size)
         seconds = self.results["phase_seconds"] = {"train": round(time.monotonic() - t_start, 1)}
+        if p.broker_warmup_s > 0:
+            t0 = time.monotonic()
+            self.results["broker_warmup"] = self.warm_broker()
+            seconds["broker_warmup"] = round(time.monotonic() - t0, 1)
         launched: dict[str, tuple[Deployment, Process]] = {}
         try:
             if p.prestart:  # quick mode: start every system at once (their start-up overlaps the first runs)
