@@ -107,8 +107,50 @@ return 1
 """
 """A batch's commit in one round trip: check the epochs, then write (WATCH + GET + MULTI/EXEC took three)."""
 
-_RECORDER = redis.Redis()
-"""Never connects: its pipelines only record commands (a cluster's pipeline keeps them in another shape)."""
+class _Commands:
+    """The commit script's list of writes, spelled like redis-py's commands (``set(k, v, ex=...)``,
+    ``zadd(k, {m: s}, xx=True)``...) but only recorded: building them through redis-py's own
+    command methods cost more client CPU than the round trip. Each entry: (name, key, *args)."""
+
+    __slots__ = ("commands",)
+
+    def __init__(self) -> None:
+        self.commands: list[tuple] = []
+
+    def set(self, key: str, value: bytes, ex: int | None = None) -> None:
+        self.commands.append(("SET", key, value) if ex is None else ("SET", key, value, "EX", ex))
+
+    def sadd(self, key: str, *members: str) -> None:
+        self.commands.append(("SADD", key, *members))
+
+    def hset(self, key: str, field: str | None = None, value: bytes | None = None,
+             mapping: dict | None = None) -> None:
+        pairs = [] if field is None else [field, value]
+        for f, v in (mapping or {}).items():
+            pairs += (f, v)
+        self.commands.append(("HSET", key, *pairs))
+
+    def hdel(self, key: str, *fields: str) -> None:
+        self.commands.append(("HDEL", key, *fields))
+
+    def hincrby(self, key: str, field: str, amount: int) -> None:
+        self.commands.append(("HINCRBY", key, field, amount))
+
+    def zadd(self, key: str, mapping: dict, xx: bool = False) -> None:
+        args = ["XX"] if xx else []
+        for member, score in mapping.items():
+            args += (score, member)
+        self.commands.append(("ZADD", key, *args))
+
+    def zrem(self, key: str, *members: str) -> None:
+        self.commands.append(("ZREM", key, *members))
+
+    def expire(self, key: str, seconds: int) -> None:
+        self.commands.append(("EXPIRE", key, seconds))
+
+    def delete(self, key: str) -> None:
+        self.commands.append(("DEL", key))
+
 
 _OUTAGES = (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException)
 """What says "Redis did not answer" (a cluster adds: slots not covered, cluster down, no node reachable)."""
@@ -351,8 +393,8 @@ class RedisStore:
         the learner's; False if another learner claimed it since (fenced)."""
         key, epoch_key = self.keys.learner_snapshot(group, name), self.keys.learner_epoch(group, name)
         pairs = [x for item in fields.items() for x in item]
-        # the batch commit's script: check the epoch, then one HSET (both keys share the {learner} slot)
-        return bool(self._call(self._commit_script, keys=[epoch_key, key], args=[1, epoch, "HSET", len(pairs), *pairs]))
+        # the batch commit's script: check the epoch, no keys that must not exist, then one HSET (one {learner} slot)
+        return bool(self._call(self._commit_script, keys=[epoch_key, key], args=[1, epoch, 0, "HSET", len(pairs), *pairs]))
 
     # --------------------------------------------------------------- writes
     def commit(self, batch: BatchWrite, *, group: str, epochs: dict[int, int], instance: str = "") -> bool:
@@ -405,9 +447,9 @@ class RedisStore:
         k = self.keys
         mine = (lambda p: True) if partitions is None else partitions.__contains__
         ttl = max(1, int(batch.decision_ttl_s))
-        # The writes are queued on a pipeline that is never sent: its command stack is the
-        # script's list of commands, so each write is spelled once, with redis-py's own argument rules.
-        pipe = _RECORDER.pipeline(transaction=False)
+        # The writes are recorded (:class:`_Commands`), spelled like redis-py's commands so that
+        # ``_queue_counts`` also serves a cluster's real pipeline; the script runs the list.
+        pipe = _Commands()
         for (fn, user), (state, p) in batch.users.items():
             if mine(p):
                 pipe.set(k.user(fn, user, p), state)
@@ -454,8 +496,7 @@ class RedisStore:
         new = [k.decision(rid, p) for rid, (_, p) in batch.decisions.items() if mine(p)] if batch.expect_new else []
         keys = [*(k.epoch(group, p) for p in fenced), *new]
         args: list = [len(fenced), *(epochs[p] for p in fenced), len(new)]
-        for command, _ in pipe.command_stack:
-            name, key, *rest = command
+        for name, key, *rest in pipe.commands:
             keys.append(key)
             args += [name, len(rest), *rest]
         out = self._commit_script(keys=keys, args=args)
