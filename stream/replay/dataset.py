@@ -109,7 +109,7 @@ def _hashed(contexts: list[dict], dim: int) -> np.ndarray:
             cols[strings] = _buckets(values[strings].tolist(), f"{key}={{}}", dim)
     rows = np.repeat(np.arange(n), per_row)
     flat = np.bincount(rows * dim + cols, weights=weights, minlength=n * dim)
-    return flat.reshape(n, dim)
+    return flat.reshape(n, dim).astype(np.float64, copy=False)  # no entry at all: bincount's zeros are ints
 
 
 def _buckets(values: list[str], name: str, dim: int) -> np.ndarray:
