@@ -23,9 +23,7 @@ functions (:mod:`stream.replay.pipeline`'s steps):
   (:class:`~stream.replay.dsjson_schema.DSJsonRead`) and freeing it, and a bare
   Kafka consume of each topic (``consume(20000)`` until every record is in,
   nothing done per record), and msgspec decoding each record's value into
-  replay's lean Structs (:mod:`stream.replay.records`) and freeing them;
-* **columns**: the same bytes decoded and turned into replay's columns, with
-  no join (what reading costs beyond the floors, before the join).
+  replay's lean Structs (:mod:`stream.replay.records`) and freeing them.
 
 Each stage is the best of ``--repeat`` runs, in CPU seconds of this process
 (``time.process_time``: what one free core gives, so figures from a busy
@@ -162,23 +160,6 @@ def kafka_decode_floors(rounds, repeat: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def column_costs(path: Path, rounds, repeat: int) -> dict[str, dict[str, float]]:
-    """Where read + join goes beyond the floors: the bytes decoded and turned into columns, with no join,
-    time order or BanditLog (the file: :func:`~stream.replay.dsjson.read_dsjson_columns`; Kafka's values:
-    :func:`~stream.replay.records.decision_columns` and :func:`~stream.replay.records.outcome_columns`)."""
-    from stream.events import Outcome, encode
-    from stream.replay.dsjson import read_dsjson_columns
-    from stream.replay.records import decision_columns, outcome_columns
-
-    decisions = [encode(r.decision) for r in rounds]
-    outcomes = [encode(Outcome(r.decision, r.decision.chosen_item, r.reward, r.feedback_ts)) for r in rounds]
-    out = {}
-    out["the file decoded into columns (read_dsjson_columns)"], _ = best_of(repeat, lambda: read_dsjson_columns(path))
-    out["the decisions' values decoded into columns"], _ = best_of(repeat, lambda: decision_columns(decisions))
-    out["the outcomes' values decoded into columns"], _ = best_of(repeat, lambda: outcome_columns(outcomes))
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.replay_throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10_000)
@@ -210,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
         read["dsjson file"], loaded = best_of(
             args.repeat, lambda: load_rounds(settings, SliceRequest(source=str(path), **base), progress=False))
         floors = file_floors(path, args.repeat)
-        columns = column_costs(path, rounds, args.repeat)
     log = loaded.log
     kafka_note = None
     if not args.no_kafka:
@@ -275,8 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     print(row("bootstrap, 1000 samples, 15 estimates", bootstrap))
     for name, t in floors.items():
         print(row(f"floor: {name}", t))
-    for name, t in columns.items():
-        print(row(f"columns: {name}", t))
     for source, t in end_to_end.items():
         per_s = rate(t["cpu_s"])
         print(f"target 100,000 decisions/s (CPU), {source}: {'reached' if per_s >= 100_000 else 'NOT reached'} "
@@ -293,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "read_s": read, "stages_s": stages, "breakdown_s": breakdown, "end_to_end_s": end_to_end,
         "end_to_end_decisions_per_s": {source: {"cpu": n / t["cpu_s"], "wall": n / t["wall_s"]}
                                        for source, t in end_to_end.items()},
-        "bootstrap_1000_s": bootstrap, "floors_s": floors, "columns_s": columns, "kafka_note": kafka_note,
+        "bootstrap_1000_s": bootstrap, "floors_s": floors, "kafka_note": kafka_note,
         "clock_note": "cpu: this process's CPU time (one free core); wall: elapsed on a shared machine",
         "python": platform.python_version(), "cpus": os.cpu_count(), "load_average": list(os.getloadavg()),
     }, indent=2) + "\n")
