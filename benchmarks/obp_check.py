@@ -33,6 +33,7 @@ import tempfile
 import time
 import venv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,6 +137,52 @@ def ensure_venv() -> tuple[Path | None, str]:
     return python, "created"
 
 
+def add_check_args(parser: argparse.ArgumentParser, results_name: str) -> None:
+    """The options both OBP checks take (seed, tolerance, --require, --output)."""
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--tolerance", type=float, default=1e-9)
+    parser.add_argument("--require", action="store_true", help="exit 1 instead of skipping when obp is unavailable")
+    parser.add_argument("--output", default=None, help=f"default: benchmarks/results/{results_name}-<timestamp>.json")
+
+
+def run_obp_side(python: Path, child: str, child_args: dict[str, Any],
+                 timeout: int) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """Run ``child`` in the OBP venv with ``child_args`` plus ``arrays``, the .npz path it writes: its last
+    stdout line (JSON) and those arrays; None, with its stderr printed, when it fails."""
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays_path = Path(tmp) / "arrays.npz"
+        done = subprocess.run([str(python), "-c", child, json.dumps({**child_args, "arrays": str(arrays_path)})],
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            print("FAILED: the obp side did not run")
+            return None
+        obp_side = json.loads(done.stdout.strip().splitlines()[-1])
+        with np.load(arrays_path) as data:
+            return obp_side, {k: data[k] for k in data.files}
+
+
+def verdict(rows: list[dict[str, Any]], worst: float, tolerance: float, obp_version: str, how: str) -> bool:
+    """Print whether every estimate agrees within ``tolerance``; True if so."""
+    ok = worst <= tolerance
+    print(f"{'PASS' if ok else 'FAIL'}: largest |Eddy - OBP| {worst:.2e} over {len(rows)} estimates "
+          f"(tolerance {tolerance:g}); obp {obp_version}, venv {how}")
+    return ok
+
+
+def write_result(results_name: str, argv: list[str] | None, output: str | None, record: dict[str, Any]) -> None:
+    """``record`` as ``benchmarks/results/<results_name>-<timestamp>.json`` (or ``output``), with the command line."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = Path(output) if output else RESULTS / f"{results_name}-{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = "benchmarks." + results_name.replace("-", "_")
+    path.write_text(json.dumps({
+        "command": f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:]),
+        **record, "python": platform.python_version(),
+    }, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
 def eddy_values(arrays: dict[str, np.ndarray], dist: np.ndarray) -> dict[str, float]:
     from bandits.ope import make_estimator
 
@@ -152,28 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.obp_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10_000)
     parser.add_argument("--actions", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--tolerance", type=float, default=1e-9)
-    parser.add_argument("--require", action="store_true", help="exit 1 instead of skipping when obp is unavailable")
-    parser.add_argument("--output", default=None, help="default: benchmarks/results/obp-check-<timestamp>.json")
+    add_check_args(parser, "obp-check")
     args = parser.parse_args(argv)
     python, how = ensure_venv()
     if python is None:
         print(f"SKIPPED: the OBP check needs {OBP} in {VENV}: {how}")
         return 1 if args.require else 0
-    with tempfile.TemporaryDirectory() as tmp:
-        arrays_path = Path(tmp) / "arrays.npz"
-        child_args = {"n_rounds": args.rounds, "n_actions": args.actions, "seed": args.seed,
-                      "arrays": str(arrays_path), "pairs": PAIRS}
-        done = subprocess.run([str(python), "-c", CHILD, json.dumps(child_args)], capture_output=True, text=True,
-                              timeout=900)
-        if done.returncode != 0:
-            print(done.stderr, file=sys.stderr)
-            print("FAILED: the obp side did not run")
-            return 1
-        obp_side = json.loads(done.stdout.strip().splitlines()[-1])
-        with np.load(arrays_path) as data:
-            arrays = {k: data[k] for k in data.files}
+    ran = run_obp_side(python, CHILD, {"n_rounds": args.rounds, "n_actions": args.actions, "seed": args.seed,
+                                       "pairs": PAIRS}, timeout=900)
+    if ran is None:
+        return 1
+    obp_side, arrays = ran
     rows, worst = [], 0.0
     for i, (label, values) in enumerate(obp_side["values"].items()):
         ours = eddy_values(arrays, arrays[f"target{i}"])
@@ -182,27 +218,19 @@ def main(argv: list[str] | None = None) -> int:
             worst = max(worst, diff)
             rows.append({"target": label, "estimator": spec, "obp": theirs, "eddy": ours[spec], "abs_diff": diff,
                          "truth": obp_side["truth"][label]})
-    ok = worst <= args.tolerance
     width = max(len(r["target"]) for r in rows)
     print(f"{'target':<{width}}  {'estimator':<22}  {'OBP':>12}  {'Eddy':>12}  {'|diff|':>9}  {'truth':>8}")
     for r in rows:
         print(f"{r['target']:<{width}}  {r['estimator']:<22}  {r['obp']:>12.8f}  {r['eddy']:>12.8f}  "
               f"{r['abs_diff']:>9.1e}  {r['truth']:>8.5f}")
-    print(f"{'PASS' if ok else 'FAIL'}: largest |Eddy - OBP| {worst:.2e} over {len(rows)} estimates "
-          f"(tolerance {args.tolerance:g}); obp {obp_side['obp_version']}, venv {how}")
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    path = Path(args.output) if args.output else RESULTS / f"obp-check-{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "command": "python -m benchmarks.obp_check " + " ".join(argv if argv is not None else sys.argv[1:]),
+    ok = verdict(rows, worst, args.tolerance, obp_side["obp_version"], how)
+    write_result("obp-check", argv, args.output, {
         "obp_version": obp_side["obp_version"], "dataset": "obp.dataset.SyntheticBanditDataset(reward_type=binary, "
         "logistic_reward_function, linear_behavior_policy, dim_context=5)", "n_rounds": obp_side["n_rounds"],
         "n_actions": obp_side["n_actions"], "seed": args.seed,
         "reward_model": "OBP RegressionModel(LogisticRegression(C=100)), 3-fold cross-fitted, fed to both",
         "tolerance": args.tolerance, "max_abs_diff": worst, "pass": ok, "rows": rows,
-        "python": platform.python_version(),
-    }, indent=2) + "\n")
-    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    })
     return 0 if ok else 1
 
 

@@ -18,17 +18,11 @@ When obp cannot be installed the check prints ``SKIPPED: <why>`` and exits 0 (``
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks.obp_check import OBP, RESULTS, ROOT, TORCH_STAND_IN, VENV, ensure_venv
+from benchmarks.obp_check import (OBP, TORCH_STAND_IN, VENV, add_check_args, ensure_venv, run_obp_side, verdict,
+                                  write_result)
 
 CHILD = TORCH_STAND_IN + r'''
 import json
@@ -86,29 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2_000, help="slates per world (default 2,000)")
     parser.add_argument("--actions", type=int, default=8)
     parser.add_argument("--len-list", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--tolerance", type=float, default=1e-9)
-    parser.add_argument("--require", action="store_true", help="exit 1 instead of skipping when obp is unavailable")
-    parser.add_argument("--output", default=None, help="default: benchmarks/results/obp-slate-check-<timestamp>.json")
+    add_check_args(parser, "obp-slate-check")
     args = parser.parse_args(argv)
     python, how = ensure_venv()
     if python is None:
         print(f"SKIPPED: the OBP slate check needs {OBP} in {VENV}: {how}")
         return 1 if args.require else 0
     structures = ["independent", "cascade_additive", "standard_additive"]
-    with tempfile.TemporaryDirectory() as tmp:
-        arrays_path = Path(tmp) / "arrays.npz"
-        child_args = {"n_rounds": args.rounds, "n_actions": args.actions, "len_list": args.len_list,
-                      "seed": args.seed, "arrays": str(arrays_path), "structures": structures}
-        done = subprocess.run([str(python), "-c", CHILD, json.dumps(child_args)], capture_output=True, text=True,
-                              timeout=1800)
-        if done.returncode != 0:
-            print(done.stderr, file=sys.stderr)
-            print("FAILED: the obp side did not run")
-            return 1
-        obp_side = json.loads(done.stdout.strip().splitlines()[-1])
-        with np.load(arrays_path) as data:
-            arrays = {k: data[k] for k in data.files}
+    ran = run_obp_side(python, CHILD, {"n_rounds": args.rounds, "n_actions": args.actions, "len_list": args.len_list,
+                                       "seed": args.seed, "structures": structures}, timeout=1800)
+    if ran is None:
+        return 1
+    obp_side, arrays = ran
     rows, worst = [], 0.0
     for w, world in enumerate(obp_side["worlds"]):
         position = arrays[f"w{w}_position"]
@@ -123,26 +106,19 @@ def main(argv: list[str] | None = None) -> int:
                 worst = max(worst, diff)
                 rows.append({"reward_structure": world["reward_structure"], "target": label, "estimator": name,
                              "obp": values[name], "eddy": ours, "abs_diff": diff, "truth": values["truth"]})
-    ok = worst <= args.tolerance
     print(f"{'reward structure':<18} {'target':<30} {'estimator':<10} {'OBP':>11} {'Eddy':>11} {'|diff|':>8} "
           f"{'truth':>8}")
     for r in rows:
         print(f"{r['reward_structure']:<18} {r['target']:<30} {r['estimator']:<10} {r['obp']:>11.7f} "
               f"{r['eddy']:>11.7f} {r['abs_diff']:>8.1e} {r['truth']:>8.5f}")
-    print(f"{'PASS' if ok else 'FAIL'}: largest |Eddy - OBP| {worst:.2e} over {len(rows)} estimates "
-          f"(tolerance {args.tolerance:g}); obp {obp_side['obp_version']}, venv {how}")
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    path = Path(args.output) if args.output else RESULTS / f"obp-slate-check-{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "command": "python -m benchmarks.obp_slate_check " + " ".join(argv if argv is not None else sys.argv[1:]),
+    ok = verdict(rows, worst, args.tolerance, obp_side["obp_version"], how)
+    write_result("obp-slate-check", argv, args.output, {
         "obp_version": obp_side["obp_version"],
         "dataset": f"obp.dataset.SyntheticSlateBanditDataset(n_unique_action={args.actions}, "
                    f"len_list={args.len_list}, dim_context=2, reward_type=binary, linear_behavior_policy_logit)",
         "n_slates": args.rounds, "seed": args.seed, "tolerance": args.tolerance, "max_abs_diff": worst, "pass": ok,
-        "rows": rows, "python": platform.python_version(),
-    }, indent=2) + "\n")
-    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+        "rows": rows,
+    })
     return 0 if ok else 1
 
 

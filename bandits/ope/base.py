@@ -182,13 +182,24 @@ class BaseOffPolicyEstimator(ABC):
         estimated_rewards: np.ndarray | None = None,
     ) -> float:
         """The target policy's estimated value (mean reward per round)."""
-        value = self._prepare(reward, action, pscore, action_dist, estimated_rewards).value()
+        return self._checked_value(self._prepare(reward, action, pscore, action_dist, estimated_rewards))
+
+    def _checked_value(self, terms: Terms) -> float:
+        value = terms.value()
         if np.isnan(value):
             raise BanditError(
                 f"{self.name} is undefined: the importance weights sum to 0 "
                 "(the target policy puts no mass on any logged action)"
             )
         return value
+
+    def value_and_terms(self, data: OPEInput) -> tuple[float, Terms]:
+        """The value and the per-round terms on arrays already validated (:func:`validate_input`): what
+        a caller evaluating many estimators on the same arrays uses to check them once, not per estimator."""
+        if self.requires_estimated_rewards and data.estimated_rewards is None:
+            raise BanditError(f"{self.name} needs estimated_rewards of shape {data.action_dist.shape}; got None")
+        terms = self._terms(data)
+        return self._checked_value(terms), terms
 
     def estimate_interval(
         self,

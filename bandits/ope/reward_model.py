@@ -165,18 +165,18 @@ def _newton(x: np.ndarray, y: np.ndarray, offset: float, l2: float, bernoulli: b
         return w
     eye = l2 * np.eye(d)
 
-    def objective(v: np.ndarray) -> float:
+    def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
+        """The penalised loss at ``v``, and the predictions it was computed from (the next step's)."""
         p = _sigmoid(offset + x @ v)
         if bernoulli:
             eps = 1e-300
             loss = -float(np.sum(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
         else:
             loss = 0.5 * float(np.sum((p - y) ** 2))
-        return loss + 0.5 * l2 * float(v @ v)
+        return loss + 0.5 * l2 * float(v @ v), p
 
-    current = objective(w)
+    current, p = objective(w)
     for _ in range(_NEWTON_STEPS):
-        p = _sigmoid(offset + x @ w)
         slope = p * (1 - p)
         if bernoulli:
             grad = x.T @ (p - y) + l2 * w
@@ -191,11 +191,11 @@ def _newton(x: np.ndarray, y: np.ndarray, offset: float, l2: float, bernoulli: b
         t = 1.0
         while True:
             candidate = w - t * step
-            value = objective(candidate)
+            value, p_candidate = objective(candidate)
             if value <= current or t < 1e-8:
                 break
             t *= 0.5
-        w, current = candidate, min(value, current)
+        w, current, p = candidate, min(value, current), p_candidate
         if t * np.abs(step).max() <= _STEP_TOLERANCE:
             break
     return w

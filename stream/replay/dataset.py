@@ -66,7 +66,27 @@ def context_matrix(log: BanditLog, dim: int = DEFAULT_CONTEXT_DIM, *, include_us
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ReplayError(f"context dim must be a positive integer, got {dim!r}")
     n = log.n_rounds
-    contexts = log.contexts.tolist()
+    # Logs repeat a few contexts (devices x hours) across thousands of decisions: each distinct context
+    # (its items in order) is hashed once, and the rows are gathered. The sums are the same floats as
+    # hashing every row: each cell adds its entries in the same order, the user's 1 last.
+    distinct: dict[tuple, int] = {}
+    code = np.fromiter(map(distinct.setdefault, map(tuple, map(dict.items, log.contexts.tolist())), count()),
+                       dtype=np.intp, count=n)
+    if len(distinct) < n:
+        first = np.fromiter(distinct.values(), dtype=np.intp, count=len(distinct))  # each one's first row
+        dense = np.empty(n, dtype=np.intp)
+        dense[first] = np.arange(first.size)
+        x = _hashed(log.contexts[first].tolist(), dim)[dense[code]]
+    else:
+        x = _hashed(log.contexts.tolist(), dim)
+    if include_user:
+        x[np.arange(n), _buckets(log.users.tolist(), "user_id={}", dim)] += 1.0
+    return x
+
+
+def _hashed(contexts: list[dict], dim: int) -> np.ndarray:
+    """(len(contexts), dim) the hashed features of each context, without the user."""
+    n = len(contexts)
     per_row = np.fromiter(map(len, contexts), dtype=np.intp, count=n)
     # Keys and values of every context in two C-level passes, then each feature name hashed once: a key
     # by its distinct values when they are strings (its own column each), by itself when numeric. The
@@ -88,12 +108,8 @@ def context_matrix(log: BanditLog, dim: int = DEFAULT_CONTEXT_DIM, *, include_us
         if strings.size:
             cols[strings] = _buckets(values[strings].tolist(), f"{key}={{}}", dim)
     rows = np.repeat(np.arange(n), per_row)
-    if include_user:
-        cols = np.concatenate([cols, _buckets(log.users.tolist(), "user_id={}", dim)])
-        weights = np.concatenate([weights, np.ones(n)])
-        rows = np.concatenate([rows, np.arange(n)])
     flat = np.bincount(rows * dim + cols, weights=weights, minlength=n * dim)
-    return flat.reshape(n, dim)
+    return flat.reshape(n, dim).astype(np.float64, copy=False)  # no entry at all: bincount's zeros are ints
 
 
 def _buckets(values: list[str], name: str, dim: int) -> np.ndarray:

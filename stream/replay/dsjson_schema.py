@@ -26,6 +26,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct, field
 
+from stream.events import MAX_ID_LENGTH
+
 __all__ = ["DSJsonLine", "DSJsonRead", "json_schema", "schema_text", "SCHEMA_PATH", "main"]
 
 SCHEMA_PATH = Path("docs/schemas/formats/dsjson.json")
@@ -34,6 +36,11 @@ FeatureValue = str | float | int | bool
 Features = dict[str, FeatureValue]
 Position = Annotated[int, Meta(ge=0, description="slates: the 0-based position this decision filled (absent: 0)")]
 ActionIndex = Annotated[int, Meta(ge=0)]
+# The request id, held to the events' own rule (stream.events.RequestId: no control characters, at most
+# MAX_ID_LENGTH characters) so that a file cannot bring in an id the decision log would refuse; empty is
+# allowed here, and means "no id" (the reader names the row by its file and line instead).
+EventId = Annotated[str, Meta(max_length=MAX_ID_LENGTH, pattern="^[^\\x00-\\x1f]*$",
+                              description="the request id (absent or empty: file:line); no control characters")]
 TAKEN = Meta(description="slates: 0-based indices into c._multi of the actions earlier positions took, in position "
                          "order (absent: none known; else one per earlier position, the chosen action not among them)")
 
@@ -95,7 +102,7 @@ class DSJsonLine(Struct, kw_only=True):
     label_index: Annotated[int, Meta(ge=0)] | None = field(name="_labelIndex", default=None)
     timestamp: str | None = field(name="Timestamp", default=None)
     version: str | None = field(name="Version", default=None)
-    event_id: str | None = field(name="EventId", default=None)
+    event_id: EventId | None = field(name="EventId", default=None)
     a: Annotated[list[Annotated[int, Meta(ge=1)]], Meta(min_length=1)]
     c: SharedContext
     p: Annotated[list[Annotated[float, Meta(ge=0, le=1)]], Meta(min_length=1)]
@@ -141,7 +148,7 @@ class DSJsonRead(Struct, kw_only=True, gc=False):
     label_action: Annotated[int, Meta(ge=1)] | None = field(name="_label_Action", default=None)
     label_index: Annotated[int, Meta(ge=0)] | None = field(name="_labelIndex", default=None)
     timestamp: str | None = field(name="Timestamp", default=None)
-    event_id: str | None = field(name="EventId", default=None)
+    event_id: EventId | None = field(name="EventId", default=None)
     a: Annotated[tuple[Annotated[int, Meta(ge=1)], ...], Meta(min_length=1)]
     c: SharedContextRead
     p: Annotated[tuple[Annotated[float, Meta(ge=0, le=1)], ...], Meta(min_length=1)]

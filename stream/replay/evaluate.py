@@ -20,6 +20,7 @@ import numpy as np
 from bandits import BanditError, make_policy
 from bandits.ope import ESTIMATORS, diagnose, effective_sample_size, make_estimator
 from stream.config import Settings
+from bandits.ope.base import OPEInput, validate_input
 from bandits.ope.bootstrap import shared_intervals
 from bandits.ope.reward_model import RewardModelSpec
 from stream.replay.dataset import DEFAULT_CONTEXT_DIM, BanditLog
@@ -189,15 +190,21 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
             raise ReplayError(f"target {target.label!r}: {exc}") from None
         result = PolicyResult(target.label, ess, {}, warnings=warnings, notes=list(target.notes),
                               fallbacks=target.fallback.count if target.fallback else 0)
+        shared = _validated(log, dist, estimated_rewards)
         for name in estimators:
             estimator = built[name]
-            arrays = dict(reward=log.reward, action=log.action, pscore=log.pscore, action_dist=dist,
-                          estimated_rewards=estimated_rewards if estimator.requires_estimated_rewards else None)
             try:
-                value = estimator.estimate_policy_value(**arrays)
-                # The estimator's own per-round terms, so the shared bootstrap computes exactly its statistic.
-                terms = estimator._prepare(arrays["reward"], arrays["action"], arrays["pscore"], dist,
-                                           arrays["estimated_rewards"])
+                if shared is not None:  # every array checked once for this target
+                    value, terms = estimator.value_and_terms(
+                        shared if estimator.requires_estimated_rewards else shared._replace(estimated_rewards=None))
+                else:  # some array is bad: each estimator checks its own and says what is wrong for it
+                    arrays = dict(reward=log.reward, action=log.action, pscore=log.pscore, action_dist=dist,
+                                  estimated_rewards=estimated_rewards if estimator.requires_estimated_rewards
+                                  else None)
+                    value = estimator.estimate_policy_value(**arrays)
+                    # The estimator's own per-round terms, so the shared bootstrap computes exactly its statistic.
+                    terms = estimator._prepare(arrays["reward"], arrays["action"], arrays["pscore"], dist,
+                                               arrays["estimated_rewards"])
             except BanditError as exc:
                 result.estimates[name] = Estimate(math.nan, math.nan, math.nan, error=str(exc))
                 continue
@@ -210,3 +217,13 @@ def evaluate(log: BanditLog, targets: Sequence[Target], *, estimators: Sequence[
     for (result, name, value, _), (lower, upper) in zip(pending, intervals):
         result.estimates[name] = Estimate(value, lower, upper)
     return results
+
+
+def _validated(log: BanditLog, dist: np.ndarray, estimated_rewards: np.ndarray | None) -> OPEInput | None:
+    """The arrays of one target checked once for all its estimators (as each would check them), or None when
+    a check fails."""
+    try:
+        return validate_input(reward=log.reward, action=log.action, pscore=log.pscore, action_dist=dist,
+                              estimated_rewards=estimated_rewards)
+    except BanditError:
+        return None

@@ -32,7 +32,7 @@ from msgspec import Meta, Struct
 
 from stream.events import (MAX_CANDIDATES, MAX_EVENT_BYTES, MAX_SEED, EventError, Features, Id, RequestId,
                            Outcome, Probability, Reward, Timestamp, decode_decision, decode_outcome)
-from stream.replay.columns import DecisionColumns, without_gc
+from stream.replay.columns import DecisionColumns, object_array, without_gc
 
 __all__ = ["DecisionRead", "OutcomeRead", "OutcomeColumns", "decision_columns", "outcome_columns", "decode_batch"]
 
@@ -212,8 +212,8 @@ def _repeated_ids(cols: DecisionColumns) -> np.ndarray:
 class OutcomeColumns:
     """m outcomes in read order: the request each joins, the item its feedback was for, reward and time."""
 
-    request_id: np.ndarray
-    item_id: np.ndarray
+    request_id: np.ndarray  # (m,) object, str
+    item_id: np.ndarray  # (m,) object, str
     reward: np.ndarray
     feedback_ts: np.ndarray
     position: np.ndarray | None = None  # (m,) the slate position of each outcome's decision; None: all 0
@@ -234,8 +234,7 @@ class OutcomeColumns:
     @classmethod
     def of(cls, outcomes: Sequence[Outcome]) -> OutcomeColumns:
         """Columns of Outcome objects already decoded."""
-        return cls(np.array([o.decision.request_id for o in outcomes], dtype=str).reshape(-1),
-                   np.array([o.item_id for o in outcomes], dtype=str).reshape(-1),
+        return cls(object_array([o.decision.request_id for o in outcomes]), object_array([o.item_id for o in outcomes]),
                    np.array([o.reward for o in outcomes], dtype=np.float64).reshape(-1),
                    np.array([o.feedback_ts for o in outcomes], dtype=np.float64).reshape(-1),
                    _positions([o.decision.position for o in outcomes]))
@@ -251,9 +250,9 @@ def outcome_columns(values: Sequence[bytes | None], undecodable: Counter | None 
     undecodable = Counter() if undecodable is None else undecodable
     records, _ = decode_batch(values, OutcomeRead, decode_outcome, undecodable, "outcomes")
     m = len(records)
-    return OutcomeColumns(
-        np.array(list(map(_decision_request_id, records)), dtype=str).reshape(-1),
-        np.array(list(map(_item_id, records)), dtype=str).reshape(-1),
+    return OutcomeColumns(  # ids stay Python strings (object arrays): the join looks them up in dicts
+        object_array(list(map(_decision_request_id, records))),
+        object_array(list(map(_item_id, records))),
         np.fromiter(map(_reward, records), dtype=np.float64, count=m),
         np.fromiter(map(_feedback_ts, records), dtype=np.float64, count=m),
         _positions(list(map(_decision_position, records))),

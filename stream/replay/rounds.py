@@ -40,7 +40,7 @@ import numpy as np
 from stream.events import Decision, Feedback, Outcome
 from stream.engine.joins import Source, classify
 from stream.engine.slates import slot_key
-from stream.replay.columns import DecisionColumns
+from stream.replay.columns import DecisionColumns, object_array
 from stream.replay.records import OutcomeColumns
 
 __all__ = ["LoggedRound", "JoinStats", "Joined", "join_outcomes", "join_raw", "join_outcome_columns",
@@ -180,7 +180,7 @@ def join_outcome_columns(cols: DecisionColumns, outcomes: OutcomeColumns, *,
     first, at = first[found], at[found]
     rows = unique[at]
     chosen_code = cols.item_code[rows, cols.chosen[rows]]
-    chosen_item = np.asarray(cols.vocab, dtype=str)[chosen_code] if rows.size else np.zeros(0, dtype=str)
+    chosen_item = object_array(cols.vocab)[chosen_code]
     same = chosen_item == outcomes.item_id[first]
     stats.other_item = int((~same).sum())
     has = np.zeros(unique.size, dtype=bool)

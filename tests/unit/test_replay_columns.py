@@ -92,6 +92,12 @@ def test_dsjson_columns_equal_the_line_by_line_reader(rounds, tmp_path):
      '"c":{"_multi":[{"i":{"id":"a"}},{"i":{"id":"b"}}]}}', "one 'p' per id"),
     ('{"_label_cost":"x"}', r"Expected `float`, got `str` - at `\$._label_cost`"),
     ("{not json", "not JSON"),
+    # A request id the decision log would refuse (stream.events.RequestId): a control character (escaped in
+    # the JSON, so the line itself is one line), or longer than an id may be.
+    ('{"_label_cost":-1,"_label_probability":0.5,"_labelIndex":0,"EventId":"r1\\nforged","a":[1,2],'
+     '"p":[0.5,0.5],"c":{"_multi":[{"i":{"id":"a"}},{"i":{"id":"b"}}]}}', r"at `\$.EventId`"),
+    ('{"_label_cost":-1,"_label_probability":0.5,"_labelIndex":0,"EventId":"' + "r" * 257 + '","a":[1,2],'
+     '"p":[0.5,0.5],"c":{"_multi":[{"i":{"id":"a"}},{"i":{"id":"b"}}]}}', r"length <= 256 - at `\$.EventId`"),
 ])
 def test_a_bad_line_is_named_by_its_line_number(rounds, tmp_path, line, message):
     path = tmp_path / "bad.dsjson"
@@ -100,6 +106,9 @@ def test_a_bad_line_is_named_by_its_line_number(rounds, tmp_path, line, message)
         fh.write("\n" + line + "\n")
     with pytest.raises(ReplayError, match=message) as info:
         read_dsjson_columns(path)
+    assert "bad.dsjson:5" in str(info.value)
+    with pytest.raises(ReplayError, match=message) as info:  # the line-by-line reader says the same
+        read_dsjson(path)
     assert "bad.dsjson:5" in str(info.value)
 
 

@@ -70,10 +70,18 @@ def test_context_matrix_hashes_numbers_strings_and_user():
         context_matrix(BanditLog.from_rounds([LoggedRound(d, 1.0)]), 0)
 
 
-def test_context_matrix_equals_the_row_by_row_definition_on_mixed_contexts():
+MIXED_CONTEXTS = [{"hour": 5.0, "device": "tv"}, {}, {"hour": "late", "device": "tv", "flag": True},
+                  {"device": "phone", "hour": -2.5}, {"flag": False, "n": 3}, {"device": "tv"}]
+
+
+@pytest.mark.parametrize("contexts", [
+    MIXED_CONTEXTS,  # every context distinct
+    # Repeated contexts (hashed once each), the same items in another order, and values equal as keys
+    # but not as objects (1, 1.0, True): each row still gets its own entries, in its own order.
+    MIXED_CONTEXTS * 3 + [{"device": "tv", "hour": 5.0}, {"n": 1}, {"n": 1.0}, {"n": True}, {"n": 1}],
+], ids=["distinct", "repeated"])
+def test_context_matrix_equals_the_row_by_row_definition_on_mixed_contexts(contexts):
     """A key with numbers in some rows and strings in others, booleans, empty contexts, repeated users."""
-    contexts = [{"hour": 5.0, "device": "tv"}, {}, {"hour": "late", "device": "tv", "flag": True},
-                {"device": "phone", "hour": -2.5}, {"flag": False, "n": 3}, {"device": "tv"}]
     rounds = [LoggedRound(decision(f"r{k}", 2, user=f"u{k % 2}", context=c), 1.0) for k, c in enumerate(contexts)]
     dim = 8  # small: collisions add up
     expected = np.zeros((len(contexts), dim))
@@ -84,7 +92,11 @@ def test_context_matrix_equals_the_row_by_row_definition_on_mixed_contexts():
             else:
                 expected[k, feature_bucket(name, dim)] += float(value)
         expected[k, feature_bucket(f"user_id=u{k % 2}", dim)] += 1.0
-    np.testing.assert_array_equal(context_matrix(BanditLog.from_rounds(rounds), dim), expected)
+    log = BanditLog.from_rounds(rounds)
+    np.testing.assert_array_equal(context_matrix(log, dim), expected)
+    empty = BanditLog.from_rounds([LoggedRound(decision(f"r{k}", 2, context={}), 1.0) for k in range(3)])
+    x = context_matrix(empty, dim, include_user=False)  # no feature at all: float zeros
+    assert x.dtype == np.float64 and not x.any()
 
 
 # ---------------------------------------------------------------------- joins

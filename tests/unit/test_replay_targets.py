@@ -245,3 +245,26 @@ def test_console_shows_significant_digits_and_json_full_precision():
     table = format_table([result], on_policy_value=0.0038123, n_rounds=10000)
     assert "0.004512" in table and "[0.003123, 0.006123]" in table and "0.003812 over 10000" in table
     assert result.to_dict()["estimates"]["ips"]["value"] == 0.0045123456
+
+
+def test_each_estimator_gives_what_it_gives_alone_and_a_bad_reward_model_fails_only_its_users(data):
+    """evaluate checks a target's arrays once for all its estimators: the values are each estimator's own,
+    and when one array is bad (a NaN prediction) only the estimators reading it report an error."""
+    from bandits.ope import make_estimator
+
+    log, _ = data
+    targets = [resolve_target(parse_target(s), log) for s in ("logging", "greedy")]
+    q = estimated_rewards(log, context_matrix(log), RewardModelSpec(seed=0))
+    names = ("ips", "snips", "dm", "dr", "sndr", "switch-dr:lambda=5", "dros:lambda=10")
+    results = evaluate(log, targets, estimators=names, n_bootstrap=0, estimated_rewards=q)
+    for target, result in zip(targets, results):
+        for name in names:
+            alone = make_estimator(name).estimate_policy_value(
+                reward=log.reward, action=log.action, pscore=log.pscore, action_dist=target.action_dist,
+                estimated_rewards=q if make_estimator(name).requires_estimated_rewards else None)
+            assert result.estimates[name].value == alone, name
+    bad = q.copy()
+    bad[0, 0] = np.nan
+    [result] = evaluate(log, targets[:1], estimators=names, n_bootstrap=0, estimated_rewards=bad)
+    assert result.estimates["ips"].value == results[0].estimates["ips"].value
+    assert "estimated_rewards" in result.estimates["dr"].error and np.isnan(result.estimates["dm"].value)
