@@ -66,6 +66,8 @@ _PROCESS_COUNTERS = {
     "kafka_errors": ("eddy_kafka_errors", "Kafka errors reported on consumed messages"),
     "commits": ("eddy_kafka_commits", "commit spans committed (Kafka transactions, or offset commits)"),
     "consumers_replaced": ("eddy_consumers_replaced", "stalled consumers replaced (stream/stall.py)"),
+    "optimistic_retried": ("eddy_batches_optimistic_retried",
+                           "optimistic query batches whose commit found a stored decision, processed again"),
 }
 
 
