@@ -40,7 +40,9 @@ class HeldSweep(PartitionJob):
     every_s = SWEEP_EVERY_S
     log = log  # this module's logger, for PartitionJob's warning
     kafka_failed = "could not publish expired held feedback (%s); retrying at the next sweep"
-    counts: dict[int, int] | None = None  # the last sweep's held entries per partition, until taken
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.counts: dict[int, int] | None = None  # the last sweep's held entries per partition, until taken
 
     def take_counts(self) -> dict[int, int] | None:
         """Held entries per owned partition as the last sweep left them (None if no sweep ran since the last take)."""

@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from benchmarks.redis_watch import RedisWatch, describe
+from benchmarks.systems import BenchError
 
 pytestmark = pytest.mark.integration
 
@@ -40,15 +41,24 @@ def test_a_system_runs_under_its_own_fsync_policy_and_the_stacks_comes_back(stac
     assert f"`appendfsync {other}`" in line and "`command` in 1 s" in line
 
 
-def test_a_redis_that_refuses_config_still_runs_the_system_and_the_report_says_so():
-    class Refusing:
-        def config_get(self, key):
-            raise redis.ResponseError("unknown command 'CONFIG'")
-
-    watch = RedisWatch(Refusing())
-    watch.start()
-    watch.stop()
-    assert "stalls not recorded" in describe(watch.report())
+def test_a_redis_that_refuses_config_still_runs_the_system_and_the_report_says_so(stack):
+    # A managed Redis refuses CONFIG; here a real one does, for an ACL user without it.
+    admin = redis.Redis.from_url(stack["redis_url"])
+    user = "eddy-test-no-config"
+    admin.acl_setuser(user, enabled=True, passwords=["+no-config"], keys=["*"], commands=["+@all", "-config"])
+    try:
+        client = redis.Redis.from_url(stack["redis_url"], username=user, password="no-config")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.config_get("appendfsync")
+        watch = RedisWatch(client)
+        watch.start()
+        watch.stop()
+        assert "stalls not recorded" in describe(watch.report())
+        # A system that exists to compare fsync policies cannot run there, and says why.
+        with pytest.raises(BenchError, match="needs appendfsync always"):
+            RedisWatch(client, appendfsync="always").start()
+    finally:
+        admin.acl_deluser(user)
 
 
 def test_the_durability_benchmark_times_a_commit_under_each_policy(tmp_path):
