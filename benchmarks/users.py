@@ -70,6 +70,23 @@ def measure_memory(r: redis.Redis, store: RedisStore, fn: str, n: int, states: l
     }
 
 
+def wait_for_persistence(r: redis.Redis, timeout_s: float = 180.0) -> float:
+    """Wait out an AOF rewrite (or RDB save) that the bulk write set off; returns the seconds waited.
+
+    Writing a million users in seconds grows the AOF past ``auto-aof-rewrite-percentage``, and
+    the rewrite forks Redis and writes the whole dataset while the latency step would run: the
+    step would time the fork, not the population's cost. A population grown by real traffic
+    rewrites at random moments; here the step starts after it."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        info = r.info("persistence")
+        if not any(int(info.get(k, 0)) for k in ("aof_rewrite_in_progress", "aof_rewrite_scheduled",
+                                                   "rdb_bgsave_in_progress")):
+            break
+        time.sleep(0.2)
+    return round(time.monotonic() - t0, 2)
+
+
 def drop_partition_sets(store: RedisStore, fn: str, partitions: int) -> None:
     store.drop_partition_members(fn, partitions)
 

@@ -3,6 +3,8 @@ stalls Redis's latency monitor saw come back in the report, and the durability b
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 
@@ -71,3 +73,26 @@ def test_the_durability_benchmark_times_a_commit_under_each_policy(tmp_path):
     result = json.loads(path.read_text())["ms_per_commit"]
     assert set(result) == {"1", "16", "256"}
     assert all(set(r) == {"no", "everysec", "always"} and r["always"]["50"] > 0 for r in result.values())
+
+
+def test_the_users_benchmark_waits_out_an_aof_rewrite_before_timing(stack):
+    from benchmarks.users import wait_for_persistence
+
+    client = redis.Redis.from_url(stack["redis_url"])
+    prefix = "test-aof-wait:"
+    delay = client.config_get("rdb-key-save-delay")["rdb-key-save-delay"]
+    client.mset({f"{prefix}{i}": b"x" for i in range(300)})
+    client.config_set("rdb-key-save-delay", 1000)  # 1 ms per key: the rewrite takes a few tenths of a second
+    try:
+        while int(client.info("persistence")["aof_rewrite_in_progress"]):
+            time.sleep(0.05)
+        client.bgrewriteaof()
+        assert int(client.info("persistence")["aof_rewrite_in_progress"]) or \
+            int(client.info("persistence")["aof_rewrite_scheduled"])
+        waited = wait_for_persistence(client)
+        info = client.info("persistence")
+        assert not int(info["aof_rewrite_in_progress"]) and not int(info["aof_rewrite_scheduled"])
+        assert waited > 0.1
+    finally:
+        client.config_set("rdb-key-save-delay", delay)
+        client.delete(*[f"{prefix}{i}" for i in range(300)])
