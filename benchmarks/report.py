@@ -143,7 +143,7 @@ def _users(r: dict) -> list[str]:
                      f"{u['bytes_per_user_memory_usage']:,.0f}", f"{u['writes_per_s']:,.0f}", f"{u['rate']:g}",
                      fmt_ms(lat["p50"]), fmt_ms(lat["p99"]), f"{lat['answered']:,}/{u['step']['sent']:,}",
                      "-" if u.get("worker_rss_mb") is None else f"{u['worker_rss_mb']:,.0f}",
-                     "-" if u.get("persistence_wait_s") is None else f"{u['persistence_wait_s']:g}"])
+                     "-" if u.get("aof_rewrite_s") is None else f"{u['aof_rewrite_s']:g}"])
     return ["Per-user state written with the worker's key layout (`user:<fn>:<user>` + the partition's user set), "
             "real learner bytes (river model after 5 observations). Memory per user from `INFO memory` "
             "(`used_memory` delta / users; other clients of a shared Redis add noise at small N) and from "
@@ -151,11 +151,12 @@ def _users(r: dict) -> list[str]:
             "(exactly_once, partition sets dropped so nothing is pre-warmed: every user's first query reads Redis) "
             "answering queries for users drawn uniformly from the population, open loop. Worker RSS: its resident "
             "memory after that step (the feature net, the libraries and the users it served; its user cache holds "
-            "at most `cache_users`). Before the step, an AOF rewrite that the bulk write set off is waited out "
-            "(seconds in the last column; `-`: a run from before the wait existed): it forks Redis and rewrites "
-            "the whole dataset, which the step would otherwise time instead of the population's cost.", ""] + _table(
+            "at most `cache_users`). Before the step the AOF is rewritten with the new users and the rewrite "
+            "waited for (seconds in the last column; `-`: a run from before this was done): otherwise the "
+            "automatic rewrites the bulk write sets off fork Redis at moments of its choosing, possibly during "
+            "the step, which would then time the fork instead of the population's cost.", ""] + _table(
         ["users", "state bytes", "Redis B/user (INFO)", "Redis B/user (MEMORY USAGE)", "writes/s", "rate/s",
-         "p50 ms", "p99 ms", "answered", "worker RSS MiB", "AOF rewrite waited s"], rows)
+         "p50 ms", "p99 ms", "answered", "worker RSS MiB", "AOF rewrite s"], rows)
 
 
 def _ope(r: dict) -> list[str]:
