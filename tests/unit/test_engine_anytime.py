@@ -9,6 +9,7 @@ benchmarks/anytime.py, not asserted.
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -332,3 +333,24 @@ def test_the_means_of_four_feature_net_versions_are_kept():
     assert all(anytime.means(n) is m for n, m in zip(nets[:4], first))
     anytime.means(nets[4])  # a fifth: the oldest goes
     assert anytime.means(nets[1]) is first[1] and anytime.means(nets[0]) is not first[0]
+
+
+def test_anytime_defaults_are_no_deadline_a_5_ms_reserve_and_256_row_chunks():
+    a = Anytime()
+    assert a.deadline(Query("r", "u1", T0, {}, (Item("i1"),))) is None  # no deadline unless one is set
+    assert (a.reserve, a.chunk_rows, a.items) == (0.005, 256, 100_000)
+    assert a._clock is time.time  # epoch seconds, like a query's ts
+    assert Anytime(chunk_rows=0).chunk_rows == 1 and Anytime(chunk_rows=1).chunk_rows == 1
+
+
+def test_a_deadline_is_the_queries_own_milliseconds_after_its_ts_else_the_setting():
+    def q(ms):
+        return Query("r", "u1", T0, {}, (Item("i1"),), 1, ms)
+
+    a = Anytime(deadline_ms=250.0)
+    assert a.deadline(q(None)) == T0 + 0.25
+    assert a.deadline(q(0.5)) == T0 + 0.0005 and a.deadline(q(1.0)) == T0 + 0.001
+    assert a.deadline(q(0.0)) is None  # 0 turns the setting off for this query
+    assert a.applies([q(0.0), q(None)]) and not a.applies([q(0.0)])
+    assert Anytime(deadline_ms=0.5).deadline(q(None)) == T0 + 0.0005
+    assert Anytime().deadline(q(None)) is None and not Anytime().applies([q(None)])

@@ -24,6 +24,7 @@ from stream.engine import Engine
 from stream.engine.joins import JoinRecord
 from stream.engine.selection import PartitionState, Selection, decode_state, mean_weights, merged_errors
 from tests.unit.test_engine import T0, Log, MemoryState, feedback, outputs, query
+from tests.unit.test_engine_learning import PartitionedState
 
 pytestmark = pytest.mark.unit
 
@@ -39,6 +40,10 @@ class SelectionState(MemoryState):
     def commit(self, w) -> None:
         super().commit(w)
         self.selection.update(w.selection)
+
+
+class PartitionedSelectionState(PartitionedState, SelectionState):
+    """Users filed under the partition that wrote them (``{pN}:`` keys), and the selection state."""
 
 
 def challenger(model: FeatureModel, version: str, seed: int) -> FeatureModel:
@@ -336,3 +341,150 @@ def test_a_feedback_the_selector_cannot_learn_stands_and_is_counted_and_logged(m
     assert batch.counts["selection_learn_failed"] == 2 and batch.counts["selection_learned"] == 0
     assert load_user_model(state.users[(model.version, "u1")]).n_obs == 2  # the answering version's updates stand
     assert "model selection could not learn from request r1: " in caplog.text
+
+
+def test_selection_defaults_to_shadow_and_names_a_refused_setting():
+    sel = Selection([])
+    assert (sel.mode, sel.eta, sel.gamma, sel.loss_scale) == ("shadow", 0.05, 0.05, 4.0)
+    assert sel.selector_name() == "shadow"
+    with pytest.raises(ValueError) as bad_mode:
+        Selection([], mode="exp5")
+    assert str(bad_mode.value) == "mode must be one of shadow, exp3, exp4; got 'exp5'"
+    with pytest.raises(ValueError) as bad_scale:
+        Selection([], mode="exp3", loss_scale=0.0)
+    assert str(bad_scale.value) == "loss_scale must be > 0; got 0.0"
+    assert Selection([], loss_scale=1e-9).loss_scale == 1e-9
+
+
+def test_the_selector_name_carries_its_kind_and_parameters():
+    """The name goes into every decision (``selector``): it must say which selector, with which eta and gamma."""
+    assert Selection([], mode="exp3", eta=0.1, gamma=0.2).selector_name() == "exp3/1?eta=0.1&gamma=0.2"
+    assert Selection([], mode="exp4", eta=0.3, gamma=0.0).selector_name() == "exp4/1?eta=0.3&gamma=0.0"
+
+
+def _three_candidates(seed: int = 5):
+    return SimpleNamespace(query=SimpleNamespace(candidates=(events.Item("a"), events.Item("b"), events.Item("c"))),
+                           seed=seed)
+
+
+def test_exp3_logs_each_candidates_probability_over_the_version_draw_and_the_policys_draw():
+    """Two versions that disagree on the best candidate: the logged pmf is ``q_v1 pi_v1 + q_v2 pi_v2``,
+    not the answering version's ``pi`` alone, and the propensity is that pmf at the chosen candidate."""
+    from bandits.base import Decision as PolicyDecision
+    from stream.engine import serving
+    from stream.engine.selection import _Plan
+
+    policy = make_policy("epsilon_greedy:epsilon=0.3")
+    ids = ("a", "b", "c")
+    scores = {"v1": np.array([2.0, 0.0, 1.0]), "v2": np.array([0.0, 1.0, 3.0])}
+    embs = {v: np.zeros((3, 2), dtype=np.float32) for v in scores}
+    plan = _Plan(scores, embs, {"v1": None, "v2": None}, {"v1": 0.25, "v2": 0.75}, "v2", {})
+    s = _three_candidates()
+    d = serving.decide(policy, serving.policy_candidates(scores["v2"], embs["v2"], ids), s.seed)
+    sel = Selection([], mode="exp3", eta=0.5, gamma=0.1)
+    out, fields = sel.finish(SimpleNamespace(policy=policy), s, plan, d)
+    pi1, pi2 = np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.1, 0.8])
+    np.testing.assert_allclose(out.pmf, 0.25 * pi1 + 0.75 * pi2, rtol=1e-12)
+    assert out.chosen == d.chosen and out.propensity == out.pmf[d.chosen]
+    assert (out.policy, out.policy_version) == (d.policy, d.policy_version)
+    assert isinstance(out, PolicyDecision) and not out.pmf.flags.writeable
+    assert fields == {"selector": "exp3/1?eta=0.5&gamma=0.1", "version_probability": 0.75,
+                      "version_weights": {"v1": 0.25, "v2": 0.75},
+                      "version_scores": {"v1": (2.0, 0.0, 1.0), "v2": (0.0, 1.0, 3.0)}}
+    assert all(type(x) is float for x in fields["version_scores"]["v1"])
+
+
+@pytest.mark.parametrize("mode", ["shadow", "exp4"])
+def test_without_a_version_draw_the_decision_is_the_policys_own_and_its_version_probability_one(mode):
+    from stream.engine import serving
+    from stream.engine.selection import _Plan
+
+    policy = make_policy("epsilon_greedy:epsilon=0.3")
+    scores = {"v1": np.array([2.0, 0.0, 1.0]), "v2": np.array([0.0, 1.0, 3.0])}
+    embs = {v: np.zeros((3, 2), dtype=np.float32) for v in scores}
+    weights = {"v1": 1.0, "v2": 0.0} if mode == "shadow" else {"v1": 0.4, "v2": 0.6}
+    plan = _Plan(scores, embs, {"v1": None, "v2": None}, weights, "v1", {})
+    s = _three_candidates()
+    d = serving.decide(policy, serving.policy_candidates(0.4 * scores["v1"] + 0.6 * scores["v2"], embs["v1"],
+                                                         ("a", "b", "c")), s.seed)
+    out, fields = Selection([], mode=mode).finish(SimpleNamespace(policy=policy), s, plan, d)
+    assert out is d
+    assert fields["version_probability"] == 1.0 and fields["version_weights"] == weights
+
+
+def test_a_challengers_users_are_read_and_written_under_their_partition(model):
+    """The store keys a user's weights by partition: after a rebalance, a challenger asked for its user
+    under any other partition (None) would find nothing and start again from its prior."""
+    e = engine_with(model, "shadow")
+    state, log = PartitionedSelectionState(), Log()
+    run(e, state, [log.rec(query(f"r{i}"), partition=3) for i in range(1, 4)])
+    run(e, state, [log.rec(feedback("r1", "i2", reward=4.0), partition=3)])
+    assert state.user_partition[("ch1", "u1")] == 3
+    before = outputs(run(e, state, [log.rec(query("q1"), partition=3)]), "decisions")[0]["version_scores"]["ch1"]
+    e.forget()  # a rebalance: the users are now only in the store
+    after = outputs(run(e, state, [log.rec(query("q2"), partition=3)]), "decisions")[0]["version_scores"]["ch1"]
+    assert after == before  # scored with the stored weights
+    e.forget()
+    run(e, state, [log.rec(feedback("r2", "i1", reward=1.0), partition=3)])
+    assert load_user_model(state.users[("ch1", "u1")]).n_obs == 2 and state.user_partition[("ch1", "u1")] == 3
+    e.forget()
+    batch = run(e, state, [log.rec(feedback("r3", "i1", reward=2.0), partition=3)])
+    assert batch.counts["selection_learned"] == 1 and load_user_model(state.users[("ch1", "u1")]).n_obs == 3
+
+
+class _BrokenNet:
+    """A challenger whose forward pass fails (a bad checkpoint, say); everything else is the real net's."""
+
+    def __init__(self, model: FeatureModel) -> None:
+        self._m = model
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def embed_many(self, inputs, **kw):
+        raise RuntimeError("challenger broken")
+
+
+def test_a_challenger_that_fails_leaves_the_live_version_to_answer_alone_counted_and_logged(model, caplog):
+    e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+               clock=lambda: T0)
+    e.serve_selection(Selection([_BrokenNet(challenger(model, "ch1", 1))], mode="exp3"))
+    state, log = SelectionState(), Log()
+    with caplog.at_level("WARNING", logger="eddy.engine"):
+        batch = run(e, state, [log.rec(query("r1")), log.rec(query("r2", user="u2"))])
+    plain = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+                   clock=lambda: T0)
+    alone = run(plain, MemoryState(), [Log().rec(query("r1")), Log().rec(query("r2", user="u2"))])
+    assert batch.counts["selection_failed"] == 1  # once for the batch
+    assert [p for _, p in batch.outputs.predictions] == [p for _, p in alone.outputs.predictions]
+    decisions = outputs(batch, "decisions")
+    assert all("version_scores" not in d and d["feature_net_version"] == model.version for d in decisions)
+    assert ("model selection failed for a batch; the live version answers alone: challenger broken"
+            in caplog.text)
+
+
+def test_apprentice_mode_skips_selection_and_counts_the_batch(model):
+    e = engine_with(model, "exp3")
+    e.serve_default = True
+    state, log = SelectionState(), Log()
+    batch = run(e, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    assert batch.counts["selection_skipped"] == 1 and "selection_failed" not in batch.counts
+    assert all("version_scores" not in d for d in outputs(batch, "decisions"))
+    assert not state.selection
+
+
+def test_an_empty_batch_or_an_engine_without_selection_plans_nothing():
+    from collections import Counter
+
+    from stream.engine.selection import plan_or_none
+
+    batch = SimpleNamespace(counts=Counter())
+    live = SimpleNamespace(version="v1")
+    engine = SimpleNamespace(selection=Selection([]), serve_default=True, model=live)
+    assert plan_or_none(engine, [], None, batch) is None and batch.counts == Counter()
+    scored = [SimpleNamespace(feature_net_version="v1")]
+    assert plan_or_none(SimpleNamespace(selection=None, serve_default=True, model=live), scored, None, batch) is None
+    assert batch.counts == Counter()
+    cheap = [SimpleNamespace(feature_net_version="v1"), SimpleNamespace(feature_net_version="cheap")]
+    engine.serve_default = False
+    assert plan_or_none(engine, cheap, None, batch) is None and batch.counts == Counter(selection_skipped=1)
