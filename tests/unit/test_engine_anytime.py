@@ -67,7 +67,7 @@ def test_a_chunk_is_one_forward_pass_over_its_rows_grouped_by_query():
         return rows, [(0,) if ctx["q"] == 1.0 else () for ctx, _ in sub]  # query 1's first item came coarsened
 
     inputs = [({"q": 0.0}, [{"id": "1"}, {"id": "2"}, {"id": "3"}]), ({"q": 1.0}, [{"id": "4"}, {"id": "5"}])]
-    out, coarsened = _run_chunk(embed_many, 2, inputs, [(0, 2), (1, 0), (0, 0)])
+    out, coarsened = _run_chunk(embed_many, inputs, [(0, 2), (1, 0), (0, 0)])
     assert out.tolist() == [[0.0, 3.0], [1.0, 4.0], [0.0, 1.0]]  # in the chunk's order
     assert coarsened.tolist() == [False, True, False]
     assert calls == [[({"q": 0.0}, [{"id": "3"}, {"id": "1"}]), ({"q": 1.0}, [{"id": "4"}])]]
@@ -225,7 +225,7 @@ class GatedModel:
 
     def embed_many(self, queries):
         if any("gate" in ctx for ctx, _ in queries):
-            self.gate.wait(60)
+            self.gate.wait(5)  # bounded: an engine that waited for it fails the test instead of hanging
         return self._m.embed_many(queries)
 
 
@@ -273,7 +273,7 @@ class _Net:
 
     def embed_many(self, sub):
         self.started.set()
-        self.gate.wait()
+        self.gate.wait(5)  # bounded: an engine that waited for a held chunk fails the test instead of hanging
         self.calls.append([it["id"] for _, items in sub for it in items])
         if self.fail:
             raise RuntimeError("broken chunk")
@@ -354,3 +354,71 @@ def test_a_deadline_is_the_queries_own_milliseconds_after_its_ts_else_the_settin
     assert a.applies([q(0.0), q(None)]) and not a.applies([q(0.0)])
     assert Anytime(deadline_ms=0.5).deadline(q(None)) == T0 + 0.0005
     assert Anytime().deadline(q(None)) is None and not Anytime().applies([q(None)])
+
+
+class _SlowNet:
+    """A stand-in net (numpy only) whose call for query 0 takes ``slow_s``; it records the thread of each call."""
+
+    version, output_dim = "slow", 2
+
+    def __init__(self, slow_s: float = 1.0):
+        self.slow_s = slow_s
+        self.started = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def embed_many(self, sub):
+        self.started.set()
+        self.threads.append(threading.current_thread())
+        if any(ctx["q"] == 0.0 for ctx, _ in sub):
+            threading.Event().wait(self.slow_s)
+        return ([np.array([[ctx["q"], float(it["id"][1:])] for it in items], dtype=np.float32) for ctx, items in sub],
+                [() for _ in sub])
+
+
+def test_past_its_budget_a_running_chunk_is_left_late_the_queued_ones_cancelled_and_no_deadline_waited_for():
+    """Query 0 (a 1 ms budget) has two chunks: the first is still running when the budget ends (late: its
+    rows come too late for this batch), the second never starts (cancelled). Query 1 has no deadline: its
+    chunk is waited for, behind the late one, and is exact. The batch waits no longer than the budget for
+    query 0, and every chunk runs on the anytime pool's one thread, one after another."""
+    net = _SlowNet(slow_s=1.0)
+    reads = iter(range(100))
+
+    def clock():  # the budget's end is read once the first chunk runs: it is late, not cancelled
+        if next(reads) == 1:
+            net.started.wait()
+        return T0
+
+    anytime = Anytime(reserve_ms=0, chunk_rows=1, clock=clock)
+    (q0, x0), (q1, x1) = _fake_query(0, T0, 1), _fake_query(1, T0, 0)
+    out = anytime.embed(net.embed_many, net, [q0, q1], [x0, x1])
+    assert out[0].approximated == (0, 1)  # neither of query 0's rows counts, though the first one finished
+    assert out[1].approximated == () and out[1].rows.tolist() == [[1.0, 11.0], [1.0, 12.0]]
+    assert [e.rows.dtype for e in out] == [np.float32, np.float32]  # the feature net's dtype
+    assert len(net.threads) == 3  # 0's first chunk (late), 1's two chunks; 0's second chunk was cancelled
+    assert len(set(net.threads)) == 1 and net.threads[0].name.startswith("eddy-anytime")
+    anytime.idle()
+    assert len(anytime.means(net)) == 2  # query 1's items; query 0's late row is learned at the next batch
+    anytime.embed(net.embed_many, net, [], [])
+    assert len(anytime.means(net)) == 3 and anytime.means(net).expected(["i1"]).tolist() == [[0.0, 1.0]]
+
+
+class _OneBadQueryNet:
+    """A stand-in net that fails for query 0 and reads query 1's second candidate from a coarsened entry."""
+
+    version, output_dim = "bad", 2
+
+    def embed_many(self, sub):
+        if any(ctx["q"] == 0.0 for ctx, _ in sub):
+            raise ValueError("query 0 breaks the net")
+        return ([np.array([[ctx["q"], float(it["id"][1:])] for it in items], dtype=np.float32) for ctx, items in sub],
+                [(1,) for _ in sub])
+
+
+def test_a_query_run_again_alone_after_its_chunk_failed_keeps_its_coarsened_candidates():
+    net = _OneBadQueryNet()
+    anytime = Anytime(deadline_ms=3_600_000, clock=lambda: T0)
+    (q0, x0), (q1, x1) = _fake_query(0, T0, None), _fake_query(1, T0, None)
+    bad, good = anytime.embed(net.embed_many, net, [q0, q1], [x0, x1])  # one chunk: both queries
+    assert bad.rows is None and str(bad.error) == "query 0 breaks the net"
+    assert good.error is None and good.rows.tolist() == [[1.0, 11.0], [1.0, 12.0]]
+    assert good.coarsened == (1,) and good.approximated == ()
