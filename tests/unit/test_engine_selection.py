@@ -490,3 +490,21 @@ def test_an_empty_batch_or_an_engine_without_selection_plans_nothing():
     cheap = [SimpleNamespace(feature_net_version="v1"), SimpleNamespace(feature_net_version="cheap")]
     engine.serve_default = False
     assert plan_or_none(engine, cheap, None, batch) is None and batch.counts == Counter(selection_skipped=1)
+
+
+def test_each_update_of_a_challengers_user_in_one_batch_builds_on_the_last_even_past_the_cache(model):
+    """With room for one user per version, u1's second feedback in a batch must still see its first in the
+    challenger's model too (the batch's own update, not the store's older state): byte for byte what an
+    engine with a large cache learns."""
+    states = []
+    for cache_users in (1, 1000):
+        e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+                   clock=lambda: T0, cache_users=cache_users)
+        e.serve_selection(Selection([challenger(model, "ch1", 1)], mode="shadow"))
+        state, log = SelectionState(), Log()
+        run(e, state, [log.rec(query("r1")), log.rec(query("r2", user="u2")), log.rec(query("r3"))])
+        batch = run(e, state, [log.rec(feedback("r1", "i1")), log.rec(feedback("r2", "i2", user="u2")),
+                               log.rec(feedback("r3", "i3", reward=0.0))])
+        assert batch.counts["selection_learned"] == 3
+        states.append(state.users[("ch1", "u1")])
+    assert load_user_model(states[0]).n_obs == 2 and states[0] == states[1]
