@@ -508,3 +508,29 @@ def test_each_update_of_a_challengers_user_in_one_batch_builds_on_the_last_even_
         assert batch.counts["selection_learned"] == 3
         states.append(state.users[("ch1", "u1")])
     assert load_user_model(states[0]).n_obs == 2 and states[0] == states[1]
+
+
+class _CountingState(SelectionState):
+    """Records every read of users from the store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[tuple[str, dict]] = []
+
+    def load_users(self, fn, users):
+        self.reads.append((fn, dict(users)))
+        return super().load_users(fn, users)
+
+
+def test_a_challengers_user_is_read_from_the_store_once_per_feedback_batch(model):
+    """After a rebalance, learning a feedback reads the challenger's user once (one round trip), into
+    that version's cache, where the next feedback of the batch finds it."""
+    e = engine_with(model, "shadow")
+    state, log = _CountingState(), Log()
+    run(e, state, [log.rec(query("r1"), partition=2), log.rec(query("r2"), partition=2)])
+    e.forget()
+    state.reads.clear()
+    batch = run(e, state, [log.rec(feedback("r1", "i1"), partition=2), log.rec(feedback("r2", "i2"), partition=2)])
+    assert batch.counts["selection_learned"] == 2
+    assert [r for r in state.reads if r[0] == "ch1"] == [("ch1", {"u1": 2})]
+    assert set(e._caches) == {model.version, "ch1"}
