@@ -395,21 +395,24 @@ def test_exp3_logs_each_candidates_probability_over_the_version_draw_and_the_pol
     assert all(type(x) is float for x in fields["version_scores"]["v1"])
 
 
-@pytest.mark.parametrize("mode", ["shadow", "exp4"])
+@pytest.mark.parametrize("mode", ["shadow", "exp4", "exp3 alone"])
 def test_without_a_version_draw_the_decision_is_the_policys_own_and_its_version_probability_one(mode):
+    """Shadow and Exp4 draw no version; nor does Exp3 serving one version (its challenger was promoted)."""
     from stream.engine import serving
     from stream.engine.selection import _Plan
 
     policy = make_policy("epsilon_greedy:epsilon=0.3")
     scores = {"v1": np.array([2.0, 0.0, 1.0]), "v2": np.array([0.0, 1.0, 3.0])}
     embs = {v: np.zeros((3, 2), dtype=np.float32) for v in scores}
-    weights = {"v1": 1.0, "v2": 0.0} if mode == "shadow" else {"v1": 0.4, "v2": 0.6}
-    plan = _Plan(scores, embs, {"v1": None, "v2": None}, weights, "v1", {})
+    weights = {"shadow": {"v1": 1.0, "v2": 0.0}, "exp4": {"v1": 0.4, "v2": 0.6}, "exp3 alone": {"v1": 1.0}}[mode]
+    if mode == "exp3 alone":
+        scores, embs = {"v1": scores["v1"]}, {"v1": embs["v1"]}
+    plan = _Plan(scores, embs, dict.fromkeys(scores), weights, "v1", {})
     s = _three_candidates()
-    d = serving.decide(policy, serving.policy_candidates(0.4 * scores["v1"] + 0.6 * scores["v2"], embs["v1"],
+    d = serving.decide(policy, serving.policy_candidates(sum(weights[v] * scores[v] for v in scores), embs["v1"],
                                                          ("a", "b", "c")), s.seed)
-    out, fields = Selection([], mode=mode).finish(SimpleNamespace(policy=policy), s, plan, d)
-    assert out is d
+    out, fields = Selection([], mode=mode.split()[0]).finish(SimpleNamespace(policy=policy), s, plan, d)
+    assert out is d  # the policy's own decision, as drawn
     assert fields["version_probability"] == 1.0 and fields["version_weights"] == weights
 
 
@@ -534,3 +537,45 @@ def test_a_challengers_user_is_read_from_the_store_once_per_feedback_batch(model
     assert batch.counts["selection_learned"] == 2
     assert [r for r in state.reads if r[0] == "ch1"] == [("ch1", {"u1": 2})]
     assert set(e._caches) == {model.version, "ch1"}
+
+
+def _trained_vw():
+    """A VW policy that has learned that item ``c`` pays: its pmf depends on the candidates' ids."""
+    from bandits import Candidates
+
+    policy = make_policy("vw:exploration=epsilon,epsilon=0.2")
+    for _ in range(30):
+        cands = Candidates(scores=np.zeros(3), embeddings=np.zeros((3, 2)), action_ids=("a", "b", "c"))
+        policy.learn(cands, 2, 1.0, 1 / 3)
+        policy.learn(cands, 0, 0.0, 1 / 3)
+    return policy
+
+
+@pytest.mark.parametrize("kind", ["thompson", "vw"])
+def test_the_logged_pmf_over_both_draws_is_the_same_whichever_version_the_draw_picked(kind):
+    """``pmf[a] = sum_v q_v pi_v(a)`` with each ``pi_v`` the policy's distribution over version v's own view
+    (its scores, embeddings, user posterior, the candidates' ids, the request's seed): exactly what v's own
+    decision would have been. So the mixture logged when v1 answers equals the one logged when v2 answers."""
+    from learners import make_user_model
+    from stream.engine import serving
+    from stream.engine.selection import _Plan
+
+    rng = np.random.default_rng(3)
+    users = {}
+    for v in ("v1", "v2"):  # Bayesian users with different posteriors
+        users[v] = make_user_model("bayes", 2)
+        for _ in range(5):
+            users[v].learn_one(rng.normal(size=2), float(rng.normal()))
+    policy = make_policy("thompson:n_samples=16") if kind == "thompson" else _trained_vw()
+    ids = ("a", "b", "c")
+    embs = {"v1": np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], dtype=np.float32),
+            "v2": np.array([[0.0, 1.0], [1.0, 0.0], [-0.5, 0.2]], dtype=np.float32)}
+    scores = {v: users[v].predict_many(embs[v].astype(np.float64)) for v in embs}
+    s, q = _three_candidates(seed=11), {"v1": 0.3, "v2": 0.7}
+    sel, engine = Selection([], mode="exp3"), SimpleNamespace(policy=policy)
+    logged = {}
+    for v in ("v1", "v2"):
+        d = serving.decide(policy, serving.policy_candidates(scores[v], embs[v], ids, users[v]), s.seed)
+        logged[v], _ = sel.finish(engine, s, _Plan(scores, embs, users, q, v, {}), d)
+    np.testing.assert_allclose(logged["v1"].pmf, logged["v2"].pmf, rtol=0, atol=1e-12)
+    assert abs(logged["v1"].pmf.sum() - 1) < 1e-12
