@@ -190,6 +190,8 @@ def test_every_partition_decides_on_the_losses_learned_in_all_partitions(model):
     assert expected != {model.version: 0.5, "ch1": 0.5}
     d = outputs(run(e, state, [log.rec(query("p1", user="u9"), partition=1)]), "decisions")[0]
     assert d["version_weights"] == pytest.approx(expected)  # partition 1 learned nothing, yet decides on 0's
+    d0 = outputs(run(e, state, [log.rec(query("p0", user="u9"), partition=0)]), "decisions")[0]
+    assert d0["version_weights"] == pytest.approx(expected)  # and partition 0 counts its own losses once
     other = engine_with(model, "exp3", eta=0.5, gamma=0.1)  # another worker: it reads partition 0's from Redis
     other.selection.share(dict(state.selection))
     d2 = outputs(run(other, SelectionState(), [Log().rec(query("p1b", user="u9"), partition=1)]), "decisions")[0]
@@ -341,7 +343,7 @@ def test_a_feedback_the_selector_cannot_learn_stands_and_is_counted_and_logged(m
     assert batch.counts["selection_learn_failed"] == 2 and batch.counts["selection_learned"] == 0
     assert load_user_model(state.users[(model.version, "u1")]).n_obs == 2  # the answering version's updates stand
     assert ("model selection could not learn from request r1: version ch1's embedding of this item is not finite"
-            in caplog.text)
+            in [r.getMessage() for r in caplog.records])
 
 
 def test_selection_defaults_to_shadow_and_names_a_refused_setting():
@@ -464,8 +466,8 @@ def test_a_challenger_that_fails_leaves_the_live_version_to_answer_alone_counted
     shown = [(d["scores"], d["pmf"], d["chosen_index"]) for d in decisions]
     assert shown == [(d["scores"], d["pmf"], d["chosen_index"]) for d in outputs(alone, "decisions")]
     assert all("version_scores" not in d and d["feature_net_version"] == model.version for d in decisions)
-    assert ("model selection failed for a batch; the live version answers alone: challenger broken"
-            in caplog.text)
+    assert [r.getMessage() for r in caplog.records] == [
+        "model selection failed for a batch; the live version answers alone: challenger broken"]
 
 
 def test_apprentice_mode_skips_selection_and_counts_the_batch(model):
@@ -579,3 +581,31 @@ def test_the_logged_pmf_over_both_draws_is_the_same_whichever_version_the_draw_p
         logged[v], _ = sel.finish(engine, s, _Plan(scores, embs, users, q, v, {}), d)
     np.testing.assert_allclose(logged["v1"].pmf, logged["v2"].pmf, rtol=0, atol=1e-12)
     assert abs(logged["v1"].pmf.sum() - 1) < 1e-12
+
+
+def test_a_challenger_gets_no_feature_cache_when_the_worker_caches_other_kinds_only(model):
+    from features.cache import FeatureCaches
+
+    e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+               clock=lambda: T0, feature_caches=FeatureCaches(capacity=1000, kinds=("text",)))
+    e.serve_selection(Selection([challenger(model, "ch1", 1)], mode="shadow"))
+    d = outputs(run(e, SelectionState(), [Log().rec(query("r1"))]), "decisions")[0]
+    assert set(d["version_scores"]) == {model.version, "ch1"} and e.selection.feature_caches == {}
+
+
+def test_a_challenger_user_that_scores_a_candidate_infinite_fails_the_selection_by_name(model, caplog):
+    """Weights so large that a score overflows (a corrupt stored user): selection fails for the batch, saying
+    which version; the live version answers alone."""
+    from learners import make_user_model
+
+    e = engine_with(model, "exp3")
+    state, log = SelectionState(), Log()
+    huge = make_user_model("river", model.output_dim, prior_mean=np.full(model.output_dim + 1, 1e308))
+    state.users[("ch1", "u1")] = huge.to_bytes()
+    with caplog.at_level("WARNING", logger="eddy.engine"), np.errstate(over="ignore", invalid="ignore"):
+        batch = run(e, state, [log.rec(query("r1"))])
+    assert batch.counts["selection_failed"] == 1
+    assert "version_scores" not in outputs(batch, "decisions")[0]
+    assert [r.getMessage() for r in caplog.records] == [
+        "model selection failed for a batch; the live version answers alone: version ch1 scored a candidate NaN or"
+        " infinite"]
