@@ -422,3 +422,27 @@ def test_a_query_run_again_alone_after_its_chunk_failed_keeps_its_coarsened_cand
     assert bad.rows is None and str(bad.error) == "query 0 breaks the net"
     assert good.error is None and good.rows.tolist() == [[1.0, 11.0], [1.0, 12.0]]
     assert good.coarsened == (1,) and good.approximated == ()
+
+
+class _BadItemNet:
+    """A stand-in net that fails on item ``i2`` and reads each query's first row of a call from a coarsened entry."""
+
+    version, output_dim = "bad-item", 2
+
+    def embed_many(self, sub):
+        if any(it["id"] == "i2" for _, items in sub for it in items):
+            raise ValueError("item i2 breaks the net")
+        return ([np.array([[ctx["q"], float(it["id"][1:])] for it in items], dtype=np.float32) for ctx, items in sub],
+                [(0,) for _ in sub])
+
+
+def test_a_query_whose_later_chunk_breaks_the_net_is_an_error_though_its_first_chunk_was_computed():
+    """Query 0's first row (a chunk of its own) is computed, coarsened; its second breaks the net, alone too:
+    the query is an error with no rows, no coarsened candidates, and teaches the means nothing."""
+    net = _BadItemNet()
+    anytime = Anytime(deadline_ms=3_600_000, chunk_rows=1, clock=lambda: T0)
+    (q0, x0), (q1, x1) = _fake_query(0, T0, None), _fake_query(1, T0, None)
+    bad, good = anytime.embed(net.embed_many, net, [q0, q1], [x0, x1])
+    assert bad.rows is None and str(bad.error) == "item i2 breaks the net" and bad.coarsened == ()
+    assert good.rows.tolist() == [[1.0, 11.0], [1.0, 12.0]] and good.coarsened == (0, 1)  # a call per row
+    assert len(anytime.means(net)) == 2  # query 1's two items only

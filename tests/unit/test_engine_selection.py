@@ -94,6 +94,13 @@ def test_exp3_logs_the_answering_version_and_the_propensity_over_both_draws(mode
         assert d["propensity"] == d["pmf"][d["chosen_index"]]
         assert d["scores"] == d["version_scores"][d["feature_net_version"]]
         assert d["selector"].startswith("exp3/1?")
+        # the version draw is reproducible from the logged seed: u = default_rng((seed, 1)) on q's inverse CDF
+        u, acc = np.random.default_rng((d["seed"], 1)).random(), 0.0
+        for v, p in q.items():
+            acc += p
+            if u < acc:
+                break
+        assert d["feature_net_version"] == v
     # the join record keeps the other version's embeddings
     rec = JoinRecord.unpack(state.decisions[decisions[0]["request_id"]])
     other = ({model.version, "ch1"} - {decisions[0]["feature_net_version"]}).pop()
@@ -152,6 +159,7 @@ def test_shadow_mode_always_answers_with_the_live_version_and_tracks_both_errors
     decisions = outputs(batch, "decisions")
     assert {d["feature_net_version"] for d in decisions} == {model.version}
     assert all(d["version_probability"] == 1.0 and d["selector"] == "shadow" for d in decisions)
+    assert all(d["version_weights"] == {model.version: 1.0, "ch1": 0.0} for d in decisions)
     plain = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
                    clock=lambda: T0)
     alone = outputs(run(plain, MemoryState(), [Log().rec(query(f"r{i}")) for i in range(10)]), "decisions")
@@ -287,6 +295,13 @@ def test_a_decision_made_in_shadow_mode_teaches_the_errors_but_not_a_selector_sw
     sel = Selection([], mode="exp3", eta=1.0, gamma=0.1)
     s = _learned(sel, _decision("shadow", {"v1": (1.0, 0.0), "v2": (2.0, 0.0)}), 1.0)
     assert s.errors == {"v1": [1, 0.0], "v2": [1, 1.0]} and s.losses == {} and s.n == 0
+
+
+def test_in_shadow_mode_no_selector_learns_even_from_a_decision_an_exp4_selector_made():
+    """Switched back to shadow: feedback on a decision made under Exp4 teaches the errors only."""
+    sel = Selection([], mode="shadow")
+    s = _learned(sel, _decision("exp4/1?eta=0.05&gamma=0.05", {"v1": (1.0, 0.0), "v2": (2.0, 0.0)}), 1.0)
+    assert s.errors == {"v1": [1, 0.0], "v2": [1, 1.0]} and s.losses == {} and s.n == 0 and s.weights == {}
 
 
 def test_after_a_rebalance_the_challengers_users_learn_on_from_their_stored_weights(model):
