@@ -624,3 +624,16 @@ def test_a_challenger_user_that_scores_a_candidate_infinite_fails_the_selection_
     assert [r.getMessage() for r in caplog.records] == [
         "model selection failed for a batch; the live version answers alone: version ch1 scored a candidate NaN or"
         " infinite"]
+
+
+def test_feedback_on_a_decision_of_a_challenger_no_longer_served_still_teaches_its_users(model):
+    """A worker restarted with another challenger joins feedback for a decision the old one scored: the old
+    challenger's model of the user learns (a cache for its version is made with the embeddings' width)."""
+    state, log = SelectionState(), Log()
+    run(engine_with(model, "shadow"), state, [log.rec(query("r1"))])
+    e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+               clock=lambda: T0)
+    e.serve_selection(Selection([challenger(model, "ch2", 2)], mode="shadow"))
+    batch = run(e, state, [log.rec(feedback("r1", "i2", reward=3.0))])
+    assert batch.counts["selection_learned"] == 1
+    assert load_user_model(state.users[("ch1", "u1")]).n_obs == 1 and ("ch2", "u1") not in state.users
