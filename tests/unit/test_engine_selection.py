@@ -637,3 +637,26 @@ def test_feedback_on_a_decision_of_a_challenger_no_longer_served_still_teaches_i
     batch = run(e, state, [log.rec(feedback("r1", "i2", reward=3.0))])
     assert batch.counts["selection_learned"] == 1
     assert load_user_model(state.users[("ch1", "u1")]).n_obs == 1 and ("ch2", "u1") not in state.users
+
+
+class _SelectionKeysDown(SelectionState):
+    """The store node holding some partitions' selection state is down (a partial outage)."""
+
+    down: frozenset[int] = frozenset()
+
+    def load_selection(self, partition):
+        if partition in self.down:
+            raise ConnectionError(f"the node of partition {partition} is down")
+        return super().load_selection(partition)
+
+
+def test_a_partitions_selection_state_that_cannot_be_read_fails_the_batch_even_with_the_users_cached(model):
+    """The feedback lands on another partition than its query did (the topic was repartitioned): the users
+    are cached, the partition's selection state is not, and its read fails. That is an outage of the
+    batch, not a feedback the selector could not learn."""
+    e = engine_with(model, "shadow")
+    state, log = _SelectionKeysDown(), Log()
+    run(e, state, [log.rec(query("r1"), partition=1)])
+    state.down = frozenset({0})
+    with pytest.raises(ConnectionError):
+        e.process([log.rec(feedback("r1", "i2", reward=4.0), partition=0)], state)
