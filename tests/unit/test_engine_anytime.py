@@ -446,3 +446,15 @@ def test_a_query_whose_later_chunk_breaks_the_net_is_an_error_though_its_first_c
     assert bad.rows is None and str(bad.error) == "item i2 breaks the net" and bad.coarsened == ()
     assert good.rows.tolist() == [[1.0, 11.0], [1.0, 12.0]] and good.coarsened == (0, 1)  # a call per row
     assert len(anytime.means(net)) == 2  # query 1's two items only
+
+
+def test_a_query_whose_budget_ends_exactly_now_does_not_end_another_querys_budget():
+    """Query 0's budget ends exactly now (not computed); query 1's ends an hour ahead: the batch's budget
+    is query 1's, so its chunk (0.2 s) is waited for, not cut at zero."""
+    net = _SlowNet(slow_s=0.2)
+    anytime = Anytime(reserve_ms=0, clock=lambda: T0)
+    q0, x0 = _fake_query(2, T0 - 0.5, 500)  # ts + 0.5 s == now
+    q1, x1 = _fake_query(0, T0, 3_600_000)  # query 0 of _SlowNet: the slow one
+    out = anytime.embed(net.embed_many, net, [q0, q1], [x0, x1])
+    assert out[0].approximated == (0, 1) and out[1].approximated == ()
+    assert out[1].rows.tolist() == [[0.0, 1.0], [0.0, 2.0]]
