@@ -212,7 +212,7 @@ class Anytime:
         chunks = [rows[k:k + self.chunk_rows] for k in range(0, len(rows), self.chunk_rows)]
         pool = self._pool or ThreadPoolExecutor(max_workers=1, thread_name_prefix="eddy-anytime")
         self._pool = pool
-        futures = [pool.submit(_run_chunk, embed_many, model.output_dim, inputs, chunk) for chunk in chunks]
+        futures = [pool.submit(_run_chunk, embed_many, inputs, chunk) for chunk in chunks]
         must = [f for f, c in zip(futures, chunks) if any(ends[i] is None for i, _ in c)]
         wait([f for f in futures if f not in must], timeout=max(0.0, budget_end - self._clock()))
         late: set[int] = set()
@@ -264,10 +264,10 @@ def _nothing() -> None:
     pass
 
 
-def _run_chunk(embed_many: EmbedMany, dim: int, inputs: Inputs,
-               chunk: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _run_chunk(embed_many: EmbedMany, inputs: Inputs, chunk: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """The chunk's rows ``(len(chunk), d)`` in one forward pass (its candidates grouped by query), and
-    whether each came from a coarsened cache entry ``(len(chunk),)`` bool."""
+    whether each came from a coarsened cache entry ``(len(chunk),)`` bool. ``chunk`` is not empty
+    (:meth:`Anytime.embed` cuts only rows it has)."""
     groups: dict[int, list[int]] = {}
     for i, j in chunk:
         groups.setdefault(i, []).append(j)
@@ -275,8 +275,6 @@ def _run_chunk(embed_many: EmbedMany, dim: int, inputs: Inputs,
     parts, marks = embed_many(sub)
     by_row = {(i, j): part[k] for (i, js), part in zip(groups.items(), parts) for k, j in enumerate(js)}
     coarse = {(i, js[k]) for (i, js), m in zip(groups.items(), marks) for k in m}
-    if not chunk:
-        return np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=bool)
     return np.stack([by_row[r] for r in chunk]), np.array([r in coarse for r in chunk], dtype=bool)
 
 

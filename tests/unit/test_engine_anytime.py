@@ -9,6 +9,7 @@ benchmarks/anytime.py, not asserted.
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -66,7 +67,7 @@ def test_a_chunk_is_one_forward_pass_over_its_rows_grouped_by_query():
         return rows, [(0,) if ctx["q"] == 1.0 else () for ctx, _ in sub]  # query 1's first item came coarsened
 
     inputs = [({"q": 0.0}, [{"id": "1"}, {"id": "2"}, {"id": "3"}]), ({"q": 1.0}, [{"id": "4"}, {"id": "5"}])]
-    out, coarsened = _run_chunk(embed_many, 2, inputs, [(0, 2), (1, 0), (0, 0)])
+    out, coarsened = _run_chunk(embed_many, inputs, [(0, 2), (1, 0), (0, 0)])
     assert out.tolist() == [[0.0, 3.0], [1.0, 4.0], [0.0, 1.0]]  # in the chunk's order
     assert coarsened.tolist() == [False, True, False]
     assert calls == [[({"q": 0.0}, [{"id": "3"}, {"id": "1"}]), ({"q": 1.0}, [{"id": "4"}])]]
@@ -224,7 +225,7 @@ class GatedModel:
 
     def embed_many(self, queries):
         if any("gate" in ctx for ctx, _ in queries):
-            self.gate.wait(60)
+            self.gate.wait(5)  # bounded: an engine that waited for it fails the test instead of hanging
         return self._m.embed_many(queries)
 
 
@@ -272,7 +273,7 @@ class _Net:
 
     def embed_many(self, sub):
         self.started.set()
-        self.gate.wait()
+        self.gate.wait(5)  # bounded: an engine that waited for a held chunk fails the test instead of hanging
         self.calls.append([it["id"] for _, items in sub for it in items])
         if self.fail:
             raise RuntimeError("broken chunk")
@@ -332,3 +333,128 @@ def test_the_means_of_four_feature_net_versions_are_kept():
     assert all(anytime.means(n) is m for n, m in zip(nets[:4], first))
     anytime.means(nets[4])  # a fifth: the oldest goes
     assert anytime.means(nets[1]) is first[1] and anytime.means(nets[0]) is not first[0]
+
+
+def test_anytime_defaults_are_no_deadline_a_5_ms_reserve_and_256_row_chunks():
+    a = Anytime()
+    assert a.deadline(Query("r", "u1", T0, {}, (Item("i1"),))) is None  # no deadline unless one is set
+    assert (a.reserve, a.chunk_rows, a.items) == (0.005, 256, 100_000)
+    assert a._clock is time.time  # epoch seconds, like a query's ts
+    assert Anytime(chunk_rows=0).chunk_rows == 1 and Anytime(chunk_rows=1).chunk_rows == 1
+
+
+def test_a_deadline_is_the_queries_own_milliseconds_after_its_ts_else_the_setting():
+    def q(ms):
+        return Query("r", "u1", T0, {}, (Item("i1"),), 1, ms)
+
+    a = Anytime(deadline_ms=250.0)
+    assert a.deadline(q(None)) == T0 + 0.25
+    assert a.deadline(q(0.5)) == T0 + 0.0005 and a.deadline(q(1.0)) == T0 + 0.001
+    assert a.deadline(q(0.0)) is None  # 0 turns the setting off for this query
+    assert a.applies([q(0.0), q(None)]) and not a.applies([q(0.0)])
+    assert Anytime(deadline_ms=0.5).deadline(q(None)) == T0 + 0.0005
+    assert Anytime().deadline(q(None)) is None and not Anytime().applies([q(None)])
+
+
+class _SlowNet:
+    """A stand-in net (numpy only) whose call for query 0 takes ``slow_s``; it records the thread of each call."""
+
+    version, output_dim = "slow", 2
+
+    def __init__(self, slow_s: float = 1.0):
+        self.slow_s = slow_s
+        self.started = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def embed_many(self, sub):
+        self.started.set()
+        self.threads.append(threading.current_thread())
+        if any(ctx["q"] == 0.0 for ctx, _ in sub):
+            threading.Event().wait(self.slow_s)
+        return ([np.array([[ctx["q"], float(it["id"][1:])] for it in items], dtype=np.float32) for ctx, items in sub],
+                [() for _ in sub])
+
+
+def test_past_its_budget_a_running_chunk_is_left_late_the_queued_ones_cancelled_and_no_deadline_waited_for():
+    """Query 0 (a 1 ms budget) has two chunks: the first is still running when the budget ends (late: its
+    rows come too late for this batch), the second never starts (cancelled). Query 1 has no deadline: its
+    chunk is waited for, behind the late one, and is exact. The batch waits no longer than the budget for
+    query 0, and every chunk runs on the anytime pool's one thread, one after another."""
+    net = _SlowNet(slow_s=1.0)
+    reads = iter(range(100))
+
+    def clock():  # the budget's end is read once the first chunk runs: it is late, not cancelled
+        if next(reads) == 1:
+            net.started.wait()
+        return T0
+
+    anytime = Anytime(reserve_ms=0, chunk_rows=1, clock=clock)
+    (q0, x0), (q1, x1) = _fake_query(0, T0, 1), _fake_query(1, T0, 0)
+    out = anytime.embed(net.embed_many, net, [q0, q1], [x0, x1])
+    assert out[0].approximated == (0, 1)  # neither of query 0's rows counts, though the first one finished
+    assert out[1].approximated == () and out[1].rows.tolist() == [[1.0, 11.0], [1.0, 12.0]]
+    assert [e.rows.dtype for e in out] == [np.float32, np.float32]  # the feature net's dtype
+    assert len(net.threads) == 3  # 0's first chunk (late), 1's two chunks; 0's second chunk was cancelled
+    assert len(set(net.threads)) == 1 and net.threads[0].name.startswith("eddy-anytime")
+    anytime.idle()
+    assert len(anytime.means(net)) == 2  # query 1's items; query 0's late row is learned at the next batch
+    anytime.embed(net.embed_many, net, [], [])
+    assert len(anytime.means(net)) == 3 and anytime.means(net).expected(["i1"]).tolist() == [[0.0, 1.0]]
+
+
+class _OneBadQueryNet:
+    """A stand-in net that fails for query 0 and reads query 1's second candidate from a coarsened entry."""
+
+    version, output_dim = "bad", 2
+
+    def embed_many(self, sub):
+        if any(ctx["q"] == 0.0 for ctx, _ in sub):
+            raise ValueError("query 0 breaks the net")
+        return ([np.array([[ctx["q"], float(it["id"][1:])] for it in items], dtype=np.float32) for ctx, items in sub],
+                [(1,) for _ in sub])
+
+
+def test_a_query_run_again_alone_after_its_chunk_failed_keeps_its_coarsened_candidates():
+    net = _OneBadQueryNet()
+    anytime = Anytime(deadline_ms=3_600_000, clock=lambda: T0)
+    (q0, x0), (q1, x1) = _fake_query(0, T0, None), _fake_query(1, T0, None)
+    bad, good = anytime.embed(net.embed_many, net, [q0, q1], [x0, x1])  # one chunk: both queries
+    assert bad.rows is None and str(bad.error) == "query 0 breaks the net"
+    assert good.error is None and good.rows.tolist() == [[1.0, 11.0], [1.0, 12.0]]
+    assert good.coarsened == (1,) and good.approximated == ()
+
+
+class _BadItemNet:
+    """A stand-in net that fails on item ``i2`` and reads each query's first row of a call from a coarsened entry."""
+
+    version, output_dim = "bad-item", 2
+
+    def embed_many(self, sub):
+        if any(it["id"] == "i2" for _, items in sub for it in items):
+            raise ValueError("item i2 breaks the net")
+        return ([np.array([[ctx["q"], float(it["id"][1:])] for it in items], dtype=np.float32) for ctx, items in sub],
+                [(0,) for _ in sub])
+
+
+def test_a_query_whose_later_chunk_breaks_the_net_is_an_error_though_its_first_chunk_was_computed():
+    """Query 0's first row (a chunk of its own) is computed, coarsened; its second breaks the net, alone too:
+    the query is an error with no rows, no coarsened candidates, and teaches the means nothing."""
+    net = _BadItemNet()
+    anytime = Anytime(deadline_ms=3_600_000, chunk_rows=1, clock=lambda: T0)
+    (q0, x0), (q1, x1) = _fake_query(0, T0, None), _fake_query(1, T0, None)
+    bad, good = anytime.embed(net.embed_many, net, [q0, q1], [x0, x1])
+    assert bad.rows is None and str(bad.error) == "item i2 breaks the net" and bad.coarsened == ()
+    assert good.rows.tolist() == [[1.0, 11.0], [1.0, 12.0]] and good.coarsened == (0, 1)  # a call per row
+    assert len(anytime.means(net)) == 2  # query 1's two items only
+
+
+def test_a_query_whose_budget_ends_exactly_now_does_not_end_another_querys_budget():
+    """Query 0's budget ends exactly now (not computed); query 1's ends an hour ahead: the batch's budget
+    is query 1's, so its chunk (0.2 s) is waited for, not cut at zero."""
+    net = _SlowNet(slow_s=0.2)
+    anytime = Anytime(reserve_ms=0, clock=lambda: T0)
+    q0, x0 = _fake_query(2, T0 - 0.5, 500)  # ts + 0.5 s == now
+    q1, x1 = _fake_query(0, T0, 3_600_000)  # query 0 of _SlowNet: the slow one
+    out = anytime.embed(net.embed_many, net, [q0, q1], [x0, x1])
+    assert out[0].approximated == (0, 1) and out[1].approximated == ()
+    assert out[1].rows.tolist() == [[0.0, 1.0], [0.0, 2.0]]

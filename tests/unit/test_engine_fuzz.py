@@ -12,7 +12,7 @@ import os
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bandits import make_policy
@@ -63,10 +63,16 @@ def model(trained_model_dir) -> FeatureModel:
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(records, min_size=1, max_size=3), policy=st.sampled_from(["epsilon_greedy", "softmax"]))
+@example(batches=[[("feedback", b'{"schema": "eddy.feedback/1", "request_id": "r1", "user_id": "u2", "item_id": "i1",'
+                              b' "reward": 1.0, "ts": 1700000001.0}')],
+                  [("query", b'{"schema": "eddy.query/1", "request_id": "r1", "user_id": "u1", "ts": 1700000000.0,'
+                             b' "context": {}, "candidates": ["i1"], "k": 1}')]],
+          policy="epsilon_greedy")  # the held feedback is dead-lettered (user mismatch) in the next batch
 def test_every_record_is_an_output_or_a_dead_letter_and_counts_reconcile(model, batches, policy):
     engine = Engine(model, make_policy(policy), learner="river", join_window_s=60.0, clock=lambda: T0)
     state = MemoryState()
     offset = 0
+    earlier: dict[int, bytes | None] = {}  # records of earlier batches: a held feedback may be dead-lettered later
     for raw in batches:
         recs = []
         for kind, value in raw:
@@ -77,9 +83,12 @@ def test_every_record_is_an_output_or_a_dead_letter_and_counts_reconcile(model, 
         engine.commit(batch)
         c = batch.counts
         assert c["consumed"] == len(recs) == sum(c[k] for k in PROCESSED) + c["dead_lettered"]
-        assert {d.record.offset for d in batch.outputs.dead} <= {r.offset for r in recs}
+        mine = {r.offset: r.value for r in recs}
+        released = [d for d in batch.outputs.dead if d.record.offset not in mine]
+        assert len(released) == c["held_dead_lettered"] and all(d.record.offset in earlier for d in released)
         for d in batch.outputs.dead:
-            assert d.reason and d.record.value == next(r.value for r in recs if r.offset == d.record.offset)
+            assert d.reason and d.record.value == {**earlier, **mine}[d.record.offset]
+        earlier.update(mine)
         for _, value in batch.outputs.predictions:
             assert msgspec.json.decode(value)["schema"] == "eddy.prediction/1"
         for _, _, value in batch.outputs.records:

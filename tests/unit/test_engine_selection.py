@@ -24,6 +24,7 @@ from stream.engine import Engine
 from stream.engine.joins import JoinRecord
 from stream.engine.selection import PartitionState, Selection, decode_state, mean_weights, merged_errors
 from tests.unit.test_engine import T0, Log, MemoryState, feedback, outputs, query
+from tests.unit.test_engine_learning import PartitionedState
 
 pytestmark = pytest.mark.unit
 
@@ -39,6 +40,10 @@ class SelectionState(MemoryState):
     def commit(self, w) -> None:
         super().commit(w)
         self.selection.update(w.selection)
+
+
+class PartitionedSelectionState(PartitionedState, SelectionState):
+    """Users filed under the partition that wrote them (``{pN}:`` keys), and the selection state."""
 
 
 def challenger(model: FeatureModel, version: str, seed: int) -> FeatureModel:
@@ -89,6 +94,13 @@ def test_exp3_logs_the_answering_version_and_the_propensity_over_both_draws(mode
         assert d["propensity"] == d["pmf"][d["chosen_index"]]
         assert d["scores"] == d["version_scores"][d["feature_net_version"]]
         assert d["selector"].startswith("exp3/1?")
+        # the version draw is reproducible from the logged seed: u = default_rng((seed, 1)) on q's inverse CDF
+        u, acc = np.random.default_rng((d["seed"], 1)).random(), 0.0
+        for v, p in q.items():
+            acc += p
+            if u < acc:
+                break
+        assert d["feature_net_version"] == v
     # the join record keeps the other version's embeddings
     rec = JoinRecord.unpack(state.decisions[decisions[0]["request_id"]])
     other = ({model.version, "ch1"} - {decisions[0]["feature_net_version"]}).pop()
@@ -147,6 +159,7 @@ def test_shadow_mode_always_answers_with_the_live_version_and_tracks_both_errors
     decisions = outputs(batch, "decisions")
     assert {d["feature_net_version"] for d in decisions} == {model.version}
     assert all(d["version_probability"] == 1.0 and d["selector"] == "shadow" for d in decisions)
+    assert all(d["version_weights"] == {model.version: 1.0, "ch1": 0.0} for d in decisions)
     plain = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
                    clock=lambda: T0)
     alone = outputs(run(plain, MemoryState(), [Log().rec(query(f"r{i}")) for i in range(10)]), "decisions")
@@ -185,6 +198,8 @@ def test_every_partition_decides_on_the_losses_learned_in_all_partitions(model):
     assert expected != {model.version: 0.5, "ch1": 0.5}
     d = outputs(run(e, state, [log.rec(query("p1", user="u9"), partition=1)]), "decisions")[0]
     assert d["version_weights"] == pytest.approx(expected)  # partition 1 learned nothing, yet decides on 0's
+    d0 = outputs(run(e, state, [log.rec(query("p0", user="u9"), partition=0)]), "decisions")[0]
+    assert d0["version_weights"] == pytest.approx(expected)  # and partition 0 counts its own losses once
     other = engine_with(model, "exp3", eta=0.5, gamma=0.1)  # another worker: it reads partition 0's from Redis
     other.selection.share(dict(state.selection))
     d2 = outputs(run(other, SelectionState(), [Log().rec(query("p1b", user="u9"), partition=1)]), "decisions")[0]
@@ -282,6 +297,13 @@ def test_a_decision_made_in_shadow_mode_teaches_the_errors_but_not_a_selector_sw
     assert s.errors == {"v1": [1, 0.0], "v2": [1, 1.0]} and s.losses == {} and s.n == 0
 
 
+def test_in_shadow_mode_no_selector_learns_even_from_a_decision_an_exp4_selector_made():
+    """Switched back to shadow: feedback on a decision made under Exp4 teaches the errors only."""
+    sel = Selection([], mode="shadow")
+    s = _learned(sel, _decision("exp4/1?eta=0.05&gamma=0.05", {"v1": (1.0, 0.0), "v2": (2.0, 0.0)}), 1.0)
+    assert s.errors == {"v1": [1, 0.0], "v2": [1, 1.0]} and s.losses == {} and s.n == 0 and s.weights == {}
+
+
 def test_after_a_rebalance_the_challengers_users_learn_on_from_their_stored_weights(model):
     """Each feedback teaches the challenger's model of the user once, from its latest weights: from the
     engine's cache between batches, from the store after a rebalance (the engine forgets its caches),
@@ -335,4 +357,306 @@ def test_a_feedback_the_selector_cannot_learn_stands_and_is_counted_and_logged(m
         batch = run(e, state, [log.rec(feedback("r1", "i2", reward=4.0)), log.rec(feedback("r2", "i1", reward=1.0))])
     assert batch.counts["selection_learn_failed"] == 2 and batch.counts["selection_learned"] == 0
     assert load_user_model(state.users[(model.version, "u1")]).n_obs == 2  # the answering version's updates stand
-    assert "model selection could not learn from request r1: " in caplog.text
+    assert ("model selection could not learn from request r1: version ch1's embedding of this item is not finite"
+            in [r.getMessage() for r in caplog.records])
+
+
+def test_selection_defaults_to_shadow_and_names_a_refused_setting():
+    sel = Selection([])
+    assert (sel.mode, sel.eta, sel.gamma, sel.loss_scale) == ("shadow", 0.05, 0.05, 4.0)
+    assert sel.selector_name() == "shadow"
+    with pytest.raises(ValueError) as bad_mode:
+        Selection([], mode="exp5")
+    assert str(bad_mode.value) == "mode must be one of shadow, exp3, exp4; got 'exp5'"
+    with pytest.raises(ValueError) as bad_scale:
+        Selection([], mode="exp3", loss_scale=0.0)
+    assert str(bad_scale.value) == "loss_scale must be > 0; got 0.0"
+    assert Selection([], loss_scale=1e-9).loss_scale == 1e-9
+
+
+def test_the_selector_name_carries_its_kind_and_parameters():
+    """The name goes into every decision (``selector``): it must say which selector, with which eta and gamma."""
+    assert Selection([], mode="exp3", eta=0.1, gamma=0.2).selector_name() == "exp3/1?eta=0.1&gamma=0.2"
+    assert Selection([], mode="exp4", eta=0.3, gamma=0.0).selector_name() == "exp4/1?eta=0.3&gamma=0.0"
+
+
+def _three_candidates(seed: int = 5):
+    return SimpleNamespace(query=SimpleNamespace(candidates=(events.Item("a"), events.Item("b"), events.Item("c"))),
+                           seed=seed)
+
+
+def test_exp3_logs_each_candidates_probability_over_the_version_draw_and_the_policys_draw():
+    """Two versions that disagree on the best candidate: the logged pmf is ``q_v1 pi_v1 + q_v2 pi_v2``,
+    not the answering version's ``pi`` alone, and the propensity is that pmf at the chosen candidate."""
+    from bandits.base import Decision as PolicyDecision
+    from stream.engine import serving
+    from stream.engine.selection import _Plan
+
+    policy = make_policy("epsilon_greedy:epsilon=0.3")
+    ids = ("a", "b", "c")
+    scores = {"v1": np.array([2.0, 0.0, 1.0]), "v2": np.array([0.0, 1.0, 3.0])}
+    embs = {v: np.zeros((3, 2), dtype=np.float32) for v in scores}
+    plan = _Plan(scores, embs, {"v1": None, "v2": None}, {"v1": 0.25, "v2": 0.75}, "v2", {})
+    s = _three_candidates()
+    d = serving.decide(policy, serving.policy_candidates(scores["v2"], embs["v2"], ids), s.seed)
+    sel = Selection([], mode="exp3", eta=0.5, gamma=0.1)
+    out, fields = sel.finish(SimpleNamespace(policy=policy), s, plan, d)
+    pi1, pi2 = np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.1, 0.8])
+    np.testing.assert_allclose(out.pmf, 0.25 * pi1 + 0.75 * pi2, rtol=1e-12)
+    assert out.chosen == d.chosen and out.propensity == out.pmf[d.chosen]
+    assert (out.policy, out.policy_version) == (d.policy, d.policy_version)
+    assert isinstance(out, PolicyDecision) and not out.pmf.flags.writeable
+    assert fields == {"selector": "exp3/1?eta=0.5&gamma=0.1", "version_probability": 0.75,
+                      "version_weights": {"v1": 0.25, "v2": 0.75},
+                      "version_scores": {"v1": (2.0, 0.0, 1.0), "v2": (0.0, 1.0, 3.0)}}
+    assert all(type(x) is float for x in fields["version_scores"]["v1"])
+
+
+@pytest.mark.parametrize("mode", ["shadow", "exp4", "exp3 alone"])
+def test_without_a_version_draw_the_decision_is_the_policys_own_and_its_version_probability_one(mode):
+    """Shadow and Exp4 draw no version; nor does Exp3 serving one version (its challenger was promoted)."""
+    from stream.engine import serving
+    from stream.engine.selection import _Plan
+
+    policy = make_policy("epsilon_greedy:epsilon=0.3")
+    scores = {"v1": np.array([2.0, 0.0, 1.0]), "v2": np.array([0.0, 1.0, 3.0])}
+    embs = {v: np.zeros((3, 2), dtype=np.float32) for v in scores}
+    weights = {"shadow": {"v1": 1.0, "v2": 0.0}, "exp4": {"v1": 0.4, "v2": 0.6}, "exp3 alone": {"v1": 1.0}}[mode]
+    if mode == "exp3 alone":
+        scores, embs = {"v1": scores["v1"]}, {"v1": embs["v1"]}
+    plan = _Plan(scores, embs, dict.fromkeys(scores), weights, "v1", {})
+    s = _three_candidates()
+    d = serving.decide(policy, serving.policy_candidates(sum(weights[v] * scores[v] for v in scores), embs["v1"],
+                                                         ("a", "b", "c")), s.seed)
+    out, fields = Selection([], mode=mode.split()[0]).finish(SimpleNamespace(policy=policy), s, plan, d)
+    assert out is d  # the policy's own decision, as drawn
+    assert fields["version_probability"] == 1.0 and fields["version_weights"] == weights
+
+
+def test_a_challengers_users_are_read_and_written_under_their_partition(model):
+    """The store keys a user's weights by partition: after a rebalance, a challenger asked for its user
+    under any other partition (None) would find nothing and start again from its prior."""
+    e = engine_with(model, "shadow")
+    state, log = PartitionedSelectionState(), Log()
+    run(e, state, [log.rec(query(f"r{i}"), partition=3) for i in range(1, 4)])
+    run(e, state, [log.rec(feedback("r1", "i2", reward=4.0), partition=3)])
+    assert state.user_partition[("ch1", "u1")] == 3
+    before = outputs(run(e, state, [log.rec(query("q1"), partition=3)]), "decisions")[0]["version_scores"]["ch1"]
+    e.forget()  # a rebalance: the users are now only in the store
+    after = outputs(run(e, state, [log.rec(query("q2"), partition=3)]), "decisions")[0]["version_scores"]["ch1"]
+    assert after == before  # scored with the stored weights
+    e.forget()
+    run(e, state, [log.rec(feedback("r2", "i1", reward=1.0), partition=3)])
+    assert load_user_model(state.users[("ch1", "u1")]).n_obs == 2 and state.user_partition[("ch1", "u1")] == 3
+    e.forget()
+    batch = run(e, state, [log.rec(feedback("r3", "i1", reward=2.0), partition=3)])
+    assert batch.counts["selection_learned"] == 1 and load_user_model(state.users[("ch1", "u1")]).n_obs == 3
+
+
+class _BrokenNet:
+    """A challenger whose forward pass fails (a bad checkpoint, say); everything else is the real net's."""
+
+    def __init__(self, model: FeatureModel) -> None:
+        self._m = model
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def embed_many(self, inputs, **kw):
+        raise RuntimeError("challenger broken")
+
+
+def test_a_challenger_that_fails_leaves_the_live_version_to_answer_alone_counted_and_logged(model, caplog):
+    e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+               clock=lambda: T0)
+    e.serve_selection(Selection([_BrokenNet(challenger(model, "ch1", 1))], mode="exp3"))
+    state, log = SelectionState(), Log()
+    with caplog.at_level("WARNING", logger="eddy.engine"):
+        batch = run(e, state, [log.rec(query("r1")), log.rec(query("r2", user="u2"))])
+    plain = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+                   clock=lambda: T0)
+    alone = run(plain, MemoryState(), [Log().rec(query("r1")), Log().rec(query("r2", user="u2"))])
+    assert batch.counts["selection_failed"] == 1  # once for the batch
+    decisions = outputs(batch, "decisions")
+    shown = [(d["scores"], d["pmf"], d["chosen_index"]) for d in decisions]
+    assert shown == [(d["scores"], d["pmf"], d["chosen_index"]) for d in outputs(alone, "decisions")]
+    assert all("version_scores" not in d and d["feature_net_version"] == model.version for d in decisions)
+    assert [r.getMessage() for r in caplog.records] == [
+        "model selection failed for a batch; the live version answers alone: challenger broken"]
+
+
+def test_apprentice_mode_skips_selection_and_counts_the_batch(model):
+    e = engine_with(model, "exp3")
+    e.serve_default = True
+    state, log = SelectionState(), Log()
+    batch = run(e, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    assert batch.counts["selection_skipped"] == 1 and "selection_failed" not in batch.counts
+    assert all("version_scores" not in d for d in outputs(batch, "decisions"))
+    assert not state.selection
+
+
+def test_an_empty_batch_or_an_engine_without_selection_plans_nothing():
+    from collections import Counter
+
+    from stream.engine.selection import plan_or_none
+
+    batch = SimpleNamespace(counts=Counter())
+    live = SimpleNamespace(version="v1")
+    engine = SimpleNamespace(selection=Selection([]), serve_default=True, model=live)
+    assert plan_or_none(engine, [], None, batch) is None and batch.counts == Counter()
+    scored = [SimpleNamespace(feature_net_version="v1")]
+    assert plan_or_none(SimpleNamespace(selection=None, serve_default=True, model=live), scored, None, batch) is None
+    assert batch.counts == Counter()
+    cheap = [SimpleNamespace(feature_net_version="v1"), SimpleNamespace(feature_net_version="cheap")]
+    engine.serve_default = False
+    assert plan_or_none(engine, cheap, None, batch) is None and batch.counts == Counter(selection_skipped=1)
+
+
+def test_each_update_of_a_challengers_user_in_one_batch_builds_on_the_last_even_past_the_cache(model):
+    """With room for one user per version, u1's second feedback in a batch must still see its first in the
+    challenger's model too (the batch's own update, not the store's older state): byte for byte what an
+    engine with a large cache learns."""
+    states = []
+    for cache_users in (1, 1000):
+        e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+                   clock=lambda: T0, cache_users=cache_users)
+        e.serve_selection(Selection([challenger(model, "ch1", 1)], mode="shadow"))
+        state, log = SelectionState(), Log()
+        run(e, state, [log.rec(query("r1")), log.rec(query("r2", user="u2")), log.rec(query("r3"))])
+        batch = run(e, state, [log.rec(feedback("r1", "i1")), log.rec(feedback("r2", "i2", user="u2")),
+                               log.rec(feedback("r3", "i3", reward=0.0))])
+        assert batch.counts["selection_learned"] == 3
+        states.append(state.users[("ch1", "u1")])
+    assert load_user_model(states[0]).n_obs == 2 and states[0] == states[1]
+
+
+class _CountingState(SelectionState):
+    """Records every read of users from the store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[tuple[str, dict]] = []
+
+    def load_users(self, fn, users):
+        self.reads.append((fn, dict(users)))
+        return super().load_users(fn, users)
+
+
+def test_a_challengers_user_is_read_from_the_store_once_per_feedback_batch(model):
+    """After a rebalance, learning a feedback reads the challenger's user once (one round trip), into
+    that version's cache, where the next feedback of the batch finds it."""
+    e = engine_with(model, "shadow")
+    state, log = _CountingState(), Log()
+    run(e, state, [log.rec(query("r1"), partition=2), log.rec(query("r2"), partition=2)])
+    e.forget()
+    state.reads.clear()
+    batch = run(e, state, [log.rec(feedback("r1", "i1"), partition=2), log.rec(feedback("r2", "i2"), partition=2)])
+    assert batch.counts["selection_learned"] == 2
+    assert [r for r in state.reads if r[0] == "ch1"] == [("ch1", {"u1": 2})]
+    assert set(e._caches) == {model.version, "ch1"}
+
+
+def _trained_vw():
+    """A VW policy that has learned that item ``c`` pays: its pmf depends on the candidates' ids."""
+    from bandits import Candidates
+
+    policy = make_policy("vw:exploration=epsilon,epsilon=0.2")
+    for _ in range(30):
+        cands = Candidates(scores=np.zeros(3), embeddings=np.zeros((3, 2)), action_ids=("a", "b", "c"))
+        policy.learn(cands, 2, 1.0, 1 / 3)
+        policy.learn(cands, 0, 0.0, 1 / 3)
+    return policy
+
+
+@pytest.mark.parametrize("kind", ["thompson", "vw"])
+def test_the_logged_pmf_over_both_draws_is_the_same_whichever_version_the_draw_picked(kind):
+    """``pmf[a] = sum_v q_v pi_v(a)`` with each ``pi_v`` the policy's distribution over version v's own view
+    (its scores, embeddings, user posterior, the candidates' ids, the request's seed): exactly what v's own
+    decision would have been. So the mixture logged when v1 answers equals the one logged when v2 answers."""
+    from learners import make_user_model
+    from stream.engine import serving
+    from stream.engine.selection import _Plan
+
+    rng = np.random.default_rng(3)
+    users = {}
+    for v in ("v1", "v2"):  # Bayesian users with different posteriors
+        users[v] = make_user_model("bayes", 2)
+        for _ in range(5):
+            users[v].learn_one(rng.normal(size=2), float(rng.normal()))
+    policy = make_policy("thompson:n_samples=16") if kind == "thompson" else _trained_vw()
+    ids = ("a", "b", "c")
+    embs = {"v1": np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], dtype=np.float32),
+            "v2": np.array([[0.0, 1.0], [1.0, 0.0], [-0.5, 0.2]], dtype=np.float32)}
+    scores = {v: users[v].predict_many(embs[v].astype(np.float64)) for v in embs}
+    s, q = _three_candidates(seed=11), {"v1": 0.3, "v2": 0.7}
+    sel, engine = Selection([], mode="exp3"), SimpleNamespace(policy=policy)
+    logged = {}
+    for v in ("v1", "v2"):
+        d = serving.decide(policy, serving.policy_candidates(scores[v], embs[v], ids, users[v]), s.seed)
+        logged[v], _ = sel.finish(engine, s, _Plan(scores, embs, users, q, v, {}), d)
+    np.testing.assert_allclose(logged["v1"].pmf, logged["v2"].pmf, rtol=0, atol=1e-12)
+    assert abs(logged["v1"].pmf.sum() - 1) < 1e-12
+
+
+def test_a_challenger_gets_no_feature_cache_when_the_worker_caches_other_kinds_only(model):
+    from features.cache import FeatureCaches
+
+    e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+               clock=lambda: T0, feature_caches=FeatureCaches(capacity=1000, kinds=("text",)))
+    e.serve_selection(Selection([challenger(model, "ch1", 1)], mode="shadow"))
+    d = outputs(run(e, SelectionState(), [Log().rec(query("r1"))]), "decisions")[0]
+    assert set(d["version_scores"]) == {model.version, "ch1"} and e.selection.feature_caches == {}
+
+
+def test_a_challenger_user_that_scores_a_candidate_infinite_fails_the_selection_by_name(model, caplog):
+    """Weights so large that a score overflows (a corrupt stored user): selection fails for the batch, saying
+    which version; the live version answers alone."""
+    from learners import make_user_model
+
+    e = engine_with(model, "exp3")
+    state, log = SelectionState(), Log()
+    huge = make_user_model("river", model.output_dim, prior_mean=np.full(model.output_dim + 1, 1e308))
+    state.users[("ch1", "u1")] = huge.to_bytes()
+    with caplog.at_level("WARNING", logger="eddy.engine"), np.errstate(over="ignore", invalid="ignore"):
+        batch = run(e, state, [log.rec(query("r1"))])
+    assert batch.counts["selection_failed"] == 1
+    assert "version_scores" not in outputs(batch, "decisions")[0]
+    assert [r.getMessage() for r in caplog.records] == [
+        "model selection failed for a batch; the live version answers alone: version ch1 scored a candidate NaN or"
+        " infinite"]
+
+
+def test_feedback_on_a_decision_of_a_challenger_no_longer_served_still_teaches_its_users(model):
+    """A worker restarted with another challenger joins feedback for a decision the old one scored: the old
+    challenger's model of the user learns (a cache for its version is made with the embeddings' width)."""
+    state, log = SelectionState(), Log()
+    run(engine_with(model, "shadow"), state, [log.rec(query("r1"))])
+    e = Engine(model, make_policy("epsilon_greedy:epsilon=0.2"), learner="river", join_window_s=60.0, seed=7,
+               clock=lambda: T0)
+    e.serve_selection(Selection([challenger(model, "ch2", 2)], mode="shadow"))
+    batch = run(e, state, [log.rec(feedback("r1", "i2", reward=3.0))])
+    assert batch.counts["selection_learned"] == 1
+    assert load_user_model(state.users[("ch1", "u1")]).n_obs == 1 and ("ch2", "u1") not in state.users
+
+
+class _SelectionKeysDown(SelectionState):
+    """The store node holding some partitions' selection state is down (a partial outage)."""
+
+    down: frozenset[int] = frozenset()
+
+    def load_selection(self, partition):
+        if partition in self.down:
+            raise ConnectionError(f"the node of partition {partition} is down")
+        return super().load_selection(partition)
+
+
+def test_a_partitions_selection_state_that_cannot_be_read_fails_the_batch_even_with_the_users_cached(model):
+    """The feedback lands on another partition than its query did (the topic was repartitioned): the users
+    are cached, the partition's selection state is not, and its read fails. That is an outage of the
+    batch, not a feedback the selector could not learn."""
+    e = engine_with(model, "shadow")
+    state, log = _SelectionKeysDown(), Log()
+    run(e, state, [log.rec(query("r1"), partition=1)])
+    state.down = frozenset({0})
+    with pytest.raises(ConnectionError):
+        e.process([log.rec(feedback("r1", "i2", reward=4.0), partition=0)], state)
