@@ -4,11 +4,12 @@ once its deadline has passed."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from bandits import make_policy
-from stream.engine import Engine
-from stream.engine.batch import decode_held
+from stream.engine import Engine, InRecord
+from stream.engine.batch import Held, decode_held
 
 from .test_engine import T0, Log, MemoryState, feedback, model, outputs, query, reconciles, run  # noqa: F401 (model: a fixture)
 
@@ -140,3 +141,54 @@ def test_what_is_known_about_held_feedback_is_forgotten_with_the_partitions(engi
     before = state.held_lookups
     decided = run(engine, state, [log.rec(query("r1"))])  # partition 0 back: its query finds the held feedback
     assert state.held_lookups == before + 1 and decided.counts["held_applied"] == 1
+
+
+def test_a_held_record_read_again_keeps_its_key(engine):
+    """``Held.record`` and ``_hold`` (mutmut: the re-read record's kind or key lost, ``Held(..., None, ...)``):
+    a held feedback that is dead-lettered when its request is decided goes to the dead-letter topic as the
+    very record consumed, key included (the worker keys the dead letter by it)."""
+    state, log = MemoryState(), Log()
+    early = log.rec(feedback("r1", "i2", user="u2"))
+    run(engine, state, [early])
+    batch = run(engine, state, [log.rec(query("r1", user="u1"))])
+    (dead,) = batch.outputs.dead
+    assert dead.reason == "user_mismatch" and dead.record == early and dead.record.key == b"u2"
+    assert dead.value == early.value
+
+
+def test_a_held_record_that_no_longer_decodes_is_a_dead_letter_with_its_bytes_counted_apart(engine):
+    """``_release_held``: a held value a newer decoder refuses is released and dead-lettered as the record it
+    was (its key and bytes), counted with the held records, not consumed twice."""
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(feedback("r1", "i2"))])
+    held = decode_held(state.held[(0, "r1")])
+    state.held[(0, "r1")] = msgspec.msgpack.encode(Held(held.source, b"k1", b"{not json", held.deadline))
+    batch = run(engine, state, [log.rec(query("r1"))])
+    (dead,) = batch.outputs.dead
+    assert dead.record == InRecord("feedback", "eddy.feedback", 0, 0, b"k1", b"{not json")
+    assert dead.reason == "undecodable" and dead.detail.startswith("EventError: ")
+    assert batch.counts["held_dead_lettered"] == 1 and batch.counts["held_dead_lettered.undecodable"] == 1
+    assert batch.counts["dead_lettered"] == 0 and not state.held and reconciles(state.counts)
+
+
+def test_the_dead_letters_of_unheld_feedback_name_the_request_and_why(engine):
+    """``_hold``'s texts (mutmut: the details' words): a second record for a held request names the record
+    already held; a partition at its limit names the request, the partition and the limit."""
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(feedback("r1", "i2"))])
+    batch = run(engine, state, [log.rec(feedback("r1", "i3")), log.rec(feedback("r2", "i1")),
+                                log.rec(feedback("r3", "i1"))])
+    assert [(d.reason, d.detail) for d in batch.outputs.dead] == [
+        ("duplicate_feedback", "request 'r1' already has feedback held from ['eddy.feedback', 0, 0]"),
+        ("unknown_request", "no decision for request 'r3', and partition 0 already holds 2 early feedbacks")]
+    assert [d.record.offset for d in batch.outputs.dead] == [1, 3]
+
+
+def test_each_held_record_read_again_is_counted(engine):
+    """``feedback_held_redelivered += 1`` (mutmut: ``= 1``): two held records read again in one batch are two
+    records consumed, so the counts reconcile."""
+    state, log = MemoryState(), Log()
+    held = [log.rec(feedback("r1", "i2")), log.rec(feedback("r2", "i2"))]
+    run(engine, state, held)
+    again = run(engine, state, held)
+    assert again.counts["feedback_held_redelivered"] == 2 and reconciles(state.counts)

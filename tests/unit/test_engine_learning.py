@@ -321,3 +321,35 @@ def test_the_policys_snapshot_joins_the_write_each_time_it_crosses_a_multiple(mo
     decision, _ = decided(state, "r1")
     batch = run(engine, state, [log.rec(feedback("r1", decision.candidates[decision.chosen_index].id))])
     assert batch.write.policy == (("recording", f"snapshot at {start + 1}".encode()) if snapshot else None)
+
+
+def _on_chosen(state, log, rids):
+    out = []
+    for rid in rids:
+        decision, _ = decided(state, rid)
+        out.append(log.rec(feedback(rid, decision.candidates[decision.chosen_index].id, user=decision.user_id)))
+    return out
+
+
+def test_every_example_a_policy_learns_or_fails_to_learn_in_a_batch_is_counted(model):
+    """``_policy_learn`` (mutmut: ``policy_learned = 1``, ``policy_learn_failed = 1``): two examples in one
+    batch count two, so the snapshot cadence and the dashboards see every one."""
+    for fail, counter in ((False, "policy_learned"), (True, "policy_learn_failed")):
+        policy = RecordingPolicy(fail=fail)
+        engine, state, log = make_engine(model, policy), MemoryState(), Log()
+        run(engine, state, [log.rec(query("r1")), log.rec(query("r2", user="u2"))])
+        batch = run(engine, state, _on_chosen(state, log, ["r1", "r2"]))
+        assert batch.counts[counter] == 2 and batch.counts["feedback_applied"] == 2
+        assert len(policy.examples) == (0 if fail else 2)
+
+
+def test_a_policy_that_fails_to_learn_is_logged_with_its_name_the_request_and_the_error(model, caplog):
+    """``_policy_learn``'s warning (mutmut: its text and arguments): the operator reads which policy, which
+    request and why."""
+    policy = RecordingPolicy(fail=True)
+    engine, state, log = make_engine(model, policy), MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    with caplog.at_level("WARNING", logger="eddy.engine"):
+        run(engine, state, _on_chosen(state, log, ["r1"]))
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("eddy.engine", "WARNING", "policy recording could not learn from request r1: this policy cannot learn")]

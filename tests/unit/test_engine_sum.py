@@ -97,3 +97,18 @@ def test_early_feedback_held_then_released_joins_the_sum(engine):
     (outcome,) = outputs(run(engine, state, [log.rec(default("r1"))]), "outcomes")
     assert outcome["reward"] == 2.0
     assert reconciles(state.counts)
+
+
+def test_a_reward_for_another_item_is_a_dead_letter_that_names_the_request_and_the_item_summed(engine):
+    """``_sum``'s dead letter (mutmut: the record, its text, counted as held): the second item's record
+    itself, with the request and the item whose rewards are being added up, counted as consumed now."""
+    state, log = SumState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    run(engine, state, [log.rec(feedback("r1", "i2", reward=1.0))])
+    other = log.rec(feedback("r1", "i3", reward=1.0))
+    batch = run(engine, state, [other])
+    assert [(d.record, d.reason, d.detail) for d in batch.outputs.dead] == [
+        (other, "duplicate_feedback",
+         "request 'r1' already has rewards for item 'i2': reward_aggregation=sum adds up the rewards of one item")]
+    assert batch.counts["dead_lettered"] == 1 and batch.counts["held_dead_lettered"] == 0
+    assert list(state.sums[(0, "r1")].values()) and reconciles(state.counts)
