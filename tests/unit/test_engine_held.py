@@ -172,16 +172,19 @@ def test_a_held_record_that_no_longer_decodes_is_a_dead_letter_with_its_bytes_co
 
 
 def test_the_dead_letters_of_unheld_feedback_name_the_request_and_why(engine):
-    """``_hold``'s texts (mutmut: the details' words): a second record for a held request names the record
-    already held; a partition at its limit names the request, the partition and the limit."""
+    """``_hold``'s texts (mutmut: the details' words): a second record for a held request, held before or in
+    this batch, names the record already held; a partition at its limit names the request, the partition
+    and the limit."""
     state, log = MemoryState(), Log()
     run(engine, state, [log.rec(feedback("r1", "i2"))])
     batch = run(engine, state, [log.rec(feedback("r1", "i3")), log.rec(feedback("r2", "i1")),
-                                log.rec(feedback("r3", "i1"))])
+                                log.rec(feedback("r2", "i4")), log.rec(feedback("r3", "i1"))])
     assert [(d.reason, d.detail) for d in batch.outputs.dead] == [
         ("duplicate_feedback", "request 'r1' already has feedback held from ['eddy.feedback', 0, 0]"),
+        ("duplicate_feedback", "request 'r2' already has feedback held from ['eddy.feedback', 0, 2]"),
         ("unknown_request", "no decision for request 'r3', and partition 0 already holds 2 early feedbacks")]
-    assert [d.record.offset for d in batch.outputs.dead] == [1, 3]
+    assert [d.record.offset for d in batch.outputs.dead] == [1, 3, 4]
+    assert batch.counts["feedback_held"] == 1 and decode_held(state.held[(0, "r2")]).source == ("eddy.feedback", 0, 2)
 
 
 def test_each_held_record_read_again_is_counted(engine):

@@ -261,6 +261,34 @@ def test_population_statistics_learn_each_applied_feedback_and_are_copied_per_ba
     assert PopulationModel.from_bytes(state.population[(model.version, 2)]) == expected
 
 
+class PopulationReads(MemoryState):
+    """Counts the population statistics read from the store (a round trip each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.population_reads: list[tuple[str, int]] = []
+
+    def load_population(self, fn, partition):
+        self.population_reads.append((fn, partition))
+        return super().load_population(fn, partition)
+
+
+def test_a_partitions_statistics_are_read_once_per_batch_and_then_kept_in_memory(model):
+    """``_population`` (mutmut: this batch's copy not looked up, memory's not looked up): the statistics come
+    from this batch's copy, else memory, else the store: one read per partition the first time, none once a
+    committed batch left them in memory, one again after ``forget``."""
+    engine, state, log = make_engine(model), PopulationReads(), Log()
+    run(engine, state, [log.rec(query(f"r{i}", user=f"user{i}"), 2) for i in range(5)])
+    run(engine, state, [log.rec(feedback(f"r{i}", "i1", user=f"user{i}"), 2) for i in range(3)])
+    assert state.population_reads == [(model.version, 2)]
+    batch = run(engine, state, [log.rec(feedback("r3", "i2", user="user3"), 2)])
+    assert state.population_reads == [(model.version, 2)] and batch.counts["feedback_applied"] == 1
+    engine.forget()
+    run(engine, state, [log.rec(feedback("r4", "i2", user="user4"), 2)])
+    assert state.population_reads == [(model.version, 2)] * 2
+    assert PopulationModel.from_bytes(state.population[(model.version, 2)]).n_obs == 5
+
+
 # ----------------------------------------------------------------- policy learning
 def test_a_learning_policy_learns_the_chosen_items_reward_with_the_decisions_view(model):
     """Mutants 126-140 (the policy never called, or called without the decision, the embeddings or
