@@ -103,3 +103,28 @@ def test_serving_a_selection_makes_each_challengers_user_cache_at_once(model, v2
     assert sorted(engine.cache_figures()) == [("v1", 0, 700, 0, 0), ("v2", 0, 700, 0, 0)]
     engine.serve_selection(None)
     assert engine.selection is None
+
+
+class CountingModel(PoisonedModel):
+    """The real feature net (raising on a ``poison`` context), counting its forward passes and their sizes."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.passes: list[int] = []
+
+    def embed_many(self, queries, **kw):
+        self.passes.append(len(queries))
+        return super().embed_many(queries)
+
+
+def test_a_batchs_queries_are_embedded_in_one_forward_pass_and_one_per_query_only_after_a_failure(model):
+    """``_embed`` 48-55 (the batch's pass broken, so every batch fell back to a pass per query: the same
+    outputs, N times the feature net's cost): one pass for the batch; after it fails, one per query."""
+    net = CountingModel(model)
+    engine = Engine(net, make_policy("greedy"), learner="river", join_window_s=60, clock=lambda: T0)
+    state, log = MemoryState(), Log()
+    batch = run(engine, state, [log.rec(query(r)) for r in ("a", "b", "c")])
+    assert net.passes == [3] and batch.counts["predictions"] == 3
+    net.passes.clear()
+    batch = run(engine, state, [log.rec(query("d")), log.rec(query("e", poison=1.0)), log.rec(query("f"))])
+    assert net.passes == [3, 1, 1, 1] and batch.counts["predictions"] == 2
