@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 import pytest
 
 from bandits import make_policy
@@ -128,3 +130,142 @@ def test_a_batchs_queries_are_embedded_in_one_forward_pass_and_one_per_query_onl
     net.passes.clear()
     batch = run(engine, state, [log.rec(query("d")), log.rec(query("e", poison=1.0)), log.rec(query("f"))])
     assert net.passes == [3, 1, 1, 1] and batch.counts["predictions"] == 2
+
+
+# --------------------------------------------------------------------- scoring
+def test_a_users_stored_weights_score_their_queries_after_memory_was_dropped(model):
+    """``_score_with`` 10 (the store asked for the users of feature net ``None``): after a revoke or a
+    restart, a user's next query is scored with the stored weights, not a fresh model."""
+    engine, state, log = make_engine(model), MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    run(engine, state, [log.rec(feedback("r1", "i1")), log.rec(feedback("r2", "i2"))])
+    engine.forget()
+    batch = run(engine, state, [log.rec(query("r3"))])
+    assert outputs(batch, "decisions")[0]["user_weights_version"] == 2
+
+
+def diverged_user(model, q) -> bytes:
+    """A stored user state whose weights grew huge (finite, so it was stored) in the direction of ``q``'s first
+    candidate: that candidate's score overflows to infinity."""
+    from learners import make_user_model
+
+    x = model.embed(q.context, [c.to_dict() for c in q.candidates])[0].astype(np.float64)
+    assert np.abs(x).sum() > 0.1
+    m = make_user_model("river", model.output_dim)
+    m._set_state(np.append(np.where(x >= 0, 1.7e308, -1.7e308), 1.7e308))
+    return m.to_bytes()
+
+
+def test_a_query_scored_nan_or_infinite_is_a_dead_letter_and_the_rest_is_answered(model):
+    """``_score_with`` 28-31, 55-63 (the dead letter's record, reason and detail): a query whose scores are not
+    finite is that record's dead letter, saying why; the other queries are answered."""
+    engine, state, log = make_engine(model), MemoryState(), Log()
+    state.users[(model.version, "diverged")] = diverged_user(model, query("b", user="diverged"))
+    bad = log.rec(query("b", user="diverged"))
+    with np.errstate(over="ignore"):  # the overflow is the point
+        batch = run(engine, state, [log.rec(query("a")), bad, log.rec(query("c", user="u2"))])
+    assert [(d.record, d.reason, d.detail) for d in batch.outputs.dead] == [
+        (bad, "scoring_failed", "FloatingPointError: the user model scored a candidate NaN or infinite")]
+    assert [p["request_id"] for p in outputs(batch, "predictions")] == ["a", "c"] and reconciles(batch.counts)
+
+
+class FailsOnItem(make_policy("epsilon_greedy:epsilon=0.3").__class__):
+    """Epsilon-greedy that needs the embeddings too (so each request is decided alone) and raises on a
+    request offering the item ``bad``."""
+
+    needs = frozenset({"scores", "embeddings"})
+
+    def decide(self, candidates, rng):
+        if "bad" in candidates.action_ids:
+            raise ValueError("cannot rank the item 'bad'")
+        return super().decide(candidates, rng)
+
+
+def test_a_request_the_policy_cannot_decide_is_a_dead_letter_and_the_next_ones_are_answered(model):
+    """``_score`` 150-159 (the dead letter's record, reason, detail; ``break`` for ``continue``)."""
+    engine = Engine(model, FailsOnItem(0.3), learner="river", join_window_s=60.0, seed=7, clock=lambda: T0)
+    state, log = MemoryState(), Log()
+    bad = log.rec(query("b", items=("i1", "bad")))
+    batch = run(engine, state, [log.rec(query("a")), bad, log.rec(query("c"))])
+    assert [(d.record, d.reason, d.detail) for d in batch.outputs.dead] == [
+        (bad, "scoring_failed", "ValueError: cannot rank the item 'bad'")]
+    assert [p["request_id"] for p in outputs(batch, "predictions")] == ["a", "c"] and "b" not in state.decisions
+
+
+def test_a_request_repeated_in_a_batch_after_its_first_record_failed_is_a_dead_letter_too(model):
+    """``_score`` 199 (``.get(rid, None)``: unpacking None crashed the batch): the repeat names the failure."""
+    engine = Engine(PoisonedModel(model), make_policy("greedy"), learner="river", join_window_s=60,
+                    clock=lambda: T0)
+    log = Log()
+    first, repeat = log.rec(query("b", poison=1.0)), log.rec(query("b", poison=1.0))
+    batch = run(engine, MemoryState(), [log.rec(query("a")), first, repeat])
+    assert [(d.record, d.reason, d.detail) for d in batch.outputs.dead] == [
+        (first, "embedding_failed", "ValueError: poisoned input"),
+        (repeat, "scoring_failed", "the first record of request 'b' in this batch failed")]
+    assert reconciles(batch.counts)
+
+
+def test_the_logged_latency_runs_from_when_the_batch_was_polled(model):
+    """``_score`` 105-107 (``/ 1000``, ``+ started``, ``* 1001``): a batch polled 100 s before it was processed
+    logs 100,000 ms and a little more."""
+    engine, log = make_engine(model), Log()
+    started = time.perf_counter() - 100.0
+    batch = engine.process([log.rec(query("r1"))], MemoryState(), started=started)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    (prediction,) = outputs(batch, "predictions")
+    assert 100_000 <= prediction["latency_ms"] <= elapsed_ms
+
+
+def test_each_decided_query_leaves_its_own_timestamp_for_the_end_to_end_latency(model):
+    """``_score`` 196 (``query_ts.append(None)``): the worker measures end-to-end latency from these."""
+    engine, log = make_engine(model), Log()
+    batch = engine.process([log.rec(query("r1", ts=T0 - 2)), log.rec(query("r2", ts=T0 - 1))], MemoryState())
+    assert batch.query_ts == [T0 - 2, T0 - 1]
+
+
+@pytest.mark.parametrize("wait, pending", [(0.0, False), (0.5, True)])
+def test_only_a_reward_wait_leaves_decisions_pending(model, wait, pending):
+    """``_score`` 173, 174 (``>= 0``: every decision of a deployment without a wait would get a default
+    reward at once; ``> 1``: a wait under a second ignored)."""
+    engine, state, log = make_engine(model, reward_wait_s=wait), MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1", ts=T0 - 3))])
+    assert state.pending == ({(0, "r1"): T0 - 3 + wait} if pending else {})
+
+
+# ---------------------------------------------------------------------- slates
+def slate(rid: str, k: int, user: str = "u1"):
+    from stream.events import Item, Query
+
+    return Query(request_id=rid, user_id=user, ts=T0, context={"hour": 3.0},
+                 candidates=tuple(Item(f"i{j}") for j in range(1, 6)), k=k)
+
+
+def slate_decisions(batch) -> list[dict]:
+    return outputs(batch, "decisions")
+
+
+def test_a_slate_of_two_logs_two_decisions(model):
+    """``_score`` 120 (``k > 2``): a slate of two positions is a slate."""
+    batch = run(make_engine(model), MemoryState(), [Log().rec(slate("r1", 2))])
+    assert [d.get("position", 0) for d in slate_decisions(batch)] == [0, 1]
+
+
+def test_each_slate_position_draws_with_its_own_seed_from_the_requests(model):
+    """``_score`` 131 (``fill(..., seed=None)``: every request's later positions drew with the same fixed
+    seeds): position j logs ``slot_seed(the request's seed, j)``."""
+    from stream.engine.serving import request_seed
+    from stream.engine.slates import slot_seed
+
+    engine, log = make_engine(model), Log()
+    batch = run(engine, MemoryState(), [log.rec(slate("r1", 3)), log.rec(slate("r2", 3))])
+    seeds = [(d["request_id"], d.get("position", 0), d["seed"]) for d in slate_decisions(batch)]
+    assert seeds == [(r, j, slot_seed(request_seed(7, r), j)) for r in ("r1", "r2") for j in range(3)]
+
+
+def test_a_greedy_slate_fills_its_later_positions_by_score(model):
+    """``_score`` 129 (``fill(d, None, ...)``): with no probability left, each later position is the
+    best-scored candidate not yet taken."""
+    engine = Engine(model, make_policy("greedy"), learner="river", join_window_s=60.0, seed=7, clock=lambda: T0)
+    ds = slate_decisions(run(engine, MemoryState(), [Log().rec(slate("r1", 3))]))
+    order = sorted(range(5), key=lambda i: -ds[0]["scores"][i])
+    assert [d["chosen_index"] for d in ds] == order[:3] and [d["propensity"] for d in ds] == [1.0, 1.0, 1.0]
