@@ -269,3 +269,112 @@ def test_a_greedy_slate_fills_its_later_positions_by_score(model):
     ds = slate_decisions(run(engine, MemoryState(), [Log().rec(slate("r1", 3))]))
     order = sorted(range(5), key=lambda i: -ds[0]["scores"][i])
     assert [d["chosen_index"] for d in ds] == order[:3] and [d["propensity"] for d in ds] == [1.0, 1.0, 1.0]
+
+
+# ---------------------------------------------------------------------- policy
+class Spy(make_policy("epsilon_greedy:epsilon=0.3").__class__):
+    """Epsilon-greedy that records how it was asked: ``decide_many`` per batch, ``decide`` per request."""
+
+    def __init__(self, epsilon: float = 0.3, needs=frozenset({"scores"})) -> None:
+        super().__init__(epsilon)
+        self.needs = needs
+        self.calls: list[str] = []
+
+    def decide_many(self, scores, seeds):
+        self.calls.append(f"decide_many({len(scores)})")
+        return super().decide_many(scores, seeds)
+
+    def decide(self, candidates, rng):
+        self.calls.append("decide")
+        return super().decide(candidates, rng)
+
+
+def _decisions(model, policy, rids):
+    engine = Engine(model, policy, learner="river", join_window_s=60.0, seed=7, clock=lambda: T0)
+    log = Log()
+    batch = run(engine, MemoryState(), [log.rec(query(r, user=f"user{i % 3}")) for i, r in enumerate(rids)])
+    assert not batch.outputs.dead
+    return [(d["request_id"], d["pmf"], d["chosen_index"], d["seed"]) for d in outputs(batch, "decisions")]
+
+
+def test_a_policy_that_needs_only_scores_decides_a_batch_in_one_call_and_others_per_request(model):
+    """``_decide`` 2-9 (the batch call broken or skipped, so every batch fell back to a call per request:
+    the same draws, the policy's cost per request) and 16 (a request drawn without its seed): one
+    ``decide_many`` for a scores-only policy; per request for one that needs more, with the same draws."""
+    rids = [f"r{i}" for i in range(20)]
+    batched, alone = Spy(), Spy(needs=frozenset({"scores", "embeddings"}))
+    together, one_by_one = _decisions(model, batched, rids), _decisions(model, alone, rids)
+    assert batched.calls == ["decide_many(20)"] and alone.calls == ["decide"] * 20
+    assert together == one_by_one
+
+
+def test_a_thompson_policy_decides_with_each_users_posterior(model):
+    """``_decide`` 23, 27 (the user not passed to the policy's view, so no posterior): Thompson sampling over
+    a Bayesian user decides every request, with the pmf of that user's posterior."""
+    from bandits import make_policy as policy
+    from stream.engine import serving
+
+    engine = Engine(model, policy("thompson"), learner="bayes", join_window_s=60.0, seed=7, clock=lambda: T0)
+    state, log = MemoryState(), Log()
+    batch = run(engine, state, [log.rec(query("r1")), log.rec(query("r2", user="u2"))])
+    assert not batch.outputs.dead and batch.counts["predictions"] == 2
+    from stream.engine.joins import JoinRecord
+
+    record = JoinRecord.unpack(state.decisions["r1"])
+    user = engine.version_cache(model).get_many(["u1"], lambda ids: {})["u1"]
+    view = serving.policy_candidates(np.asarray(record.decision.scores), record.embeddings.astype(np.float64),
+                                     ("i1", "i2", "i3", "i4"), user)
+    assert view.posterior_cov is not None
+    expected = serving.decide(engine.policy, view, record.decision.seed)
+    assert list(record.decision.pmf) == pytest.approx(list(expected.pmf))
+
+
+# ----------------------------------------------------------------- held release
+class HeldLookups(MemoryState):
+    def __init__(self) -> None:
+        super().__init__()
+        self.held_lookups = 0
+
+    def load_held(self, wanted):
+        self.held_lookups += 1
+        return super().load_held(wanted)
+
+
+def test_holding_off_reads_no_held_feedback_and_a_limit_of_one_still_holds_and_releases(model):
+    """``_release_held`` 13 (``held_max >= 0``: a store read per query batch with holding off) and 14
+    (``held_max > 1``: with a limit of one, held feedback was never applied)."""
+    off, state, log = make_engine(model, held_max=0), HeldLookups(), Log()
+    run(off, state, [log.rec(query("r1"))])
+    assert state.held_lookups == 0
+    one, state, log = make_engine(model, held_max=1), HeldLookups(), Log()
+    assert run(one, state, [log.rec(feedback("r2", "i2"))]).counts["feedback_held"] == 1
+    assert run(one, state, [log.rec(query("r2"))]).counts["held_applied"] == 1 and not state.held
+
+
+def test_held_feedback_past_its_deadline_does_not_stop_the_next_from_being_applied(model):
+    """``_release_held`` 19 (``break`` for ``continue``): of two held feedbacks decided in one batch, the
+    first past its deadline (left to the sweep), the second is applied."""
+    clock = [T0]
+    engine = Engine(model, make_policy("epsilon_greedy:epsilon=0.3"), learner="river", join_window_s=60.0,
+                    seed=7, clock=lambda: clock[0])
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(feedback("r1", "i2"))])
+    clock[0] = T0 + 30
+    run(engine, state, [log.rec(feedback("r2", "i2"))])
+    clock[0] = T0 + 60  # r1's deadline, not yet r2's
+    batch = run(engine, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    assert [o["decision"]["request_id"] for o in outputs(batch, "outcomes")] == ["r2"]
+    assert batch.counts["held_applied"] == 1 and list(state.held) == [(0, "r1")]
+
+
+def test_feedback_that_joins_a_known_decision_reads_no_held_feedback(model):
+    """``_learn`` 16 (``or`` for ``and``: every feedback without a marker yet looked for held feedback, a
+    store read per feedback batch): only feedback whose request is unknown looks."""
+    engine, state, log = make_engine(model), HeldLookups(), Log()
+    engine.held_counts({0: 0})  # the query batch skips its own lookup
+    run(engine, state, [log.rec(query("r1"))])
+    before = state.held_lookups
+    batch = run(engine, state, [log.rec(feedback("r1", "i2"))])
+    assert batch.counts["feedback_applied"] == 1 and state.held_lookups == before
+    run(engine, state, [log.rec(feedback("r9", "i2"))])
+    assert state.held_lookups == before + 1
