@@ -378,3 +378,35 @@ def test_feedback_that_joins_a_known_decision_reads_no_held_feedback(model):
     assert batch.counts["feedback_applied"] == 1 and state.held_lookups == before
     run(engine, state, [log.rec(feedback("r9", "i2"))])
     assert state.held_lookups == before + 1
+
+
+# ---------------------------------------------------------------- the join's verdicts
+def test_each_join_dead_letter_is_its_own_record(engine):
+    """``_learn`` 115 (the dead letter without its record): a feedback the join refuses goes to the
+    dead-letter topic as the record consumed, key, bytes and offset included."""
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1")), log.rec(query("r2", ts=T0 - 200))])
+    refused = [log.rec(feedback("r1", "i1", user="u2")), log.rec(feedback("r1", "zz")),
+               log.rec(feedback("r2", "i1"))]
+    batch = run(engine, state, refused)
+    assert [(d.record, d.reason) for d in batch.outputs.dead] == [
+        (refused[0], "user_mismatch"), (refused[1], "unknown_item"), (refused[2], "late_feedback")]
+
+
+def test_redelivered_and_superseded_feedback_is_counted_each_and_the_batch_goes_on(model):
+    """``_learn`` 131, 140 (``= 1`` for ``+= 1``) and 136, 145 (``break`` for ``continue``): two records read
+    again and two default rewards after real ones are four records counted, and the feedback after them in
+    the same batch is still applied."""
+    from .test_engine_rewards import WAIT, default
+
+    engine = make_engine(model, reward_wait_s=WAIT)
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query(r)) for r in ("r1", "r2", "r3")])
+    applied = [log.rec(feedback("r1", "i1")), log.rec(feedback("r2", "i2"))]
+    run(engine, state, applied)
+    batch = run(engine, state, applied + [log.rec(default("r1")), log.rec(default("r2")),
+                                          log.rec(feedback("r3", "i3"))])
+    assert (batch.counts["feedback_redelivered"], batch.counts["default_reward_superseded"],
+            batch.counts["feedback_applied"]) == (2, 2, 1)
+    assert [o["decision"]["request_id"] for o in outputs(batch, "outcomes")] == ["r1", "r2", "r3"]
+    assert reconciles(state.counts)
