@@ -410,3 +410,26 @@ def test_redelivered_and_superseded_feedback_is_counted_each_and_the_batch_goes_
             batch.counts["feedback_applied"]) == (2, 2, 1)
     assert [o["decision"]["request_id"] for o in outputs(batch, "outcomes")] == ["r1", "r2", "r3"]
     assert reconciles(state.counts)
+
+
+# ------------------------------------------------------------ counts of the batch
+def test_every_query_served_from_coarsened_cache_entries_is_counted(model):
+    """``_score`` 187, 191 (``=`` for ``+=``): two queries near a cached one count two queries and all of
+    their candidates."""
+    from features.cache import FeatureCaches
+
+    engine = make_engine(model, feature_caches=FeatureCaches(capacity=1000, lsh_bits=8, kinds=("mlp",)))
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("n1", hour=3.0))])
+    batch = run(engine, state, [log.rec(query("n2", hour=3.001)), log.rec(query("n3", user="u2", hour=3.002))])
+    assert batch.counts["queries_coarsened"] == 2 and batch.counts["candidates_coarsened"] == 8
+
+
+def test_a_selection_skipped_for_a_batch_answered_by_default_is_counted(model, v2):
+    """``_score`` 57 (``plan_or_none(..., None)``: the count had no batch to go to): in apprentice mode a
+    selection has nothing to choose; the batch counts it skipped and is answered."""
+    engine = make_engine(model)
+    engine.serve_selection(Selection([v2], mode="exp3"))
+    engine.serve_default = True
+    batch = run(engine, MemoryState(), [Log().rec(query("r1"))])
+    assert batch.counts["selection_skipped"] == 1 and batch.counts["predictions"] == 1
