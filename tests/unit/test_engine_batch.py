@@ -433,3 +433,23 @@ def test_a_selection_skipped_for_a_batch_answered_by_default_is_counted(model, v
     engine.serve_default = True
     batch = run(engine, MemoryState(), [Log().rec(query("r1"))])
     assert batch.counts["selection_skipped"] == 1 and batch.counts["predictions"] == 1
+
+
+def test_feedback_that_fails_to_learn_is_a_dead_letter_of_its_own_record_and_a_held_one_is_counted_apart(
+        model, monkeypatch):
+    """``_learn`` 210 (the learning failure's dead letter without its record) and 213, 217 (a held record's
+    failure counted as consumed a second time, so the counts no longer reconcile)."""
+    from .test_engine_learning import fail_on_reward
+
+    engine, state, log = make_engine(model), MemoryState(), Log()
+    early = log.rec(feedback("r1", "i2", reward=0.25))
+    run(engine, state, [early, log.rec(query("r2"))])
+    fail_on_reward(monkeypatch, 0.25)
+    released = run(engine, state, [log.rec(query("r1"))])
+    assert [(d.record, d.reason) for d in released.outputs.dead] == [(early, "learning_failed")]
+    assert released.counts["held_dead_lettered"] == 1 and released.counts["dead_lettered"] == 0
+    direct = log.rec(feedback("r2", "i3", reward=0.25))
+    batch = run(engine, state, [direct])
+    assert [(d.record, d.reason, d.detail) for d in batch.outputs.dead] == [
+        (direct, "learning_failed", "ValueError: boom after the update")]
+    assert batch.counts["dead_lettered"] == 1 and reconciles(state.counts)
