@@ -15,18 +15,20 @@ import pytest
 from bandits import make_policy
 from stream.engine import Engine
 from stream.engine.anytime import Anytime
+from stream.engine.joins import JoinRecord
 from stream.engine.selection import Selection
+from stream.engine.serving import base_prior
 
 from .test_engine import T0, Log, MemoryState, PoisonedModel, engine, feedback, model, outputs, query, reconciles, run  # noqa: F401
 from .test_engine_anytime import late
-from .test_engine_user_memory import v2  # noqa: F401 (a fixture)
+from .test_engine_user_memory import NEW, v2  # noqa: F401 (v2: a fixture)
 
 pytestmark = pytest.mark.unit
 
 
-def make_engine(model, **kw) -> Engine:
-    return Engine(model, make_policy("epsilon_greedy:epsilon=0.3"), learner="river", join_window_s=60.0, seed=7,
-                  clock=lambda: T0, **kw)
+def make_engine(model, policy=None, **kw) -> Engine:
+    return Engine(model, policy or make_policy("epsilon_greedy:epsilon=0.3"), learner="river", join_window_s=60.0,
+                  seed=7, clock=lambda: T0, **kw)
 
 
 def deadline(**kw) -> Anytime:
@@ -318,8 +320,6 @@ def test_a_thompson_policy_decides_with_each_users_posterior(model):
     state, log = MemoryState(), Log()
     batch = run(engine, state, [log.rec(query("r1")), log.rec(query("r2", user="u2"))])
     assert not batch.outputs.dead and batch.counts["predictions"] == 2
-    from stream.engine.joins import JoinRecord
-
     record = JoinRecord.unpack(state.decisions["r1"])
     user = engine.version_cache(model).get_many(["u1"], lambda ids: {})["u1"]
     view = serving.policy_candidates(np.asarray(record.decision.scores), record.embeddings.astype(np.float64),
@@ -437,8 +437,9 @@ def test_a_selection_skipped_for_a_batch_answered_by_default_is_counted(model, v
 
 def test_feedback_that_fails_to_learn_is_a_dead_letter_of_its_own_record_and_a_held_one_is_counted_apart(
         model, monkeypatch):
-    """``_learn`` 210 (the learning failure's dead letter without its record) and 213, 217 (a held record's
-    failure counted as consumed a second time, so the counts no longer reconcile)."""
+    """``_learn`` 210 (the learning failure's dead letter without its record), 213, 217 (a held record's
+    failure counted as consumed a second time, so the counts no longer reconcile) and 221 (``break``: the
+    feedback after a failure in the same batch skipped)."""
     from .test_engine_learning import fail_on_reward
 
     engine, state, log = make_engine(model), MemoryState(), Log()
@@ -449,7 +450,207 @@ def test_feedback_that_fails_to_learn_is_a_dead_letter_of_its_own_record_and_a_h
     assert [(d.record, d.reason) for d in released.outputs.dead] == [(early, "learning_failed")]
     assert released.counts["held_dead_lettered"] == 1 and released.counts["dead_lettered"] == 0
     direct = log.rec(feedback("r2", "i3", reward=0.25))
-    batch = run(engine, state, [direct])
+    batch = run(engine, state, [direct, log.rec(feedback("r1", "i2", reward=1.0))])
     assert [(d.record, d.reason, d.detail) for d in batch.outputs.dead] == [
         (direct, "learning_failed", "ValueError: boom after the update")]
-    assert batch.counts["dead_lettered"] == 1 and reconciles(state.counts)
+    assert batch.counts["dead_lettered"] == 1 and batch.counts["feedback_applied"] == 1  # the batch goes on
+    assert reconciles(state.counts)
+
+
+# ---------------------------------------------------------------- memory after a batch
+def test_a_committed_batchs_users_are_served_from_memory_next(model):
+    """``commit`` 1, 2 (``put(None, model)``, ``put(uid, None)``: the learned users not put back, so the next
+    query of a user evicted during the batch reads the store again): with room for one user, the last user
+    a committed batch learned answers its next query from memory."""
+    engine, log = make_engine(model, cache_users=1), Log()
+    state = HeldLookups()
+    run(engine, state, [log.rec(query("r1")), log.rec(query("r2", user="u2"))])
+    run(engine, state, [log.rec(feedback("r1", "i1")), log.rec(feedback("r2", "i2", user="u2"))])
+    ((_, held, _, lookups, hits),) = [f for f in engine.cache_figures() if f[0] == model.version]
+    after = run(engine, state, [log.rec(query("r3", user="u2"))])
+    ((_, _, _, lookups2, hits2),) = [f for f in engine.cache_figures() if f[0] == model.version]
+    assert held == 1 and (lookups2 - lookups, hits2 - hits) == (1, 1)
+    assert outputs(after, "decisions")[0]["user_weights_version"] == 1
+
+
+def test_reinstalling_the_live_version_without_a_warmed_cache_keeps_its_cached_features(model):
+    """``install`` 2 (``or`` for ``and``: installing without a warmed cache dropped the live one, so every
+    feature was computed again)."""
+    from features.cache import FeatureCaches
+
+    caches = FeatureCaches(capacity=1000)
+    engine, state, log = make_engine(model, feature_caches=caches), MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    engine.install(model)
+    run(engine, state, [log.rec(query("r2"))])
+    assert (caches.figures()["hits"], caches.figures()["misses"]) == (4, 4)
+    make_engine(model).install(model, caches.warmed(model, []))  # an engine without caches ignores one
+
+
+# -------------------------------------------------------------------- decoding
+def test_a_record_that_does_not_decode_is_a_dead_letter_with_the_decoders_reason_and_detail(engine):
+    """``process`` 37 (the decoder's detail dropped: the dead letter's ``eddy.error`` header)."""
+    from stream import events
+
+    state, log = MemoryState(), Log()
+    bad = log.raw("query", b'{"schema":"eddy.query/1"}')
+    with pytest.raises(events.EventError) as err:
+        events.decode_query(bad.value)
+    batch = run(engine, state, [bad])
+    assert [(d.record, d.reason, d.detail) for d in batch.outputs.dead] == [(bad, err.value.reason, err.value.detail)]
+    assert err.value.detail
+
+
+def test_a_decoder_bug_is_a_dead_letter_of_its_record_not_a_stopped_partition(engine, monkeypatch):
+    """``process`` 41-49 (the dead letter of a decoder that raised something other than ``EventError``:
+    its record, reason ``undecodable``, the error's type and text)."""
+    from stream import events
+
+    decode = events.decode_feedback
+
+    def buggy(value):
+        if b"i3" in value:
+            raise KeyError("a decoder bug")
+        return decode(value)
+
+    monkeypatch.setattr(events, "decode_feedback", buggy)
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    bad = log.rec(feedback("r1", "i3"))
+    batch = run(engine, state, [bad, log.rec(feedback("r1", "i2"))])
+    assert [(d.record, d.reason, d.detail) for d in batch.outputs.dead] == [
+        (bad, "undecodable", "KeyError: 'a decoder bug'")]
+    assert batch.counts["feedback_applied"] == 1 and reconciles(batch.counts)
+
+
+# ---------------------------------------------------------------------- defaults
+def test_the_engines_documented_defaults(model):
+    """``__init__`` 1-3, 5, 6: seed 0, 100,000 cached users, 10,000 held feedbacks per partition, rewards
+    ``earliest``."""
+    from stream.engine.serving import request_seed
+
+    engine = Engine(model, make_policy("epsilon_greedy:epsilon=0.3"), learner="river", join_window_s=60.0)
+    assert (engine.held_max, engine.cache_users, engine.reward_aggregation) == (10_000, 100_000, "earliest")
+    batch = run(engine, MemoryState(), [Log().rec(query("r1"))])
+    assert outputs(batch, "decisions")[0]["seed"] == request_seed(0, "r1")
+    assert [f[2] for f in engine.cache_figures()] == [100_000]
+
+
+# -------------------------------------------------------------- policy snapshots
+class Uncounted(make_policy("epsilon_greedy:epsilon=0.3").__class__):
+    """A learning policy that keeps no ``n_learned`` count (nothing says when to snapshot it)."""
+
+    name = "uncounted"
+
+    def learn(self, candidates, chosen, reward, propensity) -> None:
+        pass
+
+    def to_bytes(self) -> bytes:
+        return b"snapshot"
+
+
+@pytest.mark.parametrize("policy", ["uncounted", "at 250"])
+def test_no_snapshot_between_multiples_or_without_a_count(model, policy):
+    """``process`` 92 (``or``: a learning policy without ``n_learned`` crashed the batch) and 98 (``/`` for
+    ``//``: 250 -> 251 crossed no multiple of 200 but wrote a snapshot)."""
+    from .test_engine_learning import RecordingPolicy, decided
+
+    policy = RecordingPolicy(n_learned=250) if policy == "at 250" else Uncounted()
+    engine, state, log = make_engine(model, policy=policy), MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    decision, _ = decided(state, "r1")
+    batch = run(engine, state, [log.rec(feedback("r1", decision.candidates[decision.chosen_index].id))])
+    assert batch.counts["policy_learned"] == 1 and batch.write.policy is None
+
+
+# -------------------------------------------------------------- the reward wait
+def test_every_default_reward_and_every_sum_applied_in_a_batch_is_counted(model):
+    """``_learn`` 266, 271 (``default_rewards = 1``, ``reward_sums_applied = 1``)."""
+    from .test_engine_rewards import WAIT, default
+    from .test_engine_sum import SumState
+
+    for aggregation, counter in (("earliest", "default_rewards"), ("sum", "reward_sums_applied")):
+        engine = make_engine(model, reward_wait_s=WAIT, reward_aggregation=aggregation)
+        state, log = SumState(), Log()
+        run(engine, state, [log.rec(query("r1")), log.rec(query("r2"))])
+        if aggregation == "sum":
+            run(engine, state, [log.rec(feedback("r1", "i1")), log.rec(feedback("r2", "i2"))])
+        batch = run(engine, state, [log.rec(default("r1")), log.rec(default("r2"))])
+        assert batch.counts[counter] == 2 and batch.counts["feedback_applied"] == 2
+
+
+@pytest.mark.parametrize("wait", [0.0, 0.5])
+def test_a_reward_ends_its_wait_and_without_a_wait_nothing_is_written_for_it(model, wait):
+    """``_learn`` 276 (``>= 0``: a deployment without a wait wrote a pending removal per feedback), 277 (``> 1``:
+    a reward within a wait under a second left the decision pending, so a default reward followed) and 279
+    (``pending.pop(None)``: a query and its reward in one batch wrote the decision pending and rewarded)."""
+    engine, state, log = make_engine(model, reward_wait_s=wait), MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    applied = run(engine, state, [log.rec(feedback("r1", "i1", ts=T0 + 0.25))])  # within the wait
+    both = run(engine, state, [log.rec(query("r2")), log.rec(feedback("r2", "i2", ts=T0 + 0.25))])
+    assert applied.counts["feedback_applied"] == both.counts["feedback_applied"] == 1 and not state.pending
+    assert applied.write.rewarded == ({(0, "r1")} if wait else set()) and both.write.pending == {}
+
+
+class SlowBatchModel(PoisonedModel):
+    """The real feature net, whose pass over more than one query takes half a second and then fails."""
+
+    def embed_many(self, queries, **kw):
+        if len(queries) > 1:
+            time.sleep(0.5)
+            raise ValueError("the batch pass failed")
+        return self._m.embed_many(queries)
+
+
+def test_the_feature_net_time_of_a_batch_that_fell_back_includes_the_failed_pass(model):
+    """``_embed`` 81 (``=`` for ``+=``: the failed batch pass's time dropped from ``feature_net_s``)."""
+    engine = Engine(SlowBatchModel(model), make_policy("greedy"), learner="river", join_window_s=60,
+                    clock=lambda: T0)
+    log = Log()
+    t0 = time.perf_counter()
+    batch = engine.process([log.rec(query("a")), log.rec(query("b"))], MemoryState())
+    assert 0.5 <= batch.feature_net_s <= time.perf_counter() - t0 and batch.counts["predictions"] == 2
+
+
+# ---------------------------------------------------------------------- install
+def test_an_offline_trained_user_is_scored_with_its_offline_weights(model):
+    """``install`` 15, 20 (the live version's cache made without the offline users): a user the feature net
+    was trained on, unknown to the store, starts from its own offline weights, not the population's."""
+    engine, state, log = make_engine(model), MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])  # u1 is one of the offline users
+    record = JoinRecord.unpack(state.decisions["r1"])
+    w, b = model.user_weights["u1"]
+    expected = record.embeddings.astype(np.float64) @ np.asarray(w, dtype=np.float64) + b
+    np.testing.assert_allclose(record.decision.scores, expected, rtol=1e-6)
+    assert not np.allclose(w, model.mean_user_weights()[0])
+
+
+def test_installing_a_version_whose_feedback_came_first_gives_it_the_full_cache_and_its_prior(model, v2):
+    """``install`` 8 (``m is not model``: the installed version kept the small prior-less cache that feedback
+    for it had made, so its new users started from zeros)."""
+    state, log = MemoryState(), Log()
+    run(make_engine(v2), state, [log.rec(query("r1"))])
+    engine = make_engine(model, cache_users=3_000)
+    run(engine, state, [log.rec(feedback("r1", "i2"))])  # v2's users, before v2 is installed here
+    engine.install(v2)
+    assert {f[0]: f[2] for f in engine.cache_figures()}["v2"] == 3_000
+    batch = run(engine, state, [log.rec(query("r2", user=NEW))])
+    record = JoinRecord.unpack(state.decisions["r2"])
+    prior = base_prior(v2)
+    np.testing.assert_allclose(record.decision.scores,
+                               record.embeddings.astype(np.float64) @ prior[:-1] + prior[-1], rtol=1e-6)
+    assert batch.counts["predictions"] == 1
+
+
+def test_feedback_for_a_decision_made_under_selection_still_learns_once_selection_is_off(model, v2):
+    """``_learn`` 222 (``or`` for ``and``: the selector asked to learn when there is none, failing the batch):
+    a decision logged with the versions' scores, then a restart without model selection."""
+    from .test_engine_selection import SelectionState
+
+    state, log = SelectionState(), Log()
+    with_selection = make_engine(model)
+    with_selection.serve_selection(Selection([v2], mode="shadow"))
+    decided = run(with_selection, state, [log.rec(query("r1"))])
+    assert set(outputs(decided, "decisions")[0]["version_scores"]) == {"v1", "v2"}
+    batch = run(make_engine(model), state, [log.rec(feedback("r1", "i2"))])
+    assert batch.counts["feedback_applied"] == 1 and "selection_learned" not in batch.counts
