@@ -21,6 +21,7 @@ from stream.engine.serving import base_prior
 
 from .test_engine import T0, Log, MemoryState, PoisonedModel, engine, feedback, model, outputs, query, reconciles, run  # noqa: F401
 from .test_engine_anytime import late
+from .test_engine_held import CountingState
 from .test_engine_user_memory import NEW, v2  # noqa: F401 (v2: a fixture)
 
 pytestmark = pytest.mark.unit
@@ -330,23 +331,13 @@ def test_a_thompson_policy_decides_with_each_users_posterior(model):
 
 
 # ----------------------------------------------------------------- held release
-class HeldLookups(MemoryState):
-    def __init__(self) -> None:
-        super().__init__()
-        self.held_lookups = 0
-
-    def load_held(self, wanted):
-        self.held_lookups += 1
-        return super().load_held(wanted)
-
-
 def test_holding_off_reads_no_held_feedback_and_a_limit_of_one_still_holds_and_releases(model):
     """``_release_held`` 13 (``held_max >= 0``: a store read per query batch with holding off) and 14
     (``held_max > 1``: with a limit of one, held feedback was never applied)."""
-    off, state, log = make_engine(model, held_max=0), HeldLookups(), Log()
+    off, state, log = make_engine(model, held_max=0), CountingState(), Log()
     run(off, state, [log.rec(query("r1"))])
     assert state.held_lookups == 0
-    one, state, log = make_engine(model, held_max=1), HeldLookups(), Log()
+    one, state, log = make_engine(model, held_max=1), CountingState(), Log()
     assert run(one, state, [log.rec(feedback("r2", "i2"))]).counts["feedback_held"] == 1
     assert run(one, state, [log.rec(query("r2"))]).counts["held_applied"] == 1 and not state.held
 
@@ -370,7 +361,7 @@ def test_held_feedback_past_its_deadline_does_not_stop_the_next_from_being_appli
 def test_feedback_that_joins_a_known_decision_reads_no_held_feedback(model):
     """``_learn`` 16 (``or`` for ``and``: every feedback without a marker yet looked for held feedback, a
     store read per feedback batch): only feedback whose request is unknown looks."""
-    engine, state, log = make_engine(model), HeldLookups(), Log()
+    engine, state, log = make_engine(model), CountingState(), Log()
     engine.held_counts({0: 0})  # the query batch skips its own lookup
     run(engine, state, [log.rec(query("r1"))])
     before = state.held_lookups
@@ -463,7 +454,7 @@ def test_a_committed_batchs_users_are_served_from_memory_next(model):
     query of a user evicted during the batch reads the store again): with room for one user, the last user
     a committed batch learned answers its next query from memory."""
     engine, log = make_engine(model, cache_users=1), Log()
-    state = HeldLookups()
+    state = CountingState()
     run(engine, state, [log.rec(query("r1")), log.rec(query("r2", user="u2"))])
     run(engine, state, [log.rec(feedback("r1", "i1")), log.rec(feedback("r2", "i2", user="u2"))])
     ((_, held, _, lookups, hits),) = [f for f in engine.cache_figures() if f[0] == model.version]
