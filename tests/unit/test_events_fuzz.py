@@ -40,7 +40,7 @@ REASONS = {"empty", "oversized", "not_json", "not_object", "wrong_schema", "unkn
 # --------------------------------------------------------------- valid events
 
 ids = st.text(min_size=1, max_size=12)
-request_ids = st.text(st.characters(min_codepoint=0x20), min_size=1, max_size=12)  # no control characters
+request_ids = st.text(st.characters(min_codepoint=0x20, codec="utf-8"), min_size=1, max_size=12)  # no control characters, no lone surrogates
 timestamps = st.floats(0, events.MAX_TIMESTAMP_S)
 numbers = st.floats(-events.MAX_ABS_FEATURE, events.MAX_ABS_FEATURE)
 features = st.dictionaries(st.text(max_size=8), numbers | st.text(max_size=8), max_size=4)
