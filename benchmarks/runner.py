@@ -219,7 +219,8 @@ class Run:
                                        progress)
             users.drop_partition_sets(store, self.model.version, dep.settings.partitions)
             out["aof_rewrite_s"] = users.settle_persistence(dep.redis)
-            say(f"    rewrote the AOF with the {n:,} users in {out['aof_rewrite_s']:g} s (before the step: see benchmarks.users)")
+            say("    the AOF not rewritten: Redis refuses BGREWRITEAOF" if out["aof_rewrite_s"] is None else
+                f"    rewrote the AOF with the {n:,} users in {out['aof_rewrite_s']:g} s (before the step: see benchmarks.users)")
             proc = Process(system, dep.settings, self.work)
             gen = self.generator(system, dep, proc)
             out["loadavg_before"] = wait_quiet(p.quiet_load)

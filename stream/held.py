@@ -40,6 +40,7 @@ class HeldSweep(PartitionJob):
     every_s = SWEEP_EVERY_S
     log = log  # this module's logger, for PartitionJob's warning
     kafka_failed = "could not publish expired held feedback (%s); retrying at the next sweep"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.counts: dict[int, int] | None = None  # the last sweep's held entries per partition, until taken
