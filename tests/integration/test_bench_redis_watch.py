@@ -3,6 +3,7 @@ stalls Redis's latency monitor saw come back in the report, and the durability b
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -12,6 +13,18 @@ from benchmarks.redis_watch import RedisWatch, describe
 from benchmarks.systems import BenchError
 
 pytestmark = pytest.mark.integration
+
+@contextlib.contextmanager
+def user_without(url: str, command: str):
+    """A client of the real Redis as an ACL user refused ``command``, as a managed Redis may refuse it."""
+    admin = redis.Redis.from_url(url)
+    name = f"eddy-test-no-{command}"
+    admin.acl_setuser(name, enabled=True, passwords=["+secret"], keys=["*"], commands=["+@all", f"-{command}"])
+    try:
+        yield redis.Redis.from_url(url, username=name, password="secret")
+    finally:
+        admin.acl_deluser(name)
+
 
 # Busy for 30 ms inside Redis (DEBUG SLEEP is refused over TCP by default).
 _BUSY_30_MS = """
@@ -45,11 +58,7 @@ def test_a_system_runs_under_its_own_fsync_policy_and_the_stacks_comes_back(stac
 
 def test_a_redis_that_refuses_config_still_runs_the_system_and_the_report_says_so(stack):
     # A managed Redis refuses CONFIG; here a real one does, for an ACL user without it.
-    admin = redis.Redis.from_url(stack["redis_url"])
-    user = "eddy-test-no-config"
-    admin.acl_setuser(user, enabled=True, passwords=["+no-config"], keys=["*"], commands=["+@all", "-config"])
-    try:
-        client = redis.Redis.from_url(stack["redis_url"], username=user, password="no-config")
+    with user_without(stack["redis_url"], "config") as client:
         with pytest.raises(redis.exceptions.NoPermissionError):
             client.config_get("appendfsync")
         watch = RedisWatch(client)
@@ -59,8 +68,6 @@ def test_a_redis_that_refuses_config_still_runs_the_system_and_the_report_says_s
         # A system that exists to compare fsync policies cannot run there, and says why.
         with pytest.raises(BenchError, match="needs appendfsync always"):
             RedisWatch(client, appendfsync="always").start()
-    finally:
-        admin.acl_deluser(user)
 
 
 def test_the_durability_benchmark_times_a_commit_under_each_policy(tmp_path):
@@ -101,11 +108,5 @@ def test_the_users_benchmark_rewrites_the_aof_with_the_users_before_timing(stack
 def test_a_redis_that_refuses_bgrewriteaof_still_runs_the_users_step(stack):
     from benchmarks.users import settle_persistence
 
-    admin = redis.Redis.from_url(stack["redis_url"])
-    user = "eddy-test-no-rewrite"
-    admin.acl_setuser(user, enabled=True, passwords=["+no-rewrite"], keys=["*"], commands=["+@all", "-bgrewriteaof"])
-    try:
-        client = redis.Redis.from_url(stack["redis_url"], username=user, password="no-rewrite")
+    with user_without(stack["redis_url"], "bgrewriteaof") as client:
         assert settle_persistence(client) is None  # the report shows "-" for it
-    finally:
-        admin.acl_deluser(user)
