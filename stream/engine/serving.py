@@ -78,12 +78,15 @@ def records(query: Query, scores: np.ndarray, d: PolicyDecision, *, seed: int, f
     ``policy_snapshot``: the learner role's snapshot version of the policy, when it has one;
     ``coarsened``: indices of the candidates whose features came from a cache entry computed for another
     input (LSH coarsening)."""
-    order = [int(d.chosen)] + [int(i) for i in np.argsort(-scores, kind="stable") if i != d.chosen]
-    pmf = [float(p) for p in d.pmf]
-    score_list = [float(s) for s in scores]
+    chosen = int(d.chosen)
+    order = np.argsort(-scores, kind="stable").tolist()  # tolist: Python ints and floats in one C call each
+    order.remove(chosen)
+    order.insert(0, chosen)
+    pmf = np.asarray(d.pmf, dtype=np.float64).tolist()
+    score_list = np.asarray(scores, dtype=np.float64).tolist()
     decision = Decision(
         request_id=query.request_id, user_id=query.user_id, ts=query.ts, context=query.context,
-        candidates=query.candidates, scores=tuple(score_list), pmf=tuple(pmf), chosen_index=int(d.chosen),
+        candidates=query.candidates, scores=tuple(score_list), pmf=tuple(pmf), chosen_index=chosen,
         propensity=float(d.propensity), policy=d.policy, policy_version=d.policy_version, seed=seed,
         feature_net_version=feature_net_version, user_weights_version=user_weights_version,
         approximated=tuple(approximated), escalated=escalated, policy_snapshot=policy_snapshot,

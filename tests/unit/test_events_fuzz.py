@@ -239,6 +239,24 @@ def test_valid_events_round_trip(event):
 
 
 @FUZZ
+@given(outcomes, st.booleans())
+def test_an_outcome_spliced_from_its_decisions_bytes_is_byte_for_byte_the_outcome_encoded(outcome, default):
+    # The worker writes outcomes with encode_outcome, from the decision bytes its join record kept.
+    outcome = events.Outcome(outcome.decision, outcome.item_id, outcome.reward, outcome.feedback_ts, default)
+    spliced = events.encode_outcome(events.encode(outcome.decision), outcome.item_id, outcome.reward,
+                                    outcome.feedback_ts, default=default)
+    assert spliced == events.encode(outcome)
+    assert DECODERS["outcome"][0](spliced) == outcome
+
+
+@pytest.mark.parametrize("reward, ts", [(math.nan, 1.0), (1.0, math.inf)])
+def test_a_spliced_outcome_with_a_non_finite_number_is_an_event_error(reward, ts):
+    with pytest.raises(events.EventError) as err:
+        events.encode_outcome(b"{}", "a", reward, ts)
+    assert err.value.reason == "non_finite_number"
+
+
+@FUZZ
 @given(st.binary(max_size=4096))
 def test_arbitrary_bytes_are_an_event_or_an_event_error(raw):
     for name in (*DECODERS, "json"):
