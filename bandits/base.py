@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bandits.checks import finite_array
+from bandits.draws import first_uniforms
 from bandits.errors import BanditError
 
 __all__ = ["Candidates", "Decision", "Policy", "decision_seed", "PMF_TOLERANCE"]
@@ -277,7 +278,7 @@ class Policy(ABC):
             raise BanditError(f"{self.name} returned a pmf summing to {off!r}")
         pmf /= total[:, None]
         cdf = np.cumsum(pmf, axis=1)
-        u = np.fromiter((np.random.default_rng(seed).random() for seed in seeds), dtype=np.float64, count=m)
+        u = first_uniforms(seeds)  # each default_rng(seed).random(), the hash run once for the batch
         target = u * cdf[np.arange(m), sizes - 1]
         chosen = ((cdf <= target[:, None]) & mask).sum(axis=1)
         out = []
