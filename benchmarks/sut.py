@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -41,8 +42,10 @@ def _profile_on_signals(path: str) -> None:
             return
         profiler.disable()
         profiler.dump_stats(path)
-        with open(path + ".json", "w") as fh:
+        # The runner waits for this file to exist, then reads it: written whole under another name first.
+        with open(path + ".json.part", "w") as fh:
             json.dump({"wall_s": time.perf_counter() - state["t0"]}, fh)
+        os.replace(path + ".json.part", path + ".json")
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)
