@@ -44,7 +44,7 @@ def _hash_constants() -> tuple[list[np.uint32], list[tuple[np.uint32, np.uint32]
     """The constants SeedSequence XORs and multiplies by: ``hashmix``'s sequence (the pool's 4 words,
     then 12 mixing steps), and ``generate_state``'s (8 output words: PCG64 takes 4 of 64 bits)."""
     a, mix = _INIT_A, []
-    for _ in range(_POOL + _POOL * (_POOL - 1)):
+    for _ in range(_POOL * _POOL):  # one per pool word, then one per (source, other word) pair: 4 + 12
         xor = a
         a = (a * _MULT_A) & _MASK32
         mix.append((np.uint32(xor), np.uint32(a)))
@@ -70,25 +70,27 @@ def _mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return r ^ (r >> _SHIFT)
 
 
-def _pcg64_states(seeds: np.ndarray) -> list[tuple[int, int, int, int]]:
+def _pcg64_states(seeds: np.ndarray, constants: tuple[list, list] | None = None) -> list[tuple[int, int, int, int]]:
     """Each seed's ``SeedSequence(seed).generate_state(4, uint64)``, as four Python ints.
 
     A seed below 2**64 is at most two 32-bit words of entropy; SeedSequence hashes zeros
     into the rest of its pool, which is what a high word of 0 hashes to as well.
+    ``constants``: :func:`_hash_constants`' (default: computed once, at import).
     """
+    hashmix_constants, generate_constants = constants or (_HASHMIX, _GENERATE)
     low = (seeds & np.uint64(_MASK32)).astype(np.uint32)
     high = (seeds >> np.uint64(32)).astype(np.uint32)
-    zero = np.zeros_like(low)
-    constants = iter(_HASHMIX)
-    pool = [_hashmix(word, next(constants)) for word in (low, high, zero, zero)]
+    zero = np.zeros(1, dtype=np.uint32)  # the same hash for every seed: one word, broadcast (an array: no overflow warnings)
+    hashes = iter(hashmix_constants)
+    pool = [_hashmix(word, next(hashes)) for word in (low, high, zero, zero)]
     for src in range(_POOL):
         for dst in range(_POOL):
             if src != dst:
-                pool[dst] = _mix(pool[dst], _hashmix(pool[src], next(constants)))
-    words = [_hashmix(pool[i % _POOL], c) for i, c in enumerate(_GENERATE)]
+                pool[dst] = _mix(pool[dst], _hashmix(pool[src], next(hashes)))
+    words = [_hashmix(pool[i % _POOL], c) for i, c in enumerate(generate_constants)]
     # Little-endian pairs of 32-bit words make the 64-bit words.
     state = [(words[2 * k].astype(np.uint64) | (words[2 * k + 1].astype(np.uint64) << np.uint64(32))).tolist()
-             for k in range(4)]
+             for k in range(len(words) // 2)]
     return list(zip(*state))
 
 
@@ -102,12 +104,12 @@ def _pcg64_first_double(s0: int, s1: int, s2: int, s3: int) -> float:
     x = ((state >> 64) ^ state) & _MASK64
     rot = state >> 122
     out = ((x >> rot) | (x << ((-rot) & 63))) & _MASK64
-    return (out >> 11) * (1.0 / 9007199254740992.0)
+    return (out >> 11) * 2.0**-53
 
 
 def first_uniforms(seeds: Sequence[int]) -> np.ndarray:
     """``[np.random.default_rng(s).random() for s in seeds]`` as a float64 array; seeds in [0, 2**64)."""
     if len(seeds) < VECTOR_FROM:
-        return np.fromiter((np.random.default_rng(s).random() for s in seeds), dtype=np.float64, count=len(seeds))
+        return np.fromiter((np.random.default_rng(s).random() for s in seeds), dtype=np.float64)
     s = np.asarray(seeds, dtype=np.uint64)
-    return np.fromiter((_pcg64_first_double(*st) for st in _pcg64_states(s)), dtype=np.float64, count=len(seeds))
+    return np.fromiter((_pcg64_first_double(*st) for st in _pcg64_states(s)), dtype=np.float64)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bandits import Candidates, make_policy
-from bandits.draws import VECTOR_FROM, first_uniforms
+from bandits.draws import VECTOR_FROM, _hash_constants, _pcg64_states, first_uniforms
 
 pytestmark = pytest.mark.unit
 
@@ -48,3 +48,11 @@ def test_a_batch_of_decisions_on_the_vectorised_path_is_each_decision_drawn_alon
     alone = [policy.decide(Candidates(scores=s), np.random.default_rng(seed)) for s, seed in zip(scores, seeds)]
     assert [d.chosen for d in many] == [d.chosen for d in alone]
     assert len({d.chosen for d in many}) > 1  # the draws differ: a constant draw would not pass by chance
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 2**64 - 1), st.sampled_from(EDGES)), min_size=1, max_size=40))
+def test_the_hashed_state_is_numpys_seed_sequence(seeds):
+    # PCG64's seed words, from constants computed here (not the module's, computed once at import).
+    states = _pcg64_states(np.asarray(seeds, dtype=np.uint64), _hash_constants())
+    assert states == [tuple(np.random.SeedSequence(s).generate_state(4, np.uint64).tolist()) for s in seeds]

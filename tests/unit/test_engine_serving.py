@@ -74,6 +74,23 @@ def test_the_prediction_puts_the_chosen_item_first_then_the_rest_by_score_ties_i
                                                                          3.5, 9.0)
     assert decision.context == {"device": "tv"} and decision.ts == 1.5 and decision.seed == 11
     assert (decision.chosen_index, decision.propensity, decision.pmf) == (0, 0.1, (0.1, 0.2, 0.3, 0.4))
+    # Left out, a query is not approximated, escalated, coarsened or decided by a snapshot.
+    assert (decision.approximated, decision.escalated, decision.coarsened, decision.policy_snapshot) == ((), False, (), None)
+    assert (prediction.approximated, prediction.coarsened) == ((), ())
+
+
+def test_integer_scores_and_pmf_are_logged_as_floats():
+    """The counterfactual log's numbers are JSON floats whatever array a policy or scorer hands over."""
+    from bandits.base import Decision as PolicyDecision
+    from stream.events import Item, Query, encode
+
+    query = Query("r1", "u1", 1.5, {}, (Item("a"), Item("b")), 1)
+    d = PolicyDecision(pmf=np.array([0, 1]), chosen=1, propensity=1.0, policy="greedy", policy_version="greedy")
+    decision, prediction = serving.records(query, np.array([2, 3]), d, seed=0, feature_net_version="v1",
+                                           user_weights_version=0, latency_ms=0.0, now=0.0)
+    assert b'"scores":[2.0,3.0],"pmf":[0.0,1.0]' in encode(decision)
+    assert [(r.score, r.probability) for r in prediction.ranked] == [(3.0, 1.0), (2.0, 0.0)]
+    assert all(type(r.score) is float and type(r.probability) is float for r in prediction.ranked)
 
 
 def test_a_new_user_starts_from_the_offline_users_mean_weights_and_bias():
