@@ -386,8 +386,8 @@ def encode(event: Query | Feedback | Prediction | Decision | Outcome | ModelUpda
 
 
 # An outcome with its decision spliced in as the bytes already encoded (the worker's join record keeps
-# them): built from Outcome's own fields, so the two cannot drift, and encoded without decoding and
-# re-encoding the decision, which was a tenth of the worker's time per feedback.
+# them): built from Outcome's own fields, so the two cannot drift, and encoded without encoding the
+# decision again (about 4 us of the engine's 70 us per feedback).
 _OutcomeSpliced = msgspec.defstruct(
     "_OutcomeSpliced",
     [(f.name, msgspec.Raw if f.name == "decision" else f.type)
