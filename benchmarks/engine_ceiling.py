@@ -65,7 +65,8 @@ def measure(n: int, *, seed: int = 0) -> dict:
     model, _ = bench_model.train(seed=seed, examples=3000, epochs=1)
     pool = QueryPool(bench_model.world(seed), 1024)
     out: dict = {"n": n, "learner": s.learner, "policy": s.policy, "torch_threads": s.torch_threads,
-                 "queries_per_cpu_s": {}, "queries_per_cpu_s_median_batch": {}, "candidates": len(events.decode_query(pool.body(0, b"x")[1]).candidates)}
+                 "queries_per_cpu_s": {}, "queries_per_cpu_s_median_batch": {},
+                 "candidates": len(events.decode_query(pool.body(0, b"x")[1]).candidates)}
     with tqdm(total=n * (len(QUERY_BATCHES) + 1), desc="engine ceiling", unit="rec") as bar:
         for batch in QUERY_BATCHES:
             engine, state = _engine(model, s), MemoryState()

@@ -725,8 +725,7 @@ class Engine:
             self._population(decision.feature_net_version, r.partition,
                              self._cache(decision.feature_net_version, emb.shape[1]), state, batch)
             try:
-                produced = self._apply(fb, decision, joined.decision_bytes, emb, item_index, r.partition, now, model,
-                                       batch)
+                produced = self._apply(fb, joined, item_index, r.partition, now, model, batch)
             except Exception as exc:
                 batch.dead(r, "learning_failed", f"{type(exc).__name__}: {exc}", held=from_held)
                 continue
@@ -764,18 +763,19 @@ class Engine:
                 [user], lambda ids: state.load_users(fn, dict.fromkeys(ids, partition)))[user]
         return model
 
-    def _apply(self, fb: Feedback, decision: events.Decision, decision_bytes: bytes, emb: np.ndarray,
-               item_index: int, partition: int, now: float, model: UserModel, batch: Batch) -> list[tuple[str, str]]:
+    def _apply(self, fb: Feedback, joined: JoinRecord, item_index: int, partition: int, now: float, model: UserModel,
+               batch: Batch) -> list[tuple[str, str]]:
         """Learn one joined feedback into ``model`` (:meth:`_user_model`; the partition's statistics are
         this batch's already). The user's model learns in place (the shell commits or forgets every
         batch); if this feedback fails, the model is as it was before it. No state is read here.
-        ``decision_bytes``: ``decision`` as published (the join record's), which the outcome carries."""
+        ``joined``: the decision's join record; the outcome carries its decision as published."""
+        decision, emb = joined.decision, joined.embeddings
         fn = decision.feature_net_version  # the version that made the decision, not the live one
         key = (fn, fb.user_id)
         x = emb[item_index].astype(np.float64)
         if not np.isfinite(x).all():
             raise FloatingPointError("the decision's embedding of this item is not finite")
-        outcome = events.encode_outcome(decision_bytes, fb.item_id, fb.reward, fb.ts, default=fb.default)
+        outcome = events.encode_outcome(joined.decision_bytes, fb.item_id, fb.reward, fb.ts, default=fb.default)
         # Puts the model back as it was if learning fails: nothing half-learned stays in memory.
         # Nothing after it can fail (the outcome is built, err and delta_norm are finite).
         err, delta_norm = model.learn_one_checked(x, fb.reward)

@@ -14,6 +14,7 @@ from benchmarks.systems import BenchError
 
 pytestmark = pytest.mark.integration
 
+
 @contextlib.contextmanager
 def user_without(url: str, command: str):
     """A client of the real Redis as an ACL user refused ``command``, as a managed Redis may refuse it."""
