@@ -192,6 +192,11 @@ class Settings:
     )
     join_window_s: float = field(default=600.0, metadata={"help": "feedback later than this after its decision is late",
                                                           "rule": _POSITIVE})
+    applied_ttl_s: float = field(
+        default=7 * 24 * 3600.0,
+        metadata={"help": "how long Redis keeps each applied feedback's marker (its source record and outputs, "
+                          "re-emitted if the record is read again); at least twice join_window_s",
+                  "rule": _POSITIVE})
     reward_wait_s: float = field(
         default=0.0, metadata={"help": "how long a decision waits for its reward before the default reward is "
                                        "applied (at most join_window_s); 0: off, no default rewards"})
@@ -373,6 +378,10 @@ class Settings:
         if not (math.isfinite(self.reward_wait_s) and 0 <= self.reward_wait_s <= self.join_window_s):
             # beyond the join window the default reward itself would be late, and the decision may have expired
             raise bad("reward_wait_s", f"in [0, join_window_s={self.join_window_s:g}]")
+        if self.applied_ttl_s < 2 * self.join_window_s:
+            # a marker gone while its decision's join record (kept twice the join window) is still there would
+            # let the same feedback, read again or sent twice, be learned twice
+            raise bad("applied_ttl_s", f"at least twice join_window_s ({2 * self.join_window_s:g})")
         if self.reward_aggregation == "sum" and self.reward_wait_s <= 0:
             # the sum is applied when the wait ends: without a wait there is no end
             raise ConfigError("reward_aggregation=sum needs reward_wait_s > 0 (the sum is applied when the wait "

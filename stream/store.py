@@ -181,9 +181,12 @@ def connect(url: str, *, socket_timeout_s: float = 10.0, **client_options) -> re
 class RedisStore:
     """Eddy's state in Redis. Connection failures raise :class:`StoreUnavailable`."""
 
-    def __init__(self, url: str, prefix: str, *, socket_timeout_s: float = 10.0, **client_options):
-        """``client_options``: the ACL user and TLS CA (:meth:`Settings.redis_options`)."""
+    def __init__(self, url: str, prefix: str, *, socket_timeout_s: float = 10.0, applied_ttl_s: float = APPLIED_TTL_S,
+                 **client_options):
+        """``client_options``: the ACL user and TLS CA (:meth:`Settings.redis_options`); ``applied_ttl_s``: how long
+        an applied-marker lives (:attr:`Settings.applied_ttl_s`)."""
         self._r = connect(url, socket_timeout_s=socket_timeout_s, **client_options)
+        self.applied_ttl_s = max(1, int(applied_ttl_s))
         self.cluster = isinstance(self._r, redis.RedisCluster)
         self._pool: ThreadPoolExecutor | None = None  # a cluster's per-partition commits
         self._commit_script = self._r.register_script(_COMMIT_SCRIPT)
@@ -191,7 +194,8 @@ class RedisStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisStore:
-        return cls(settings.redis_url, settings.topic_prefix, **settings.redis_options())
+        return cls(settings.redis_url, settings.topic_prefix, applied_ttl_s=settings.applied_ttl_s,
+                   **settings.redis_options())
 
     def registry(self, model_dir: str) -> Registry:
         """The feature-net registry over this store's connection (its keys are :meth:`Keys.registry`)."""
@@ -456,7 +460,7 @@ class RedisStore:
                 pipe.sadd(k.users(fn, p), user)
         for rid, (marker, p) in batch.applied.items():
             if mine(p):
-                pipe.set(k.applied(rid, p), marker, ex=APPLIED_TTL_S)
+                pipe.set(k.applied(rid, p), marker, ex=self.applied_ttl_s)
         for (fn, p), stats in batch.population.items():
             if mine(p):
                 pipe.set(k.population(fn, p), stats)

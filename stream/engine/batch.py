@@ -53,6 +53,7 @@ from stream.engine.state import BatchWrite, StateReader
 from stream.engine.users import UserCache, merged_population
 from stream.events import EventError, Feedback, ModelUpdate, Query
 from stream.engine.joins import JoinRecord, Source, classify
+from stream.engine.markers import Marker, decode_marker, encode_marker
 
 log = logging.getLogger("eddy.engine")
 
@@ -65,18 +66,6 @@ its record was consumed, and counted, when it was held."""
 
 POLICY_SNAPSHOT_EVERY = 200
 """A learning policy's snapshot joins the batch write every this many examples."""
-
-
-class Marker(msgspec.Struct, array_like=True):
-    """The applied-marker of a request: the feedback record it came from and the outputs it produced."""
-
-    source: tuple[str, int, int]
-    outputs: list[tuple[str, str]]  # (logical topic, encoded event)
-    # "held": applied by the batch that decided the request, which owns (re-emits) the outputs;
-    # "default": the default reward, after the reward wait (a real reward after it is late)
-    # "sum": the sum of the rewards that came within the reward wait (reward_aggregation=sum)
-    via: str = ""
-    summed: list[str] = []  # via "sum": the records summed (``topic:partition:offset``), each then redelivered
 
 
 class Held(msgspec.Struct, array_like=True):
@@ -103,10 +92,6 @@ def decode_held(blob: bytes) -> Held:
 def _slot(fb: Feedback) -> str:
     """The join key of the decision ``fb`` is for: its request and slate position."""
     return slates.slot_key(fb.request_id, fb.position)
-
-
-_marker_encoder = msgspec.json.Encoder()
-_marker_decoder = msgspec.json.Decoder(Marker)
 
 
 @dataclass
@@ -549,7 +534,7 @@ class Engine:
         if not stored:
             return queries
         # Held feedback that the deciding batch applied is that batch's output: re-emitted with it.
-        markers = {r: _marker_decoder.decode(v)
+        markers = {r: decode_marker(v)
                    for r, v in state.load_applied({k: p for k, p in slots.items() if k in stored}).items()}
         fresh = []
         for r, q in queries:
@@ -563,7 +548,7 @@ class Engine:
                 marker = markers.pop(slot, None)  # pop: a repeat of the query re-emits it once
                 if marker is not None and marker.via == "held":
                     for topic, value in marker.outputs:
-                        batch.outputs.records.append((topic, q.user_id.encode(), value.encode()))
+                        batch.outputs.records.append((topic, q.user_id.encode(), value))
                     batch.counts["held_redelivered"] += 1
         return fresh
 
@@ -674,7 +659,7 @@ class Engine:
         made_here = batch.write.decisions
         stored = state.load_decisions({r: p for r, p in rids.items() if r not in made_here})
         stored.update({r: made_here[r][0] for r in rids if r in made_here})
-        markers: dict[str, Marker] = {r: _marker_decoder.decode(v) for r, v in state.load_applied(rids).items()}
+        markers: dict[str, Marker] = {r: decode_marker(v) for r, v in state.load_applied(rids).items()}
         unknown = [(r.partition, _slot(fb)) for r, fb in feedback[n_held:]
                    if _slot(fb) not in stored and _slot(fb) not in markers]
         existing = {k: decode_held(blob) for k, blob in state.load_held(unknown).items()} if unknown else {}
@@ -707,7 +692,7 @@ class Engine:
             if verdict.action == "redelivered":
                 if marker.via != "held":  # held: the deciding batch published (and re-emits) its outputs
                     for topic, value in marker.outputs:
-                        batch.outputs.records.append((topic, key, value.encode()))
+                        batch.outputs.records.append((topic, key, value))
                 batch.counts["feedback_redelivered"] += 1
                 continue
             if verdict.action == "superseded":
@@ -735,9 +720,9 @@ class Engine:
                             via="held" if from_held else "default" if fb.default else "sum" if summed else "",
                             summed=summed or [])
             markers[slot] = marker  # a second record in this same batch is a duplicate
-            batch.write.applied[slot] = (_marker_encoder.encode(marker), r.partition)
+            batch.write.applied[slot] = (encode_marker(marker), r.partition)
             for topic, value in produced:
-                batch.outputs.records.append((topic, key, value.encode()))
+                batch.outputs.records.append((topic, key, value))
             batch.counts["held_applied" if from_held else "feedback_applied"] += 1
             if fb.default:
                 batch.counts["default_rewards"] += 1
@@ -764,7 +749,7 @@ class Engine:
         return model
 
     def _apply(self, fb: Feedback, joined: JoinRecord, item_index: int, partition: int, now: float, model: UserModel,
-               batch: Batch) -> list[tuple[str, str]]:
+               batch: Batch) -> list[tuple[str, bytes]]:
         """Learn one joined feedback into ``model`` (:meth:`_user_model`; the partition's statistics are
         this batch's already). The user's model learns in place (the shell commits or forgets every
         batch); if this feedback fails, the model is as it was before it. No state is read here.
@@ -784,8 +769,7 @@ class Engine:
             request_id=fb.request_id, summary={"n_obs": model.n_obs, "delta_norm": delta_norm, "error": err},
             ts=now,
         )
-        produced = [("model-updates", events.encode(update).decode()),
-                    ("outcomes", outcome.decode())]
+        produced = [("model-updates", events.encode(update)), ("outcomes", outcome)]
         batch.population_rows.setdefault((fn, partition), []).append((x, fb.reward))
         batch.learned[key] = model
         batch.partition_of[key] = partition

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from stream import config
 from stream.engine.state import BatchWrite
 from stream.store import APPLIED_TTL_S, STATS_TTL_S, RedisStore, redis_client
 
@@ -50,6 +51,15 @@ def test_a_batch_write_lands_under_its_partitions_keys_with_its_expiries(setting
     assert r.get(k.policy(g, "vw")) == b"snapshot"
     assert r.hgetall(k.stats(g, "w7")) == {b"consumed": b"3", b"feedback_applied": b"1"}
     assert STATS_TTL_S - 3600 < r.ttl(k.stats(g, "w7")) <= STATS_TTL_S
+
+
+def test_a_marker_expires_when_the_deployment_says(settings):
+    """``applied_ttl_s`` (``EDDY_APPLIED_TTL_S``) reaches the marker's expiry: a store that kept the 7-day
+    constant would hold every applied feedback's marker for a week whatever the operator bounded."""
+    store = RedisStore.from_settings(config.replace(settings, applied_ttl_s=5000.0))
+    r, k = redis_client(settings), store.keys
+    assert store.commit(full_write(), group=settings.group, epochs={}, instance="w7")
+    assert 4000 < r.ttl(k.applied("r1", 1)) <= 5000 and 60 < r.ttl(k.decision("r1", 1)) <= 120
 
 
 def test_the_stores_readers_find_what_a_write_wrote(settings):

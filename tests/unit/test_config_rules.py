@@ -28,6 +28,9 @@ INVALID = [
     ({"EDDY_MONITOR_HOP_S": "400"}, "EDDY_MONITOR_HOP_S must be <= monitor_hopping_s (300), got 400"),
     ({"EDDY_REWARD_AGGREGATION": "sum"}, "EDDY_REWARD_AGGREGATION=sum needs reward_wait_s > 0"),
     ({"EDDY_JOIN_WINDOW_S": "10", "EDDY_REWARD_WAIT_S": "11"}, "EDDY_REWARD_WAIT_S must be in [0, join_window_s=10]"),
+    # markers must outlive join records (kept twice the join window), or a feedback read again is learned twice
+    ({"EDDY_APPLIED_TTL_S": "1199", "EDDY_JOIN_WINDOW_S": "600"},
+     "EDDY_APPLIED_TTL_S must be at least twice join_window_s (1200), got 1199"),
 ]
 
 
@@ -47,7 +50,8 @@ def test_every_default_keeps_its_rule():
 
 @pytest.mark.parametrize("env", [{"EDDY_LEARNER": "ridge"}, {"EDDY_CHALLENGERS": "last:2"},
                                  {"EDDY_CHALLENGERS": "v2, v3"}, {"EDDY_FEATURE_CACHE_KINDS": "text,mlp"},
-                                 {"EDDY_BOOTSTRAP": "[::1]:9092,b:9093"}, {"EDDY_LSH_BITS": "64"}])
+                                 {"EDDY_BOOTSTRAP": "[::1]:9092,b:9093"}, {"EDDY_LSH_BITS": "64"},
+                                 {"EDDY_APPLIED_TTL_S": "1200", "EDDY_JOIN_WINDOW_S": "600"}])
 def test_the_edges_of_a_rule_are_accepted(env):
     config.from_env(env)
 

@@ -24,6 +24,7 @@ from stream.engine.records import DEAD_LETTER_MAX_VALUE, DeadLetter
 from stream.engine.serving import request_seed
 from stream.events import Feedback, Item, Query
 from stream.engine.joins import JoinRecord
+from stream.engine.markers import decode_marker
 from stream.engine.memory import MemoryState  # the other engine tests import it from here
 
 pytestmark = pytest.mark.unit
@@ -178,6 +179,31 @@ def test_a_marker_outlives_its_decision_so_a_late_reread_still_re_emits(engine):
     del state.decisions["r1"]  # expired
     again = run(engine, state, [fb])
     assert again.counts["feedback_redelivered"] == 1 and not again.outputs.dead
+    assert again.outputs.records == first.outputs.records
+
+
+def test_a_marker_is_binary_and_holds_the_outputs_as_published(engine):
+    """The marker keeps each output's bytes as they went out (no JSON string inside JSON): a marker that
+    escaped them, or kept a re-encoding, would re-emit other bytes than the first attempt published."""
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    first = run(engine, state, [log.rec(feedback("r1", "i1"))])
+    blob = state.applied["r1"]
+    assert blob[:1] != b"[" and [(t, v) for t, _, v in first.outputs.records] == decode_marker(blob).outputs
+    assert b'\\"' not in blob  # no escaped quote: the outcome's JSON is not a string inside another
+
+
+def test_a_marker_in_the_json_format_of_earlier_workers_is_still_honoured(engine):
+    """A worker upgraded in place finds the markers its predecessor wrote (JSON, each output a string)
+    for days: reading only the binary format would take a redelivered record for new and learn it twice."""
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query("r1"))])
+    fb = log.rec(feedback("r1", "i1"))
+    first = run(engine, state, [fb])
+    m = decode_marker(state.applied["r1"])
+    state.applied["r1"] = msgspec.json.encode([m.source, [(t, v.decode()) for t, v in m.outputs], m.via, m.summed])
+    again = run(engine, state, [fb])
+    assert again.counts["feedback_redelivered"] == 1 and not again.outputs.dead and not again.write.users
     assert again.outputs.records == first.outputs.records
 
 
