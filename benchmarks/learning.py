@@ -4,6 +4,9 @@
   feedback events are produced at once (far above what one worker applies)
   and the model-update events are counted as they are consumed:
   ``updates / (last update consumed - first feedback sent)``.
+* Redis bytes per applied feedback: ``MEMORY USAGE`` of a sample of the applied-markers the
+  throughput step left (each lives ``applied_ttl_s``, a week by default: what learning costs Redis
+  at a sustained feedback rate is about rate x ttl x these bytes).
 * Learning latency: for a user never seen before, query once, send feedback
   for the chosen item at ``t0``, then query that user until
   a prediction's ``versions.user_weights`` is higher: ``latency = (that
@@ -14,6 +17,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -70,6 +74,19 @@ def kafka_feedback_throughput(gen: KafkaLoad, n: int, *, tag: str, timeout_s: fl
     span = last - t0
     return {"feedback_sent": len(fbs), "updates": seen, "seconds": round(span, 3),
             "updates_per_s": round(seen / span, 1) if span > 0 else None}
+
+
+def applied_marker_bytes(settings, *, sample: int = 200) -> dict:
+    """Redis bytes per applied feedback: the mean ``MEMORY USAGE`` of up to ``sample`` applied-markers."""
+    from stream.store import RedisStore, redis_client
+
+    r, keys = redis_client(settings), RedisStore.from_settings(settings).keys
+    found: list = []
+    for p in range(settings.partitions):
+        found += itertools.islice(r.scan_iter(match=keys.applied("*", p), count=1000), sample - len(found))
+    sizes = [r.memory_usage(k, samples=0) or 0 for k in found]
+    return {"markers_sampled": len(sizes), "bytes_per_marker": round(float(np.mean(sizes)), 1) if sizes else None,
+            "applied_ttl_s": settings.applied_ttl_s}
 
 
 def kafka_learning_latency(gen: KafkaLoad, samples: int, *, tag: str, timeout_s: float = 10.0) -> dict:

@@ -168,6 +168,7 @@ class Run:
         say(f"  feedback throughput: {p.feedback_n} feedback events at once")
         if isinstance(gen, KafkaLoad):
             res["feedback_throughput"] = learning.kafka_feedback_throughput(gen, p.feedback_n, tag="fb-")
+            res["applied_markers"] = learning.applied_marker_bytes(gen.s)
             gen.settle(idle_s=0.5)
             res["learning_latency_ms"] = learning.kafka_learning_latency(gen, p.learning_samples, tag="ll-")
         else:

@@ -53,6 +53,9 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
         else:
             assert s["feedback_throughput"]["updates"] > 0, name
             assert s["learning_latency_ms"]["observed"] > 0, name
+        if name.startswith("eddy"):  # each applied feedback's marker in Redis, sampled and sized
+            markers = s["applied_markers"]
+            assert markers["markers_sampled"] > 0 and markers["bytes_per_marker"] > 100, name
         assert "max_rate_p99_within_slo" in r["summary"]["systems"][name]
     assert r["systems"]["eddy-eos"]["redis"]["appendfsync"]  # the policy it ran under, and Redis's stalls
     assert isinstance(r["systems"]["eddy-eos"]["redis"]["events"], dict)
@@ -71,7 +74,7 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
 
     md = (tmp_path / "BENCHMARKS.md").read_text()
     for needle in ("## Headline", "## Machine", "## Where the time goes", "fetch.wait.max.ms", "Quick mode",
-                   "stalls of 10 ms or more"):
+                   "stalls of 10 ms or more", "Redis bytes per applied feedback"):
         assert needle in md, needle
     pngs = list(tmp_path.glob("*.png"))
     assert any("p99-vs-load" in p.name for p in pngs) and any("cdf-eddy-eos" in p.name for p in pngs)
