@@ -3,7 +3,10 @@
 * Feedback throughput: ``n`` queries make ``n`` decisions; then ``n``
   feedback events are produced at once (far above what one worker applies)
   and the model-update events are counted as they are consumed:
-  ``updates / (last update consumed - first feedback sent)``.
+  ``updates / (last update consumed - first feedback sent)``. With the
+  worker's process id, also the CPU time the worker spent per update over
+  that span (from /proc): a cost that a busy neighbour on the shared cores
+  moves far less than the rate.
 * Redis bytes per applied feedback: ``MEMORY USAGE`` of a sample of the applied-markers the
   throughput step left (each lives ``applied_ttl_s``, a week by default: what learning costs Redis
   at a sustained feedback rate is about rate x ttl x these bytes).
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 
 import numpy as np
@@ -43,7 +47,27 @@ def _answers(gen: KafkaLoad, rids: set[bytes], timeout_s: float) -> dict[bytes, 
     return out
 
 
-def kafka_feedback_throughput(gen: KafkaLoad, n: int, *, tag: str, timeout_s: float = 120.0) -> dict:
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds a process has used (/proc/PID/stat); None without a pid or /proc."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_update(cpu0: float | None, cpu1: float | None, updates: int) -> float | None:
+    """Microseconds of CPU per update, or None when unmeasured."""
+    if cpu0 is None or cpu1 is None or updates <= 0:
+        return None
+    return round(1e6 * (cpu1 - cpu0) / updates, 1)
+
+
+def kafka_feedback_throughput(gen: KafkaLoad, n: int, *, tag: str, timeout_s: float = 120.0,
+                              pid: int | None = None) -> dict:
     updates = reader(gen.s, [gen.s.topic("model-updates")])
     try:
         rids = set()
@@ -57,6 +81,7 @@ def kafka_feedback_throughput(gen: KafkaLoad, n: int, *, tag: str, timeout_s: fl
         for p in answers.values():
             fb = events.Feedback(p["request_id"], p["user_id"], p["chosen"][0], 1.0, time.time())
             fbs.append((p["user_id"].encode(), events.encode(fb)))
+        cpu0 = cpu_seconds(pid)
         t0 = time.perf_counter()
         for key, value in fbs:
             gen.produce(gen.t_feedback, key, value)
@@ -69,11 +94,13 @@ def kafka_feedback_throughput(gen: KafkaLoad, n: int, *, tag: str, timeout_s: fl
             if msgs:
                 seen += len(msgs)
                 last = time.perf_counter()
+        cpu1 = cpu_seconds(pid)
     finally:
         updates.close()
     span = last - t0
     return {"feedback_sent": len(fbs), "updates": seen, "seconds": round(span, 3),
-            "updates_per_s": round(seen / span, 1) if span > 0 else None}
+            "updates_per_s": round(seen / span, 1) if span > 0 else None,
+            "worker_cpu_us_per_update": _per_update(cpu0, cpu1, seen)}
 
 
 def applied_marker_bytes(settings, *, sample: int = 200) -> dict:
@@ -136,7 +163,7 @@ def _latency_summary(values: list[float], samples: int, **extra) -> dict:
     return res
 
 
-def http_feedback_throughput(gen: HttpLoad, n: int, *, tag: str) -> dict:
+def http_feedback_throughput(gen: HttpLoad, n: int, *, tag: str, pid: int | None = None) -> dict:
     bodies = [(b"/predict", gen.pool.body(i, f"{tag}{i}".encode())[1]) for i in range(n)]
     answers, _ = gen.run(gen.closed_loop(bodies))
     fbs = []
@@ -144,11 +171,13 @@ def http_feedback_throughput(gen: HttpLoad, n: int, *, tag: str) -> dict:
         p = json.loads(data)
         fb = events.Feedback(p["request_id"], p["user_id"], p["chosen"][0], 1.0, time.time())
         fbs.append((b"/feedback", events.encode(fb)))
+    cpu0 = cpu_seconds(pid)
     replies, span = gen.run(gen.closed_loop(fbs))
+    cpu1 = cpu_seconds(pid)
     applied = sum(1 for r in replies if json.loads(r)["applied"])
     return {"feedback_sent": len(fbs), "updates": applied, "seconds": round(span, 3),
             "updates_per_s": round(applied / span, 1) if span > 0 else None,
-            "concurrency": gen.connections}
+            "worker_cpu_us_per_update": _per_update(cpu0, cpu1, applied), "concurrency": gen.connections}
 
 
 def http_learning_latency(gen: HttpLoad, samples: int, *, tag: str) -> dict:

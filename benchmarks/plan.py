@@ -25,7 +25,7 @@ class Plan:
     feedback_ratio: float = 0.2
     systems: tuple[str, ...] = tuple(s.name for s in SYSTEMS)
     http_connections: int = 32
-    feedback_n: int = 5000
+    feedback_n: int = 20000  # a few seconds at a worker's rate: 5,000 (about a second) moved 40% run to run
     learning_samples: int = 50
     users: tuple[int, ...] = (1_000, 100_000, 1_000_000)
     users_rate: float = 200.0

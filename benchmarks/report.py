@@ -316,11 +316,15 @@ def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> s
                 fb, ll = s["feedback_throughput"], s["learning_latency_ms"]
                 marker = s.get("applied_markers", {}).get("bytes_per_marker")
                 rows.append([s["title"], f"{fb['updates']:,}/{fb['feedback_sent']:,}", _n(fb["updates_per_s"]),
+                             _n(fb.get("worker_cpu_us_per_update"), "{:,.1f}"),
                              _n(ll.get("p50"), "{:.1f}"), _n(ll.get("p99"), "{:.1f}"), _n(ll.get("max"), "{:.1f}"),
                              f"{ll['observed']}/{ll['samples']}", _n(marker, "{:,.0f}")])
         out += ["## Learning: feedback throughput and learning latency", ""] + _table(
-            ["system", "updates/feedback", "updates/s (one worker)", "learning p50 ms", "p99 ms", "max ms",
-             "observed", "Redis bytes per applied feedback"], rows)
+            ["system", "updates/feedback", "updates/s (one worker)", "worker CPU us per update", "learning p50 ms",
+             "p99 ms", "max ms", "observed", "Redis bytes per applied feedback"], rows)
+        out += ["Worker CPU per update: the CPU time the system's worker process used over the throughput step, "
+                "per update (n/a with several worker processes): what one update costs, which the machine's other "
+                "tenants move far less than the rate.", ""]
         out += ["Redis bytes per applied feedback: `MEMORY USAGE` of the applied-markers the throughput step left "
                 "(the record it came from and its outputs, for a re-read to re-emit); each lives `applied_ttl_s` "
                 "(a week by default), so learning holds about rate x ttl x these bytes of Redis.", ""]

@@ -147,7 +147,7 @@ class Run:
                     self.results["profile"].append(self.profile(proc, gen, rate))
                     gen.settle(idle_s=1.0, max_s=120)
             if system.learns and p.runs("learning"):
-                self.learning(system, gen, res)
+                self.learning(system, gen, res, pid=proc.proc.pid if system.workers == 1 else None)
             if system.name == "eddy-eos" and p.runs("ope"):
                 say("  replay input: reading the decision log back from Kafka")
                 self.results.setdefault("ope", {})["kafka_log"] = ope.kafka_log(dep.settings)
@@ -163,16 +163,17 @@ class Run:
             res["process_output"] = proc.log_tail(3)
             dep.cleanup()
 
-    def learning(self, system: System, gen, res: dict) -> None:
+    def learning(self, system: System, gen, res: dict, *, pid: int | None) -> None:
+        """``pid``: the system's one worker process, whose CPU per update is measured (None: several)."""
         p = self.plan
         say(f"  feedback throughput: {p.feedback_n} feedback events at once")
         if isinstance(gen, KafkaLoad):
-            res["feedback_throughput"] = learning.kafka_feedback_throughput(gen, p.feedback_n, tag="fb-")
+            res["feedback_throughput"] = learning.kafka_feedback_throughput(gen, p.feedback_n, tag="fb-", pid=pid)
             res["applied_markers"] = learning.applied_marker_bytes(gen.s)
             gen.settle(idle_s=0.5)
             res["learning_latency_ms"] = learning.kafka_learning_latency(gen, p.learning_samples, tag="ll-")
         else:
-            res["feedback_throughput"] = learning.http_feedback_throughput(gen, p.feedback_n, tag="fb-")
+            res["feedback_throughput"] = learning.http_feedback_throughput(gen, p.feedback_n, tag="fb-", pid=pid)
             res["learning_latency_ms"] = learning.http_learning_latency(gen, p.learning_samples, tag="ll-")
         fb, ll = res["feedback_throughput"], res["learning_latency_ms"]
         say(f"  feedback: {fb['updates']} updates at {fb['updates_per_s']}/s; learning latency "

@@ -52,6 +52,9 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
             assert "feedback_throughput" not in s
         else:
             assert s["feedback_throughput"]["updates"] > 0, name
+            # one worker process: its CPU per update (in clock ticks: 300 quick updates may round to 0)
+            cpu = s["feedback_throughput"]["worker_cpu_us_per_update"]
+            assert (cpu is None) if name == "eddy-eos-2w" else (cpu is not None and cpu >= 0), name
             assert s["learning_latency_ms"]["observed"] > 0, name
         if name.startswith("eddy"):  # each applied feedback's marker in Redis, sampled and sized
             markers = s["applied_markers"]
