@@ -43,6 +43,10 @@ class Keys:
     def applied(self, request_id: str, partition: int) -> str:
         return f"{self.prefix}{{p{int(partition)}}}:applied:{request_id}"
 
+    def outbox(self, outbox_id: str, partition: int) -> str:
+        """The outputs of one batch's applied feedback in ``partition``, until their Kafka commit (markers.py)."""
+        return self._in(partition, "outbox", outbox_id)
+
     def held(self, partition: int) -> str:
         return self._in(partition, "held")
 

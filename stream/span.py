@@ -52,8 +52,8 @@ class CommitSpan:
     to commit, the outputs the transaction will carry, and how many of their predictions the
     broker has acknowledged (counted by delivery callbacks, which may run on either thread)."""
 
-    __slots__ = ("first", "offsets", "batches", "opened", "outputs", "predictions_sent", "prediction_error",
-                 "_acknowledged", "_lock")
+    __slots__ = ("first", "offsets", "batches", "opened", "outputs", "outboxes", "predictions_sent",
+                 "prediction_error", "_acknowledged", "_lock")
 
     def __init__(self) -> None:
         self.first: dict[tuple[str, int], int] = {}
@@ -61,6 +61,7 @@ class CommitSpan:
         self.batches = 0
         self.opened = 0.0
         self.outputs: list[tuple[str, bytes | None, bytes, list | None]] = []
+        self.outboxes: list[tuple[int, str]] = []  # the outboxes of its batches' markers: deleted once it commits
         self.predictions_sent = 0
         self.prediction_error = None
         self._acknowledged = 0

@@ -275,6 +275,28 @@ class RedisStore:
         """Applied-markers of ``requests`` (``{request id: partition}``)."""
         return self._get_each(requests, lambda r, p: self.keys.applied(r, p))
 
+    def load_outboxes(self, refs: list[tuple[int, str]]) -> dict[tuple[int, str], bytes]:
+        """Outboxes of ``(partition, outbox id)`` refs that are still there, in one round trip."""
+        return self._get_each({ref: ref[0] for ref in refs}, lambda ref, p: self.keys.outbox(ref[1], p))
+
+    def delete_outboxes(self, refs: Iterable[tuple[int, str]]) -> None:
+        """Delete outboxes whose outputs committed (one round trip; a cluster: one DEL per key, pipelined).
+
+        Best effort by design: one left behind (Redis away now) expires with its markers."""
+        keys = [self.keys.outbox(outbox_id, p) for p, outbox_id in refs]
+        if not keys:
+            return
+
+        def run():
+            if not self.cluster:
+                return self._r.delete(*keys)
+            pipe = self._r.pipeline(transaction=False)
+            for key in keys:
+                pipe.delete(key)
+            return pipe.execute()
+
+        self._call(run)
+
     def load_held(self, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], bytes]:
         """Held feedback of ``(partition, request)`` pairs, in one round trip."""
         by_partition: dict[int, list[str]] = {}
@@ -461,6 +483,9 @@ class RedisStore:
         for rid, (marker, p) in batch.applied.items():
             if mine(p):
                 pipe.set(k.applied(rid, p), marker, ex=self.applied_ttl_s)
+        for (p, outbox_id), outputs in batch.outboxes.items():  # deleted once committed; else gone with the markers
+            if mine(p):
+                pipe.set(k.outbox(outbox_id, p), outputs, ex=self.applied_ttl_s)
         for (fn, p), stats in batch.population.items():
             if mine(p):
                 pipe.set(k.population(fn, p), stats)
@@ -658,7 +683,7 @@ def _partitions_written(batch: BatchWrite) -> set[int]:
             | {p for _, p in batch.population} | {p for _, p in batch.decisions.values()}
             | {p for p, _ in batch.held} | {p for p, _ in batch.released} | {p for p, _ in batch.pending}
             | {p for p, _ in batch.leased} | {p for p, _ in batch.rewarded} | set(batch.selection)
-            | {p for p, _ in batch.reward_sums} | {p for p, _ in batch.sums_closed})
+            | {p for p, _ in batch.reward_sums} | {p for p, _ in batch.sums_closed} | {p for p, _ in batch.outboxes})
 
 
 def redis_client(settings: Settings, **kwargs) -> redis.Redis | redis.RedisCluster:

@@ -403,6 +403,7 @@ class Worker:
         self.metrics.committed_batch(batch, redis_s=time.perf_counter() - t_redis)
         faults.at("crash_after_redis_commit", applies_feedback=_applies_feedback(batch))
         self.stats.update(batch.counts)  # in Redis now; a failed publish re-emits it, counting nothing twice
+        self._span.outboxes.extend(batch.write.outboxes)
         try:
             self._publish(batch.outputs, eos, offsets, records)
         except (KafkaException, KafkaUnavailable) as exc:
@@ -469,7 +470,7 @@ class Worker:
             self._span_failed(exc.args[0], consumer, [span])
             return
         self.metrics.kafka_commit_time.observe(time.perf_counter() - t_kafka)
-        self._committed()
+        self._committed(span)
 
     def _commit_transaction(self, span: CommitSpan, tps: list[TopicPartition], group_metadata: object) -> None:
         """On the commit thread, which owns the transactional producer meanwhile: one transaction with
@@ -514,13 +515,18 @@ class Worker:
         except KafkaUnavailable as exc:  # the local queue stayed full: the broker takes nothing
             self._span_failed(KafkaError(KafkaError._TIMED_OUT, str(exc)), consumer, [span, self._span])
             return False
-        self._committed()
+        self._committed(span)
         return True
 
-    def _committed(self) -> None:
+    def _committed(self, span: CommitSpan) -> None:
         self._fenced_in_a_row = 0
         self.stats["commits"] += 1
         self.outage.over("kafka")
+        if span.outboxes:  # the outputs are in Kafka: a record read again re-emits nothing (markers.py)
+            try:
+                self.store.delete_outboxes(span.outboxes)
+            except StoreUnavailable as exc:  # left behind, they expire with their markers
+                log.warning("could not delete %d committed outboxes: %s", len(span.outboxes), exc)
 
     def _drop_span(self, consumer: Consumer) -> dict[tuple[str, int], int]:
         """Wait out a commit in flight, then drop the open span (nothing of it reached the transactional

@@ -53,7 +53,7 @@ from stream.engine.state import BatchWrite, StateReader
 from stream.engine.users import UserCache, merged_population
 from stream.events import EventError, Feedback, ModelUpdate, Query
 from stream.engine.joins import JoinRecord, Source, classify
-from stream.engine.markers import Marker, decode_marker, encode_marker
+from stream.engine.markers import Marker, decode_marker, encode_marker, encode_outbox, outbox_ref, outputs
 
 log = logging.getLogger("eddy.engine")
 
@@ -89,6 +89,12 @@ def decode_held(blob: bytes) -> Held:
     return _held_decoder.decode(blob)
 
 
+def _outboxes(state: StateReader, markers: list[Marker]) -> dict[tuple[int, str], bytes]:
+    """The outboxes ``markers`` point into, in one read (none when no marker points into one)."""
+    refs = sorted({ref for ref in map(outbox_ref, markers) if ref is not None})
+    return state.load_outboxes(refs) if refs else {}
+
+
 def _slot(fb: Feedback) -> str:
     """The join key of the decision ``fb`` is for: its request and slate position."""
     return slates.slot_key(fb.request_id, fb.position)
@@ -112,6 +118,18 @@ class Batch:
     """Seconds spent in the feature net's forward pass (None when the batch had no query to embed)."""
     features_ready: float | None = None
     """``time.perf_counter()`` when the batch's last feature vectors were ready (the anytime tail starts there)."""
+    outbox: dict[int, tuple[str, list[tuple[str, bytes]]]] = field(default_factory=dict)
+    """Per partition: the outbox id and the outputs of the feedback applied, in marker order
+    (stream/engine/markers.py); written to ``write.outboxes`` at the end of the batch's feedback."""
+
+    def mark(self, source: Source, produced: list[tuple[str, bytes]], via: str, summed: list[str]) -> Marker:
+        """The applied-marker of ``source``'s record, its outputs appended to its partition's outbox. The
+        outbox is named after the first record it holds: a record is applied once, so the name is new."""
+        outbox_id, box = self.outbox.setdefault(source.partition, (f"{source.topic}:{source.offset}", []))
+        marker = Marker(source=(source.topic, source.partition, source.offset), outbox=outbox_id, first=len(box),
+                        count=len(produced), via=via, summed=summed)
+        box.extend(produced)
+        return marker
 
     def dead(self, record: InRecord, reason: str, detail: str, *, held: bool = False) -> None:
         """``held``: the record was consumed (and counted) when it was held, so it is counted apart."""
@@ -536,6 +554,7 @@ class Engine:
         # Held feedback that the deciding batch applied is that batch's output: re-emitted with it.
         markers = {r: decode_marker(v)
                    for r, v in state.load_applied({k: p for k, p in slots.items() if k in stored}).items()}
+        outboxes = _outboxes(state, [m for m in markers.values() if m.via == "held"])
         fresh = []
         for r, q in queries:
             if q.request_id not in stored:
@@ -547,10 +566,17 @@ class Engine:
                     self._reemit(q.user_id.encode(), JoinRecord.unpack(stored[slot]), batch)
                 marker = markers.pop(slot, None)  # pop: a repeat of the query re-emits it once
                 if marker is not None and marker.via == "held":
-                    for topic, value in marker.outputs:
-                        batch.outputs.records.append((topic, q.user_id.encode(), value))
+                    self._reemit_outputs(q.user_id.encode(), marker, outboxes, batch)
                     batch.counts["held_redelivered"] += 1
         return fresh
+
+    @staticmethod
+    def _reemit_outputs(key: bytes, marker: Marker, outboxes: dict[tuple[int, str], bytes], batch: Batch) -> None:
+        """Re-emit the outputs of an applied record read again: none once they committed (outbox deleted)."""
+        produced = outputs(marker, outboxes)
+        if not produced and outbox_ref(marker) is not None:
+            batch.counts["redelivered_after_commit"] += 1
+        batch.outputs.records.extend((topic, key, value) for topic, value in produced)
 
     @staticmethod
     def _reemit(key: bytes, record: JoinRecord, batch: Batch) -> None:
@@ -660,6 +686,8 @@ class Engine:
         stored = state.load_decisions({r: p for r, p in rids.items() if r not in made_here})
         stored.update({r: made_here[r][0] for r in rids if r in made_here})
         markers: dict[str, Marker] = {r: decode_marker(v) for r, v in state.load_applied(rids).items()}
+        sources = {(r.topic, r.partition, r.offset) for r, _ in feedback}
+        outboxes = _outboxes(state, [m for m in markers.values() if m.source in sources])  # read again: re-emit
         unknown = [(r.partition, _slot(fb)) for r, fb in feedback[n_held:]
                    if _slot(fb) not in stored and _slot(fb) not in markers]
         existing = {k: decode_held(blob) for k, blob in state.load_held(unknown).items()} if unknown else {}
@@ -691,8 +719,7 @@ class Engine:
                 continue
             if verdict.action == "redelivered":
                 if marker.via != "held":  # held: the deciding batch published (and re-emits) its outputs
-                    for topic, value in marker.outputs:
-                        batch.outputs.records.append((topic, key, value))
+                    self._reemit_outputs(key, marker, outboxes, batch)
                 batch.counts["feedback_redelivered"] += 1
                 continue
             if verdict.action == "superseded":
@@ -716,9 +743,8 @@ class Engine:
                 continue
             if self.selection is not None and decision.version_scores:
                 selection.learn_or_count(self, fb, joined, verdict.item_index, r.partition, state, batch)
-            marker = Marker(source=(source.topic, source.partition, source.offset), outputs=produced,
-                            via="held" if from_held else "default" if fb.default else "sum" if summed else "",
-                            summed=summed or [])
+            marker = batch.mark(source, produced, "held" if from_held else "default" if fb.default else
+                                "sum" if summed else "", summed or [])
             markers[slot] = marker  # a second record in this same batch is a duplicate
             batch.write.applied[slot] = (encode_marker(marker), r.partition)
             for topic, value in produced:
@@ -732,6 +758,8 @@ class Engine:
                 waiting = (r.partition, slot)
                 batch.write.pending.pop(waiting, None)
                 batch.write.rewarded.add(waiting)
+        for p, (outbox_id, box) in batch.outbox.items():  # written with the markers that point into it
+            batch.write.outboxes[(p, outbox_id)] = encode_outbox(box)
         for k, model in batch.learned.items():  # each user and partition once, however many feedbacks
             batch.write.users[k] = (model.to_bytes(), batch.partition_of[k])
         for k, rows in batch.population_rows.items():  # one update per partition: x and rewards are finite

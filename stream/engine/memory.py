@@ -17,12 +17,13 @@ __all__ = ["MemoryState"]
 
 
 class MemoryState:
-    """Users, decisions, markers, population statistics, held feedback and reward deadlines, in dicts."""
+    """Users, decisions, markers and their outboxes, population statistics, held feedback and reward deadlines, in dicts."""
 
     def __init__(self) -> None:
         self.users: dict[tuple[str, str], bytes] = {}
         self.decisions: dict[str, bytes] = {}
         self.applied: dict[str, bytes] = {}
+        self.outboxes: dict[tuple[int, str], bytes] = {}
         self.population: dict[tuple[str, int], bytes] = {}
         self.held: dict[tuple[int, str], bytes] = {}
         self.pending: dict[tuple[int, str], float] = {}
@@ -36,6 +37,9 @@ class MemoryState:
 
     def load_applied(self, requests):
         return {r: self.applied[r] for r in requests if r in self.applied}
+
+    def load_outboxes(self, refs):
+        return {k: self.outboxes[k] for k in refs if k in self.outboxes}
 
     def load_population(self, fn, partition):
         return self.population.get((fn, partition))
@@ -55,6 +59,7 @@ class MemoryState:
             self.users[(fn, u)] = state
         self.decisions.update({r: record for r, (record, _) in w.decisions.items()})
         self.applied.update({r: marker for r, (marker, _) in w.applied.items()})
+        self.outboxes.update(w.outboxes)
         self.population.update(w.population)
         self.held.update({k: blob for k, (blob, _) in w.held.items()})
         for k in w.released:

@@ -24,6 +24,8 @@ class StateReader(Protocol):
 
     def load_applied(self, requests: Mapping[str, int]) -> dict[str, bytes]: ...
 
+    def load_outboxes(self, refs: list[tuple[int, str]]) -> dict[tuple[int, str], bytes]: ...  # (partition, id)
+
     def load_population(self, fn: str, partition: int) -> bytes | None: ...
 
     def load_held(self, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], bytes]: ...  # (partition, request)
@@ -52,6 +54,7 @@ class BatchWrite:
     decision_ttl_s: float = 1200.0
     users: dict[tuple[str, str], tuple[bytes, int]] = field(default_factory=dict)  # (fn, user) -> (state, partition)
     applied: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # request id -> (marker, partition)
+    outboxes: dict[tuple[int, str], bytes] = field(default_factory=dict)  # (partition, id) -> the markers' outputs
     population: dict[tuple[str, int], bytes] = field(default_factory=dict)  # (fn, partition) -> stats
     decisions: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # request id -> (join record, partition)
     policy: tuple[str, bytes] | None = None  # (policy name, snapshot)
@@ -69,6 +72,6 @@ class BatchWrite:
     commit writes nothing and raises :class:`DecisionsExist` if any of ``decisions`` is stored already."""
 
     def __bool__(self) -> bool:
-        return bool(self.users or self.applied or self.population or self.decisions or self.policy or self.counts
+        return bool(self.users or self.applied or self.outboxes or self.population or self.decisions or self.policy or self.counts
                     or self.held or self.released or self.pending or self.rewarded or self.leased
                     or self.selection or self.reward_sums or self.sums_closed)

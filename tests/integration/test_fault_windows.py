@@ -14,6 +14,7 @@ import pytest
 
 from learners import load_user_model
 from stream.client import EddyClient
+from stream.engine.markers import decode_marker, outbox_ref
 from stream.events import Feedback, Item, Query
 from stream.store import RedisStore
 
@@ -60,7 +61,8 @@ def test_a_crash_between_the_redis_exec_and_the_kafka_commit_re_emits_and_learns
         assert worker.wait(timeout=60) == 86, log.read_text(errors="replace")[-2000:]
         store = RedisStore.from_settings(settings)
         partition = store.partitions_of_users(live_model.version, ["u1"], settings.partitions)["u1"]
-        assert store.load_applied({"crash-window": partition}), "Redis should be ahead of Kafka here"
+        marker = decode_marker(store.load_applied({"crash-window": partition})["crash-window"])  # Redis is ahead
+        assert store.load_outboxes([outbox_ref(marker)]), "the outputs stay until their Kafka commit"
         assert read_json(settings, "model-updates", timeout_s=10, idle_s=2) == []
         worker = _start(settings, log)
         updates = read_json(settings, "model-updates", n=1, timeout_s=120)
@@ -73,6 +75,25 @@ def test_a_crash_between_the_redis_exec_and_the_kafka_commit_re_emits_and_learns
     assert _n_obs(settings, live_model.version, "u1") == 1
     stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
     assert stats["feedback_redelivered"] == 1 and stats["feedback_applied"] == 1
+
+
+def test_a_committed_batchs_outbox_is_deleted_and_its_marker_stays(settings, live_model, tmp_path):
+    """The outputs leave Redis once their Kafka transaction commits; the marker stays (``applied_ttl_s``). A
+    worker that never deleted its outboxes would keep every outcome in Redis for days; one that deleted
+    them before the commit would lose them to a crash in between (the test above)."""
+    log = tmp_path / "worker.log"
+    worker = _start(settings, log)
+    try:
+        _query_then_feedback(settings, "outbox-gone")
+        read_json(settings, "model-updates", n=1, timeout_s=120)
+        store = RedisStore.from_settings(settings)
+        partition = store.partitions_of_users(live_model.version, ["u1"], settings.partitions)["u1"]
+        marker = decode_marker(store.load_applied({"outbox-gone": partition})["outbox-gone"])
+        wait_for(lambda: not store.load_outboxes([outbox_ref(marker)]), timeout_s=30)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert marker.count == 2 and store.load_applied({"outbox-gone": partition})
 
 
 def test_a_stale_worker_is_fenced_after_another_took_its_partitions(settings, live_model, tmp_path):

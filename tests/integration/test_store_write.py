@@ -21,6 +21,7 @@ def full_write() -> BatchWrite:
         decision_ttl_s=120.0,
         users={("v1", "alice"): (b"alice-state", 1), ("v1", "bob"): (b"bob-state", 2)},
         applied={"r1": (b"marker-1", 1)},
+        outboxes={(1, "feedback:7"): b"outputs-1"},
         population={("v1", 1): b"pop-1", ("v1", 2): b"pop-2"},
         decisions={"r1": (b"join-1", 1), "r2": (b"join-2", 2)},
         policy=("vw", b"snapshot"),
@@ -44,6 +45,8 @@ def test_a_batch_write_lands_under_its_partitions_keys_with_its_expiries(setting
     assert r.get(k.decision("r1", 1)) == b"join-1" and r.get(k.decision("r2", 2)) == b"join-2"
     assert 60 < r.ttl(k.decision("r2", 2)) <= 120
     assert r.get(k.applied("r1", 1)) == b"marker-1" and APPLIED_TTL_S - 3600 < r.ttl(k.applied("r1", 1)) <= APPLIED_TTL_S
+    assert r.get(k.outbox("feedback:7", 1)) == b"outputs-1"  # its markers' outputs, as long as they might be
+    assert APPLIED_TTL_S - 3600 < r.ttl(k.outbox("feedback:7", 1)) <= APPLIED_TTL_S
     assert r.get(k.population("v1", 2)) == b"pop-2"
     assert r.hgetall(k.held(2)) == {b"r9": b"early"} and r.zrange(k.held_due(2), 0, -1, withscores=True) == [(b"r9", 1000.0)]
     assert r.zrange(k.pending(2), 0, -1, withscores=True) == [(b"r2", 500.0)]
@@ -60,6 +63,7 @@ def test_a_marker_expires_when_the_deployment_says(settings):
     r, k = redis_client(settings), store.keys
     assert store.commit(full_write(), group=settings.group, epochs={}, instance="w7")
     assert 4000 < r.ttl(k.applied("r1", 1)) <= 5000 and 60 < r.ttl(k.decision("r1", 1)) <= 120
+    assert 4000 < r.ttl(k.outbox("feedback:7", 1)) <= 5000
 
 
 def test_the_stores_readers_find_what_a_write_wrote(settings):
@@ -71,6 +75,9 @@ def test_the_stores_readers_find_what_a_write_wrote(settings):
     assert store.load_users("v1", {"alice": 2}) == {} and store.load_users("v2", {"alice": 1}) == {}
     assert store.load_decisions({"r1": 1, "r2": 2, "r3": 1}) == {"r1": b"join-1", "r2": b"join-2"}
     assert store.load_applied({"r1": 1, "r2": 2}) == {"r1": b"marker-1"}
+    assert store.load_outboxes([(1, "feedback:7"), (2, "feedback:7")]) == {(1, "feedback:7"): b"outputs-1"}
+    store.delete_outboxes([(1, "feedback:7"), (2, "nothing")])  # committed: gone; one never written: no error
+    assert store.load_outboxes([(1, "feedback:7")]) == {} and store.load_applied({"r1": 1}) == {"r1": b"marker-1"}
     assert store.load_held([(2, "r9"), (1, "r9"), (2, "r9")]) == {(2, "r9"): b"early"}
     assert store.held_count(2) == 1 and store.held_count(1) == 0
     assert store.expired_held(2, now=999.0, limit=10) == {} and store.expired_held(2, now=1000.0, limit=10) == {"r9": b"early"}

@@ -25,6 +25,7 @@ from stream.engine.serving import request_seed
 from stream.events import Feedback, Item, Query
 from stream.engine.joins import JoinRecord
 from stream.engine.markers import decode_marker
+from stream.engine.markers import outputs as marker_outputs
 from stream.engine.memory import MemoryState  # the other engine tests import it from here
 
 pytestmark = pytest.mark.unit
@@ -182,26 +183,50 @@ def test_a_marker_outlives_its_decision_so_a_late_reread_still_re_emits(engine):
     assert again.outputs.records == first.outputs.records
 
 
-def test_a_marker_is_binary_and_holds_the_outputs_as_published(engine):
-    """The marker keeps each output's bytes as they went out (no JSON string inside JSON): a marker that
-    escaped them, or kept a re-encoding, would re-emit other bytes than the first attempt published."""
+def test_a_marker_points_into_its_batchs_outbox_which_holds_the_outputs_as_published(engine):
+    """Each marker is small (it lives days) and names its slice of the batch's outbox, which holds the
+    outputs byte for byte: a marker sliced at the wrong place, or an outbox that re-encoded or escaped
+    the outputs, would re-emit other events than the first attempt published."""
+    state, log = MemoryState(), Log()
+    run(engine, state, [log.rec(query(f"r{i}", user=f"u{i}"), partition=i % 2) for i in range(4)])
+    first = run(engine, state, [log.rec(feedback(f"r{i}", "i2", user=f"u{i}"), partition=i % 2) for i in range(4)])
+    assert len(state.outboxes) == 2  # one per partition the batch applied feedback in
+    published = {}
+    for topic, key, value in first.outputs.records:
+        published.setdefault(key, []).append((topic, value))
+    for i in range(4):
+        blob = state.applied[f"r{i}"]
+        marker = decode_marker(blob)
+        assert len(blob) < 100 and marker.source[1] == i % 2 and marker.count == 2
+        assert marker_outputs(marker, state.outboxes) == published[f"u{i}".encode()]
+
+
+def test_a_record_read_again_after_its_outputs_committed_re_emits_nothing(engine):
+    """The shell deletes a batch's outbox once its Kafka transaction commits; a record read again after
+    that (an offset reset, an expired consumer group) is redelivered with no output: re-emitting from
+    anywhere else would publish its outcome twice, learning from it again would count it twice."""
     state, log = MemoryState(), Log()
     run(engine, state, [log.rec(query("r1"))])
-    first = run(engine, state, [log.rec(feedback("r1", "i1"))])
-    blob = state.applied["r1"]
-    assert blob[:1] != b"[" and [(t, v) for t, _, v in first.outputs.records] == decode_marker(blob).outputs
-    assert b'\\"' not in blob  # no escaped quote: the outcome's JSON is not a string inside another
+    fb = log.rec(feedback("r1", "i1"))
+    run(engine, state, [fb])
+    state.outboxes.clear()  # committed: deleted
+    again = run(engine, state, [fb])
+    assert again.counts["feedback_redelivered"] == 1 and again.counts["redelivered_after_commit"] == 1
+    assert not again.outputs.records and not again.outputs.dead and not again.write.users
 
 
 def test_a_marker_in_the_json_format_of_earlier_workers_is_still_honoured(engine):
-    """A worker upgraded in place finds the markers its predecessor wrote (JSON, each output a string)
-    for days: reading only the binary format would take a redelivered record for new and learn it twice."""
+    """A worker upgraded in place finds the markers its predecessor wrote (JSON, each output a string, no
+    outbox) for days: reading only the binary format would take a redelivered record for new and learn it
+    twice, and ignoring their inline outputs would lose what an uncommitted batch produced."""
     state, log = MemoryState(), Log()
     run(engine, state, [log.rec(query("r1"))])
     fb = log.rec(feedback("r1", "i1"))
     first = run(engine, state, [fb])
     m = decode_marker(state.applied["r1"])
-    state.applied["r1"] = msgspec.json.encode([m.source, [(t, v.decode()) for t, v in m.outputs], m.via, m.summed])
+    old = [(t, v.decode()) for t, v in marker_outputs(m, state.outboxes)]
+    state.applied["r1"] = msgspec.json.encode([m.source, old, m.via, m.summed])
+    state.outboxes.clear()
     again = run(engine, state, [fb])
     assert again.counts["feedback_redelivered"] == 1 and not again.outputs.dead and not again.write.users
     assert again.outputs.records == first.outputs.records
