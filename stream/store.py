@@ -280,19 +280,20 @@ class RedisStore:
         return self._get_each({ref: ref[0] for ref in refs}, lambda ref, p: self.keys.outbox(ref[1], p))
 
     def delete_outboxes(self, refs: Iterable[tuple[int, str]]) -> None:
-        """Delete outboxes whose outputs committed (one round trip; a cluster: one DEL per key, pipelined).
+        """Delete outboxes whose outputs committed (one round trip; a cluster: one per key, pipelined).
 
-        Best effort by design: one left behind (Redis away now) expires with its markers."""
+        ``UNLINK``: an outbox holds a batch's outputs (hundreds of KB), which Redis then frees off its main
+        thread. Best effort by design: one left behind (Redis away now) expires with its markers."""
         keys = [self.keys.outbox(outbox_id, p) for p, outbox_id in refs]
         if not keys:
             return
 
         def run():
             if not self.cluster:
-                return self._r.delete(*keys)
+                return self._r.unlink(*keys)
             pipe = self._r.pipeline(transaction=False)
             for key in keys:
-                pipe.delete(key)
+                pipe.unlink(key)
             return pipe.execute()
 
         self._call(run)
@@ -632,9 +633,8 @@ class RedisStore:
         """
         if self.cluster:
             raise ValueError("the untagged layout never ran on a Redis Cluster: migrate on the standalone Redis")
-        import msgspec
-
         from stream.engine.joins import JoinRecord
+        from stream.engine.markers import decode_marker
 
         def run():
             prefix = self.keys.prefix
@@ -650,7 +650,7 @@ class RedisStore:
             for key in old:
                 kind, _, rid = key[len(prefix):].partition(":")
                 if kind == "applied" and (blob := self._r.get(key)) is not None:
-                    of_request[rid] = int(msgspec.json.decode(blob)[0][1])  # the marker's (topic, partition, offset)
+                    of_request[rid] = decode_marker(blob).source[1]  # the marker's (topic, partition, offset)
                 elif kind == "decision" and (blob := self._r.get(key)) is not None:
                     p = user_partition.get(JoinRecord.unpack(blob).decision.user_id)
                     if p is not None:

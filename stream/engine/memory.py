@@ -17,7 +17,8 @@ __all__ = ["MemoryState"]
 
 
 class MemoryState:
-    """Users, decisions, markers and their outboxes, population statistics, held feedback and reward deadlines, in dicts."""
+    """Users, decisions, markers and their outboxes, population statistics, held feedback and reward
+    deadlines, in dicts."""
 
     def __init__(self) -> None:
         self.users: dict[tuple[str, str], bytes] = {}

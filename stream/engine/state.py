@@ -72,6 +72,6 @@ class BatchWrite:
     commit writes nothing and raises :class:`DecisionsExist` if any of ``decisions`` is stored already."""
 
     def __bool__(self) -> bool:
-        return bool(self.users or self.applied or self.outboxes or self.population or self.decisions or self.policy or self.counts
-                    or self.held or self.released or self.pending or self.rewarded or self.leased
+        return bool(self.users or self.applied or self.outboxes or self.population or self.decisions or self.policy
+                    or self.counts or self.held or self.released or self.pending or self.rewarded or self.leased
                     or self.selection or self.reward_sums or self.sums_closed)
