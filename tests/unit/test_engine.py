@@ -180,7 +180,7 @@ def test_a_marker_outlives_its_decision_so_a_late_reread_still_re_emits(engine):
     del state.decisions["r1"]  # expired
     again = run(engine, state, [fb])
     assert again.counts["feedback_redelivered"] == 1 and not again.outputs.dead
-    assert again.outputs.records == first.outputs.records
+    assert again.outputs.records == first.outputs.records and again.counts["redelivered_after_commit"] == 0
 
 
 def test_a_marker_points_into_its_batchs_outbox_which_holds_the_outputs_as_published(engine):
@@ -206,12 +206,12 @@ def test_a_record_read_again_after_its_outputs_committed_re_emits_nothing(engine
     that (an offset reset, an expired consumer group) is redelivered with no output: re-emitting from
     anywhere else would publish its outcome twice, learning from it again would count it twice."""
     state, log = MemoryState(), Log()
-    run(engine, state, [log.rec(query("r1"))])
-    fb = log.rec(feedback("r1", "i1"))
-    run(engine, state, [fb])
+    run(engine, state, [log.rec(query("r1")), log.rec(query("r2", user="u2"))])
+    fbs = [log.rec(feedback("r1", "i1")), log.rec(feedback("r2", "i1", user="u2"))]
+    run(engine, state, fbs)
     state.outboxes.clear()  # committed: deleted
-    again = run(engine, state, [fb])
-    assert again.counts["feedback_redelivered"] == 1 and again.counts["redelivered_after_commit"] == 1
+    again = run(engine, state, fbs)
+    assert again.counts["feedback_redelivered"] == 2 and again.counts["redelivered_after_commit"] == 2
     assert not again.outputs.records and not again.outputs.dead and not again.write.users
 
 
