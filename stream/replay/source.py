@@ -26,6 +26,7 @@ from stream.config import Settings
 from stream.events import EventError, decode_feedback
 from stream.engine.joins import Source
 from stream.replay.dataset import BanditLog
+from stream.replay.columns import without_gc
 from stream.replay.errors import ReplayError
 from stream.replay.records import decision_columns, outcome_columns
 from stream.replay.rounds import Joined, JoinStats, join_outcome_columns, join_raw_columns
@@ -64,6 +65,7 @@ def _read(settings: Settings, name: str, sl, *, progress: bool) -> Iterator:
         raise ReplayError(f"reading {topic} from {settings.bootstrap}: {exc.args[0]}") from None
 
 
+@without_gc  # each consume call makes up to 20,000 messages: see without_gc
 def _from_kafka(settings: Settings, req: SliceRequest, *, progress: bool) -> LoadedLog:
     from stream.logread import Slice
 

@@ -21,7 +21,7 @@ def _parser(only=None) -> argparse.ArgumentParser:
 
 def test_the_default_stays_plaintext_and_unauthenticated():
     s = config.from_env({})
-    assert s.kafka_config() == {"bootstrap.servers": "127.0.0.1:9092"}
+    assert s.kafka_config() == {"bootstrap.servers": "127.0.0.1:9092", "reconnect.backoff.ms": 20}
     assert s.redis_options() == {}
 
 
