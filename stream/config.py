@@ -284,13 +284,17 @@ class Settings:
         default=4.0, metadata={"help": "a squared error of this much or more is the selector's loss 1",
                                "rule": _POSITIVE})
     seed: int = field(default=0, metadata={"help": "base seed of the exploration draws", "rule": _AT_LEAST_0})
+    gc_freeze_start: bool = field(
+        default=True, metadata={"help": "freeze the start-up heap (the feature net and its libraries) once the model "
+                                        "is loaded, so Python's full garbage collections never walk it (stream.heap)"})
     gc_freeze_s: float = field(
         default=0.0, metadata={"help": "experimental, off (0) by default because it measured worse: every this "
                                        "many seconds the worker freezes what survived Python's young collections, "
                                        "and full collections run only every gc_full_s (stream.heap)",
                                "rule": _NON_NEGATIVE})
     gc_full_s: float = field(
-        default=3600.0, metadata={"help": "how often the worker runs a full garbage collection (with gc_freeze_s)",
+        default=3600.0, metadata={"help": "how often the worker runs a full garbage collection that frees cycles "
+                                          "which died frozen (with gc_freeze_start or gc_freeze_s)",
                                   "rule": _POSITIVE})
     torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker",
                                                     "rule": _AT_LEAST_1})

@@ -1,25 +1,29 @@
-"""Keep Python's full garbage collections off the hot path.
+"""Keep Python's full garbage collections off the hot path, and time every pause.
 
-A worker holds a large heap of long-lived objects: the feature net, and about
-ten GC-tracked objects per cached user model (100,000 users by default). CPython
-collects its oldest generation whenever it has grown by a quarter, and such a
-collection walks every tracked object while the batch loop waits: here it took
-0.2-0.9 s with 4,096 users and the feature net (``python -m benchmarks.gcpause``
-measures it), which is every answer's tail latency. None of those objects is
-cyclic garbage (user models are freed by reference counting when the cache
-evicts them).
+A worker holds a large heap of long-lived objects: the feature net and its libraries
+(about 250,000 GC-tracked objects before any user), and about ten per cached user model
+(100,000 users by default). CPython collects its oldest generation whenever it has grown
+by a quarter, and such a collection walks every tracked object while the batch loop
+waits: 94 ms for the start-up heap alone, in the middle of a latency benchmark's load
+(``python -m benchmarks.gcpause`` measures it in isolation), which is every answer's tail
+latency. None of those objects is cyclic garbage: user models are freed by reference
+counting when the cache evicts them.
 
-With ``gc_freeze_s`` > 0 (off by default: measured side by side it made the tail worse,
-docs/design.md says by how much) the worker, as latency-sensitive CPython services do:
+:class:`HeapKeeper` has three modes (``gc_freeze_start``, ``gc_freeze_s``):
 
-* freezes the start-up heap (:func:`gc.freeze`: frozen objects are never scanned,
-  and are still freed by reference counting when they die);
-* turns automatic full collections off and runs a young collection then a freeze
-  between batches every ``interval_s``, so objects that lived that long join the
-  frozen heap instead of growing the one a full collection would walk;
-* unfreezes and runs one full collection every ``full_every_s`` (default an hour),
-  which frees any reference cycle that was frozen: the one pause left, rare and
-  bounded, instead of one every time the cache grows by a quarter.
+* **off**: Python's collector as it is;
+* **start-up freeze** (the default): once the model is loaded, collect once and
+  :func:`gc.freeze` the heap, so no later collection walks the feature net and its
+  libraries (frozen objects are still freed by reference counting when they die); the
+  collector keeps its own schedule for everything allocated later, and every
+  ``full_every_s`` (an hour) one unfrozen full collection frees any cycle that died
+  frozen (a hot-swapped net's, say): one pause an hour, not one whenever gen 2 grows;
+* **periodic freeze** (``gc_freeze_s`` > 0, an experiment, off): as above, and
+  automatic full collections are turned off; every ``interval_s`` between batches a
+  young collection runs and its survivors are frozen too.
+
+:class:`GcPauses` times every collection (:data:`gc.callbacks`), by generation, for the
+worker's metrics: what the collector costs the batch loop is measured, not guessed.
 
 >>> clock = iter([0.0, 10.0, 40.0, 5000.0]).__next__
 >>> heap = HeapKeeper(interval_s=30.0, full_every_s=3600.0, clock=clock)
@@ -39,23 +43,30 @@ _NEVER = 1 << 30
 
 
 class HeapKeeper:
-    """Freezes what survives, and collects the oldest generation on a schedule of its own.
+    """Freezes the start-up heap (and, periodically, what survives), and runs the full collection that
+    frees frozen cycles on a schedule of its own.
 
-    ``interval_s`` 0 leaves Python's collector as it is (every method is then a no-op).
+    ``freeze_start`` False and ``interval_s`` 0 leave Python's collector as it is (every method is then a no-op).
     """
 
-    def __init__(self, *, interval_s: float, full_every_s: float = 3600.0,
+    def __init__(self, *, interval_s: float, full_every_s: float = 3600.0, freeze_start: bool = True,
                  clock: Callable[[], float] = time.monotonic):
         self.interval_s = interval_s
         self.full_every_s = full_every_s
+        self.freeze_start = freeze_start
         self._clock = clock
         self._saved: tuple[int, int, int] | None = None
+        self._started = False
         self._next = self._next_full = 0.0
         self.full_runs = 0
         self.young_runs = 0
 
     @property
     def on(self) -> bool:
+        return self.freeze_start or self.periodic
+
+    @property
+    def periodic(self) -> bool:
         return self.interval_s > 0
 
     def start(self) -> None:
@@ -63,17 +74,19 @@ class HeapKeeper:
         if not self.on:
             return
         now = self._clock()
-        gen0, gen1, gen2 = gc.get_threshold()
-        self._saved = (gen0, gen1, 10 if gen2 == _NEVER else gen2)  # another worker in this process set it
         gc.collect()
         gc.freeze()
-        gc.set_threshold(gen0, gen1, _NEVER)
+        if self.periodic:
+            gen0, gen1, gen2 = gc.get_threshold()
+            self._saved = (gen0, gen1, 10 if gen2 == _NEVER else gen2)  # another worker in this process set it
+            gc.set_threshold(gen0, gen1, _NEVER)
+        self._started = True
         self._next = now + self.interval_s
         self._next_full = now + self.full_every_s
 
     def maybe_run(self) -> str | None:
         """Between batches: ``"young"`` or ``"full"`` when it ran one, else None."""
-        if not self.on or self._saved is None:
+        if not self._started:
             return None
         now = self._clock()
         if now >= self._next_full:
@@ -84,7 +97,7 @@ class HeapKeeper:
             self._next = now + self.interval_s
             self.full_runs += 1
             return "full"
-        if now >= self._next:
+        if self.periodic and now >= self._next:
             gc.collect(1)  # the young generations' cycles are freed before the survivors are frozen
             gc.freeze()
             self._next = now + self.interval_s
@@ -93,8 +106,55 @@ class HeapKeeper:
         return None
 
     def stop(self) -> None:
-        """Give the collector its own schedule back (a worker run in a thread of a larger process)."""
+        """Give the collector its own schedule back (a worker run in a thread of a larger process).
+
+        The start-up freeze stays: unfreezing would only hand the next worker's start a full
+        collection of the whole heap to redo.
+        """
         if self._saved is not None:
             gc.unfreeze()
             gc.set_threshold(*self._saved)
             self._saved = None
+        self._started = False
+
+
+class GcPauses:
+    """Times every garbage collection of this process and hands ``(generation, seconds)`` to ``observe``.
+
+    Collections run in whichever thread allocates, never two at once, so one start time does.
+    A callback costs about a microsecond, and gen-0 collections run a few hundred times a second
+    under load.
+
+    >>> seen = []
+    >>> pauses = GcPauses(lambda gen, s: seen.append(gen))
+    >>> pauses.start(); _ = gc.collect(1); pauses.stop()
+    >>> seen
+    [1]
+    >>> pauses.longest_ms >= 0 and pauses.counts[1] == 1
+    True
+    """
+
+    def __init__(self, observe: Callable[[int, float], None], *, clock: Callable[[], float] = time.perf_counter):
+        self._observe = observe
+        self._clock = clock
+        self._t0 = 0.0
+        self.counts = [0, 0, 0]
+        self.longest_ms = 0.0
+
+    def start(self) -> None:
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = self._clock()
+            return
+        seconds = self._clock() - self._t0
+        generation = info["generation"]
+        self.counts[generation] += 1
+        self.longest_ms = max(self.longest_ms, seconds * 1000)
+        self._observe(generation, seconds)

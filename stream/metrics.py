@@ -53,6 +53,7 @@ STATISTICS_INTERVAL_MS = 1000
 """How often librdkafka reports its statistics (the consumer lag gauge's freshness)."""
 
 _LATENCY_BUCKETS = (.001, .0025, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .25, .5, 1, 2.5, 5, 10, 30)
+_GC_BUCKETS = (.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 # process-level figures of Worker.stats: key -> (metric name, help)
@@ -206,9 +207,17 @@ class WorkerMetrics:
                                            "committing a span of batches: their offsets, in one Kafka "
                                            "transaction (or one offset commit), once their predictions are acked")
         self.batch_size = histogram("eddy_batch_size_records", "records per batch", buckets=_SIZE_BUCKETS)
+        gc_pause = Histogram("eddy_gc_pause_seconds", "Python garbage collections of this process (the loop "
+                             "waits for each), by generation: 2 is a full collection (stream.heap)",
+                             ["generation"], buckets=_GC_BUCKETS, registry=self.registry)
+        self._gc_pause = [gc_pause.labels(str(g)) for g in range(3)]
         self.registry.register(_Scraped(self, worker))
 
     # ------------------------------------------------------------------ hooks
+    def gc_paused(self, generation: int, seconds: float) -> None:
+        """One garbage collection (:class:`stream.heap.GcPauses`), from whichever thread ran it."""
+        self._gc_pause[generation].observe(seconds)
+
     def committed_batch(self, batch: Batch, *, redis_s: float) -> None:
         """The batch is in Redis: count what its commit added to the ``stats:`` hash."""
         self.committed.update(batch.counts)

@@ -44,7 +44,7 @@ from stream.engine import Batch, BatchOutputs, DecisionsExist, Engine, InRecord
 from stream.engine.anytime import Anytime
 from stream.engine.cascade import Cascade
 from stream.engine.batching import AdaptiveBatchSize
-from stream.heap import HeapKeeper
+from stream.heap import GcPauses, HeapKeeper
 from stream.held import HeldSweep
 from stream.apprentice import SwitchWatch
 from stream.challengers import ChallengerWatcher, selection_from_settings
@@ -124,8 +124,10 @@ class Worker:
         self._inflight_span: CommitSpan | None = None
         self._fenced_in_a_row = 0
         self._stall = StallWatch(idle_s=_STALL_IDLE_S)
-        self.heap = HeapKeeper(interval_s=settings.gc_freeze_s, full_every_s=settings.gc_full_s)
+        self.heap = HeapKeeper(interval_s=settings.gc_freeze_s, full_every_s=settings.gc_full_s,
+                               freeze_start=settings.gc_freeze_start)
         self.metrics = WorkerMetrics(self)
+        self.gc_pauses = GcPauses(self.metrics.gc_paused)
         self._held_sweep = HeldSweep(self.store, settings, self.stats)
         self._reward_timer = RewardTimer(self.store, settings, self.stats)
         self._apprentice = SwitchWatch(settings, self.store)
@@ -244,6 +246,7 @@ class Worker:
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         self.metrics.serve()
         self.heap.start()
+        self.gc_pauses.start()
         log.info("worker %s consuming %s + %s (%s)", self.s.instance_id, self.t["queries"], self.t["feedback"],
                  self.s.processing)
         try:
@@ -329,6 +332,8 @@ class Worker:
                 self._next_stats = now + 1.0
                 self.stats["model_load_failed"] = self.watcher.failed if self.watcher is not None else 0
                 self.stats["batch_limit"] = self.batching.limit
+                self.stats["gc_full_collections"] = self.gc_pauses.counts[2]
+                self.stats["gc_longest_pause_ms"] = round(self.gc_pauses.longest_ms)
                 self.store.publish_stats(self.s.group, self.s.instance_id, {**self.stats, **self.metrics.figures()})
         except StoreUnavailable:
             pass  # reported by the batch path; these refreshes are retried on their own schedule
@@ -351,6 +356,7 @@ class Worker:
             if watcher is not None:
                 watcher.close()
         self.metrics.close()
+        self.gc_pauses.stop()
         self.heap.stop()
 
     # ------------------------------------------------------------------ batch

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from stream.heap import HeapKeeper
+from stream.heap import GcPauses, HeapKeeper
 
 pytestmark = pytest.mark.unit
 
@@ -70,9 +70,80 @@ def test_survivors_are_frozen_every_interval_and_a_full_collection_frees_frozen_
     del survivors
 
 
-def test_interval_zero_leaves_python_s_collector_alone(restore_gc):
+def test_off_leaves_python_s_collector_alone(restore_gc):
     before = gc.get_threshold()
-    keeper = HeapKeeper(interval_s=0.0, clock=Clock())
+    clock = Clock()
+    keeper = HeapKeeper(interval_s=0.0, freeze_start=False, clock=clock)
     keeper.start()
+    clock.t = 10_000.0
     assert keeper.maybe_run() is None
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+
+
+def test_start_up_freeze_keeps_python_s_schedule_and_frees_frozen_cycles_every_full_interval(restore_gc):
+    before = gc.get_threshold()
+    clock = Clock()
+    keeper = HeapKeeper(interval_s=0.0, full_every_s=3600.0, clock=clock)  # the default mode
+    cycle = Node()
+    cycle.me = cycle
+    gone = weakref.ref(cycle)
+    keeper.start()
+    frozen = gc.get_freeze_count()
+    assert frozen > 1000 and gc.get_threshold() == before
+    del cycle
+    gc.collect()
+    assert gone() is not None  # died frozen: out of the collector's sight
+    later = [[i] for i in range(3000)]
+    clock.t = 3599.0
+    assert keeper.maybe_run() is None  # no young runs: what came later is not frozen
+    assert gc.get_freeze_count() == frozen
+    clock.t = 3600.0
+    assert keeper.maybe_run() == "full"
+    assert gone() is None and (keeper.young_runs, keeper.full_runs) == (0, 1)
+    assert gc.get_freeze_count() >= frozen + 3000  # the hourly run freezes the survivors again
+    del later
+    keeper.stop()
+    assert gc.get_freeze_count() > 1000 and gc.get_threshold() == before  # the start-up freeze stays
+
+
+def test_start_up_freeze_leaves_later_objects_to_the_collector(restore_gc):
+    keeper = HeapKeeper(interval_s=0.0, clock=Clock())
+    keeper.start()
+    frozen = gc.get_freeze_count()
+    cycle = Node()
+    cycle.me = cycle  # made after the start: the collector's, as without a freeze
+    gone = weakref.ref(cycle)
+    del cycle
+    gc.collect()
+    assert gone() is None and gc.get_freeze_count() == frozen
+    keeper.stop()
+
+
+def test_gc_pauses_times_each_collection_by_generation():
+    ticks = iter([1.0, 1.25, 2.0, 2.01])
+    seen: list[tuple[int, float]] = []
+    pauses = GcPauses(lambda gen, s: seen.append((gen, s)), clock=lambda: next(ticks))
+    pauses.start()
+    pauses.start()  # once only
+    try:
+        pauses._callback("start", {"generation": 2})
+        pauses._callback("stop", {"generation": 2})
+        pauses._callback("start", {"generation": 0})
+        pauses._callback("stop", {"generation": 0})
+        assert gc.callbacks.count(pauses._callback) == 1
+    finally:
+        pauses.stop()
+    assert pauses._callback not in gc.callbacks
+    assert seen == [(2, 0.25), (0, pytest.approx(0.01))]
+    assert pauses.counts == [1, 0, 1] and pauses.longest_ms == 250.0
+
+
+def test_gc_pauses_sees_real_collections():
+    seen: list[int] = []
+    pauses = GcPauses(lambda gen, s: seen.append(gen))
+    pauses.start()
+    try:
+        gc.collect()
+    finally:
+        pauses.stop()
+    assert 2 in seen and pauses.counts[2] >= 1

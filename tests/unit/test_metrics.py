@@ -138,3 +138,15 @@ def test_feature_cache_counts_are_exported(model):  # noqa: F811
     assert value(m, "eddy_feature_cache_misses_total") == 4 and value(m, "eddy_feature_cache_hits_total") == 4
     assert value(m, "eddy_feature_cache_entries") == 4 and value(m, "eddy_feature_cache_capacity") == 100
     assert m.figures()["feature_cache_hits"] == 4
+
+
+def test_gc_pauses_are_observed_by_generation(engine):
+    m = WorkerMetrics(_worker(engine))
+    m.gc_paused(2, 0.094)
+    m.gc_paused(0, 0.0001)
+    m.gc_paused(0, 0.0002)
+    assert value(m, "eddy_gc_pause_seconds_count", generation="2") == 1
+    assert value(m, "eddy_gc_pause_seconds_bucket", generation="2", le="0.05") == 0
+    assert value(m, "eddy_gc_pause_seconds_bucket", generation="2", le="0.1") == 1
+    assert value(m, "eddy_gc_pause_seconds_count", generation="0") == 2
+    assert value(m, "eddy_gc_pause_seconds_count", generation="1") == 0
