@@ -242,7 +242,7 @@ def _profile(r: dict) -> list[str]:
 
 
 def _side_results(md_path: Path, json_path: Path) -> list[str]:
-    """The newest result of each side benchmark kept next to this run's (codec, Redis durability)."""
+    """The newest result of each side benchmark kept next to this run's (codec, Redis durability, ...)."""
     rows = []
     for stem, what, command in (
             ("engine-ceiling-", "the engine alone (no Kafka, no Redis): queries per CPU-second by batch size and "
@@ -261,6 +261,8 @@ def _side_results(md_path: Path, json_path: Path) -> list[str]:
              "and p99 with and without the feature cache", "python -m benchmarks.feature_cache"),
             ("anytime-", "anytime predictions under overload: answers on time and RMSE against exact answers "
              "(a live worker, MovieLens, a wide MLP)", "python -m benchmarks.anytime"),
+            ("gcpause-", "one full garbage collection of a worker's heap by users cached: Python's schedule, "
+             "the start-up heap frozen (the default), periodic freezing", "python -m benchmarks.gcpause"),
             ("cascade-", "IDK cascade: escalated fraction, latency and RMSE against always-cheap and "
              "always-expensive (a live worker, MovieLens)", "python -m benchmarks.cascade")):
         found = sorted(json_path.parent.glob(f"{stem}*.json"))
