@@ -1,13 +1,12 @@
 """Keep Python's full garbage collections off the hot path, and time every pause.
 
 A worker holds a large heap of long-lived objects: the feature net and its libraries
-(about 250,000 GC-tracked objects before any user), and about ten per cached user model
+(about 375,000 GC-tracked objects before any user), and about ten per cached user model
 (100,000 users by default). CPython collects its oldest generation whenever it has grown
 by a quarter, and such a collection walks every tracked object while the batch loop
-waits: 94 ms for the start-up heap alone, in the middle of a latency benchmark's load
-(``python -m benchmarks.gcpause`` measures it in isolation), which is every answer's tail
-latency. None of those objects is cyclic garbage: user models are freed by reference
-counting when the cache evicts them.
+waits: 111 ms with 1,000 users cached, 254 ms with 100,000 (``python -m
+benchmarks.gcpause``), which lands in every answer's tail latency. None of those objects
+is cyclic garbage: user models are freed by reference counting when the cache evicts them.
 
 :class:`HeapKeeper` has three modes (``gc_freeze_start``, ``gc_freeze_s``):
 
