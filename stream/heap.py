@@ -60,6 +60,12 @@ class HeapKeeper:
         self.full_runs = 0
         self.young_runs = 0
 
+    @classmethod
+    def from_settings(cls, settings) -> "HeapKeeper":
+        """The keeper a worker runs: ``gc_freeze_start``, ``gc_freeze_s`` and ``gc_full_s``."""
+        return cls(interval_s=settings.gc_freeze_s, full_every_s=settings.gc_full_s,
+                   freeze_start=settings.gc_freeze_start)
+
     @property
     def on(self) -> bool:
         return self.freeze_start or self.periodic

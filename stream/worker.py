@@ -124,8 +124,7 @@ class Worker:
         self._inflight_span: CommitSpan | None = None
         self._fenced_in_a_row = 0
         self._stall = StallWatch(idle_s=_STALL_IDLE_S)
-        self.heap = HeapKeeper(interval_s=settings.gc_freeze_s, full_every_s=settings.gc_full_s,
-                               freeze_start=settings.gc_freeze_start)
+        self.heap = HeapKeeper.from_settings(settings)
         self.metrics = WorkerMetrics(self)
         self.gc_pauses = GcPauses(self.metrics.gc_paused)
         self._held_sweep = HeldSweep(self.store, settings, self.stats)

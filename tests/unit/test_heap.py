@@ -7,6 +7,7 @@ import weakref
 
 import pytest
 
+from stream.config import from_env
 from stream.heap import GcPauses, HeapKeeper
 
 pytestmark = pytest.mark.unit
@@ -157,3 +158,14 @@ def test_gc_pauses_sees_real_collections():
     finally:
         pauses.stop()
     assert 2 in seen and pauses.counts[2] >= 1
+
+
+@pytest.mark.parametrize(("env", "mode"), [
+    ({}, (True, False, 3600.0)),  # the default: start-up freeze, hourly full collection
+    ({"EDDY_GC_FREEZE_START": "0"}, (False, False, 3600.0)),  # off: Python's collector as it is
+    ({"EDDY_GC_FREEZE_S": "30", "EDDY_GC_FULL_S": "600"}, (True, True, 600.0)),
+])
+def test_the_worker_s_keeper_follows_the_environment(env, mode):
+    keeper = HeapKeeper.from_settings(from_env(env))
+    assert (keeper.freeze_start, keeper.periodic, keeper.full_every_s) == mode
+    assert keeper.on == (mode[0] or mode[1])
