@@ -78,6 +78,12 @@ def test_survivors_are_frozen_every_interval_and_a_full_collection_frees_frozen_
     assert (keeper.young_runs, keeper.full_runs) == (2, 1)
     assert all_frozen(survivors)  # the survivors are frozen again
     keeper.stop()
+    gen0, gen1, _ = gc.get_threshold()
+    keeper.stop()  # twice: nothing left to give back
+    assert gc.get_threshold() == (gen0, gen1, 10) and gc.get_freeze_count() == 0
+    clock.t = 10_000.0
+    assert keeper.maybe_run() is None  # stopped: no more runs
+    assert (keeper.young_runs, keeper.full_runs) == (2, 1)
     del survivors
 
 
@@ -147,6 +153,16 @@ def test_gc_pauses_times_each_collection_by_generation():
     assert pauses._callback not in gc.callbacks
     assert seen == [(2, 0.25), (0, pytest.approx(0.01))]
     assert pauses.counts == [1, 0, 1] and pauses.longest_ms == 250.0
+
+
+def test_gc_pauses_counts_every_collection_and_keeps_the_longest_even_below_a_millisecond():
+    ticks = iter([5.0, 5.0002, 6.0, 6.0005, 7.0, 7.0001])
+    pauses = GcPauses(lambda gen, s: None, clock=lambda: next(ticks))
+    for _ in range(3):
+        pauses._callback("start", {"generation": 0})
+        pauses._callback("stop", {"generation": 0})
+    assert pauses.counts == [3, 0, 0]
+    assert pauses.longest_ms == pytest.approx(0.5)
 
 
 def test_gc_pauses_sees_real_collections():
