@@ -93,7 +93,9 @@ def _method(r: dict) -> list[str]:
         "earlier queries. Latency runs from the *scheduled* send time to the moment the answer is consumed "
         "(Kafka: the prediction read back by the generator's `read_committed` consumer; HTTP: the end of the "
         "response), so queueing anywhere, the generator included, is counted (no coordinated omission). "
-        "The generator's own lag (actual minus scheduled send) is in the tables.",
+        "The generator's own lag (actual minus scheduled send) is in the tables, and so is the longest stall "
+        "Redis's latency monitor recorded in the step's seconds (`command`, `aof-write`, `fork`...: every client "
+        "of Redis waited that long; `-`: none of 10 ms or more).",
         f"- **Unanswered = infinitely slow.** A query not answered {p['drain_s']:g} s after the step's last send "
         "counts as infinite latency; a percentile past it reads `timeout`.",
         f"- **Steps.** Rates {', '.join(f'{x:g}' for x in p['rates'])}/s, each for max({p['step_s']:g} s, "
@@ -123,7 +125,8 @@ def _steps(name: str, sys_: dict) -> list[str]:
         lat = s["latency_ms"]
         rows.append([f"{s['rate']:,g}", f"{s['duration_s']:.1f}", f"{s['sent']:,}", f"{lat['answered']:,}",
                      f"{s['throughput']:,.0f}", fmt_ms(lat["p50"]), fmt_ms(lat["p95"]), fmt_ms(lat["p99"]),
-                     fmt_ms(lat["p99.9"]), fmt_ms(s["send_lag_ms"]["p99"]), f"{s['feedback_sent']:,}",
+                     fmt_ms(lat["p99.9"]), fmt_ms(s["send_lag_ms"]["p99"]),
+                     redis_watch.step_stalls(s.get("redis_stalls_ms")), f"{s['feedback_sent']:,}",
                      s["saturation_reason"] or ""])
     head = [f"### {sys_['title']} (`{name}`)", "", sys_["description"] + ".", ""]
     if sys_.get("redis"):
@@ -132,7 +135,7 @@ def _steps(name: str, sys_: dict) -> list[str]:
         return head + [f"**Failed:** {sys_['error']}", ""]
     return head + _table(
         ["offered/s", "s", "sent", "answered", "answered/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms",
-         "gen. lag p99 ms", "feedback", "saturation"], rows)
+         "gen. lag p99 ms", "Redis stall ms", "feedback", "saturation"], rows)
 
 
 def _users(r: dict) -> list[str]:

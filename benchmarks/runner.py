@@ -132,7 +132,9 @@ class Run:
             for k, rate in enumerate(p.rates):
                 proc.check()
                 duration = max(p.step_s, p.min_samples / rate)
+                t_step = time.time()
                 step = gen.run_step(rate, duration, drain_s=p.drain_s, tag=f"s{k}-")
+                step["window"] = [round(t_step, 3), round(time.time(), 3)]  # unix s: Redis's stalls by step
                 say(f"  {step_line(step)}")
                 res["steps"].append(step)
                 if step["saturated"]:
@@ -157,6 +159,9 @@ class Run:
         finally:
             watch.stop()
             res["redis"] = watch.report()
+            if "error" not in res["redis"]:
+                for step in res["steps"]:
+                    step["redis_stalls_ms"] = watch.stalls(*step["window"])
             if gen is not None:
                 gen.close()
             proc.stop()

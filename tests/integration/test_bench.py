@@ -44,6 +44,8 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
         for step in s["steps"]:
             assert step["sent"] > 0 and {"throughput", "send_lag_ms", "saturated"} <= set(step)
             assert set(PERCENTILES) <= set(step["latency_ms"]) and step["latency_ms"]["cdf"]
+            t0, t1 = step["window"]  # when it ran, so Redis's stalls are told by step
+            assert t0 < t1 and isinstance(step["redis_stalls_ms"], dict)
         assert s["config"], name
         if name != "http":
             assert "fetch.wait.max.ms" in s["config"]["consumer"] and "linger.ms" in s["config"]["producer"]
@@ -77,7 +79,7 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
 
     md = (tmp_path / "BENCHMARKS.md").read_text()
     for needle in ("## Headline", "## Machine", "## Where the time goes", "fetch.wait.max.ms", "Quick mode",
-                   "stalls of 10 ms or more", "Redis bytes per applied feedback"):
+                   "stalls of 10 ms or more", "Redis stall ms", "Redis bytes per applied feedback"):
         assert needle in md, needle
     pngs = list(tmp_path.glob("*.png"))
     assert any("p99-vs-load" in p.name for p in pngs) and any("cdf-eddy-eos" in p.name for p in pngs)

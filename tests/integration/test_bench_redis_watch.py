@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from benchmarks.redis_watch import RedisWatch, describe
+from benchmarks.redis_watch import RedisWatch, describe, step_stalls
 from benchmarks.systems import BenchError
 
 pytestmark = pytest.mark.integration
@@ -45,9 +45,14 @@ def test_a_system_runs_under_its_own_fsync_policy_and_the_stacks_comes_back(stac
     watch.start()
     try:
         assert client.config_get("appendfsync")["appendfsync"] == other
+        t0 = time.time()
         client.eval(_BUSY_30_MS, 0)  # a 30 ms stall the latency monitor must see
+        t1 = time.time()
     finally:
         watch.stop()
+    assert watch.stalls(t0, t1)["command"] >= 30  # told by the step it fell in
+    assert watch.stalls(t0 - 60, t0 - 2) == {} and watch.stalls(t1 + 2, t1 + 60) == {}
+    assert step_stalls(watch.stalls(t0, t1)).endswith(" (command)")
     assert client.config_get("appendfsync")["appendfsync"] == before
     assert client.config_get("latency-monitor-threshold")["latency-monitor-threshold"] == threshold
     report = watch.report()
