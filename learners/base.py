@@ -14,6 +14,7 @@ here.
 from __future__ import annotations
 
 import abc
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -80,9 +81,13 @@ class UserModel(abc.ABC):
             self.learn_one(x, y)
             after = self._coef()
             err = float(y) - float(np.asarray(x, dtype=np.float64) @ before[:-1] + before[-1])
-            if not (np.isfinite(err) and np.isfinite(after).all()):
+            step = after - before
+            # One dot product measures the step and, being finite, proves every weight is (``before``
+            # always is); only a non-finite one, overflow or a bad weight, needs the entry-wise check.
+            squared = float(step @ step)
+            if not math.isfinite(err) or (not math.isfinite(squared) and not np.isfinite(after).all()):
                 raise FloatingPointError("learning this observation made the weights non-finite")
-            return err, float(np.linalg.norm(after - before))
+            return err, math.sqrt(squared)
         except BaseException:
             self._restore(snapshot)
             raise

@@ -287,9 +287,33 @@ def test_learn_one_checked_puts_the_model_back_when_learning_fails(kind, monkeyp
     with pytest.raises(FloatingPointError):
         model.learn_one_checked(np.ones(DIM), 1.0)
     assert model.to_bytes() == before
+
+    def learn_to_inf(self, x, y):
+        learn(self, x, y)
+        self._coef()[-1] = np.inf  # one weight, the bias: the step's length is inf, not nan
+
+    monkeypatch.setattr(type(model), "learn_one", learn_to_inf)
+    with pytest.raises(FloatingPointError):
+        model.learn_one_checked(np.ones(DIM), 1.0)
+    assert model.to_bytes() == before
     monkeypatch.undo()
     model.learn_one_checked(np.ones(DIM), 1.0)  # and it still learns
     assert model.n_obs == 51
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # numpy says so; the answer is still inf
+def test_learn_one_checked_measures_a_step_too_long_to_square_without_calling_it_non_finite(kind, monkeypatch):
+    """A finite step whose squared length overflows is a step of length inf, not a broken model."""
+    model = trained(kind)
+    learn = type(model).learn_one
+
+    def learn_far(self, x, y):
+        learn(self, x, y)
+        self._coef()[0] = 1e300  # finite; its square is not
+
+    monkeypatch.setattr(type(model), "learn_one", learn_far)
+    err, delta = model.learn_one_checked(np.ones(DIM), 1.0)
+    assert np.isfinite(err) and delta == np.inf and model.n_obs == 51
 
 
 def test_the_default_snapshot_restores_any_learner_exactly(kind):
