@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     import torch
 
+    from features.model import limit_threads
+
     if not torch.cuda.is_available():
         print(f"cuda_check: skipped, no CUDA device (torch {torch.__version__}, built for CUDA "
               f"{torch.version.cuda or 'none'})")
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from stream import training
     from stream.demo.data import load, with_text
 
-    torch.set_num_threads(1)  # the CPU side as a worker runs it
+    limit_threads(1)  # the CPU side as a worker runs it
     ds = load("movielens", limit=args.ratings + args.queries)
     train, rest = ds.records[: args.ratings], ds.records[args.ratings :]
     opts = training.TrainOptions(epochs=1, progress=False, device="cuda")

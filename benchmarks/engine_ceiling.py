@@ -23,12 +23,12 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from bandits import make_policy
 from benchmarks import model as bench_model
 from benchmarks.loadgen import QueryPool
+from features.model import limit_threads
 from stream import events
 from stream.config import Settings
 from stream.engine import Engine, InRecord
@@ -61,7 +61,7 @@ def _run(engine: Engine, state: MemoryState, records: list[InRecord], batch: int
 
 def measure(n: int, *, seed: int = 0) -> dict:
     s = Settings()
-    torch.set_num_threads(s.torch_threads)
+    limit_threads(s.torch_threads)
     model, _ = bench_model.train(seed=seed, examples=3000, epochs=1)
     pool = QueryPool(bench_model.world(seed), 1024)
     out: dict = {"n": n, "learner": s.learner, "policy": s.policy, "torch_threads": s.torch_threads,

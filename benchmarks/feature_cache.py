@@ -152,12 +152,11 @@ def live(settings_base: dict, model, queries, *, rate: float, cache_size: int) -
 
 
 def run(args) -> dict:
-    import torch
-
+    from features.model import limit_threads
     from stream import config, training
     from stream.demo import data
 
-    torch.set_num_threads(1)
+    limit_threads(1)
     ds = data.load("movielens", limit=args.limit)
     records = data.with_text(ds.records, ds.texts)
     catalog = data.with_text(ds.catalog, ds.texts)

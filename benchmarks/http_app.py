@@ -20,12 +20,11 @@ from stream.events import EventError
 
 
 def create_app():
-    import torch
-
     from benchmarks.scoring import PerEventScorer, load_live_model
+    from features.model import limit_threads
 
     settings = config.from_env()
-    torch.set_num_threads(settings.torch_threads)
+    limit_threads(settings.torch_threads)
     scorer = PerEventScorer(settings, load_live_model(settings))
 
     async def read_body(receive) -> bytes:

@@ -40,13 +40,12 @@ def _predict(model, stream: list[dict], cache, batch: int) -> tuple[np.ndarray, 
 
 
 def run(*, limit: int | None, bits: tuple[int, ...], batch: int, capacity: int, epochs: int) -> dict:
-    import torch
-
     from features.cache import FeatureCache
+    from features.model import limit_threads
     from stream import training
     from stream.demo import data
 
-    torch.set_num_threads(1)
+    limit_threads(1)
     ds = data.load("movielens", limit=limit)
     half = len(ds.records) // 2
     train, stream = ds.records[:half], ds.records[half:]

@@ -71,11 +71,10 @@ class _Stop:
 
 
 def run_naive(settings: Settings) -> int:
-    import torch
-
     from benchmarks.scoring import PerEventScorer, load_live_model
+    from features.model import limit_threads
 
-    torch.set_num_threads(settings.torch_threads)
+    limit_threads(settings.torch_threads)
     scorer = PerEventScorer(settings, load_live_model(settings))
     t = settings.topics
     producer = Producer(settings.producer_config())

@@ -49,11 +49,9 @@ def dataset(n_train: int):
 
 def models(train: list[dict], specs=(CHEAP, EXPENSIVE), say=print):
     """The trained nets, from the cache when these records and specs were trained on before."""
-    import torch
+    from features.model import FeatureModel, limit_threads
 
-    from features.model import FeatureModel
-
-    torch.set_num_threads(1)
+    limit_threads(1)
     key = hashlib.sha256(json.dumps([len(train), train[0], train[-1]], sort_keys=True, default=str).encode())
     out = []
     for spec in specs:

@@ -15,6 +15,7 @@ _EXPORTS = {
     "FeatureEncoder": "features.encoder",
     "FeatureModel": "features.model",
     "FeatureNet": "features.net",
+    "limit_threads": "features.model",
     "resolve_device": "features.net",
     "examples_from_records": "features.train",
     "train_feature_net": "features.train",

@@ -2,10 +2,12 @@
 
 :meth:`FeatureModel.embed` maps one query's candidates to ``f(x, item)``
 rows; :meth:`FeatureModel.embed_many` does many queries in one forward
-pass. Both run under :func:`torch.inference_mode` and return float32 numpy
-arrays. Threads are left to the caller: PyTorch uses every core by default,
-which hurts small batches in a worker that runs several processes; such a
-worker should call ``torch.set_num_threads(1)`` at start-up.
+pass. Both return float32 numpy arrays: on CPU the MLP kind's forward pass
+runs in numpy on the net's own parameters (:meth:`FeatureNet.forward_numpy`),
+elsewhere under :func:`torch.inference_mode`. Threads are left to the caller:
+PyTorch and numpy's BLAS use every core by default, which hurts small batches
+in a worker that shares its cores; such a worker calls :func:`limit_threads`
+at start-up.
 
 Artifact layout (one directory per version, written by :meth:`save`)::
 
@@ -49,13 +51,23 @@ from features.encoder import EncodedBatch, FeatureEncoder
 from features.errors import FeatureError
 from features.net import FeatureNet, resolve_device
 
-__all__ = ["ARTIFACT_FILES", "FeatureModel"]
+__all__ = ["ARTIFACT_FILES", "FeatureModel", "limit_threads"]
 
 ARTIFACT_FORMAT = 1
 ARTIFACT_FILES = ("weights.pt", "config.json", "metrics.json", "meta.json", "users.npz")
 
 Context = Mapping[str, Any]
 Item = Mapping[str, Any]
+
+
+def limit_threads(n: int) -> None:
+    """At most ``n`` threads for torch's intra-op work and for the BLAS that numpy calls (threadpoolctl),
+    for the whole process: the forward pass runs in either, and a BLAS left alone spreads a
+    320-row product over every core (about 2x the CPU for the same wall time on two cores)."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")
 
 
 class FeatureModel:
@@ -200,6 +212,9 @@ class FeatureModel:
         return np.split(out, np.cumsum(counts)[:-1])
 
     def _forward(self, batch: EncodedBatch) -> np.ndarray:
+        out = self.net.forward_numpy(batch)  # on CPU: the same net without torch's dispatch (FeatureNet.forward_numpy)
+        if out is not None:
+            return out
         with torch.inference_mode():
             if self.device.type != "cpu":
                 batch = batch.to(self.device, non_blocking=True)

@@ -296,7 +296,7 @@ class Settings:
         default=3600.0, metadata={"help": "how often the worker runs a full garbage collection that frees cycles "
                                           "which died frozen (with gc_freeze_start or gc_freeze_s)",
                                   "rule": _POSITIVE})
-    torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads in the worker",
+    torch_threads: int = field(default=1, metadata={"help": "torch intra-op and BLAS (numpy) threads in the worker",
                                                     "rule": _AT_LEAST_1})
     deadline_ms: float = field(
         default=0.0, metadata={"help": "answer each query within this long after its ts (a query's own deadline_ms "

@@ -32,12 +32,11 @@ import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import torch
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from bandits import Policy, make_policy
 from features.cache import FeatureCaches
-from features.model import FeatureModel
+from features.model import FeatureModel, limit_threads
 from stream import faults
 from stream.config import Settings
 from stream.engine import Batch, BatchOutputs, DecisionsExist, Engine, InRecord
@@ -80,7 +79,7 @@ class Worker:
         self.outage = Outage(give_up_s=settings.outage_give_up_s, stats=self.stats)
         self.batching = AdaptiveBatchSize(slo_ms=settings.batch_slo_ms, start=min(32, settings.max_batch),
                                           highest=settings.max_batch)
-        torch.set_num_threads(settings.torch_threads)
+        limit_threads(settings.torch_threads)
         self.feature_caches = FeatureCaches(capacity=settings.feature_cache_size, lsh_bits=settings.lsh_bits,
                                             warm=settings.feature_cache_warm,
                                             kinds=tuple(k for k in settings.feature_cache_kinds.split(",") if k))

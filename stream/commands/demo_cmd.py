@@ -130,15 +130,14 @@ def _check_stack(s: config.Settings) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
+    from features.model import limit_threads
     from stream.demo import data
 
     _check(args)
     run_id = time.strftime("%Y%m%d-%H%M%S")
     s, owned = _settings(args, run_id)
     _check_stack(s)
-    torch.set_num_threads(s.torch_threads)
+    limit_threads(s.torch_threads)
     quick = args.quick
     limit = args.limit or (QUICK["limit"] if quick else None)
     epochs = args.epochs or (QUICK["epochs"] if quick else 3)

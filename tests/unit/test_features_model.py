@@ -49,6 +49,69 @@ def test_net_output_shape(cfg):
     assert out.shape == (3, cfg.output_dim) and out.dtype == torch.float32
 
 
+def _torch_forward(net: FeatureNet, batch) -> np.ndarray:
+    with torch.inference_mode():
+        return net(batch).numpy()
+
+
+@pytest.mark.parametrize("cfg", [
+    CFG,
+    FeatureNetConfig(context_numeric=("x",), item_id_embedding_dim=0, hidden=(), output_dim=3),
+    FeatureNetConfig(item_categorical=("g",), dropout=0.5, hidden=(32, 16, 8), output_dim=2),
+])
+def test_the_numpy_forward_pass_is_the_nets_in_eval_mode(cfg):
+    torch.manual_seed(1)
+    net = FeatureNet(cfg).eval()
+    with torch.no_grad():  # biases away from zero, so a dropped bias or ReLU would show
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    batch = FeatureEncoder(cfg).encode({"x": 1.5, "hour": 2, "device": "ios"},
+                                       [{"id": f"i{k}", "features": {"price": k / 3, "genre": "g" + str(k % 3)}}
+                                        for k in range(7)])
+    out = net.forward_numpy(batch)
+    assert out.dtype == np.float32 and out.shape == (7, cfg.output_dim)
+    np.testing.assert_allclose(out, _torch_forward(net, batch), rtol=1e-5, atol=1e-6)
+    assert np.abs(out).max() > 0.1
+
+
+def test_the_numpy_forward_pass_follows_the_parameters_and_steps_aside_where_it_does_not_apply(trained):
+    import copy
+    import pickle
+
+    net, batch = trained.net, trained.encoder.encode_many(QUERIES[:2])
+    before = net.forward_numpy(batch)
+    changed = {k: v + 0.25 for k, v in net.state_dict().items()}
+    twin = copy.deepcopy(net)
+    twin.load_state_dict(changed)  # in place: the copy's views are of the copy's own parameters
+    np.testing.assert_allclose(twin.forward_numpy(batch), _torch_forward(twin, batch), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(twin.forward_numpy(batch), before)
+    np.testing.assert_array_equal(net.forward_numpy(batch), before)  # the original is untouched
+    restored = pickle.loads(pickle.dumps(twin))
+    np.testing.assert_array_equal(restored.forward_numpy(batch), twin.forward_numpy(batch))
+    twin.double()  # moved (new tensors, float64): torch serves it
+    assert twin.forward_numpy(batch) is None
+    twin.float().train()
+    assert twin.forward_numpy(batch) is None  # training mode: dropout and gradients are torch's
+    twin.eval()
+    np.testing.assert_allclose(twin.forward_numpy(batch), _torch_forward(twin, batch), rtol=1e-5, atol=1e-6)
+
+
+def test_limit_threads_caps_torch_and_numpys_blas():
+    from threadpoolctl import threadpool_info
+
+    from features.model import limit_threads
+
+    before = torch.get_num_threads(), [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    try:
+        limit_threads(1)
+        assert torch.get_num_threads() == 1
+        assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == [1] * len(before[1])
+    finally:
+        from threadpoolctl import threadpool_limits
+        torch.set_num_threads(before[0])
+        threadpool_limits(limits=max(before[1], default=1), user_api="blas")
+
+
 def test_missing_rows_of_embedding_tables_stay_zero(trained):
     assert torch.count_nonzero(trained.net.categorical.weight[0]) == 0
     assert torch.count_nonzero(trained.net.item_id.weight[0]) == 0
