@@ -257,39 +257,58 @@ class Policy(ABC):
         m = len(scores)
         if m == 0:
             return []
-        sizes = np.fromiter((len(s) for s in scores), dtype=np.intp, count=m)
-        if sizes.min() < 1:
+        sizes = [len(s) for s in scores]
+        k, fewest = max(sizes), min(sizes)
+        if fewest < 1:
             raise BanditError("every request needs at least one candidate")
-        k = int(sizes.max())
-        mask = np.arange(k)[None, :] < sizes[:, None]
-        matrix = np.zeros((m, k))
-        matrix[mask] = np.concatenate(scores)
-        if not np.all(np.isfinite(matrix[mask])):
-            raise BanditError(f"scores must be finite; got NaN or inf in request {int(np.argwhere(~np.isfinite(matrix) & mask)[0][0])}")
+        # The usual batch gives every request as many candidates: no padding, so no masked copies.
+        # (This runs once per batch, and for the few requests of a batch at low load its fixed
+        # cost is what counts: ``python -m benchmarks.engine_ceiling``, batches of 1.)
+        full = fewest == k
+        if full:
+            matrix = np.array(scores, dtype=np.float64).reshape(m, k)
+            mask = np.ones((m, k), dtype=bool)
+            finite = np.isfinite(matrix)
+        else:
+            counts = np.array(sizes)
+            mask = np.arange(k)[None, :] < counts[:, None]
+            matrix = np.zeros((m, k))
+            matrix[mask] = np.concatenate(scores)
+            finite = np.isfinite(matrix) | ~mask
+        if not finite.all():
+            raise BanditError(f"scores must be finite; got NaN or inf in request {int(np.argwhere(~finite)[0][0])}")
         pmf = self.distribution_many(matrix, mask)
         if pmf is None:
             return [self.decide(Candidates(scores=s), np.random.default_rng(seed)) for s, seed in zip(scores, seeds)]
-        pmf = np.where(mask, np.asarray(pmf, dtype=np.float64), 0.0)
+        pmf = np.asarray(pmf, dtype=np.float64)
+        if not full:
+            pmf = np.where(mask, pmf, 0.0)
         total = pmf.sum(axis=1)
-        if not (np.all(pmf >= 0.0) and np.all(np.isfinite(total))):
+        if not (pmf.min() >= 0.0 and np.isfinite(total).all()):  # NaN fails the comparison
             raise BanditError(f"{self.name} returned a pmf with negative or non-finite values")
-        if np.any(np.abs(total - 1.0) > PMF_TOLERANCE):
-            off = float(total[np.abs(total - 1.0) > PMF_TOLERANCE][0])
-            raise BanditError(f"{self.name} returned a pmf summing to {off!r}")
-        pmf /= total[:, None]
+        off = np.abs(total - 1.0) > PMF_TOLERANCE
+        if off.any():
+            raise BanditError(f"{self.name} returned a pmf summing to {float(total[off][0])!r}")
+        pmf = pmf / total[:, None]  # a new array: the policy's own stays as it returned it
         cdf = np.cumsum(pmf, axis=1)
         u = first_uniforms(seeds)  # each default_rng(seed).random(), the hash run once for the batch
-        target = u * cdf[np.arange(m), sizes - 1]
-        chosen = ((cdf <= target[:, None]) & mask).sum(axis=1)
+        rows = np.arange(m)
+        if full:
+            chosen = (cdf <= (u * cdf[:, -1])[:, None]).sum(axis=1)
+        else:
+            chosen = ((cdf <= (u * cdf[rows, counts - 1])[:, None]) & mask).sum(axis=1)
+        pmf.flags.writeable = False  # each decision's pmf is a view of it, read-only with it
+        picked = pmf[rows, np.minimum(chosen, np.array(sizes) - 1)].tolist()
+        name, version = self.name, self.version
         out = []
-        version = self.version
-        for i in range(m):
-            row = pmf[i, : sizes[i]]
-            c = int(chosen[i])
-            if c >= sizes[i]:  # u * total rounded up to total
+        for i, c in enumerate(chosen.tolist()):
+            n = sizes[i]
+            row = pmf[i, :n]
+            propensity = picked[i]
+            if c >= n:  # u * total rounded up to total
                 c = int(np.flatnonzero(row)[-1])
-            row.flags.writeable = False
-            out.append(Decision(pmf=row, chosen=c, propensity=float(row[c]), policy=self.name, policy_version=version))
+                propensity = float(row[c])
+            out.append(Decision(pmf=row, chosen=c, propensity=propensity, policy=name, policy_version=version))
         return out
 
     def _checked_pmf(self, pmf: Any, n: int) -> np.ndarray:
