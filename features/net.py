@@ -133,7 +133,8 @@ class FeatureNet(nn.Module):
         categorical, item_id, layers = plan
         parts = [batch.numeric.numpy()]
         if categorical is not None:
-            parts.append(categorical[batch.categorical.numpy()].reshape(len(batch), -1))
+            looked_up = categorical[batch.categorical.numpy()]  # (B, fields, dim); B may be 0
+            parts.append(looked_up.reshape(looked_up.shape[0], looked_up.shape[1] * looked_up.shape[2]))
         if item_id is not None:
             parts.append(item_id[batch.item_ids.numpy()])
         x = np.concatenate(parts, axis=1)

@@ -72,6 +72,8 @@ def test_the_numpy_forward_pass_is_the_nets_in_eval_mode(cfg):
     assert out.dtype == np.float32 and out.shape == (7, cfg.output_dim)
     np.testing.assert_allclose(out, _torch_forward(net, batch), rtol=1e-5, atol=1e-6)
     assert np.abs(out).max() > 0.1
+    none = batch.take(torch.zeros(0, dtype=torch.long))  # a feature cache may ask for no rows
+    assert net.forward_numpy(none).shape == (0, cfg.output_dim) == tuple(_torch_forward(net, none).shape)
 
 
 def test_the_numpy_forward_pass_follows_the_parameters_and_steps_aside_where_it_does_not_apply(trained):
