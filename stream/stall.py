@@ -7,7 +7,10 @@ polls have been empty for ``idle_s``, the worker asks the broker how far each ow
 partition reaches; if some partition has records past the consumer's position (or past
 its committed offset, when the position is unknown) in two checks ``idle_s`` apart,
 with no record consumed in between, the consumer is stalled and the worker replaces
-it. Replacing is safe: it is a rebalance like any other (the open span is committed on
+it. A consumer stuck that way may not get its own questions answered either (its
+offsets time out) while the broker answers every other client: that counts as records
+waiting (:data:`STUCK`); a broker that answers nobody is an outage, not a stall.
+Replacing is safe: it is a rebalance like any other (the open span is committed on
 revoke, the new assignment re-reads from committed offsets).
 
 An idle worker with nothing to read costs one ListOffsets request per owned partition
@@ -31,6 +34,10 @@ from typing import Callable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+STUCK = -1
+""":func:`records_waiting`'s answer when the consumer's own questions fail while the cluster answers
+another client: what does not work is the consumer, not the broker (counts as records waiting)."""
+
 
 class StallWatch:
     def __init__(self, *, idle_s: float):
@@ -43,7 +50,7 @@ class StallWatch:
 
     def check(self, *, now: float, lag: Callable[[], int | None]) -> bool:
         """After an empty poll: True when the consumer should be replaced. ``lag`` returns the
-        records waiting past the consumer's positions, or None when the broker cannot say."""
+        records waiting past the consumer's positions, :data:`STUCK`, or None when the broker cannot say."""
         if self._idle_since is None:
             self._idle_since = now
             return False
@@ -62,9 +69,11 @@ class StallWatch:
         return True
 
 
-def records_waiting(consumer: Consumer) -> int | None:
+def records_waiting(consumer: Consumer, *, cluster_answers: Callable[[], bool] | None = None) -> int | None:
     """Records past the consumer's position (its committed offset while the position is unknown)
-    on the partitions it owns, by the broker's (last stable) end offsets; None if the broker cannot say."""
+    on the partitions it owns, by the broker's (last stable) end offsets. When the consumer's questions
+    fail: :data:`STUCK` if ``cluster_answers()`` (the broker answers another client), else None (the
+    broker cannot say)."""
     assignment = consumer.assignment()
     if not assignment:
         return 0
@@ -83,4 +92,4 @@ def records_waiting(consumer: Consumer) -> int | None:
             waiting += max(0, high - at)
         return waiting
     except KafkaException:
-        return None
+        return STUCK if cluster_answers is not None and cluster_answers() else None

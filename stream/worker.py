@@ -257,7 +257,8 @@ class Worker:
                     msgs += consumer.consume(self.batching.limit - 1, 0)
                 if msgs:
                     self._stall.consumed()
-                elif self._stall.check(now=time.monotonic(), lag=lambda: records_waiting(consumer)):
+                elif self._stall.check(now=time.monotonic(),
+                                       lag=lambda: records_waiting(consumer, cluster_answers=self._cluster_answers)):
                     consumer = self._replace_stalled(consumer)
                     continue
                 started = time.perf_counter()
@@ -283,10 +284,20 @@ class Worker:
                            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         return consumer
 
+    def _cluster_answers(self) -> bool:
+        """Whether the broker answers a client other than the consumer (a metadata request, 2 s): the
+        predictions producer (the transactional one may be busy committing), else the producer."""
+        client = self._answers if self._answers is not None else self._producer
+        try:
+            client.list_topics(timeout=2)
+            return True
+        except KafkaException:
+            return False
+
     def _replace_stalled(self, consumer: Consumer) -> Consumer:
         """See :mod:`stream.stall`: a rebalance like any other (revoke commits the open span)."""
-        log.warning("the consumer fetched nothing for %gs while records wait on its partitions; replacing it",
-                    2 * self._stall.idle_s)
+        log.warning("the consumer fetched nothing for %gs while records wait on its partitions (or while its "
+                    "own offset requests fail and the broker answers others); replacing it", 2 * self._stall.idle_s)
         self.stats["consumers_replaced"] += 1
         try:
             consumer.close()

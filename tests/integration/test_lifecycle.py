@@ -57,12 +57,18 @@ def test_promote_and_rollback_hot_swap_without_losing_or_duplicating_a_query(set
         for i in range(n):
             while time.monotonic() < start + i / rate:
                 time.sleep(0.001)
+            # The schedule resumes where it was after each command: a command that took seconds (a slow
+            # host) would otherwise be followed by a burst, leaving no query sent inside the window.
             if i == promote_at:
+                called = time.monotonic()
                 assert cli.main(["models", *_flags(settings), "promote", "v2"]) == 0
                 t_promote = time.monotonic()
+                start += t_promote - called
             if i == rollback_at:
+                called = time.monotonic()
                 assert cli.main(["models", "rollback", *_flags(settings)]) == 0
                 t_rollback = time.monotonic()
+                start += t_rollback - called
             q = world.query(i, ts=time.time(), prefix="swap-")
             sent_at[q.request_id] = time.monotonic()
             client.send(q)

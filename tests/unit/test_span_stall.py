@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from stream.engine import InRecord
 from stream.span import CommitSpan, first_offsets, rewind_positions
-from stream.stall import StallWatch, records_waiting
+from stream.stall import STUCK, StallWatch, records_waiting
 
 pytestmark = pytest.mark.unit
 
@@ -174,3 +174,47 @@ def test_records_waiting_counts_past_the_position_or_the_committed_offset():
 def test_records_waiting_is_zero_without_partitions_and_none_when_the_broker_cannot_say():
     assert records_waiting(FakeConsumer(positions={}, high={})) == 0
     assert records_waiting(FakeConsumer(positions={0: 1}, high={0: 5}, fail=True)) is None
+
+
+def test_a_consumer_whose_questions_fail_while_the_broker_answers_others_is_stuck():
+    """The CI hang of 2026-12-06: after a broker restart the consumer fetched nothing and its own offset
+    requests timed out, so every check read None (idle) and it was never replaced. Asked through another
+    client, the broker answers: the consumer is stuck. A broker that answers nobody is still None."""
+    failing = FakeConsumer(positions={0: -1001}, high={0: 5}, fail=True)
+    asked = []
+    assert records_waiting(failing, cluster_answers=lambda: asked.append(1) or True) == STUCK
+    assert records_waiting(failing, cluster_answers=lambda: False) is None
+    assert asked == [1]
+    healthy = FakeConsumer(positions={0: 3}, high={0: 5})
+    assert records_waiting(healthy, cluster_answers=lambda: asked.append(2) or True) == 2
+    assert asked == [1]  # the other client is asked only when the consumer's questions fail
+
+
+def test_stuck_twice_an_interval_apart_is_a_stall():
+    w, lag = StallWatch(idle_s=10), Lag(STUCK)
+    w.check(now=0.0, lag=lag)
+    assert not w.check(now=10.0, lag=lag)  # suspect
+    assert w.check(now=20.0, lag=lag)
+
+
+class _Client:
+    def __init__(self, up: bool):
+        self.up, self.asked = up, 0
+
+    def list_topics(self, timeout):
+        self.asked += 1
+        if not self.up:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+        return object()
+
+
+@pytest.mark.parametrize("up", [True, False])
+def test_the_worker_asks_the_predictions_producer_not_the_busy_transactional_one(up):
+    from stream.worker import Worker
+
+    worker = object.__new__(Worker)  # only the two producers are read
+    worker._answers, worker._producer = _Client(up), _Client(True)
+    assert worker._cluster_answers() is up
+    assert (worker._answers.asked, worker._producer.asked) == (1, 0)
+    worker._answers = None  # at least once: one producer, not transactional
+    assert worker._cluster_answers() is True and worker._producer.asked == 1
