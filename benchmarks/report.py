@@ -252,6 +252,9 @@ def _side_results(md_path: Path, json_path: Path) -> list[str]:
              "feedback per CPU-second, what bounds any shell around it on one core", "python -m benchmarks.engine_ceiling"),
             ("forward-pass-", "the feature net's forward pass on CPU by batch size: torch against numpy on the same "
              "parameters (what serving runs), one thread each", "python -m benchmarks.forward_pass"),
+            ("commit-size-", "one batch's Redis commit by batch size, the join records as stored and without "
+             "their predictions (what rebuilding the prediction on a re-read would save)",
+             "python -m benchmarks.commit_size"),
             ("codec-", "decode/encode cost per event, before and after msgspec", "python -m benchmarks.codec"),
             ("redis-durability-", "one batch's Redis commit under appendfsync no, everysec and always",
              "python -m benchmarks.redis_durability"),

@@ -1,0 +1,117 @@
+"""The Redis commit script's cost against the size of the join records it writes, side by side.
+
+    python -m benchmarks.commit_size [--repeat 200] [--output-dir benchmarks/results]
+
+Each decision's join record (:class:`stream.engine.joins.JoinRecord`) holds the decision as
+published, the prediction as published and the candidates' embeddings: 2.8 KB on the benchmark's
+queries, most of what a batch's commit sends to Redis. This times :meth:`stream.store.RedisStore.commit`
+on real batches (the engine's own writes for the benchmark's queries, on a fresh key prefix of the
+configured Redis) in batches of 4, 32 and 256 queries, as written today (``as stored``) and with
+each record's prediction left out (``no prediction``: what a record would weigh if a re-read rebuilt
+the prediction from the decision instead of storing it). The two alternate, commit by commit, so a
+neighbour's burst lands on both. Figures are the median commit's wall milliseconds (the round trip,
+Redis's own work included) and this process's CPU milliseconds. Keys are deleted afterwards.
+Writes ``commit-size-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+BATCHES = (4, 32, 256)
+VARIANTS = ("as stored", "no prediction")
+
+
+def _writes(n: int, prefix: str):
+    """The engine's BatchWrite for ``n`` of the benchmark's queries (partition 0)."""
+    from benchmarks import model as bench_model
+    from benchmarks.engine_ceiling import _engine
+    from benchmarks.loadgen import QueryPool
+    from stream.config import Settings
+    from stream.engine import InRecord
+    from stream.engine.joins import JoinRecord
+    from stream.engine.memory import MemoryState
+
+    s = Settings()
+    model, _ = bench_model.train(seed=0, examples=2000, epochs=1)
+    pool = QueryPool(bench_model.world(0), 1024)
+    out = {}
+    for b in BATCHES:
+        engine = _engine(model, s)
+        records = [InRecord("query", "q", 0, i, *pool.body(i, f"{prefix}{b}-{i}".encode())) for i in range(b)]
+        stored = engine.process(records, MemoryState()).write
+        lean = replace(stored, decisions={
+            rid: (replace(JoinRecord.unpack(blob), prediction_bytes=b"").pack(), p)
+            for rid, (blob, p) in stored.decisions.items()})
+        out[b] = {"as stored": stored, "no prediction": lean}
+    return out
+
+
+def measure(repeat: int, settings) -> dict:
+    from stream.store import RedisStore
+
+    prefix = f"commit-size-{uuid.uuid4().hex[:8]}."
+    store = RedisStore(settings.redis_url, prefix, **settings.redis_options())
+    writes = _writes(max(BATCHES), prefix)
+    group = "commit-size"
+    epochs = store.claim(group, [0])
+    result: dict = {"batches": {}}
+    try:
+        with tqdm(total=len(BATCHES) * repeat * len(VARIANTS), desc="commits", unit="commit") as bar:
+            for b in BATCHES:
+                wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
+                cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
+                for _ in range(repeat):
+                    for v in VARIANTS:
+                        c, w = time.process_time(), time.perf_counter()
+                        if not store.commit(writes[b][v], group=group, epochs=epochs):
+                            raise SystemExit("commit-size: the benchmark's own epoch was fenced")
+                        wall[v].append(time.perf_counter() - w)
+                        cpu[v].append(time.process_time() - c)
+                        bar.update(1)
+                result["batches"][str(b)] = {
+                    v: {"record_bytes": round(statistics.mean(len(blob) for blob, _ in writes[b][v].decisions.values())),
+                        "wall_ms": round(statistics.median(wall[v]) * 1e3, 3),
+                        "cpu_ms": round(statistics.median(cpu[v]) * 1e3, 3)}
+                    for v in VARIANTS}
+    finally:
+        keys = list(store._r.scan_iter(match=f"{prefix}*", count=1000))
+        for k in range(0, len(keys), 500):
+            store._r.delete(*keys[k:k + 500])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    from stream import config
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.commit_size", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=200, help="commits of each variant per batch size")
+    ap.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"))
+    config.add_arguments(ap, only=("redis_url",))
+    args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    settings = config.from_args(args)
+    result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "repeat": args.repeat,
+              "redis_url": settings.redis_url, **measure(args.repeat, settings)}
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    path = args.output_dir / f"commit-size-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print("| queries per batch | record bytes | commit wall ms | commit CPU ms |\n|---|---|---|---|")
+    for b, row in result["batches"].items():
+        cells = [" / ".join(f"{row[v][k]:,}" for v in VARIANTS) for k in ("record_bytes", "wall_ms", "cpu_ms")]
+        print(f"| {b} | " + " | ".join(cells) + " |")
+    print(f"(each cell: {' / '.join(VARIANTS)}; median commit)\nwritten {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
