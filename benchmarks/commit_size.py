@@ -30,8 +30,8 @@ BATCHES = (4, 32, 256)
 VARIANTS = ("as stored", "no prediction")
 
 
-def _writes(n: int, prefix: str):
-    """The engine's BatchWrite for ``n`` of the benchmark's queries (partition 0)."""
+def _writes(prefix: str):
+    """The engine's BatchWrites for each batch size of the benchmark's queries (partition 0), both ways."""
     from benchmarks import model as bench_model
     from benchmarks.engine_ceiling import _engine
     from benchmarks.loadgen import QueryPool
@@ -60,7 +60,7 @@ def measure(repeat: int, settings) -> dict:
 
     prefix = f"commit-size-{uuid.uuid4().hex[:8]}."
     store = RedisStore(settings.redis_url, prefix, **settings.redis_options())
-    writes = _writes(max(BATCHES), prefix)
+    writes = _writes(prefix)
     group = "commit-size"
     epochs = store.claim(group, [0])
     result: dict = {"batches": {}}
@@ -83,9 +83,7 @@ def measure(repeat: int, settings) -> dict:
                         "cpu_ms": round(statistics.median(cpu[v]) * 1e3, 3)}
                     for v in VARIANTS}
     finally:
-        keys = list(store._r.scan_iter(match=f"{prefix}*", count=1000))
-        for k in range(0, len(keys), 500):
-            store._r.delete(*keys[k:k + 500])
+        store.delete_deployment()
     return result
 
 
