@@ -32,6 +32,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from benchmarks.plan import PHASES
     from benchmarks.systems import SYSTEMS
 
     p.add_argument("--quick", action="store_true",
@@ -51,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=_ints, default=None, metavar="N1,N2,...",
                    help="population sizes for the cost-per-user benchmark (default 1000,100000,1000000)")
     p.add_argument("--skip", type=_names, default=None, metavar="PHASE,...",
-                   help="phases to leave out: learning, profile, users, ope")
+                   help=f"phases to leave out: {', '.join(PHASES)}")
     p.add_argument("--topic-prefix", default=None,
                    help="prefix of every topic and Redis key the run creates (default bench<timestamp>-); "
                         "all are deleted at the end")

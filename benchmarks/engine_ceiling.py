@@ -59,11 +59,16 @@ def _run(engine: Engine, state: MemoryState, records: list[InRecord], batch: int
     return len(records) / (time.process_time() - cpu), 1.0 / statistics.median(per_batch)
 
 
-def measure(n: int, *, seed: int = 0) -> dict:
+def measure(n: int, *, seed: int = 0, model=None, pool: QueryPool | None = None) -> dict:
+    """The ceilings on ``n`` queries per batch size and ``n`` feedback events. ``model`` and ``pool``: the
+    feature net and queries to use (``python -m benchmarks`` passes its own, so the bounds it reports are
+    on the very net and queries its systems served); by default a small net is trained here."""
     s = Settings()
     limit_threads(s.torch_threads)
-    model, _ = bench_model.train(seed=seed, examples=3000, epochs=1)
-    pool = QueryPool(bench_model.world(seed), 1024)
+    if model is None:
+        model, _ = bench_model.train(seed=seed, examples=3000, epochs=1)
+    if pool is None:
+        pool = QueryPool(bench_model.world(seed), 1024)
     out: dict = {"n": n, "learner": s.learner, "policy": s.policy, "torch_threads": s.torch_threads,
                  "queries_per_cpu_s": {}, "queries_per_cpu_s_median_batch": {},
                  "candidates": len(events.decode_query(pool.body(0, b"x")[1]).candidates)}

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from benchmarks.systems import BY_NAME, SYSTEMS, BenchError
 
-PHASES = ("learning", "profile", "users", "ope")
+PHASES = ("learning", "profile", "users", "ope", "engine")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Plan:
     ope_rounds: int = 100_000
     ope_bootstrap: int = 100
     profile_step_s: float = 5.0
+    engine_n: int = 4000  # the engine alone (no Kafka, no Redis): queries per batch size, then as much feedback
     train_examples: int = 5000
     train_epochs: int = 2
     seed: int = 0
@@ -54,7 +55,7 @@ class Plan:
 # nothing more about the harness (tests/integration/test_bench_redis_watch.py covers the policy switch).
 QUICK = dict(quick=True, prestart=True, broker_warmup_s=0.0, systems=tuple(s.name for s in SYSTEMS if s.redis_appendfsync is None), rates=(100, 300), warmup_rate=50.0, step_s=1.5, min_samples=0, drain_s=2.0, http_connections=8,
              feedback_n=300, learning_samples=5, users=(1_000, 10_000), users_rate=100.0, users_step_s=1.5,
-             ope_rounds=10_000, ope_bootstrap=20, profile_step_s=1.5, train_examples=3000, train_epochs=1)
+             ope_rounds=10_000, ope_bootstrap=20, profile_step_s=1.5, engine_n=400, train_examples=3000, train_epochs=1)
 
 
 def make_plan(*, quick: bool, **overrides) -> Plan:

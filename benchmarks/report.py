@@ -293,8 +293,31 @@ def _targets(r: dict) -> list[str]:
         return []
     mark = {True: "**met**", False: "missed", None: "not measured"}
     out = ["### Responsiveness targets (issue 10), each against systems of this run", ""]
-    out += _table(["target", "goal", "measured", ""], [[t["target"], t["goal"], t["measured"], mark[t["met"]]]
-                                                        for t in rows])
+    out += _table(["target", "goal", "measured", "", "bound on this machine, same run"],
+                  [[t["target"], t["goal"], t["measured"], mark[t["met"]], t.get("bound") or "-"] for t in rows])
+    if any(t.get("bound") for t in rows):
+        out += ["*Bound*: what no worker can beat here, measured in this run. The engine alone "
+                "(`python -m benchmarks.engine_ceiling`'s loop: the pure engine on the same feature net and queries, "
+                "in-memory state, no Kafka, no Redis) counts what it does per CPU-second; a worker is one Python "
+                "process, so its engine gets at most one core, before its Kafka and Redis shell and with the broker, "
+                "Redis and the load generator on the same cores. The at-least-once floor is the same shell doing no "
+                "work at all. A target past its bound is out of one worker's reach on this machine, whatever the "
+                "shell costs (section *The engine alone* below).", ""]
+    return out
+
+
+def _engine_ceiling(r: dict) -> list[str]:
+    c = r["engine_ceiling"]
+    q, qm = c["queries_per_cpu_s"], c["queries_per_cpu_s_median_batch"]
+    out = [f"The pure engine (`stream.engine`) alone in the benchmark's process, after the systems: the run's feature "
+           f"net and queries ({c['candidates']} candidates), learner `{c['learner']}`, policy `{c['policy']}`, "
+           f"{c['torch_threads']} torch thread, in-memory state, each batch committed like the worker's; "
+           f"{c['n']:,} queries per batch size, then {c['n']:,} feedback events in batches of 500 (each joins its "
+           "decision, updates its user, writes its marker). Per CPU-second of this process; the median batch is "
+           "what a neighbour's burst or a full garbage collection moves least.", ""]
+    out += _table(["per CPU-second"] + [f"queries, batches of {b}" for b in q] + ["feedback"],
+                  [["whole run"] + [_n(v) for v in q.values()] + [_n(c["feedback_per_cpu_s"])],
+                   ["median batch"] + [_n(v) for v in qm.values()] + [_n(c["feedback_per_cpu_s_median_batch"])]])
     return out
 
 
@@ -342,6 +365,8 @@ def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> s
         out += ["## Cost as users grow", ""] + _users(r)
     if r.get("ope"):
         out += ["## Replay / off-policy evaluation throughput", ""] + _ope(r) + _replay_throughput(md_path, json_path)
+    if r.get("engine_ceiling"):
+        out += ["## The engine alone", ""] + _engine_ceiling(r)
     if r.get("profile"):
         out += ["## Where the time goes (Eddy hot path)", ""] + _profile(r)
     out += _side_results(md_path, json_path)

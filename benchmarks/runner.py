@@ -1,4 +1,4 @@
-"""Run the benchmarks of a :class:`~benchmarks.plan.Plan`: every system, then users and OPE.
+"""Run the benchmarks of a :class:`~benchmarks.plan.Plan`: every system, then users, OPE and the engine alone.
 
 Each system runs in its own process on its own topics (see
 :mod:`benchmarks.systems`); the load generator runs here. For each system:
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import learning, ope, profiling, users
+from benchmarks import engine_ceiling, learning, ope, profiling, users
 from benchmarks import model as bench_model
 from benchmarks.env import describe
 from benchmarks.httpload import HttpLoad
@@ -26,7 +26,6 @@ from benchmarks.loadgen import KafkaLoad, QueryPool
 from benchmarks.plan import Plan
 from benchmarks.redis_watch import RedisWatch
 from benchmarks.stats import fmt_ms
-from benchmarks.redis_watch import RedisWatch
 from benchmarks.systems import BY_NAME, BenchError, Deployment, Process, System, check_stack
 from stream.config import Settings, redacted
 from stream.store import RedisStore
@@ -326,6 +325,13 @@ class Run:
             self.results.setdefault("ope", {})["estimators"] = ope.estimators(p.ope_rounds,
                                                                               n_bootstrap=p.ope_bootstrap, seed=p.seed)
             seconds["ope"] = round(time.monotonic() - t0, 1)
+        if p.runs("engine"):
+            say(f"[engine] the pure engine alone (no Kafka, no Redis, one core): {p.engine_n:,} queries in "
+                f"batches of {', '.join(map(str, engine_ceiling.QUERY_BATCHES))}, then as many feedback events")
+            t0 = time.monotonic()
+            self.results["engine_ceiling"] = engine_ceiling.measure(p.engine_n, seed=p.seed, model=self.model,
+                                                                    pool=self.pool)
+            seconds["engine"] = round(time.monotonic() - t0, 1)
         self.results["finished_at"] = time.time()
         self.results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
         return self.results

@@ -72,6 +72,9 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
     assert all(u["bytes_per_user_info"] > 0 and u["step"]["sent"] > 0 for u in r["users"])
     assert set(r["ope"]["estimators"]["estimators"]) >= {"ips", "snips", "dm", "dr", "sndr"}
     assert r["ope"]["kafka_log"]["decisions"] > 0
+    ceiling = r["engine_ceiling"]  # the engine alone, on the run's own net: the bound of the targets table
+    assert ceiling["n"] == 400 and ceiling["feedback_applied"] == 400
+    assert all(v > 0 for v in ceiling["queries_per_cpu_s_median_batch"].values())
     assert r["profile"][0]["rate"] == 100  # the lowest rate, then the highest sustained one if higher
     for prof in r["profile"]:
         stages = {s["stage"] for s in prof["stages"]}
@@ -79,7 +82,8 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
 
     md = (tmp_path / "BENCHMARKS.md").read_text()
     for needle in ("## Headline", "## Machine", "## Where the time goes", "fetch.wait.max.ms", "Quick mode",
-                   "stalls of 10 ms or more", "Redis stall ms", "Redis bytes per applied feedback"):
+                   "stalls of 10 ms or more", "Redis stall ms", "Redis bytes per applied feedback",
+                   "## The engine alone", "bound on this machine, same run"):
         assert needle in md, needle
     pngs = list(tmp_path.glob("*.png"))
     assert any("p99-vs-load" in p.name for p in pngs) and any("cdf-eddy-eos" in p.name for p in pngs)
