@@ -40,6 +40,13 @@ class EpsilonGreedy(Policy):
         n = candidates.n
         return self.epsilon / n + (1.0 - self.epsilon) * argmax_mask(candidates.scores)
 
+    def distribution_row(self, scores: list[float]) -> list[float]:
+        k, best = len(scores), max(scores)
+        # the array form's operations on each entry, in its order: the same floats
+        top = self.epsilon / k + (1.0 - self.epsilon) * (1.0 / scores.count(best))
+        rest = self.epsilon / k + (1.0 - self.epsilon) * 0.0
+        return [top if x == best else rest for x in scores]
+
     def distribution_many(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
         n = mask.sum(axis=1, keepdims=True)
         s = np.where(mask, scores, -np.inf)

@@ -7,7 +7,7 @@ runs alone, on the benchmark's feature net and simulated queries, against in-mem
 (:class:`stream.engine.memory.MemoryState`), one process, one thread: what it does per
 CPU-second bounds what any shell around it can carry on one core, before the broker,
 Redis and the load generator take their share of the machine. Side by side in one run:
-queries in batches of 1 (low load: each query its own batch), 32 and 256, and feedback
+queries in batches of 1 (low load: each query its own batch), 4 (about 1,000/s), 32 and 256, and feedback
 (the join, river's per-user update, the markers) in batches of 500. Each is reported over
 the whole run and in the median batch: the median is what to compare between two commits on
 a shared machine (a full garbage collection, or a neighbour's burst, lands in a few batches and
@@ -34,7 +34,7 @@ from stream.config import Settings
 from stream.engine import Engine, InRecord
 from stream.engine.memory import MemoryState
 
-QUERY_BATCHES = (1, 32, 256)
+QUERY_BATCHES = (1, 4, 32, 256)
 FEEDBACK_BATCH = 500
 
 

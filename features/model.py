@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import os
 import tempfile
@@ -209,7 +210,8 @@ class FeatureModel:
             for i in sorted(flagged):
                 per_query[query_of[i]].append(int(i - starts[query_of[i]]))
             coarsened.extend(tuple(q) for q in per_query)
-        return np.split(out, np.cumsum(counts)[:-1])
+        ends = list(itertools.accumulate(counts))  # slices, not np.split: the same views for a tenth of the cost
+        return [out[end - n:end] for n, end in zip(counts, ends)]
 
     def _forward(self, batch: EncodedBatch) -> np.ndarray:
         out = self.net.forward_numpy(batch)  # on CPU: the same net without torch's dispatch (FeatureNet.forward_numpy)

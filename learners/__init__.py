@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import numpy as np
@@ -79,11 +80,17 @@ def make_user_model(kind: str, dim: int, prior_mean: np.ndarray | None = None, *
     cls = KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise LearnerError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
-    allowed = set(inspect.signature(cls).parameters) - {"dim", "prior_mean"}
+    allowed = _hyperparameters(cls)
     unknown = sorted(set(hyper) - allowed)
     if unknown:
         raise LearnerError(f"hyperparameter {unknown[0]!r} is not one of {kind!r}'s {sorted(allowed)}")
     return cls(dim, prior_mean=prior_mean, **hyper)
+
+
+@functools.cache
+def _hyperparameters(cls: type[UserModel]) -> frozenset[str]:
+    # once per class: reading a signature costs more than making the model (each new user makes one)
+    return frozenset(inspect.signature(cls).parameters) - {"dim", "prior_mean"}
 
 
 def load_user_model(data: bytes) -> UserModel:
