@@ -119,13 +119,28 @@ def test_rows_refuse_what_the_arrays_refuse():
         Half().decide_many([np.zeros(2)], [1])
 
 
-def test_a_draw_rounded_up_to_the_total_takes_the_last_action_with_mass():
-    """u * total can round up to total: the choice is then the last action with mass, as on the array path."""
+def test_actions_without_mass_are_never_chosen():
     class Front(EpsilonGreedy):
         def distribution_row(self, scores):
             return [0.5, 0.5] + [0.0] * (len(scores) - 2)
 
-    policy, seeds = Front(epsilon=0.0), list(range(2000))
-    for seed in seeds:
+    policy = Front(epsilon=0.0)
+    for seed in range(2000):
         [d] = policy.decide_many([np.zeros(4)], [seed])
         assert d.chosen in (0, 1) and d.propensity == 0.5
+
+
+def test_a_draw_rounded_up_to_the_total_takes_the_last_action_with_mass(monkeypatch):
+    """u * total can round up to total (here: a draw of exactly 1.0); every cdf entry is then <= it, and the
+    choice must be the last action with mass, as on the array path, not one past the end."""
+    class One:
+        def random(self):
+            return 1.0
+
+    class Front(EpsilonGreedy):
+        def distribution_row(self, scores):
+            return [0.25, 0.75, 0.0]
+
+    monkeypatch.setattr(np.random, "default_rng", lambda seed: One())
+    [d] = Front(epsilon=0.0).decide_many([np.zeros(3)], [1])
+    assert (d.chosen, d.propensity) == (1, 0.75)
