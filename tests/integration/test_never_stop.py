@@ -100,7 +100,7 @@ def test_a_redis_crash_under_load_is_waited_out_and_nothing_is_lost_or_doubled(s
     try:
         assert "Redis is unavailable" in own_log and "Redis is back after" in own_log, own_log[-3000:]
         assert "fenced" not in own_log, "a lost connection was reported as a fence"
-        _check_exactly_once(s, model.version, result)
+        _check_exactly_once(s, model.version, result, logs=[log])
         stats = RedisStore.from_settings(s).read_stats(s.group)["w0"]
         done = sum(stats.get(k, 0) for k in PROCESSED)
         assert stats["consumed"] == done + stats.get("dead_lettered", 0), stats
@@ -252,7 +252,7 @@ def test_a_broker_kill_and_restart_under_load_is_waited_out_and_nothing_is_lost_
         assert worker.poll() is None, log.read_text(errors="replace")[-3000:]
     finally:
         terminate(worker)
-    _check_exactly_once(settings, model.version, result)
+    _check_exactly_once(settings, model.version, result, logs=[log])
     stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
     done = sum(stats.get(k, 0) for k in PROCESSED)
     assert stats["consumed"] == done + stats.get("dead_lettered", 0), stats

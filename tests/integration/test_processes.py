@@ -44,7 +44,7 @@ def test_two_worker_processes_share_the_partitions_and_survive_a_child_crash(set
         parent.send_signal(signal.SIGTERM)
         rc = parent.wait(timeout=60)
     assert rc == 0, log.read_text(errors="replace")[-3000:]
-    _check_exactly_once(settings, live_model.version, result)
+    _check_exactly_once(settings, live_model.version, result, logs=[log])
     stats = RedisStore.from_settings(settings).read_stats(settings.group)
     assert {"w0-p0", "w0-p1"} <= set(stats), stats.keys()
     assert all(stats[w].get("consumed", 0) > 0 for w in ("w0-p0", "w0-p1")), stats
