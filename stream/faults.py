@@ -11,6 +11,10 @@ Tests reach the windows a timing gamble rarely hits:
 * ``stop_before_redis_commit``: SIGSTOP this process just before it commits a
   batch that applied feedback, so that another worker can take its partitions;
   after SIGCONT its commit must be fenced.
+* ``commit_response_lost``: report a Kafka transaction with predictions as
+  failed after it committed (a response lost, a timeout after the commit
+  marker): the worker must find its offsets committed and not re-read the span,
+  which would log its decisions twice.
 
 Each fires once per process.
 """
@@ -24,12 +28,15 @@ _POINT = os.environ.get("EDDY_FAULT", "")
 _fired = False
 
 
-def at(point: str, *, applies_feedback: bool) -> None:
+def at(point: str, *, applies_feedback: bool) -> bool:
+    """Fire ``point`` if it is the one named and ``applies_feedback`` holds; True when the caller
+    must act (points whose fault is the caller's, such as an exception to raise)."""
     global _fired
     if not _POINT or _fired or point != _POINT or not applies_feedback:
-        return
+        return False
     _fired = True
     if point in ("crash_after_redis_commit", "crash_before_learner_commit"):
         os._exit(86)
     if point == "stop_before_redis_commit":
         os.kill(os.getpid(), signal.SIGSTOP)
+    return point == "commit_response_lost"

@@ -47,13 +47,27 @@ def rewind_positions(spans: list[CommitSpan]) -> dict[tuple[str, int], int]:
     return first
 
 
+def committed_already(offsets: dict[tuple[str, int], int], committed: dict[tuple[str, int], int | None]) -> bool:
+    """Whether the group's committed offsets cover a span's ``offsets`` on every partition: its
+    transaction committed after all (a transaction is atomic, and committed offsets only move on).
+
+    >>> committed_already({("q", 0): 9, ("q", 1): 4}, {("q", 0): 9, ("q", 1): 5})
+    True
+    >>> committed_already({("q", 0): 9, ("q", 1): 4}, {("q", 0): 7, ("q", 1): 5})
+    False
+    >>> committed_already({("q", 0): 9}, {("q", 0): None}), committed_already({}, {})
+    (False, False)
+    """
+    return bool(offsets) and all((committed.get(tp) or -1) >= o for tp, o in offsets.items())
+
+
 class CommitSpan:
     """The batches published since the last commit: their first offsets (to rewind to), the offsets
     to commit, the outputs the transaction will carry, and how many of their predictions the
     broker has acknowledged (counted by delivery callbacks, which may run on either thread)."""
 
     __slots__ = ("first", "offsets", "batches", "opened", "outputs", "outboxes", "predictions_sent",
-                 "prediction_error", "_acknowledged", "_lock")
+                 "prediction_error", "commit_sent", "_acknowledged", "_lock")
 
     def __init__(self) -> None:
         self.first: dict[tuple[str, int], int] = {}
@@ -64,6 +78,8 @@ class CommitSpan:
         self.outboxes: list[tuple[int, str]] = []  # the outboxes of its batches' markers: deleted once it commits
         self.predictions_sent = 0
         self.prediction_error = None
+        # Set once commit_transaction was called: from then on a failure may hide a commit that took effect.
+        self.commit_sent = False
         self._acknowledged = 0
         self._lock = threading.Lock()
 

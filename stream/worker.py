@@ -53,7 +53,7 @@ from stream.metrics import WorkerMetrics
 from stream.outage import Outage
 from stream.policy_swap import PolicyWatcher
 from stream.rewards import RewardTimer
-from stream.span import CommitSpan, first_offsets, rewind_positions
+from stream.span import CommitSpan, committed_already, first_offsets, rewind_positions
 from stream.stall import StallWatch, records_waiting
 from stream.store import RedisStore, StoreUnavailable
 
@@ -505,9 +505,12 @@ class Worker:
         if span.predictions_unacknowledged():
             raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "predictions not acknowledged in 30 s"))
         backoff = 0.05
+        span.commit_sent = True
         for attempt in range(8):
             try:
                 producer.commit_transaction(30)
+                if faults.at("commit_response_lost", applies_feedback=span.predictions_sent > 0):
+                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "fault: commit response lost"))
                 self.metrics.kafka_commit_time.observe(time.perf_counter() - t_kafka)
                 return
             except KafkaException as exc:
@@ -556,7 +559,6 @@ class Worker:
         their first offsets, back off."""
         eos = self.s.processing == "exactly_once"
         batches = sum(s.batches for s in spans)
-        self.stats["aborted_batches"] += batches
         if eos and err.code() in _PRODUCER_FENCED:
             # The broker fences a producer whose transaction it timed out (an outage longer than
             # transaction.timeout.ms) as well as one whose transactional id another process took.
@@ -581,11 +583,38 @@ class Worker:
             self._producer = self._new_producer(eos)
         if eos and err.fatal() and self._answers is not None:
             self._answers = self._new_answers()  # harmless if it was the transactional producer's error
+        if eos and spans and spans[0].commit_sent and self._committed_after_all(consumer, spans[0], err):
+            self._committed(spans[0])
+            spans = spans[1:]
+        self.stats["aborted_batches"] += sum(s.batches for s in spans)
         first = rewind_positions(spans)  # the earlier span's offsets win
         if spans and spans[-1] is self._span:
             self._span = CommitSpan()
         self._rewind(consumer, first)
-        self.outage.wait("kafka", err)
+        if any(not s.empty for s in spans):  # else the commit took effect: Kafka answers
+            self.outage.wait("kafka", err)
+
+    def _committed_after_all(self, consumer: Consumer, span: CommitSpan, err: KafkaError) -> bool:
+        """Whether a transaction whose commit reported ``err`` committed anyway (a lost response, a
+        timeout after the broker wrote the commit marker). The producer that replaced or aborted it
+        has resolved it by now, so the group's committed offsets are final: re-reading a committed
+        span would log its decisions and outcomes twice."""
+        for attempt in range(3):
+            try:
+                got = consumer.committed([TopicPartition(t, p) for t, p in span.offsets], timeout=10)
+                break
+            except KafkaException as exc:
+                log.warning("could not read the committed offsets (%s)%s", exc.args[0].str(),
+                            "; re-reading the span" if attempt == 2 else "; trying again")
+        else:
+            return False  # re-read: its outputs may appear twice (identical), nothing is learned twice
+        committed = {(tp.topic, tp.partition): (tp.offset if tp.error is None else None) for tp in got}
+        if not committed_already(span.offsets, committed):
+            return False
+        log.warning("the commit of %d batch(es) reported %s, but their offsets are committed: it took "
+                    "effect; not re-reading them", span.batches, err.str())
+        self.stats["commits_confirmed_after_error"] += 1
+        return True
 
     def _new_answers(self) -> Producer:
         return Producer(self.s.producer_config(**quiet_logging(), **{"linger.ms": 0}))

@@ -122,3 +122,29 @@ def test_a_stale_worker_is_fenced_after_another_took_its_partitions(settings, li
     stats = RedisStore.from_settings(settings).read_stats(settings.group)
     assert stats["wa"]["fenced_batches"] >= 1 and stats["wb"]["feedback_applied"] == 1
     assert stats["wa"].get("feedback_applied", 0) == 0
+
+
+def test_a_commit_reported_failed_that_took_effect_is_not_read_again(settings, live_model, tmp_path):
+    """A transaction can commit while its producer sees an error (a response lost, a timeout after the
+    broker wrote the commit marker). Re-reading such a span would log its decisions again; the worker
+    reads the group's committed offsets instead and finds the span there."""
+    log = tmp_path / "worker.log"
+    worker = _start(settings, log, fault="commit_response_lost")
+    try:
+        fb = _query_then_feedback(settings, "lost-response")
+        read_json(settings, "model-updates", n=1, timeout_s=120)
+        wait_for(lambda: "fault: commit response lost" in log.read_text(errors="replace"), timeout_s=30)
+        time.sleep(3)
+        decisions = read_json(settings, "decisions", timeout_s=10, idle_s=2)
+        predictions = read_json(settings, "predictions", timeout_s=10, idle_s=2)
+        updates = read_json(settings, "model-updates", timeout_s=10, idle_s=2)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert [d["request_id"] for d in decisions] == [fb.request_id]
+    assert [p["request_id"] for p in predictions] == [fb.request_id]
+    assert "it took effect; not re-reading them" in log.read_text(errors="replace")
+    assert [u["request_id"] for u in updates] == [fb.request_id]
+    assert _n_obs(settings, live_model.version, "u1") == 1
+    stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
+    assert stats["commits_confirmed_after_error"] == 1 and stats.get("aborted_batches", 0) == 0
