@@ -275,6 +275,19 @@ class RedisStore:
         """Applied-markers of ``requests`` (``{request id: partition}``)."""
         return self._get_each(requests, lambda r, p: self.keys.applied(r, p))
 
+    def load_together(self, fn: str, users: Mapping[str, int], decisions: Mapping[str, int],
+                      applied: Mapping[str, int]) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, bytes]]:
+        """:meth:`load_users`, :meth:`load_decisions` and :meth:`load_applied` in one round trip (one MGET)."""
+        key_of = {"u": lambda u, p: self.keys.user(fn, u, p), "d": self.keys.decision, "a": self.keys.applied}
+        ids = {("u", u): p for u, p in users.items()}
+        ids.update({("d", r): p for r, p in decisions.items()})
+        ids.update({("a", r): p for r, p in applied.items()})
+        found = self._get_each(ids, lambda i, p: key_of[i[0]](i[1], p))
+        out: dict[str, dict[str, bytes]] = {"u": {}, "d": {}, "a": {}}
+        for (kind, i), v in found.items():
+            out[kind][i] = v
+        return out["u"], out["d"], out["a"]
+
     def load_outboxes(self, refs: list[tuple[int, str]]) -> dict[tuple[int, str], bytes]:
         """Outboxes of ``(partition, outbox id)`` refs that are still there, in one round trip."""
         return self._get_each({ref: ref[0] for ref in refs}, lambda ref, p: self.keys.outbox(ref[1], p))

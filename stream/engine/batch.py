@@ -49,6 +49,7 @@ from stream.engine.anytime import Anytime
 from stream.engine.cascade import Cascade
 from stream.engine.aggregation import RewardSums, source_field
 from stream.engine.records import BatchOutputs, DeadLetter, InRecord
+from stream.engine.prefetch import Prefetched
 from stream.engine.state import BatchWrite, StateReader
 from stream.engine.users import UserCache, merged_population
 from stream.events import EventError, Feedback, ModelUpdate, Query
@@ -338,6 +339,7 @@ class Engine:
             except Exception as exc:  # a decoder bug must not stop the partition
                 batch.dead(r, "undecodable", f"{type(exc).__name__}: {exc}")
         held: list[tuple[InRecord, Feedback]] = []
+        state = self._prefetch(state, queries, feedback, check_decided=not optimistic)
         if queries:
             self._score(queries, state, batch, started, check_decided=not optimistic)
             batch.write.expect_new = optimistic and bool(batch.write.decisions)
@@ -352,6 +354,28 @@ class Engine:
                 batch.write.policy = (self.policy.name, self.policy.to_bytes())
         batch.write.counts = dict(batch.counts)
         return batch
+
+    def _prefetch(self, state: StateReader, queries: list[tuple[InRecord, Query]],
+                  feedback: list[tuple[InRecord, Feedback]], *, check_decided: bool) -> StateReader:
+        """The reads this batch will make, in one round trip (``prefetch.py``): its users not in memory,
+        the queries' stored decisions (unless ``check_decided`` is off: an optimistic batch), the
+        feedback's join records and applied-markers."""
+        fn = self.model.version
+        users: dict[str, int] = {}
+        for r, q in queries:
+            users.setdefault(q.user_id, r.partition)
+        for r, fb in feedback:
+            users.setdefault(fb.user_id, r.partition)
+        cache = self._caches.get(fn)
+        if cache is not None:
+            users = {u: p for u, p in users.items() if u not in cache}
+        decisions = ({slates.slot_key(q.request_id, j): r.partition for r, q in queries for j in range(q.k)}
+                     if check_decided else {})
+        applied = {_slot(fb): r.partition for r, fb in feedback}
+        decisions.update(applied)
+        if not users and not decisions:
+            return state
+        return Prefetched.read(state, fn, users=users, decisions=decisions, applied=applied)
 
     def commit(self, batch: Batch) -> None:
         """The batch is durable: memory takes its new user models and statistics."""

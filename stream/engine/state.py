@@ -24,6 +24,11 @@ class StateReader(Protocol):
 
     def load_applied(self, requests: Mapping[str, int]) -> dict[str, bytes]: ...
 
+    def load_together(self, fn: str, users: Mapping[str, int], decisions: Mapping[str, int],
+                      applied: Mapping[str, int]) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, bytes]]:
+        """``load_users(fn, users)``, ``load_decisions(decisions)`` and ``load_applied(applied)`` in one
+        round trip (``stream/engine/prefetch.py``)."""
+
     def load_outboxes(self, refs: list[tuple[int, str]]) -> dict[tuple[int, str], bytes]: ...  # (partition, id)
 
     def load_population(self, fn: str, partition: int) -> bytes | None: ...

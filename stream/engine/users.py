@@ -36,6 +36,10 @@ class UserCache:
     def __len__(self) -> int:
         return len(self._models)
 
+    def __contains__(self, user_id: str) -> bool:
+        """Whether the user's model is in memory (not a lookup: the hit rate counts :meth:`get_many`'s)."""
+        return user_id in self._models
+
     def set_prior(self, mean: np.ndarray) -> None:
         self._prior = np.asarray(mean, dtype=float)
         # Users with no observation of their own follow the prior as it moves.

@@ -75,6 +75,11 @@ def test_the_stores_readers_find_what_a_write_wrote(settings):
     assert store.load_users("v1", {"alice": 2}) == {} and store.load_users("v2", {"alice": 1}) == {}
     assert store.load_decisions({"r1": 1, "r2": 2, "r3": 1}) == {"r1": b"join-1", "r2": b"join-2"}
     assert store.load_applied({"r1": 1, "r2": 2}) == {"r1": b"marker-1"}
+    # The batch's prefetch: the three reads in one MGET, each key built as its own reader builds it
+    # (a request id that is both a decision and a marker, a user named like a request).
+    assert store.load_together("v1", {"alice": 1, "bob": 1, "r1": 1}, {"r1": 1, "r2": 1}, {"r1": 1, "r2": 2}) == (
+        {"alice": b"alice-state"}, {"r1": b"join-1"}, {"r1": b"marker-1"})
+    assert store.load_together("v2", {}, {}, {}) == ({}, {}, {})
     assert store.load_outboxes([(1, "feedback:7"), (2, "feedback:7")]) == {(1, "feedback:7"): b"outputs-1"}
     store.delete_outboxes([(1, "feedback:7"), (2, "nothing")])  # committed: gone; one never written: no error
     assert store.load_outboxes([(1, "feedback:7")]) == {} and store.load_applied({"r1": 1}) == {"r1": b"marker-1"}
