@@ -255,6 +255,9 @@ def _side_results(md_path: Path, json_path: Path) -> list[str]:
             ("commit-size-", "one batch's Redis commit by batch size, the join records as stored and without "
              "their predictions (what rebuilding the prediction on a re-read would save)",
              "python -m benchmarks.commit_size"),
+            ("engine-redis-", "the engine over the real Redis, no Kafka, in batches of 4 queries + 2 feedback: "
+             "the median batch's wall and CPU time and the Redis commands it sends (one MGET, one commit script)",
+             "python -m benchmarks.engine_redis"),
             ("codec-", "decode/encode cost per event, before and after msgspec", "python -m benchmarks.codec"),
             ("redis-durability-", "one batch's Redis commit under appendfsync no, everysec and always",
              "python -m benchmarks.redis_durability"),
