@@ -66,6 +66,9 @@ _PROCESS_COUNTERS = {
     "policy_swaps": ("eddy_policy_swaps", "learner-role policy snapshots hot-swapped in (policy_learner=role)"),
     "kafka_errors": ("eddy_kafka_errors", "Kafka errors reported on consumed messages"),
     "commits": ("eddy_kafka_commits", "commit spans committed (Kafka transactions, or offset commits)"),
+    "commits_confirmed_after_error": ("eddy_kafka_commits_confirmed_after_error",
+                                      "transactions whose commit reported an error but took effect (found in "
+                                      "the group's committed offsets, not re-read)"),
     "consumers_replaced": ("eddy_consumers_replaced", "stalled consumers replaced (stream/stall.py)"),
     "optimistic_retried": ("eddy_batches_optimistic_retried",
                            "optimistic query batches whose commit found a stored decision, processed again"),

@@ -61,10 +61,12 @@ def test_process_counters_and_gauges_are_read_at_scrape_time(engine):
     worker = _worker(engine)
     m = WorkerMetrics(worker)
     assert value(m, "eddy_batches_fenced_total") == 0
-    worker.stats.update({"fenced_batches": 2, "aborted_batches": 1, "outages.redis": 1, "outage_ms.redis": 1500})
+    worker.stats.update({"fenced_batches": 2, "aborted_batches": 1, "outages.redis": 1, "outage_ms.redis": 1500,
+                         "commits_confirmed_after_error": 3})
     worker.batching.limit = 40
     assert value(m, "eddy_batches_fenced_total") == 2
     assert value(m, "eddy_batches_aborted_total") == 1
+    assert value(m, "eddy_kafka_commits_confirmed_after_error_total") == 3
     assert value(m, "eddy_outage_seconds_total", service="redis") == 1.5
     assert value(m, "eddy_batch_size_limit") == 40
     assert value(m, "eddy_feature_net_info", version=engine.model.version) == 1
