@@ -147,4 +147,6 @@ def test_a_commit_reported_failed_that_took_effect_is_not_read_again(settings, l
     assert [u["request_id"] for u in updates] == [fb.request_id]
     assert _n_obs(settings, live_model.version, "u1") == 1
     stats = RedisStore.from_settings(settings).read_stats(settings.group)["w0"]
-    assert stats["commits_confirmed_after_error"] == 1 and stats.get("aborted_batches", 0) == 0
+    # The span that took effect is not counted aborted; one collected behind it meanwhile may be
+    # (dropped with the failed producer and re-read, its outputs never sent): hence no check on that.
+    assert stats["commits_confirmed_after_error"] == 1
