@@ -33,7 +33,7 @@ VARIANTS = ("as stored", "no prediction")
 def _writes(prefix: str):
     """The engine's BatchWrites for each batch size of the benchmark's queries (partition 0), both ways."""
     from benchmarks import model as bench_model
-    from benchmarks.engine_ceiling import _engine
+    from benchmarks.engine_ceiling import engine_for
     from benchmarks.loadgen import QueryPool
     from stream.config import Settings
     from stream.engine import InRecord
@@ -45,7 +45,7 @@ def _writes(prefix: str):
     pool = QueryPool(bench_model.world(0), 1024)
     out = {}
     for b in BATCHES:
-        engine = _engine(model, s)
+        engine = engine_for(model, s)
         records = [InRecord("query", "q", 0, i, *pool.body(i, f"{prefix}{b}-{i}".encode())) for i in range(b)]
         stored = engine.process(records, MemoryState()).write
         lean = replace(stored, decisions={

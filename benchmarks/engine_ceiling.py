@@ -38,7 +38,9 @@ QUERY_BATCHES = (1, 4, 32, 256)
 FEEDBACK_BATCH = 500
 
 
-def _engine(model, s: Settings) -> Engine:
+def engine_for(model, s: Settings) -> Engine:
+    """The engine the benchmarks run outside a worker: the worker's settings, a join window that no
+    benchmark outlives."""
     return Engine(model, make_policy(s.policy), learner=s.learner, join_window_s=3600.0, seed=s.seed,
                   cache_users=s.cache_users)
 
@@ -74,7 +76,7 @@ def measure(n: int, *, seed: int = 0, model=None, pool: QueryPool | None = None)
                  "candidates": len(events.decode_query(pool.body(0, b"x")[1]).candidates)}
     with tqdm(total=n * (len(QUERY_BATCHES) + 1), desc="engine ceiling", unit="rec") as bar:
         for batch in QUERY_BATCHES:
-            engine, state = _engine(model, s), MemoryState()
+            engine, state = engine_for(model, s), MemoryState()
             recs = [InRecord("query", "q", 0, i, *pool.body(i, f"{batch}-{i}".encode())) for i in range(n)]
             _run(engine, state, recs[:200], batch, tqdm(disable=True))  # warm: allocators, torch, user cache
             whole, median = _run(engine, state, recs[200:], batch, bar)

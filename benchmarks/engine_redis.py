@@ -24,12 +24,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bandits import make_policy
 from benchmarks import model as bench_model
+from benchmarks.engine_ceiling import engine_for
 from benchmarks.loadgen import QueryPool
 from features.model import limit_threads
 from stream import events
-from stream.engine import Engine, InRecord
+from stream.engine import InRecord
 
 WARM = 200  # batches before the clock starts: allocators, torch, the users' models in memory
 
@@ -46,8 +46,7 @@ def measure(batches: int, queries: int, feedback: int, settings) -> dict:
     pool = QueryPool(bench_model.world(0), 1024)
     store = RedisStore(settings.redis_url, f"engine-redis-{uuid.uuid4().hex[:8]}.", **settings.redis_options())
     client = redis_client(settings)
-    engine = Engine(model, make_policy(settings.policy), learner=settings.learner, join_window_s=3600.0,
-                    seed=settings.seed, cache_users=settings.cache_users)
+    engine = engine_for(model, settings)
     group = "engine-redis"
     epochs = store.claim(group, [0])
     engine.held_counts({0: 0})  # what the worker's held sweep tells it when no feedback comes early

@@ -151,7 +151,7 @@ class PopulationModel:
 
     def merge(self, other: PopulationModel) -> PopulationModel:
         """A new model holding both models' statistics; neither input changes."""
-        merged = self._copy()
+        merged = self.copy()
         merged += other
         return merged
 
@@ -159,10 +159,11 @@ class PopulationModel:
 
     def __radd__(self, other: object) -> PopulationModel:
         if isinstance(other, int) and other == 0:  # so that sum([a, b, ...]) works
-            return self._copy()
+            return self.copy()
         return NotImplemented
 
-    def _copy(self) -> PopulationModel:
+    def copy(self) -> PopulationModel:
+        """An independent model with the same statistics (what ``from_bytes(to_bytes())`` gives, without the bytes)."""
         new = PopulationModel(self.dim, self.prior_precision, self._m0)
         new.prior_mean = self.prior_mean
         new._XtX = self._XtX.copy()

@@ -558,7 +558,6 @@ class Worker:
         """Redis already holds every batch of these spans: abort (or replace the producer), rewind to
         their first offsets, back off."""
         eos = self.s.processing == "exactly_once"
-        batches = sum(s.batches for s in spans)
         if eos and err.code() in _PRODUCER_FENCED:
             # The broker fences a producer whose transaction it timed out (an outage longer than
             # transaction.timeout.ms) as well as one whose transactional id another process took.
@@ -567,26 +566,27 @@ class Worker:
             if self._fenced_in_a_row >= 2:
                 raise SystemExit(f"eddy worker: another process took over transactional id of "
                                  f"{self.s.instance_id!r} ({err.str()}); two workers must not share --instance-id")
-            log.warning("producer fenced (%s); starting a new producer and re-reading %d batch(es)", err.str(),
-                        batches)
+            log.warning("producer fenced (%s); starting a new producer", err.str())
             self._producer = self._new_producer(eos)
         elif eos and err.txn_requires_abort():
-            log.warning("transaction aborted (%s); re-reading %d batch(es)", err.str(), batches)
+            log.warning("transaction aborted (%s)", err.str())
             try:
                 self._producer.abort_transaction(30)
             except KafkaException as exc:
                 log.warning("abort failed (%s); starting a new producer", exc.args[0].str())
                 self._producer = self._new_producer(eos)
         else:
-            log.warning("publishing failed (%s); starting a new producer and re-reading %d batch(es)", err.str(),
-                        batches)
+            log.warning("publishing failed (%s); starting a new producer", err.str())
             self._producer = self._new_producer(eos)
         if eos and err.fatal() and self._answers is not None:
             self._answers = self._new_answers()  # harmless if it was the transactional producer's error
         if eos and spans and spans[0].commit_sent and self._committed_after_all(consumer, spans[0], err):
             self._committed(spans[0])
             spans = spans[1:]
-        self.stats["aborted_batches"] += sum(s.batches for s in spans)
+        batches = sum(s.batches for s in spans)  # counted after the check: a confirmed span is not re-read
+        if batches:
+            log.warning("re-reading %d batch(es) from their first offsets", batches)
+        self.stats["aborted_batches"] += batches
         first = rewind_positions(spans)  # the earlier span's offsets win
         if spans and spans[-1] is self._span:
             self._span = CommitSpan()

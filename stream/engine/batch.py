@@ -698,7 +698,7 @@ class Engine:
                 blob = state.load_population(fn, partition)
                 pop = PopulationModel.from_bytes(blob) if blob else cache.new_population()
             else:
-                pop = PopulationModel.from_bytes(current.to_bytes())
+                pop = current.copy()  # the batch learns into its own copy: memory moves only on commit
             batch.populations[key] = pop
         return pop
 

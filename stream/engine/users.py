@@ -41,9 +41,13 @@ class UserCache:
         return user_id in self._models
 
     def set_prior(self, mean: np.ndarray) -> None:
-        self._prior = np.asarray(mean, dtype=float)
-        # Users with no observation of their own follow the prior as it moves.
-        for uid in [u for u, m in self._models.items() if m.n_obs == 0]:
+        mean = np.asarray(mean, dtype=float)
+        if np.array_equal(mean, self._prior):
+            return  # no feedback since the last refresh: the users who follow the prior are current
+        self._prior = mean
+        # Users with no observation of their own follow the prior as it moves (rebuilt on next use);
+        # those the feature net was trained on start from their offline weights, which do not move.
+        for uid in [u for u, m in self._models.items() if m.n_obs == 0 and u not in self._offline]:
             del self._models[uid]
 
     def new_population(self) -> PopulationModel:

@@ -216,3 +216,17 @@ def test_learn_many_refuses_targets_of_another_length_or_not_finite_by_name():
     with pytest.raises(LearnerError, match=r"y must be finite with shape \(2,\), got shape \(2,\)"):
         pop.learn_many(X, np.array([1.0, np.nan]))
     assert pop.n_obs == 0
+
+
+def test_copy_equals_a_round_trip_through_bytes_and_learns_apart():
+    """``copy`` (each batch learns into its own copy of a partition's statistics): equal to what the bytes
+    give, and learning into it leaves the original as it was (mutmut: arrays shared, not copied)."""
+    X, y = data(n=20)
+    model = learned(X[:10], y[:10], prior_precision=2.0, prior_mean=np.linspace(0.0, 1.0, DIM + 1))
+    copy = model.copy()
+    assert copy == model == PopulationModel.from_bytes(model.to_bytes())
+    before = PopulationModel.from_bytes(model.to_bytes())
+    copy.learn_many(X[10:], y[10:])
+    assert model == before and copy.n_obs == 20
+    before.learn_many(X[10:], y[10:])
+    assert copy == before  # what the engine computed before it copied without the bytes
