@@ -85,6 +85,37 @@ def p99_vs_load(systems: dict, path: Path, slo_ms: float, cap_ms: float) -> Path
     return path
 
 
+def batch_sizes(system: dict, path: Path, slo_ms: float) -> Path | None:
+    """The worker's mean batch and AIMD limit over the ramp (:mod:`benchmarks.batch_watch`), with the
+    offered rate of each step; None without a timeline inside the steps."""
+    steps = system["steps"]
+    if not steps or not system.get("batch_timeline"):
+        return None
+    t0, t1 = steps[0]["window"][0], steps[-1]["window"][1]
+    points = [p for p in system["batch_timeline"] if t0 <= p["t"] <= t1]
+    if not points:
+        return None
+    with saved_figure(path, figsize=(7.4, 4.0)) as (_, ax):
+        t = [p["t"] - t0 for p in points]
+        ax.plot(t, [p["mean_batch"] for p in points], marker=".", ms=3, lw=1, color="tab:blue",
+                label="mean batch (records) per interval")
+        ax.step(t, [p["limit"] for p in points], where="post", color="tab:green", ls="--", lw=1,
+                label=f"AIMD limit (batch_slo_ms {slo_ms:g})")
+        ax.set_yscale("log")
+        ax.set_xlabel("seconds since the ramp's first step")
+        ax.set_ylabel("records per batch (log)")
+        ax.grid(True, which="both", alpha=0.3)
+        rate = ax.twinx()
+        for s in steps:
+            a, b = s["window"][0] - t0, s["window"][1] - t0
+            rate.hlines(s["rate"], a, b, color="tab:orange", lw=2)
+        rate.set_yscale("log")
+        rate.set_ylabel("offered queries/s (log)", color="tab:orange")
+        ax.set_title(f"{system['title']}: batch size over the ramp", fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
+    return path
+
+
 def draw_all(results: dict, out_dir: Path, stem: str) -> dict[str, Path]:
     slo = results["plan"]["slo_ms"]
     systems = results["systems"]
@@ -103,4 +134,7 @@ def draw_all(results: dict, out_dir: Path, stem: str) -> dict[str, Path]:
     for name, system in systems.items():
         if system["steps"]:
             out[f"cdf_{name}"] = cdf_per_system(name, system, out_dir / f"{stem}-cdf-{name}.png", slo)
+        got = batch_sizes(system, out_dir / f"{stem}-batches-{name}.png", system["config"].get("batch_slo_ms", 10.0))
+        if got:
+            out[f"batches_{name}"] = got
     return out

@@ -119,15 +119,23 @@ def _method(r: dict) -> list[str]:
     ]
 
 
+def _batch(step: dict) -> list[str]:
+    """The step's mean batch and the AIMD limit's range (:mod:`benchmarks.batch_watch`)."""
+    b = step.get("batch") or {}
+    lo, hi = b.get("limit_min"), b.get("limit_max")
+    return [_n(b.get("mean_batch"), "{:,.1f}"), "n/a" if lo is None else (f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}")]
+
+
 def _steps(name: str, sys_: dict) -> list[str]:
     rows = []
+    batched = any("batch" in s for s in sys_["steps"])
     for s in sys_["steps"]:
         lat = s["latency_ms"]
         rows.append([f"{s['rate']:,g}", f"{s['duration_s']:.1f}", f"{s['sent']:,}", f"{lat['answered']:,}",
                      f"{s['throughput']:,.0f}", fmt_ms(lat["p50"]), fmt_ms(lat["p95"]), fmt_ms(lat["p99"]),
                      fmt_ms(lat["p99.9"]), fmt_ms(s["send_lag_ms"]["p99"]),
-                     redis_watch.step_stalls(s.get("redis_stalls_ms")), f"{s['feedback_sent']:,}",
-                     s["saturation_reason"] or ""])
+                     redis_watch.step_stalls(s.get("redis_stalls_ms")), f"{s['feedback_sent']:,}"]
+                    + (_batch(s) if batched else []) + [s["saturation_reason"] or ""])
     head = [f"### {sys_['title']} (`{name}`)", "", sys_["description"] + ".", ""]
     if sys_.get("redis"):
         head += [redis_watch.describe(sys_["redis"]), ""]
@@ -135,7 +143,8 @@ def _steps(name: str, sys_: dict) -> list[str]:
         return head + [f"**Failed:** {sys_['error']}", ""]
     return head + _table(
         ["offered/s", "s", "sent", "answered", "answered/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms",
-         "gen. lag p99 ms", "Redis stall ms", "feedback", "saturation"], rows)
+         "gen. lag p99 ms", "Redis stall ms", "feedback"]
+        + (["mean batch", "AIMD limit"] if batched else []) + ["saturation"], rows)
 
 
 def _users(r: dict) -> list[str]:
@@ -345,6 +354,8 @@ def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> s
         out += _steps(name, sys_)
         if f"cdf_{name}" in plots:
             out += [f"![{name} latency CDFs]({_rel(plots[f'cdf_{name}'], md_path)})", ""]
+        if f"batches_{name}" in plots:
+            out += [f"![{name} batch size over the ramp]({_rel(plots[f'batches_{name}'], md_path)})", ""]
     if any("feedback_throughput" in s for s in r["systems"].values()):
         rows = []
         for name, s in r["systems"].items():

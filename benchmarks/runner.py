@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks import engine_ceiling, learning, ope, profiling, users
 from benchmarks import model as bench_model
+from benchmarks.batch_watch import BatchWatch
 from benchmarks.env import describe
 from benchmarks.httpload import HttpLoad
 from benchmarks.loadgen import KafkaLoad, QueryPool
@@ -28,6 +29,7 @@ from benchmarks.redis_watch import RedisWatch
 from benchmarks.stats import fmt_ms
 from benchmarks.systems import BY_NAME, BenchError, Deployment, Process, System, check_stack
 from stream.config import Settings, redacted
+from stream.processes import instance_ids
 from stream.store import RedisStore
 
 
@@ -122,8 +124,13 @@ class Run:
                      "kind": system.kind, "processing": system.processing,
                      "config": system_config(system, dep.settings, p), "steps": []}
         watch = RedisWatch(dep.redis, appendfsync=system.redis_appendfsync)
+        batches = (BatchWatch(dep.store, dep.settings.group, [dep.settings.instance_id] if system.workers == 1
+                              else instance_ids(dep.settings.instance_id, system.workers))
+                   if system.kind == "eddy" else None)
         try:
             watch.start()
+            if batches is not None:
+                batches.start()
             t0 = time.monotonic()
             gen = self.generator(system, dep, proc)
             res["ready_seconds"] = round(time.monotonic() - t0, 1)
@@ -157,6 +164,11 @@ class Run:
             return res
         finally:
             watch.stop()
+            if batches is not None:
+                batches.stop()
+                res["batch_timeline"] = batches.timeline()
+                for step in res["steps"]:
+                    step["batch"] = batches.step(*step["window"])
             res["redis"] = watch.report()
             if "error" not in res["redis"]:
                 for step in res["steps"]:
@@ -371,7 +383,7 @@ def system_config(system: System, settings: Settings, plan: Plan) -> dict:
     if system.kind in ("eddy", "naive"):
         cfg.update(policy=settings.policy, learner=settings.learner, torch_threads=settings.torch_threads)
     if system.kind == "eddy":
-        cfg["cache_users"] = settings.cache_users
+        cfg.update(cache_users=settings.cache_users, batch_slo_ms=settings.batch_slo_ms)
     return cfg
 
 

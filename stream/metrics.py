@@ -240,6 +240,11 @@ class WorkerMetrics:
     def figures(self) -> dict[str, int]:
         """What ``eddy stats`` shows besides the counters: total lag and p50/p99 of each histogram (µs)."""
         out = {"consumer_lag": sum(self.lag.values())}
+        # The batch-size histogram's count and sum: the mean batch between two readings (the benchmark's
+        # batch sizes over time) is the records over the batches they added.
+        sizes = {s.name: s.value for s in self.batch_size.collect()[0].samples}
+        out["batches"] = round(sizes["eddy_batch_size_records_count"])
+        out["batch_records"] = round(sizes["eddy_batch_size_records_sum"])
         caches = getattr(self._engine, "feature_caches", None)
         if caches is not None and caches.enabled:
             f = caches.figures()

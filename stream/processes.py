@@ -22,9 +22,18 @@ from stream.config import Settings, child_environment
 log = logging.getLogger("eddy.processes")
 
 
+def instance_ids(instance_id: str, n: int) -> list[str]:
+    """The instance ids of ``n`` worker processes started under ``instance_id``.
+
+    >>> instance_ids("worker", 2)
+    ['worker-p0', 'worker-p1']
+    """
+    return [f"{instance_id}-p{i}" for i in range(n)]
+
+
 def child_env(settings: Settings, index: int) -> dict[str, str]:
     env = child_environment(settings)
-    env["EDDY_INSTANCE_ID"] = f"{settings.instance_id}-p{index}"
+    env["EDDY_INSTANCE_ID"] = instance_ids(settings.instance_id, index + 1)[index]
     if settings.metrics_port:  # one /metrics endpoint per process, on consecutive ports
         env["EDDY_METRICS_PORT"] = str(settings.metrics_port + index)
     return env
@@ -59,7 +68,7 @@ def run_processes(settings: Settings, n: int, *, max_seconds: float | None = Non
     children = [subprocess.Popen(argv, env=env) for argv, env in commands]
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
-    log.info("started %d worker processes: %s", n, ", ".join(f"{settings.instance_id}-p{i}" for i in range(n)))
+    log.info("started %d worker processes: %s", n, ", ".join(instance_ids(settings.instance_id, n)))
     failed = 0
     while True:
         for i, p in enumerate(children):
@@ -68,8 +77,8 @@ def run_processes(settings: Settings, n: int, *, max_seconds: float | None = Non
                 continue
             if stopping or rc == 0:
                 continue
-            log.warning("%s exited with %d; restarting it", f"worker {settings.instance_id}-p{i}" if i < n
-                        else "the learner", rc)
+            log.warning("%s exited with %d; restarting it", f"worker {instance_ids(settings.instance_id, n)[i]}"
+                        if i < n else "the learner", rc)
             failed += 1
             time.sleep(1.0)
             children[i] = subprocess.Popen(commands[i][0], env=commands[i][1])

@@ -587,6 +587,18 @@ class RedisStore:
 
         self._call(run)
 
+    def process_figures(self, group: str, instances: list[str]) -> dict[str, dict[str, int]]:
+        """What :meth:`publish_stats` last wrote for each of ``instances``, in one round trip (no scan of
+        the keyspace, which :meth:`read_stats` needs to find the instances); one that wrote none is left out."""
+        def run():
+            pipe = self._r.pipeline(transaction=False)
+            for inst in instances:
+                pipe.hgetall(self.keys.process_stats(group, inst))
+            return {inst: {k.decode(): int(v) for k, v in got.items()}
+                    for inst, got in zip(instances, pipe.execute()) if got}
+
+        return self._call(run)
+
     def read_stats(self, group: str) -> dict[str, dict[str, int]]:
         """Per worker instance: its batch counters and its process-level figures."""
         def run():

@@ -61,6 +61,13 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
         if name.startswith("eddy"):  # each applied feedback's marker in Redis, sampled and sized
             markers = s["applied_markers"]
             assert markers["markers_sampled"] > 0 and markers["bytes_per_marker"] > 100, name
+            # the worker's batch sizes over the ramp (benchmarks/batch_watch.py): every step had batches
+            assert s["batch_timeline"], name
+            for step in s["steps"]:
+                b = step["batch"]
+                assert b["batches"] > 0 and b["mean_batch"] >= 1 and 1 <= b["limit_min"] <= b["limit_max"], (name, b)
+        else:
+            assert "batch_timeline" not in s, name
         assert "max_rate_p99_within_slo" in r["summary"]["systems"][name]
     assert r["systems"]["eddy-eos"]["redis"]["appendfsync"]  # the policy it ran under, and Redis's stalls
     assert isinstance(r["systems"]["eddy-eos"]["redis"]["events"], dict)
@@ -83,10 +90,11 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
     md = (tmp_path / "BENCHMARKS.md").read_text()
     for needle in ("## Headline", "## Machine", "## Where the time goes", "fetch.wait.max.ms", "Quick mode",
                    "stalls of 10 ms or more", "Redis stall ms", "Redis bytes per applied feedback",
-                   "## The engine alone", "bound on this machine, same run"):
+                   "## The engine alone", "bound on this machine, same run", "| mean batch | AIMD limit |"):
         assert needle in md, needle
     pngs = list(tmp_path.glob("*.png"))
     assert any("p99-vs-load" in p.name for p in pngs) and any("cdf-eddy-eos" in p.name for p in pngs)
+    assert any("batches-eddy-eos" in p.name for p in pngs)
     for p in pngs:
         assert f"]({p.name})" in md, p.name
 

@@ -7,6 +7,8 @@ Each test's docstring names the bug it was checked to catch (planted by hand, se
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from stream import config
@@ -134,3 +136,17 @@ def test_an_optimistic_write_whose_decision_is_stored_writes_nothing_and_names_i
     assert store.commit(fresh, group=g, epochs={1: 0, 2: 0}, instance="w7")
     assert r.get(k.decision("r2", 2)) == b"join-2" and r.get(k.user("v1", "alice", 1)) == b"alice-state"
     assert not store.commit(fresh, group=g, epochs={1: 5}, instance="w7")  # fencing still comes first
+
+
+def test_process_figures_are_read_by_instance_and_match_what_read_stats_finds(settings):
+    """``process_figures`` (the benchmark's batch watch, once a second during a run) reads the named
+    instances' published figures by key; an instance that published nothing is left out."""
+    store, g = RedisStore.from_settings(settings), settings.group
+    store.publish_stats(g, "w1", {"batch_limit": 32, "batches": 7, "batch_records": 21})
+    store.publish_stats(g, "w2", {"batch_limit": 8, "batches": 1, "batch_records": 1})
+    got = store.process_figures(g, ["w1", "w2", "never"])
+    assert all(abs(f.pop("updated") - time.time()) < 60 for f in got.values())  # publish_stats stamps it
+    assert got == {"w1": {"batch_limit": 32, "batches": 7, "batch_records": 21},
+                   "w2": {"batch_limit": 8, "batches": 1, "batch_records": 1}}
+    assert {i: {k: v for k, v in store.read_stats(g)[i].items() if k != "updated"} for i in got} == got
+    assert store.process_figures(g, []) == {}

@@ -53,6 +53,7 @@ def test_counters_are_the_committed_batch_counts_and_reconcile(engine):
     assert value(m, "eddy_redis_commit_duration_seconds_count") == 2
     assert value(m, "eddy_batch_duration_seconds_count") == 1
     assert value(m, "eddy_batch_size_records_sum") == 3
+    assert (m.figures()["batches"], m.figures()["batch_records"]) == (1, 3)  # what the benchmark's batch watch reads
     assert value(m, "eddy_query_latency_seconds_count") == 2
     assert value(m, "eddy_feature_net_duration_seconds_count") == 1  # b2 embedded nothing: r2 was re-emitted
 
@@ -106,6 +107,7 @@ def test_figures_give_histogram_quantiles_for_eddy_stats(engine):
         m.query_latency.observe(s)
     f = m.figures()
     assert 2_500 <= f["query_latency_us.p50"] <= 5_000
+    assert (f["batches"], f["batch_records"]) == (0, 0)
     assert 100_000 <= f["query_latency_us.p99"] <= 250_000
 
 
