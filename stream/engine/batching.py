@@ -2,7 +2,10 @@
 
 The worker takes whatever records have arrived, up to :attr:`AdaptiveBatchSize.limit`.
 After each batch it reports how long the batch took; while batches stay under the
-objective the limit grows additively, and a batch over it cuts the limit by a fraction.
+objective the limit grows additively, and a batch over it cuts the limit by a fraction. Only a
+batch the limit bound (as large as the limit) moves it: a smaller batch that ran slow was slowed
+by something other than its size (a collection, a busy core), and cutting the limit for it would
+leave later full batches smaller than they need be, each paying the per-batch costs again.
 Under light load batches are small anyway (each query is its own batch); under heavy
 load the limit settles where one batch just fits the objective, so the oldest record of
 a batch waits no longer than about one batch time.
@@ -13,6 +16,8 @@ a batch waits no longer than about one batch time.
 >>> b.observe(n=12, elapsed_ms=30.0); b.limit
 10
 >>> b.observe(n=3, elapsed_ms=1.0); b.limit  # a batch smaller than the limit says nothing about it
+10
+>>> b.observe(n=3, elapsed_ms=50.0); b.limit  # slow, but not for its size
 10
 """
 
@@ -55,7 +60,9 @@ class AdaptiveBatchSize:
 
     def observe(self, *, n: int, elapsed_ms: float) -> None:
         """Account for one batch of ``n`` records that took ``elapsed_ms``."""
+        if n < self.limit:
+            return  # the limit did not bind this batch: its time says nothing about the limit
         if elapsed_ms > self.slo_ms:
             self.limit = max(self.lowest, min(self.limit - 1, int(self.limit * self.backoff)))
-        elif n >= self.limit:
+        else:
             self.limit = min(self.highest, self.limit + self.step)

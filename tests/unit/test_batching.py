@@ -21,13 +21,27 @@ def test_it_settles_where_a_batch_just_fits_the_objective():
     assert 170 <= b.limit <= 208
 
 
-def test_a_batch_over_the_objective_always_shrinks_the_limit():
+def test_a_full_batch_over_the_objective_always_shrinks_the_limit():
     b = AdaptiveBatchSize(slo_ms=5.0, start=3, step=1, backoff=0.9, lowest=1)
     b.observe(n=3, elapsed_ms=9.0)  # int(3 * 0.9) == 2; never stuck at the same limit
     assert b.limit == 2
     for _ in range(5):
-        b.observe(n=1, elapsed_ms=9.0)
+        b.observe(n=b.limit, elapsed_ms=9.0)
     assert b.limit == 1
+
+
+def test_a_slow_batch_the_limit_did_not_bind_leaves_it_alone():
+    """A batch smaller than the limit that is slow was slowed by something else (a collection, a busy
+    core, a Redis stall): cutting the limit for it (Clipper's rule applied to every batch) left the limit
+    at 10-14 after a quiet step at 100/s, and the next step at 1,000/s ran in batches capped there,
+    each paying the per-batch costs again."""
+    b = AdaptiveBatchSize(slo_ms=10.0, start=32, step=8)
+    for _ in range(20):
+        b.observe(n=1, elapsed_ms=25.0)
+    b.observe(n=31, elapsed_ms=40.0)
+    assert b.limit == 32
+    b.observe(n=32, elapsed_ms=40.0)  # a full batch over the objective: the limit did bind
+    assert b.limit == 28
 
 
 def test_the_cut_is_multiplicative_and_always_at_least_one():
