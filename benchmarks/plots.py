@@ -106,9 +106,11 @@ def batch_sizes(system: dict, path: Path, slo_ms: float) -> Path | None:
         ax.set_ylabel("records per batch (log)")
         ax.grid(True, which="both", alpha=0.3)
         rate = ax.twinx()
+        ax.set_zorder(rate.get_zorder() + 1)  # the batches over the rate where they meet
+        ax.patch.set_visible(False)
         for s in steps:
             a, b = s["window"][0] - t0, s["window"][1] - t0
-            rate.hlines(s["rate"], a, b, color="tab:orange", lw=2)
+            rate.hlines(s["rate"], a, b, color="tab:orange", lw=3, alpha=0.5)
         rate.set_yscale("log")
         rate.set_ylabel("offered queries/s (log)", color="tab:orange")
         ax.set_title(f"{system['title']}: batch size over the ramp", fontsize=10)

@@ -23,7 +23,7 @@ log = logging.getLogger("eddy.processes")
 
 
 def instance_ids(instance_id: str, n: int) -> list[str]:
-    """The instance ids of ``n`` worker processes started under ``instance_id``.
+    """The instance ids of ``n`` worker processes started under ``instance_id``, in order.
 
     >>> instance_ids("worker", 2)
     ['worker-p0', 'worker-p1']
@@ -33,7 +33,7 @@ def instance_ids(instance_id: str, n: int) -> list[str]:
 
 def child_env(settings: Settings, index: int) -> dict[str, str]:
     env = child_environment(settings)
-    env["EDDY_INSTANCE_ID"] = instance_ids(settings.instance_id, index + 1)[index]
+    env["EDDY_INSTANCE_ID"] = instance_ids(settings.instance_id, index + 1)[-1]
     if settings.metrics_port:  # one /metrics endpoint per process, on consecutive ports
         env["EDDY_METRICS_PORT"] = str(settings.metrics_port + index)
     return env
@@ -68,7 +68,8 @@ def run_processes(settings: Settings, n: int, *, max_seconds: float | None = Non
     children = [subprocess.Popen(argv, env=env) for argv, env in commands]
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
-    log.info("started %d worker processes: %s", n, ", ".join(instance_ids(settings.instance_id, n)))
+    ids = instance_ids(settings.instance_id, n)
+    log.info("started %d worker processes: %s", n, ", ".join(ids))
     failed = 0
     while True:
         for i, p in enumerate(children):
@@ -77,8 +78,7 @@ def run_processes(settings: Settings, n: int, *, max_seconds: float | None = Non
                 continue
             if stopping or rc == 0:
                 continue
-            log.warning("%s exited with %d; restarting it", f"worker {instance_ids(settings.instance_id, n)[i]}"
-                        if i < n else "the learner", rc)
+            log.warning("%s exited with %d; restarting it", f"worker {ids[i]}" if i < n else "the learner", rc)
             failed += 1
             time.sleep(1.0)
             children[i] = subprocess.Popen(commands[i][0], env=commands[i][1])
