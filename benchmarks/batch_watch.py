@@ -65,6 +65,7 @@ class BatchWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="batch-watch", daemon=True)
         self.misses = 0  # readings Redis did not answer (the timeline has a gap there)
+        self.error: str | None = None  # why the watch stopped early (the report says so beside its table)
 
     def start(self) -> None:
         self._thread.start()
@@ -80,6 +81,9 @@ class BatchWatch:
             except StoreUnavailable:
                 self.misses += 1
                 continue
+            except Exception as exc:  # a refusal, a bug: the timeline ends here, and says why
+                self.error = f"{type(exc).__name__}: {exc}"
+                return
             figures = {i: st for i, st in stats.items() if "batches" in st}
             if not figures:
                 continue  # no worker has published yet

@@ -139,6 +139,8 @@ def _steps(name: str, sys_: dict) -> list[str]:
     head = [f"### {sys_['title']} (`{name}`)", "", sys_["description"] + ".", ""]
     if sys_.get("redis"):
         head += [redis_watch.describe(sys_["redis"]), ""]
+    if sys_.get("batch_watch_error"):
+        head += [f"The batch sizes stopped being read part way ({sys_['batch_watch_error']}): later steps show fewer.", ""]
     if sys_.get("error"):
         return head + [f"**Failed:** {sys_['error']}", ""]
     return head + _table(

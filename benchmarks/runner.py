@@ -167,6 +167,8 @@ class Run:
             if batches is not None:
                 batches.stop()
                 res["batch_timeline"] = batches.timeline()
+                if batches.error:
+                    res["batch_watch_error"] = batches.error
                 for step in res["steps"]:
                     step["batch"] = batches.step(*step["window"])
             res["redis"] = watch.report()

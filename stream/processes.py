@@ -22,18 +22,23 @@ from stream.config import Settings, child_environment
 log = logging.getLogger("eddy.processes")
 
 
-def instance_ids(instance_id: str, n: int) -> list[str]:
-    """The instance ids of ``n`` worker processes started under ``instance_id``, in order.
+def process_instance_id(instance_id: str, index: int) -> str:
+    """The instance id of worker process ``index`` started under ``instance_id``.
 
-    >>> instance_ids("worker", 2)
-    ['worker-p0', 'worker-p1']
+    >>> process_instance_id("worker", 1)
+    'worker-p1'
     """
-    return [f"{instance_id}-p{i}" for i in range(n)]
+    return f"{instance_id}-p{index}"
+
+
+def instance_ids(instance_id: str, n: int) -> list[str]:
+    """The instance ids of ``n`` worker processes started under ``instance_id``, in order."""
+    return [process_instance_id(instance_id, i) for i in range(n)]
 
 
 def child_env(settings: Settings, index: int) -> dict[str, str]:
     env = child_environment(settings)
-    env["EDDY_INSTANCE_ID"] = instance_ids(settings.instance_id, index + 1)[-1]
+    env["EDDY_INSTANCE_ID"] = process_instance_id(settings.instance_id, index)
     if settings.metrics_port:  # one /metrics endpoint per process, on consecutive ports
         env["EDDY_METRICS_PORT"] = str(settings.metrics_port + index)
     return env
