@@ -36,13 +36,8 @@ def _memory_gib() -> float | None:
     return None
 
 
-def kafka_version(settings: Settings) -> dict:
-    """The broker's version, read from the broker process serving the bootstrap port when it runs on this host.
-
-    Kafka does not report its release over the protocol; the local broker's
-    command line names its jars (``.../kafka-4.3.1/libs``, ``kafka_2.13-4.3.1.jar``).
-    Otherwise the configured ``EDDY_KAFKA_VERSION`` (deploy/stack.env) is reported as configured.
-    """
+def broker_process(settings: Settings) -> tuple[int, str] | None:
+    """The pid and command line of the broker process serving the bootstrap port, when it runs on this host."""
     port = settings.bootstrap.rsplit(":", 1)[-1]
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -56,10 +51,36 @@ def kafka_version(settings: Settings) -> dict:
             text = Path(props).read_text()
         except OSError:
             continue
-        if not re.search(rf"^listeners=.*:{port}\b", text, re.M):
-            continue
+        if re.search(rf"^listeners=.*:{port}\b", text, re.M):
+            return int(pid), cmd
+    return None
+
+
+def redis_pid(settings: Settings) -> int | None:
+    """The pid of the Redis server Eddy uses, when it runs on this host (its ``process_id``, checked in /proc)."""
+    from stream.store import redis_client
+
+    try:
+        pid = int(redis_client(settings).info("server")["process_id"])
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (redis.RedisError, KeyError, ValueError, OSError):
+        return None
+    return pid if b"redis" in cmd else None
+
+
+def kafka_version(settings: Settings) -> dict:
+    """The broker's version, read from the broker process serving the bootstrap port when it runs on this host.
+
+    Kafka does not report its release over the protocol; the local broker's
+    command line names its jars (``.../kafka-4.3.1/libs``, ``kafka_2.13-4.3.1.jar``).
+    Otherwise the configured ``EDDY_KAFKA_VERSION`` (deploy/stack.env) is reported as configured.
+    """
+    found = broker_process(settings)
+    if found is not None:
+        pid, cmd = found
         m = re.search(r"kafka[-_](?:\d\.\d+-)?(\d+\.\d+\.\d+)", cmd)
         if m:
+            port = settings.bootstrap.rsplit(":", 1)[-1]
             return {"version": m.group(1), "source": f"broker process {pid} (listeners on :{port})"}
     configured = os.environ.get("EDDY_KAFKA_VERSION")
     if not configured:

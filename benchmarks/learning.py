@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import time
 
 import numpy as np
 
+from benchmarks.cpu_watch import cpu_seconds
 from benchmarks.httpload import HttpLoad
 from benchmarks.loadgen import KafkaLoad, poll_batch, request_id
 from benchmarks.stats import percentile
@@ -45,18 +45,6 @@ def _answers(gen: KafkaLoad, rids: set[bytes], timeout_s: float) -> dict[bytes, 
             if rid in rids and rid not in out:
                 out[rid] = json.loads(m.value())
     return out
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds a process has used (/proc/PID/stat); None without a pid or /proc."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _per_update(cpu0: float | None, cpu1: float | None, updates: int) -> float | None:

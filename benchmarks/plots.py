@@ -1,4 +1,5 @@
-"""PNG plots of a result file: latency CDFs per system, all systems at one rate, p99 against offered load."""
+"""PNG plots of a result file: latency CDFs per system, all systems at one rate, p99 against offered load,
+batch sizes over the ramp, and where the machine's cores went by rate."""
 
 from __future__ import annotations
 
@@ -118,6 +119,34 @@ def batch_sizes(system: dict, path: Path, slo_ms: float) -> Path | None:
     return path
 
 
+CORE_PARTS = (("system", "system under test", "tab:blue"), ("generator", "load generator", "tab:orange"),
+              ("broker", "Kafka broker", "tab:gray"), ("redis", "Redis", "tab:red"), ("other", "other busy", "tab:brown"),
+              ("steal", "steal", "black"), ("idle", "idle", "whitesmoke"))
+
+
+def cores_by_rate(systems: dict, names: tuple[str, ...], path: Path) -> Path | None:
+    """Stacked bars, one per step, of the cores each tenant used (:mod:`benchmarks.cpu_watch`), one panel per
+    system of ``names`` that has the figures; None if none has."""
+    shown = [n for n in names if any(s.get("cpu_cores") for s in systems.get(n, {}).get("steps", []))]
+    if not shown:
+        return None
+    with saved_figure(path, ncols=len(shown), figsize=(4.6 * len(shown), 4.0)) as (_, axes):
+        for ax, name in zip(axes if len(shown) > 1 else [axes], shown):
+            steps = [s for s in systems[name]["steps"] if s.get("cpu_cores")]
+            x = range(len(steps))
+            bottom = [0.0] * len(steps)
+            for key, label, color in CORE_PARTS:
+                h = [s["cpu_cores"].get(key) or 0.0 for s in steps]
+                ax.bar(x, h, bottom=bottom, color=color, label=label, edgecolor="k", lw=0.3)
+                bottom = [b + v for b, v in zip(bottom, h)]
+            ax.set_xticks(list(x), [f"{s['rate']:g}" for s in steps], rotation=60, fontsize=7)
+            ax.set_xlabel("offered queries/s")
+            ax.set_ylabel("cores")
+            ax.set_title(f"{systems[name]['title']}: where the cores went", fontsize=9)
+        ax.legend(fontsize=6, loc="upper left")
+    return path
+
+
 def draw_all(results: dict, out_dir: Path, stem: str) -> dict[str, Path]:
     slo = results["plan"]["slo_ms"]
     systems = results["systems"]
@@ -139,4 +168,7 @@ def draw_all(results: dict, out_dir: Path, stem: str) -> dict[str, Path]:
         got = batch_sizes(system, out_dir / f"{stem}-batches-{name}.png", system["config"].get("batch_slo_ms", 10.0))
         if got:
             out[f"batches_{name}"] = got
+    got = cores_by_rate(systems, ("eddy-eos", "floor-eos", "http"), out_dir / f"{stem}-cores.png")
+    if got:
+        out["cores"] = got
     return out

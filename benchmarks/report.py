@@ -107,6 +107,12 @@ def _method(r: dict) -> list[str]:
         "system runs in its own OS process, on its own topics (4 partitions), consumer group and Redis keys; the "
         "generator runs in the benchmark's process.",
         *_warmup(r),
+        f"- **Where the cores go.** Each step's last column: the cores (CPU-seconds per second, of "
+        f"{r['machine'].get('nproc', '?')}) used by the system under test (its processes), the load generator "
+        "(this benchmark's process), the Kafka broker and Redis, read from `/proc` at the step's start and end; "
+        "`other` is the machine's busy time none of them had (the kernel's loopback network, the OS), `idle` what "
+        "was left, and `steal` (shown when any) time the hypervisor gave another guest "
+        "(`benchmarks/cpu_watch.py`). Near-zero idle: the step ran on a saturated machine.",
         "- **Kafka floors.** `floor-eos` / `floor-alo` are the worker itself (`benchmarks.processors.echo_worker`: the worker's shell around an echo engine, "
         "same client settings, poll loop, batching and publish path) with the work taken out: queries are echoed "
         "to the predictions topic. Eddy's p50 minus its floor's p50 is the cost of Eddy's own work.",
@@ -126,16 +132,33 @@ def _batch(step: dict) -> list[str]:
     return [_n(b.get("mean_batch"), "{:,.1f}"), "n/a" if lo is None else (f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}")]
 
 
+CORES_HEAD = "cores: system / gen. / broker / Redis / other / idle"
+
+
+def _cores(step: dict) -> list[str]:
+    """Where the machine's cores went in the step (:mod:`benchmarks.cpu_watch`), steal added when there was any.
+
+    >>> _cores({"cpu_cores": {"system": 0.62, "generator": 0.4, "broker": 0.3, "redis": 0.05, "other": 0.1,
+    ...                       "idle": 0.5, "steal": 0.03}})
+    ['0.62 / 0.40 / 0.30 / 0.05 / 0.10 / 0.50 (steal 0.03)']
+    """
+    c = step.get("cpu_cores") or {}
+    text = " / ".join(_n(c.get(k), "{:.2f}") for k in ("system", "generator", "broker", "redis", "other", "idle"))
+    steal = c.get("steal") or 0.0
+    return [text + (f" (steal {steal:.2f})" if steal >= 0.01 else "")]
+
+
 def _steps(name: str, sys_: dict) -> list[str]:
     rows = []
     batched = any("batch" in s for s in sys_["steps"])
+    cores = any("cpu_cores" in s for s in sys_["steps"])
     for s in sys_["steps"]:
         lat = s["latency_ms"]
         rows.append([f"{s['rate']:,g}", f"{s['duration_s']:.1f}", f"{s['sent']:,}", f"{lat['answered']:,}",
                      f"{s['throughput']:,.0f}", fmt_ms(lat["p50"]), fmt_ms(lat["p95"]), fmt_ms(lat["p99"]),
                      fmt_ms(lat["p99.9"]), fmt_ms(s["send_lag_ms"]["p99"]),
                      redis_watch.step_stalls(s.get("redis_stalls_ms")), f"{s['feedback_sent']:,}"]
-                    + (_batch(s) if batched else []) + [s["saturation_reason"] or ""])
+                    + (_batch(s) if batched else []) + (_cores(s) if cores else []) + [s["saturation_reason"] or ""])
     head = [f"### {sys_['title']} (`{name}`)", "", sys_["description"] + ".", ""]
     if sys_.get("redis"):
         head += [redis_watch.describe(sys_["redis"]), ""]
@@ -146,7 +169,7 @@ def _steps(name: str, sys_: dict) -> list[str]:
     return head + _table(
         ["offered/s", "s", "sent", "answered", "answered/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms",
          "gen. lag p99 ms", "Redis stall ms", "feedback"]
-        + (["mean batch", "AIMD limit"] if batched else []) + ["saturation"], rows)
+        + (["mean batch", "AIMD limit"] if batched else []) + ([CORES_HEAD] if cores else []) + ["saturation"], rows)
 
 
 def _users(r: dict) -> list[str]:
@@ -316,7 +339,9 @@ def _targets(r: dict) -> list[str]:
                 "process, so its engine gets at most one core, before its Kafka and Redis shell and with the broker, "
                 "Redis and the load generator on the same cores. The at-least-once floor is the same shell doing no "
                 "work at all. A target past its bound is out of one worker's reach on this machine, whatever the "
-                "shell costs (section *The engine alone* below).", ""]
+                "shell costs (section *The engine alone* below). For the latency targets, the machine's idle cores "
+                "in each step missed: near zero, the machine itself was saturated there (whoever used the CPU, see each "
+                "step's cores); well above zero, the tail came from elsewhere than a lack of CPU.", ""]
     return out
 
 
@@ -350,6 +375,8 @@ def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> s
         out += [f"![p99 against offered load]({_rel(plots['p99_vs_load'], md_path)})", ""]
     if "cdf_all" in plots:
         out += [f"![all systems at one rate]({_rel(plots['cdf_all'], md_path)})", ""]
+    if "cores" in plots:
+        out += [f"![where the machine's cores went, by offered rate]({_rel(plots['cores'], md_path)})", ""]
     out += ["## Machine", ""] + _machine(r) + ["## Method", ""] + _method(r)
     out += ["## Latency and throughput by offered rate", ""]
     for name, sys_ in r["systems"].items():

@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import engine_ceiling, learning, ope, profiling, users
+from benchmarks import cpu_watch, engine_ceiling, learning, ope, profiling, users
 from benchmarks import model as bench_model
 from benchmarks.batch_watch import BatchWatch
-from benchmarks.env import describe
+from benchmarks.env import broker_process, describe, redis_pid
 from benchmarks.httpload import HttpLoad
 from benchmarks.loadgen import KafkaLoad, QueryPool
 from benchmarks.plan import Plan
@@ -67,6 +67,7 @@ class Run:
         self.model = None
         self.pool = None
         self.results: dict = {}
+        self.tenants: dict[str, int | None] = {"generator": os.getpid()}  # + broker and Redis, found by run()
 
     # ----------------------------------------------------------------- setup
     def deploy(self, name: str, processing: str = "exactly_once") -> Deployment:
@@ -135,11 +136,14 @@ class Run:
             gen = self.generator(system, dep, proc)
             res["ready_seconds"] = round(time.monotonic() - t0, 1)
             res["loadavg_before"] = wait_quiet(p.quiet_load)
+            pids = {"system": proc.proc.pid, **self.tenants}
             for k, rate in enumerate(p.rates):
                 proc.check()
                 duration = max(p.step_s, p.min_samples / rate)
                 t_step = time.time()
+                cpu = cpu_watch.snapshot(pids)
                 step = gen.run_step(rate, duration, drain_s=p.drain_s, tag=f"s{k}-")
+                step["cpu_cores"] = cpu_watch.cores_used(cpu, cpu_watch.snapshot(pids))
                 step["window"] = [round(t_step, 3), round(time.time(), 3)]  # unix s: Redis's stalls by step
                 say(f"  {step_line(step)}")
                 res["steps"].append(step)
@@ -290,6 +294,8 @@ class Run:
     def run(self) -> dict:
         p = self.plan
         check_stack(self.base)
+        broker = broker_process(self.base)
+        self.tenants.update(broker=broker[0] if broker else None, redis=redis_pid(self.base))
         started = time.time()
         t_start = time.monotonic()
         self.results.update(schema="eddy.bench/1", started_at=started, quick=p.quick, plan=p.to_dict(),

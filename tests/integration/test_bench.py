@@ -46,6 +46,12 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
             assert set(PERCENTILES) <= set(step["latency_ms"]) and step["latency_ms"]["cdf"]
             t0, t1 = step["window"]  # when it ran, so Redis's stalls are told by step
             assert t0 < t1 and isinstance(step["redis_stalls_ms"], dict)
+            # where the cores went (benchmarks/cpu_watch.py): the local broker and Redis found, every figure read
+            cores = step["cpu_cores"]
+            assert set(cores) == {"system", "generator", "broker", "redis", "other", "idle", "steal"}, (name, cores)
+            assert all(v is not None and v >= 0 for v in cores.values()), (name, cores)
+            assert cores["system"] > 0 and cores["generator"] > 0, (name, cores)  # both worked in every step
+            assert sum(cores.values()) == pytest.approx(r["machine"]["nproc"], abs=0.5), (name, cores)
         assert s["config"], name
         if name != "http":
             assert "fetch.wait.max.ms" in s["config"]["consumer"] and "linger.ms" in s["config"]["producer"]
@@ -90,11 +96,12 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
     md = (tmp_path / "BENCHMARKS.md").read_text()
     for needle in ("## Headline", "## Machine", "## Where the time goes", "fetch.wait.max.ms", "Quick mode",
                    "stalls of 10 ms or more", "Redis stall ms", "Redis bytes per applied feedback",
-                   "## The engine alone", "bound on this machine, same run", "| mean batch | AIMD limit |"):
+                   "## The engine alone", "bound on this machine, same run", "| mean batch | AIMD limit |",
+                   "cores: system / gen. / broker / Redis / other / idle", "## Machine"):
         assert needle in md, needle
     pngs = list(tmp_path.glob("*.png"))
     assert any("p99-vs-load" in p.name for p in pngs) and any("cdf-eddy-eos" in p.name for p in pngs)
-    assert any("batches-eddy-eos" in p.name for p in pngs)
+    assert any("batches-eddy-eos" in p.name for p in pngs) and any(p.name.endswith("-cores.png") for p in pngs)
     for p in pngs:
         assert f"]({p.name})" in md, p.name
 
