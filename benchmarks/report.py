@@ -112,7 +112,10 @@ def _method(r: dict) -> list[str]:
         "(this benchmark's process), the Kafka broker and Redis, read from `/proc` at the step's start and end; "
         "`other` is the machine's busy time none of them had (the kernel's loopback network, the OS), `idle` what "
         "was left, and `steal` (shown when any) time the hypervisor gave another guest "
-        "(`benchmarks/cpu_watch.py`). Near-zero idle: the step ran on a saturated machine.",
+        "(`benchmarks/cpu_watch.py`). Near-zero idle: the step ran on a saturated machine. The figures of a step "
+        "should add up to the machine's cores; where they are off by more than 10% the kernel's counters and the "
+        "wall clock disagreed over that step (seen here in single 5 s steps, most often the 250/s one, summing "
+        "to 2.3-2.6 of 2), and the row says so.",
         "- **Kafka floors.** `floor-eos` / `floor-alo` are the worker itself (`benchmarks.processors.echo_worker`: the worker's shell around an echo engine, "
         "same client settings, poll loop, batching and publish path) with the work taken out: queries are echoed "
         "to the predictions topic. Eddy's p50 minus its floor's p50 is the cost of Eddy's own work.",
@@ -135,20 +138,29 @@ def _batch(step: dict) -> list[str]:
 CORES_HEAD = "cores: system / gen. / broker / Redis / other / idle"
 
 
-def _cores(step: dict) -> list[str]:
-    """Where the machine's cores went in the step (:mod:`benchmarks.cpu_watch`), steal added when there was any.
+def _cores(step: dict, nproc: int | None = None) -> list[str]:
+    """Where the machine's cores went in the step (:mod:`benchmarks.cpu_watch`), steal added when there was any,
+    and a warning when the figures do not add up to the machine's ``nproc`` cores (within 10%): the kernel's
+    counters advanced faster or slower than the wall clock over that step, so its shares are doubtful.
 
     >>> _cores({"cpu_cores": {"system": 0.62, "generator": 0.4, "broker": 0.3, "redis": 0.05, "other": 0.1,
-    ...                       "idle": 0.5, "steal": 0.03}})
+    ...                       "idle": 0.5, "steal": 0.03}}, nproc=2)
     ['0.62 / 0.40 / 0.30 / 0.05 / 0.10 / 0.50 (steal 0.03)']
+    >>> _cores({"cpu_cores": {"system": 0.3, "generator": 0.1, "broker": 0.2, "redis": 0.04, "other": 0.45,
+    ...                       "idle": 1.37, "steal": 0.0}}, nproc=2)
+    ['0.30 / 0.10 / 0.20 / 0.04 / 0.45 / 1.37 (sums to 2.46 of 2: doubtful)']
     """
     c = step.get("cpu_cores") or {}
     text = " / ".join(_n(c.get(k), "{:.2f}") for k in ("system", "generator", "broker", "redis", "other", "idle"))
     steal = c.get("steal") or 0.0
-    return [text + (f" (steal {steal:.2f})" if steal >= 0.01 else "")]
+    text += f" (steal {steal:.2f})" if steal >= 0.01 else ""
+    total = sum(v for v in c.values() if v is not None)
+    if nproc and c.get("idle") is not None and abs(total - nproc) > 0.1 * nproc:
+        text += f" (sums to {total:.2f} of {nproc}: doubtful)"
+    return [text]
 
 
-def _steps(name: str, sys_: dict) -> list[str]:
+def _steps(name: str, sys_: dict, nproc: int | None = None) -> list[str]:
     rows = []
     batched = any("batch" in s for s in sys_["steps"])
     cores = any("cpu_cores" in s for s in sys_["steps"])
@@ -158,7 +170,7 @@ def _steps(name: str, sys_: dict) -> list[str]:
                      f"{s['throughput']:,.0f}", fmt_ms(lat["p50"]), fmt_ms(lat["p95"]), fmt_ms(lat["p99"]),
                      fmt_ms(lat["p99.9"]), fmt_ms(s["send_lag_ms"]["p99"]),
                      redis_watch.step_stalls(s.get("redis_stalls_ms")), f"{s['feedback_sent']:,}"]
-                    + (_batch(s) if batched else []) + (_cores(s) if cores else []) + [s["saturation_reason"] or ""])
+                    + (_batch(s) if batched else []) + (_cores(s, nproc) if cores else []) + [s["saturation_reason"] or ""])
     head = [f"### {sys_['title']} (`{name}`)", "", sys_["description"] + ".", ""]
     if sys_.get("redis"):
         head += [redis_watch.describe(sys_["redis"]), ""]
@@ -380,7 +392,7 @@ def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> s
     out += ["## Machine", ""] + _machine(r) + ["## Method", ""] + _method(r)
     out += ["## Latency and throughput by offered rate", ""]
     for name, sys_ in r["systems"].items():
-        out += _steps(name, sys_)
+        out += _steps(name, sys_, r["machine"].get("nproc"))
         if f"cdf_{name}" in plots:
             out += [f"![{name} latency CDFs]({_rel(plots[f'cdf_{name}'], md_path)})", ""]
         if f"batches_{name}" in plots:
