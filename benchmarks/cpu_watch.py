@@ -11,7 +11,8 @@ machine: any latency target past that rate needs a tenant to use less CPU, whoev
 the work (the report's *Where the machine's cores go*).
 
 A process's figure counts its threads and its live child processes (a worker run with
-``--processes 2``), but not another tenant's (the system under test is the generator's child). The figures are sampled twice per step, so they cost nothing while it runs.
+``--processes 2``), but not another tenant's (the system under test is the generator's child).
+The figures are read twice per step, so they cost nothing while it runs.
 
 >>> before = {"t": 10.0, "tenants": {"system": 3.0, "broker": 1.0}, "machine": {"busy": 100.0, "idle": 300.0, "steal": 0.0}}
 >>> after = {"t": 12.0, "tenants": {"system": 4.5, "broker": 2.0}, "machine": {"busy": 103.0, "idle": 300.6, "steal": 0.4}}
@@ -27,8 +28,6 @@ from pathlib import Path
 from typing import Collection, Mapping
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-TENANTS = ("system", "generator", "broker", "redis")
-"""What a step's snapshot names: the system under test, this process (the load generator), the broker, Redis."""
 
 
 def _stat_fields(pid: int) -> list[str] | None:
