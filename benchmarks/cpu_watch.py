@@ -14,6 +14,13 @@ A process's figure counts its threads and its live child processes (a worker run
 ``--processes 2``), but not another tenant's (the system under test is the generator's child).
 The figures are read twice per step, so they cost nothing while it runs.
 
+They are the kernel's, with its limits. A tickless kernel that accounts CPU time at its ticks
+(``CONFIG_NO_HZ_IDLE`` with ``CONFIG_TICK_CPU_ACCOUNTING``, as here) measures idle time exactly but
+samples busy time at each tick (4 ms at ``HZ=250``): when the cores wake for short bursts a few
+hundred times a second, a burst that a tick lands in counts as a whole tick, and a step's figures
+add up to more than the machine's cores (2.3-2.6 of 2 seen, at 250-500 queries/s; within 3% at
+other rates). The report marks such a step.
+
 >>> before = {"t": 10.0, "tenants": {"system": 3.0, "broker": 1.0}, "machine": {"busy": 100.0, "idle": 300.0, "steal": 0.0}}
 >>> after = {"t": 12.0, "tenants": {"system": 4.5, "broker": 2.0}, "machine": {"busy": 103.0, "idle": 300.6, "steal": 0.4}}
 >>> cores_used(before, after)

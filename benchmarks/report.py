@@ -113,9 +113,10 @@ def _method(r: dict) -> list[str]:
         "`other` is the machine's busy time none of them had (the kernel's loopback network, the OS), `idle` what "
         "was left, and `steal` (shown when any) time the hypervisor gave another guest "
         "(`benchmarks/cpu_watch.py`). Near-zero idle: the step ran on a saturated machine. The figures of a step "
-        "should add up to the machine's cores; where they are off by more than 10% the kernel's counters and the "
-        "wall clock disagreed over that step (seen here in single 5 s steps, most often the 250/s one, summing "
-        "to 2.3-2.6 of 2), and the row says so.",
+        "should add up to the machine's cores; where they are off by more than 10% the row says so. The cause "
+        "seen here: a tickless kernel (`CONFIG_NO_HZ_IDLE`, `CONFIG_TICK_CPU_ACCOUNTING`) measures idle time "
+        "exactly but samples busy time at its ticks, so when the cores wake for short bursts a few hundred "
+        "times a second (the 250-500/s steps) busy time is overcounted, by up to 0.6 of a core.",
         "- **Kafka floors.** `floor-eos` / `floor-alo` are the worker itself (`benchmarks.processors.echo_worker`: the worker's shell around an echo engine, "
         "same client settings, poll loop, batching and publish path) with the work taken out: queries are echoed "
         "to the predictions topic. Eddy's p50 minus its floor's p50 is the cost of Eddy's own work.",
@@ -141,7 +142,7 @@ CORES_HEAD = "cores: system / gen. / broker / Redis / other / idle"
 def _cores(step: dict, nproc: int | None = None) -> list[str]:
     """Where the machine's cores went in the step (:mod:`benchmarks.cpu_watch`), steal added when there was any,
     and a warning when the figures do not add up to the machine's ``nproc`` cores (within 10%): the kernel's
-    counters advanced faster or slower than the wall clock over that step, so its shares are doubtful.
+    accounting overcounted over that step (:mod:`benchmarks.cpu_watch`), so its shares are doubtful.
 
     >>> _cores({"cpu_cores": {"system": 0.62, "generator": 0.4, "broker": 0.3, "redis": 0.05, "other": 0.1,
     ...                       "idle": 0.5, "steal": 0.03}}, nproc=2)

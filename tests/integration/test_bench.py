@@ -51,7 +51,9 @@ def test_quick_benchmark_writes_every_system_and_metric(stack, tmp_path):
             assert set(cores) == {"system", "generator", "broker", "redis", "other", "idle", "steal"}, (name, cores)
             assert all(v is not None and v >= 0 for v in cores.values()), (name, cores)
             assert cores["system"] > 0 and cores["generator"] > 0, (name, cores)  # both worked in every step
-            assert sum(cores.values()) == pytest.approx(r["machine"]["nproc"], abs=0.5), (name, cores)
+            # every core's time accounted for; not above: at a few hundred wake-ups a second the kernel's
+            # tick-sampled busy time overcounts (docs/benchmarks.md), and the report marks such a step
+            assert sum(cores.values()) >= r["machine"]["nproc"] - 0.5, (name, cores)
         assert s["config"], name
         if name != "http":
             assert "fetch.wait.max.ms" in s["config"]["consumer"] and "linger.ms" in s["config"]["producer"]
