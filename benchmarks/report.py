@@ -107,7 +107,7 @@ def _method(r: dict) -> list[str]:
         "system runs in its own OS process, on its own topics (4 partitions), consumer group and Redis keys; the "
         "generator runs in the benchmark's process.",
         *_warmup(r),
-        f"- **Where the cores go.** Each step's last column: the cores (CPU-seconds per second, of "
+        f"- **Where the cores go.** A column of each step: the cores (CPU-seconds per second, of "
         f"{r['machine'].get('nproc', '?')}) used by the system under test (its processes), the load generator "
         "(this benchmark's process), the Kafka broker and Redis, read from `/proc` at the step's start and end; "
         "`other` is the machine's busy time none of them had (the kernel's loopback network, the OS), `idle` what "
@@ -116,7 +116,8 @@ def _method(r: dict) -> list[str]:
         "should add up to the machine's cores; where they are off by more than 10% the row says so. The cause "
         "seen here: a tickless kernel (`CONFIG_NO_HZ_IDLE`, `CONFIG_TICK_CPU_ACCOUNTING`) measures idle time "
         "exactly but samples busy time at its ticks, so when the cores wake for short bursts a few hundred "
-        "times a second (the 250-500/s steps) busy time is overcounted, by up to 0.6 of a core.",
+        "times a second (here, steps of a few hundred queries a second) busy time is overcounted, by up to 0.6 "
+        "of a core.",
         "- **Kafka floors.** `floor-eos` / `floor-alo` are the worker itself (`benchmarks.processors.echo_worker`: the worker's shell around an echo engine, "
         "same client settings, poll loop, batching and publish path) with the work taken out: queries are echoed "
         "to the predictions topic. Eddy's p50 minus its floor's p50 is the cost of Eddy's own work.",
