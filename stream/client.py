@@ -51,7 +51,8 @@ def reader(settings: Settings, topics: list[str], *, from_beginning: bool = Fals
         # Assigning OFFSET_END first and the resolved offsets after missed the first records
         # produced after this returned, on fresh topics with a 100 ms fetch wait (5 of 25 rounds
         # in tests/integration/test_client_reader.py; none since): most likely the first assign's
-        # own lookup of the end, answered after the second assign, moved the position past them.
+        # own lookup of the end, answered after the second assign, moved the position past them
+        # (the race of confluentinc/librdkafka#5345, there with OFFSET_INVALID and OffsetFetch).
         for tp in tps:
             tp.offset = _high_watermark(consumer, tp)
     consumer.assign(tps)
