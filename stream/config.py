@@ -9,10 +9,14 @@ has one environment variable, ``EDDY_<FIELD>`` in upper case, and one flag,
 Kafka client settings are chosen for latency, and written down here because
 client defaults would dominate every figure:
 
-* consumer ``fetch.wait.max.ms=5``: librdkafka's default (500 ms) is how long
-  the broker holds an empty fetch; with ``fetch.min.bytes=1`` data returns at
-  once anyway, but a short wait keeps shutdown, rebalances and idle
-  partitions responsive.
+* consumer ``fetch.wait.max.ms=100``: how long the broker holds a fetch that
+  finds nothing new (librdkafka's default is 500 ms). With ``fetch.min.bytes=1``
+  a record that arrives meanwhile returns the fetch at once, so this does not
+  delay data; it sets how often an idle consumer asks again. At 5 ms (the
+  setting until 2026-12-07) every idle consumer sent 200 fetches a second,
+  which cost the broker and the worker a tenth of a core on a 2-core machine
+  (docs/design.md, "Client settings"); 100 ms bounds how long a partition
+  assigned by a rebalance waits for the fetch in flight.
 * producer ``linger.ms=1``: librdkafka waits 5 ms by default to fill batches,
   which would add 5 ms to every prediction. 1 ms still batches under load.
 * ``socket.nagle.disable=true`` (both): librdkafka leaves Nagle's algorithm on,
@@ -237,7 +241,7 @@ class Settings:
                                          "offset commit); 0: one per batch",
                                  # above 5 s a span nears transaction.timeout.ms (10 s): the broker would abort it
                                  "rule": _within(0, 5_000)})
-    fetch_wait_ms: int = field(default=5, metadata={"help": "consumer fetch.wait.max.ms", "rule": _AT_LEAST_0})
+    fetch_wait_ms: int = field(default=100, metadata={"help": "consumer fetch.wait.max.ms", "rule": _AT_LEAST_0})
     linger_ms: float = field(default=1.0, metadata={"help": "producer linger.ms", "rule": _within(0, 900_000)})  # librdkafka's range
     cache_users: int = field(default=100_000, metadata={"help": "per-user models kept in the worker's memory",
                                                         "rule": _AT_LEAST_1})
