@@ -232,7 +232,8 @@ class Settings:
     max_batch: int = field(default=1024, metadata={"help": "most messages ever handled in one batch",
                                                    "rule": _AT_LEAST_1})
     batch_slo_ms: float = field(
-        default=10.0, metadata={"help": "batch-time objective of the adaptive (AIMD) batch-size limit",
+        default=10.0, metadata={"help": "batch-time objective of the adaptive (AIMD) batch-size limit (not applied "
+                                        "while a backlog of more than a batch waits: the limit grows)",
                                 "rule": _POSITIVE})
     poll_timeout_ms: int = field(default=20, metadata={"help": "longest wait for the next message",
                                                        "rule": _AT_LEAST_0})

@@ -69,6 +69,24 @@ class StallWatch:
         return True
 
 
+def records_behind(consumer: Consumer) -> int:
+    """Records past the consumer's position by the end offsets its last fetches saw (no request:
+    librdkafka's cached watermarks), on the partitions it owns; a partition it has not read yet
+    counts none, and so does every partition when the consumer cannot say (mid-rebalance): 0 only keeps
+    the batch limit to its objective. Cheap enough for every full batch
+    (:class:`stream.engine.batching.AdaptiveBatchSize`)."""
+    behind = 0
+    try:
+        for tp in consumer.position(consumer.assignment()):
+            if tp.offset >= 0:
+                high = consumer.get_watermark_offsets(tp, cached=True)[1]
+                if high > tp.offset:
+                    behind += high - tp.offset
+    except KafkaException:
+        return 0
+    return behind
+
+
 def records_waiting(consumer: Consumer, *, cluster_answers: Callable[[], bool] | None = None) -> int | None:
     """Records past the consumer's position (its committed offset while the position is unknown)
     on the partitions it owns, by the broker's (last stable) end offsets. When the consumer's questions

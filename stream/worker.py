@@ -54,7 +54,7 @@ from stream.outage import Outage
 from stream.policy_swap import PolicyWatcher
 from stream.rewards import RewardTimer
 from stream.span import CommitSpan, committed_already, first_offsets, rewind_positions
-from stream.stall import StallWatch, records_waiting
+from stream.stall import StallWatch, records_behind, records_waiting
 from stream.store import RedisStore, StoreUnavailable
 
 log = logging.getLogger("eddy.worker")
@@ -272,7 +272,9 @@ class Worker:
                 if msgs:
                     compute_ms = self._handle(msgs, consumer, eos, started)
                     if compute_ms is not None:
-                        self.batching.observe(n=len(msgs), elapsed_ms=compute_ms)
+                        full = len(msgs) >= self.batching.limit
+                        self.batching.observe(n=len(msgs), elapsed_ms=compute_ms,
+                                              behind=full and records_behind(consumer) >= self.batching.limit)
                 self._commit_due(consumer)
         finally:
             self._shutdown(consumer)

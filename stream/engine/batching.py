@@ -10,6 +10,13 @@ Under light load batches are small anyway (each query is its own batch); under h
 load the limit settles where one batch just fits the objective, so the oldest record of
 a batch waits no longer than about one batch time.
 
+Past the rate the worker can keep up with at that limit, records queue, and a record's wait
+is the backlog ahead of it, not its batch's time: cutting the limit then only makes every
+batch pay its fixed costs (two Redis round trips, a poll, a produce) for fewer records, and
+the backlog drains slower. So a full batch that leaves more than another full batch waiting
+(``behind``) grows the limit whatever it took; once the worker has caught up, batches are as
+small as what arrives, and the first full batch over the objective cuts the limit again.
+
 >>> b = AdaptiveBatchSize(slo_ms=20.0, start=8, step=4, backoff=0.9, lowest=1, highest=64)
 >>> b.observe(n=8, elapsed_ms=5.0); b.limit
 12
@@ -19,6 +26,8 @@ a batch waits no longer than about one batch time.
 10
 >>> b.observe(n=3, elapsed_ms=50.0); b.limit  # slow, but not for its size
 10
+>>> b.observe(n=10, elapsed_ms=50.0, behind=True); b.limit  # a backlog: larger batches drain it sooner
+14
 """
 
 from __future__ import annotations
@@ -58,11 +67,12 @@ class AdaptiveBatchSize:
         self.highest = highest
         self.limit = min(highest, max(lowest, start))
 
-    def observe(self, *, n: int, elapsed_ms: float) -> None:
-        """Account for one batch of ``n`` records that took ``elapsed_ms``."""
+    def observe(self, *, n: int, elapsed_ms: float, behind: bool = False) -> None:
+        """Account for one batch of ``n`` records that took ``elapsed_ms``; ``behind``: at least
+        another full batch was waiting when it was done."""
         if n < self.limit:
             return  # the limit did not bind this batch: its time says nothing about the limit
-        if elapsed_ms > self.slo_ms:
+        if elapsed_ms > self.slo_ms and not behind:
             self.limit = max(self.lowest, min(self.limit - 1, int(self.limit * self.backoff)))
         else:
             self.limit = min(self.highest, self.limit + self.step)

@@ -87,3 +87,17 @@ def test_bad_parameters_are_refused_with_a_message_naming_them(kw, message):
     with pytest.raises(EddyError) as err:
         AdaptiveBatchSize(**kw)
     assert str(err.value) == message
+
+
+def test_behind_a_backlog_the_limit_grows_even_over_the_objective():
+    """Past what the worker keeps up with, a record waits for the backlog ahead of it, not for its own
+    batch: cutting the limit there (30-70 records at 3,000/s in run 20261207T131948) made every batch
+    pay its fixed costs for fewer records, and the backlog drained slower."""
+    b = AdaptiveBatchSize(slo_ms=10.0, start=32, step=8, highest=100)
+    for _ in range(20):
+        b.observe(n=b.limit, elapsed_ms=40.0, behind=True)
+    assert b.limit == 100  # grew, and stayed in bounds
+    b.observe(n=100, elapsed_ms=40.0)  # caught up: the first full batch over the objective cuts it
+    assert b.limit == 90
+    b.observe(n=5, elapsed_ms=40.0, behind=True)  # a batch the limit did not bind says nothing
+    assert b.limit == 90

@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from stream.engine import InRecord
 from stream.span import CommitSpan, first_offsets, rewind_positions
-from stream.stall import STUCK, StallWatch, records_waiting
+from stream.stall import STUCK, StallWatch, records_behind, records_waiting
 
 pytestmark = pytest.mark.unit
 
@@ -156,7 +156,8 @@ class FakeConsumer:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
         return [TopicPartition(tp.topic, tp.partition, self.positions[tp.partition]) for tp in tps]
 
-    def get_watermark_offsets(self, tp, timeout):
+    def get_watermark_offsets(self, tp, timeout=None, cached=False):
+        self.cached = cached
         return self.low, self.high[tp.partition]
 
     def committed(self, tps, timeout):
@@ -169,6 +170,16 @@ def test_records_waiting_counts_past_the_position_or_the_committed_offset():
     c = FakeConsumer(positions={0: 10, 1: -1001, 2: -1001, 3: 50}, high={0: 15, 1: 40, 2: 9, 3: 45}, low=2,
                      committed={1: 30})
     assert records_waiting(c) == 5 + 10 + 7 + 0
+
+
+def test_records_behind_counts_past_known_positions_from_cached_watermarks_only():
+    """No request to the broker (the cached end offsets); a partition not read yet (-1001) counts none,
+    and a watermark older than the position (cached before the last fetch) never counts negative."""
+    c = FakeConsumer(positions={0: 10, 1: -1001, 2: 9, 3: 50}, high={0: 15, 1: 40, 2: 9, 3: 45})
+    assert records_behind(c) == 5
+    assert c.cached
+    assert records_behind(FakeConsumer(positions={}, high={})) == 0
+    assert records_behind(FakeConsumer(positions={0: 1}, high={0: 5}, fail=True)) == 0  # cannot say: not behind
 
 
 def test_records_waiting_is_zero_without_partitions_and_none_when_the_broker_cannot_say():
