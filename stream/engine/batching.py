@@ -13,7 +13,7 @@ a batch waits no longer than about one batch time.
 Past the rate the worker can keep up with at that limit, records queue, and a record's wait
 is the backlog ahead of it, not its batch's time: cutting the limit then only makes every
 batch pay its fixed costs (two Redis round trips, a poll, a produce) for fewer records, and
-the backlog drains slower. So a full batch that leaves more than another full batch waiting
+the backlog drains slower. So a full batch that leaves at least another full batch waiting
 (``behind``) grows the limit whatever it took; once the worker has caught up, batches are as
 small as what arrives, and the first full batch over the objective cuts the limit again.
 
