@@ -73,7 +73,7 @@ def records_behind(consumer: Consumer) -> int:
     """Records past the consumer's position by the end offsets its last fetches saw (no request:
     librdkafka's cached watermarks), on the partitions it owns; a partition it has not read yet
     counts none, and so does every partition when the consumer cannot say (mid-rebalance): an
-    undercount only holds the batch limit to its objective. Cheap enough for every full batch
+    undercount only holds the batch limit to its objective. Cheap enough for every full batch over it
     (:class:`stream.engine.batching.AdaptiveBatchSize`)."""
     behind = 0
     try:

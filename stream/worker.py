@@ -272,9 +272,8 @@ class Worker:
                 if msgs:
                     compute_ms = self._handle(msgs, consumer, eos, started)
                     if compute_ms is not None:
-                        full = len(msgs) >= self.batching.limit
                         self.batching.observe(n=len(msgs), elapsed_ms=compute_ms,
-                                              behind=full and records_behind(consumer) >= self.batching.limit)
+                                              waiting=lambda: records_behind(consumer))
                 self._commit_due(consumer)
         finally:
             self._shutdown(consumer)

@@ -14,7 +14,7 @@ Past the rate the worker can keep up with at that limit, records queue, and a re
 is the backlog ahead of it, not its batch's time: cutting the limit then only makes every
 batch pay its fixed costs (two Redis round trips, a poll, a produce) for fewer records, and
 the backlog drains slower. So a full batch that leaves at least another full batch waiting
-(``behind``) grows the limit whatever it took; once the worker has caught up, batches are as
+(``waiting()``, asked only then) grows the limit whatever it took; once the worker has caught up, batches are as
 small as what arrives, and the first full batch over the objective cuts the limit again.
 
 >>> b = AdaptiveBatchSize(slo_ms=20.0, start=8, step=4, backoff=0.9, lowest=1, highest=64)
@@ -26,13 +26,14 @@ small as what arrives, and the first full batch over the objective cuts the limi
 10
 >>> b.observe(n=3, elapsed_ms=50.0); b.limit  # slow, but not for its size
 10
->>> b.observe(n=10, elapsed_ms=50.0, behind=True); b.limit  # a backlog: larger batches drain it sooner
+>>> b.observe(n=10, elapsed_ms=50.0, waiting=lambda: 500); b.limit  # a backlog: larger batches drain it sooner
 14
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from features.errors import EddyError
 
@@ -67,12 +68,12 @@ class AdaptiveBatchSize:
         self.highest = highest
         self.limit = min(highest, max(lowest, start))
 
-    def observe(self, *, n: int, elapsed_ms: float, behind: bool = False) -> None:
-        """Account for one batch of ``n`` records that took ``elapsed_ms``; ``behind``: at least
-        another full batch was waiting when it was done."""
+    def observe(self, *, n: int, elapsed_ms: float, waiting: Callable[[], int] = lambda: 0) -> None:
+        """Account for one batch of ``n`` records that took ``elapsed_ms``; ``waiting()``: the records
+        waiting after it, asked only of a full batch over the objective."""
         if n < self.limit:
             return  # the limit did not bind this batch: its time says nothing about the limit
-        if elapsed_ms > self.slo_ms and not behind:
+        if elapsed_ms > self.slo_ms and waiting() < self.limit:
             self.limit = max(self.lowest, min(self.limit - 1, int(self.limit * self.backoff)))
         else:
             self.limit = min(self.highest, self.limit + self.step)

@@ -95,9 +95,21 @@ def test_behind_a_backlog_the_limit_grows_even_over_the_objective():
     pay its fixed costs for fewer records, and the backlog drained slower."""
     b = AdaptiveBatchSize(slo_ms=10.0, start=32, step=8, highest=100)
     for _ in range(20):
-        b.observe(n=b.limit, elapsed_ms=40.0, behind=True)
+        b.observe(n=b.limit, elapsed_ms=40.0, waiting=lambda: 1000)
     assert b.limit == 100  # grew, and stayed in bounds
     b.observe(n=100, elapsed_ms=40.0)  # caught up: the first full batch over the objective cuts it
     assert b.limit == 90
-    b.observe(n=5, elapsed_ms=40.0, behind=True)  # a batch the limit did not bind says nothing
-    assert b.limit == 90
+    b.observe(n=90, elapsed_ms=40.0, waiting=lambda: 89)  # less than another full batch: not behind
+    assert b.limit == 81
+    b.observe(n=5, elapsed_ms=40.0, waiting=lambda: 1000)  # a batch the limit did not bind says nothing
+    assert b.limit == 81
+
+
+def test_what_waits_is_asked_only_of_a_full_batch_over_the_objective():
+    """The worker's question costs a call per partition: batches it cannot change do not ask it."""
+    asked = []
+    b = AdaptiveBatchSize(slo_ms=10.0, start=32, step=8)
+    b.observe(n=5, elapsed_ms=40.0, waiting=lambda: asked.append("small") or 0)
+    b.observe(n=32, elapsed_ms=5.0, waiting=lambda: asked.append("fast") or 0)
+    b.observe(n=40, elapsed_ms=40.0, waiting=lambda: asked.append("full and slow") or 0)
+    assert asked == ["full and slow"] and b.limit == 36
