@@ -60,7 +60,9 @@ def test_survivors_are_frozen_every_interval_and_a_full_collection_frees_frozen_
     frozen = gc.get_freeze_count()
     survivors = [[i] for i in range(5000)]  # tracked objects that live on
     clock.t = 29.0
-    assert keeper.maybe_run() is None and gc.get_freeze_count() == frozen
+    # No run, no freeze: the count can only fall (a frozen object that dies leaves it; CI saw 2 do so).
+    assert keeper.maybe_run() is None and gc.get_freeze_count() <= frozen
+    assert not any(all_frozen([o]) for o in survivors[:10])
     clock.t = 30.0
     assert keeper.maybe_run() == "young"
     assert gc.get_freeze_count() >= frozen + 5000 and all_frozen(survivors)
@@ -113,7 +115,7 @@ def test_start_up_freeze_keeps_python_s_schedule_and_frees_frozen_cycles_every_f
     later = [[i] for i in range(3000)]
     clock.t = 3599.0
     assert keeper.maybe_run() is None  # no young runs: what came later is not frozen
-    assert gc.get_freeze_count() == frozen and not any(all_frozen([o]) for o in later[:10])
+    assert gc.get_freeze_count() <= frozen and not any(all_frozen([o]) for o in later[:10])
     clock.t = 3600.0
     assert keeper.maybe_run() == "full"
     assert gone() is None and (keeper.young_runs, keeper.full_runs) == (0, 1)
@@ -132,7 +134,7 @@ def test_start_up_freeze_leaves_later_objects_to_the_collector(restore_gc):
     gone = weakref.ref(cycle)
     del cycle
     gc.collect()
-    assert gone() is None and gc.get_freeze_count() == frozen
+    assert gone() is None and gc.get_freeze_count() <= frozen
     keeper.stop()
 
 
