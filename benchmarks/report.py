@@ -303,6 +303,8 @@ def _side_results(md_path: Path, json_path: Path) -> list[str]:
             ("commit-size-", "one batch's Redis commit by batch size, the join records as stored and without "
              "their predictions (what rebuilding the prediction on a re-read would save)",
              "python -m benchmarks.commit_size"),
+            ("command-packer-", "one batch's Redis commit (queries, feedback) with redis-py's command packer and with "
+             "the store's (hiredis in one call)", "python -m benchmarks.command_packer"),
             ("engine-redis-", "the engine over the real Redis, no Kafka, in batches of 4 queries + 2 feedback: "
              "the median batch's wall and CPU time and the Redis commands it sends (one MGET, one commit script)",
              "python -m benchmarks.engine_redis"),
