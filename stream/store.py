@@ -168,7 +168,8 @@ class HiredisPacker:
     (a type check, then an encode call per argument): 12.5 us of the worker's CPU per feedback update,
     whose commit sends about 12 arguments, against 1.7 us for hiredis alone (docs/benchmarks.md). For the
     types Eddy sends (str, bytes, int, float, memoryview) hiredis writes the same bytes
-    (tests/unit/test_store_packer.py). Anything else (bool, None, bytearray), and a command name of
+    (tests/unit/test_store_packer.py), str as UTF-8: redis-py's default encoding, which ``connect``
+    never changes. Anything else (bool, None, bytearray), and a command name of
     several words (``CLIENT SETINFO``), goes to redis-py's packer, which packs it or raises its DataError.
     """
 
