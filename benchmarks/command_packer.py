@@ -14,14 +14,13 @@ process's CPU milliseconds. Keys are deleted afterwards. Writes ``command-packer
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import time
 import uuid
-from pathlib import Path
+from functools import partial
 
 from tqdm import tqdm
+
+from benchmarks.commit_size import run, time_commits
 
 VARIANTS = ("redis-py", "hiredis")
 QUERY_BATCHES = (32, 256)
@@ -85,40 +84,15 @@ def measure(repeat: int, settings) -> dict:
     try:
         with tqdm(total=len(writes) * repeat * len(VARIANTS), desc="commits", unit="commit") as bar:
             for name, write in writes.items():
-                wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
-                cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
-                for _ in range(repeat):
-                    for v in VARIANTS:
-                        c, w = time.process_time(), time.perf_counter()
-                        if not stores[v].commit(write, group=group, epochs=epochs):
-                            raise SystemExit("command-packer: the benchmark's own epoch was fenced")
-                        wall[v].append(time.perf_counter() - w)
-                        cpu[v].append(time.process_time() - c)
-                        bar.update(1)
-                result["batches"][name] = {v: {"wall_ms": round(statistics.median(wall[v]) * 1e3, 3),
-                                               "cpu_ms": round(statistics.median(cpu[v]) * 1e3, 3)}
-                                           for v in VARIANTS}
+                result["batches"][name] = time_commits(
+                    {v: partial(stores[v].commit, write, group=group, epochs=epochs) for v in VARIANTS}, repeat, bar)
     finally:
         stores["hiredis"].delete_deployment()
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stream import config
-
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.command_packer", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=100, help="commits of each variant per batch")
-    ap.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"))
-    config.add_arguments(ap, only=("redis_url",))
-    args = ap.parse_args(argv)
-    if args.repeat < 1:
-        ap.error("--repeat must be at least 1")
-    settings = config.from_args(args)
-    result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "repeat": args.repeat,
-              "redis_url": settings.redis_url, **measure(args.repeat, settings)}
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    path = args.output_dir / f"command-packer-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=2))
+    result, path = run("command-packer", __doc__, measure, argv, default_repeat=100)
     print("| batch | commit wall ms | commit CPU ms |\n|---|---|---|")
     for name, row in result["batches"].items():
         cells = [" / ".join(f"{row[v][k]:,}" for v in VARIANTS) for k in ("wall_ms", "cpu_ms")]

@@ -22,7 +22,9 @@ import statistics
 import time
 import uuid
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -55,6 +57,45 @@ def _writes(prefix: str):
     return out
 
 
+def time_commits(commits: dict[str, Callable[[], bool]], repeat: int, bar: tqdm) -> dict[str, dict[str, float]]:
+    """Each variant's commit ``repeat`` times, the variants alternating commit by commit so that a
+    neighbour's burst lands on all of them: the median commit's wall and CPU milliseconds per variant."""
+    wall: dict[str, list[float]] = {v: [] for v in commits}
+    cpu: dict[str, list[float]] = {v: [] for v in commits}
+    for _ in range(repeat):
+        for v, commit in commits.items():
+            c, w = time.process_time(), time.perf_counter()
+            if not commit():
+                raise SystemExit("the benchmark's own epoch was fenced")
+            wall[v].append(time.perf_counter() - w)
+            cpu[v].append(time.process_time() - c)
+            bar.update(1)
+    return {v: {"wall_ms": round(statistics.median(wall[v]) * 1e3, 3), "cpu_ms": round(statistics.median(cpu[v]) * 1e3, 3)}
+            for v in commits}
+
+
+def run(prog: str, doc: str, measure: Callable[[int, object], dict], argv: list[str] | None, *,
+        default_repeat: int) -> tuple[dict, Path]:
+    """The command line these commit benchmarks share: ``--repeat``, ``--output-dir``, the Redis URL; runs
+    ``measure(repeat, settings)`` and writes ``<prog>-<timestamp>.json`` with when and where it ran."""
+    from stream import config
+
+    ap = argparse.ArgumentParser(prog=f"python -m benchmarks.{prog.replace('-', '_')}", description=doc.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=default_repeat, help="commits of each variant per batch")
+    ap.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"))
+    config.add_arguments(ap, only=("redis_url",))
+    args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    settings = config.from_args(args)
+    result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "repeat": args.repeat,
+              "redis_url": settings.redis_url, **measure(args.repeat, settings)}
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    path = args.output_dir / f"{prog}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2))
+    return result, path
+
+
 def measure(repeat: int, settings) -> dict:
     from stream.store import RedisStore
 
@@ -67,20 +108,11 @@ def measure(repeat: int, settings) -> dict:
     try:
         with tqdm(total=len(BATCHES) * repeat * len(VARIANTS), desc="commits", unit="commit") as bar:
             for b in BATCHES:
-                wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
-                cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
-                for _ in range(repeat):
-                    for v in VARIANTS:
-                        c, w = time.process_time(), time.perf_counter()
-                        if not store.commit(writes[b][v], group=group, epochs=epochs):
-                            raise SystemExit("commit-size: the benchmark's own epoch was fenced")
-                        wall[v].append(time.perf_counter() - w)
-                        cpu[v].append(time.process_time() - c)
-                        bar.update(1)
+                timed = time_commits({v: partial(store.commit, writes[b][v], group=group, epochs=epochs)
+                                      for v in VARIANTS}, repeat, bar)
                 result["batches"][str(b)] = {
                     v: {"record_bytes": round(statistics.mean(len(blob) for blob, _ in writes[b][v].decisions.values())),
-                        "wall_ms": round(statistics.median(wall[v]) * 1e3, 3),
-                        "cpu_ms": round(statistics.median(cpu[v]) * 1e3, 3)}
+                        **timed[v]}
                     for v in VARIANTS}
     finally:
         store.delete_deployment()
@@ -88,21 +120,7 @@ def measure(repeat: int, settings) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stream import config
-
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.commit_size", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=200, help="commits of each variant per batch size")
-    ap.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"))
-    config.add_arguments(ap, only=("redis_url",))
-    args = ap.parse_args(argv)
-    if args.repeat < 1:
-        ap.error("--repeat must be at least 1")
-    settings = config.from_args(args)
-    result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "repeat": args.repeat,
-              "redis_url": settings.redis_url, **measure(args.repeat, settings)}
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    path = args.output_dir / f"commit-size-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=2))
+    result, path = run("commit-size", __doc__, measure, argv, default_repeat=200)
     print("| queries per batch | record bytes | commit wall ms | commit CPU ms |\n|---|---|---|---|")
     for b, row in result["batches"].items():
         cells = [" / ".join(f"{row[v][k]:,}" for v in VARIANTS) for k in ("record_bytes", "wall_ms", "cpu_ms")]
