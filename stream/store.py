@@ -708,7 +708,7 @@ class RedisStore:
                 if kind == "applied" and (blob := self._r.get(key)) is not None:
                     of_request[rid] = decode_marker(blob).source[1]  # the marker's (topic, partition, offset)
                 elif kind == "decision" and (blob := self._r.get(key)) is not None:
-                    p = user_partition.get(JoinRecord.unpack(blob).decision.user_id)
+                    p = user_partition.get(JoinRecord.unpack(blob).head.user_id)
                     if p is not None:
                         of_request.setdefault(rid, p)
             counts = {"renamed": 0, "kept": 0, "left": 0}

@@ -41,7 +41,7 @@ import numpy as np
 from bandits import Policy
 from features.cache import FeatureCache, FeatureCaches
 from features.model import FeatureModel
-from learners import PopulationModel, UserModel
+from learners import PopulationModel, UserModel, all_finite
 from stream import events
 from stream.engine import apprentice, selection, serving, slates
 from stream.engine.selection import Selection
@@ -53,7 +53,7 @@ from stream.engine.prefetch import Prefetched
 from stream.engine.state import BatchWrite, StateReader
 from stream.engine.users import UserCache, merged_population
 from stream.events import EventError, Feedback, ModelUpdate, Query
-from stream.engine.joins import JoinRecord, Source, classify
+from stream.engine.joins import DecisionHead, JoinRecord, Source, classify
 from stream.engine.markers import Marker, decode_marker, encode_marker, encode_outbox, outbox_ref, outputs
 
 log = logging.getLogger("eddy.engine")
@@ -458,7 +458,7 @@ class Engine:
             try:
                 user = users[q.user_id]
                 scores = user.predict_many(emb.astype(np.float64))
-                if not np.all(np.isfinite(scores)):
+                if not all_finite(scores):
                     raise FloatingPointError("the user model scored a candidate NaN or infinite")
                 scored.append(_Scored(r, q, emb, user, scores, serving.request_seed(self.seed, q.request_id), fn,
                                       approximated, coarsened=coarsened))
@@ -659,7 +659,7 @@ class Engine:
         batch.counts["feedback_held"] += 1
 
     @staticmethod
-    def _sum(r: InRecord, fb: Feedback, decision: events.Decision, sums: RewardSums, batch: Batch,
+    def _sum(r: InRecord, fb: Feedback, decision: DecisionHead, sums: RewardSums, batch: Batch,
              from_held: bool) -> tuple[Feedback, int, list[str]] | None:
         """``reward_aggregation=sum``: a real reward goes into its request's accumulator (None: nothing to
         learn now); the default event that ends the wait closes it: ``(the feedback to apply, its item's
@@ -725,7 +725,7 @@ class Engine:
             slot = _slot(fb)
             data = stored.get(slot)
             joined = JoinRecord.unpack(data) if data is not None else None
-            decision = joined.decision if joined is not None else None
+            decision = joined.head if joined is not None else None  # the whole decision only where needed
             emb = joined.embeddings if joined is not None else None
             marker = markers.get(slot)
             if marker is not None and marker.via == "sum" and source_field(*source.to_list()) in marker.summed:
@@ -806,11 +806,11 @@ class Engine:
         this batch's already). The user's model learns in place (the shell commits or forgets every
         batch); if this feedback fails, the model is as it was before it. No state is read here.
         ``joined``: the decision's join record; the outcome carries its decision as published."""
-        decision, emb = joined.decision, joined.embeddings
+        decision, emb = joined.head, joined.embeddings
         fn = decision.feature_net_version  # the version that made the decision, not the live one
         key = (fn, fb.user_id)
         x = emb[item_index].astype(np.float64)
-        if not np.isfinite(x).all():
+        if not all_finite(x):
             raise FloatingPointError("the decision's embedding of this item is not finite")
         outcome = events.encode_outcome(joined.decision_bytes, fb.item_id, fb.reward, fb.ts, default=fb.default)
         # Puts the model back as it was if learning fails: nothing half-learned stays in memory.
@@ -826,7 +826,7 @@ class Engine:
         batch.learned[key] = model
         batch.partition_of[key] = partition
         if self.policy_learns and hasattr(self.policy, "learn") and item_index == decision.chosen_index:
-            self._policy_learn(decision, emb, fb.reward, batch)
+            self._policy_learn(joined.decision, emb, fb.reward, batch)
         return produced
 
     def _policy_learn(self, decision: events.Decision, emb: np.ndarray, reward: float, batch: Batch) -> None:

@@ -8,7 +8,6 @@ errors are part of the batch's write (so a batch that is not committed changes n
 
 from __future__ import annotations
 
-import dataclasses
 from types import SimpleNamespace
 
 import msgspec
@@ -352,7 +351,7 @@ def test_a_feedback_the_selector_cannot_learn_stands_and_is_counted_and_logged(m
     for rid in ("r1", "r2"):  # the other version's embeddings made non-finite in the stored join records
         rec = JoinRecord.unpack(state.decisions[rid])
         nan = {v: np.full_like(x, np.nan) for v, x in rec.others.items()}
-        state.decisions[rid] = dataclasses.replace(rec, others=nan).pack()
+        state.decisions[rid] = JoinRecord(rec.decision_bytes, rec.prediction_bytes, rec.embeddings, nan).pack()
     with caplog.at_level("WARNING", logger="eddy.engine"):
         batch = run(e, state, [log.rec(feedback("r1", "i2", reward=4.0)), log.rec(feedback("r2", "i1", reward=1.0))])
     assert batch.counts["selection_learn_failed"] == 2 and batch.counts["selection_learned"] == 0

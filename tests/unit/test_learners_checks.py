@@ -8,9 +8,12 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from learners import BayesianLinearUserModel, LearnerError, RiverUserModel, _codec
-from learners._checks import MAX_DIM, check_dim, check_matrix, check_positive, check_prior_mean, check_vector
+from learners import BayesianLinearUserModel, LearnerError, RiverUserModel, _codec, all_finite
+from learners._checks import (MAX_DIM, check_dim, check_matrix, check_positive, check_prior_mean, check_target,
+                              check_vector)
 from learners._codec import Kind
 
 pytestmark = pytest.mark.unit
@@ -83,3 +86,26 @@ def test_check_vector_returns_float64_without_copying_float64_input():
     assert check_vector(x, 3) is x
     ints = check_vector([1, 2, 3], 3)
     assert ints.dtype == np.float64 and ints.tolist() == [1.0, 2.0, 3.0]
+
+
+_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e154, 1e200, -1e300, 5e-324])
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(_floats, min_size=0, max_size=12), st.sampled_from(["1d", "2d", "strided"]))
+def test_all_finite_agrees_with_numpy_whatever_the_magnitudes_and_layout(values, layout):
+    """The sum-of-squares shortcut must never call an array finite that is not, nor refuse one whose
+    entries are all finite but whose squares overflow (1e200)."""
+    a = np.array(values, dtype=np.float64)
+    if layout == "2d" and a.size % 2 == 0:
+        a = a.reshape(2, -1)
+    elif layout == "strided":
+        a = np.repeat(a, 2)[::2]  # a view that is not contiguous
+    assert all_finite(a) == bool(np.isfinite(a).all())
+
+
+def test_check_target_takes_floats_and_other_reals_and_refuses_non_finite_ones():
+    assert check_target(2.5) == 2.5 and type(check_target(np.float32(2.5))) is float and check_target(True) == 1.0
+    for bad in (float("nan"), float("inf"), np.float64("-inf")):
+        with pytest.raises(LearnerError, match="y must be a finite real number"):
+            check_target(bad)
