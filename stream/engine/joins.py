@@ -45,7 +45,7 @@ class DecisionHead(msgspec.Struct, frozen=True, gc=False):
     from the join record's decision without the rest (the candidates' features, the scores and the
     probabilities): about a third of the full decode's time, paid for every joined feedback.
     Every field is :class:`~stream.events.Decision`'s of the same name, decoded from the same bytes
-    (tests/unit/test_stream_events.py holds them to it); the bytes are Eddy's own, so no bound is
+    (tests/unit/test_join_record.py holds them to it); the bytes are Eddy's own, so no bound is
     checked again."""
 
     request_id: str
