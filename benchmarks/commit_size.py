@@ -45,14 +45,17 @@ def _writes(prefix: str):
     s = Settings()
     model, _ = bench_model.train(seed=0, examples=2000, epochs=1)
     pool = QueryPool(bench_model.world(0), 1024)
+
+    def _without_prediction(record: JoinRecord) -> bytes:
+        return JoinRecord(record.decision_bytes, b"", record.embeddings, record.others).pack()
+
     out = {}
     for b in BATCHES:
         engine = engine_for(model, s)
         records = [InRecord("query", "q", 0, i, *pool.body(i, f"{prefix}{b}-{i}".encode())) for i in range(b)]
         stored = engine.process(records, MemoryState()).write
-        lean = replace(stored, decisions={
-            rid: (replace(JoinRecord.unpack(blob), prediction_bytes=b"").pack(), p)
-            for rid, (blob, p) in stored.decisions.items()})
+        lean = replace(stored, decisions={rid: (_without_prediction(JoinRecord.unpack(blob)), p)
+                                          for rid, (blob, p) in stored.decisions.items()})
         out[b] = {"as stored": stored, "no prediction": lean}
     return out
 
