@@ -55,8 +55,9 @@ def all_finite(a: np.ndarray) -> bool:
     """Whether every entry of the float array ``a`` is finite.
 
     The sum of squares first (one C call; finite only if every entry is), the entry-wise test
-    only when it is not: a non-finite entry, or finite ones whose squares overflowed. About three
-    times faster than ``np.isfinite(a).all()`` on the hot path's few dozen values.
+    only when it is not: a non-finite entry, or finite ones whose squares overflowed. A little
+    cheaper than ``np.isfinite(a).all()`` on the hot path's few dozen values (1.0 against 1.3 us,
+    measured on 10 to 40 of them), which makes an array and a reduction.
 
     >>> import numpy as np
     >>> all_finite(np.array([1.0, 2.0])), all_finite(np.array([1e200, 1e200])), all_finite(np.array([0.0, np.nan]))
