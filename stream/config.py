@@ -246,6 +246,10 @@ class Settings:
     linger_ms: float = field(default=1.0, metadata={"help": "producer linger.ms", "rule": _within(0, 900_000)})  # librdkafka's range
     cache_users: int = field(default=100_000, metadata={"help": "per-user models kept in the worker's memory",
                                                         "rule": _AT_LEAST_1})
+    join_memory_mb: float = field(
+        default=64.0, metadata={"help": "MiB of memory for the join records of the worker's own recent decisions: "
+                                        "their feedback, within the join window, joins without a Redis read; 0: off",
+                                "rule": _AT_LEAST_0})
     feature_cache_size: int = field(
         default=100_000, metadata={"help": "feature-cache entries of the live feature net (text kind: item text "
                                            "encodings; MLP: f rows), least recently used evicted; 0: off",

@@ -567,7 +567,10 @@ class RedisStore:
         if partitions is None:
             self._queue_global(pipe, batch, group, instance)
         fenced = sorted(epochs)
-        new = [k.decision(rid, p) for rid, (_, p) in batch.decisions.items() if mine(p)] if batch.expect_new else []
+        # An optimistic batch's decisions must be new, and so must their applied-markers: the engine then
+        # joins their feedback from memory, knowing the store holds no marker (stream/engine/fresh.py).
+        new = ([key for rid, (_, p) in batch.decisions.items() if mine(p) for key in (k.decision(rid, p), k.applied(rid, p))]
+               if batch.expect_new else [])
         keys = [*(k.epoch(group, p) for p in fenced), *new]
         args: list = [len(fenced), *(epochs[p] for p in fenced), len(new)]
         for name, key, *rest in pipe.commands:

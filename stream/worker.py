@@ -93,6 +93,7 @@ class Worker:
             cascade=self._cascade(),
             reward_aggregation=settings.reward_aggregation,
             policy_learns=settings.policy_learner == "worker",
+            join_memory_bytes=int(settings.join_memory_mb * 2**20),
         )
         self.serves_model = self.engine.model is not None
         if self.serves_model and engine is None and settings.challengers:
@@ -342,6 +343,7 @@ class Worker:
                 self._next_stats = now + 1.0
                 self.stats["model_load_failed"] = self.watcher.failed if self.watcher is not None else 0
                 self.stats["batch_limit"] = self.batching.limit
+                self.stats["join_memory_entries"] = len(self.engine.fresh)
                 self.stats["gc_full_collections"] = self.gc_pauses.counts[2]
                 self.stats["gc_longest_pause_ms"] = round(self.gc_pauses.longest_ms)
                 self.store.publish_stats(self.s.group, self.s.instance_id, {**self.stats, **self.metrics.figures()})
@@ -403,6 +405,7 @@ class Worker:
                                               instance=self.s.instance_id)
             except DecisionsExist:  # read again or retried: nothing was written; decide with the check
                 self.stats["optimistic_retried"] += 1
+                self.engine.refused(batch)  # the users it learned into are read again
                 batch = self.engine.process(records, self.store, started=started)
                 committed = self.store.commit(batch.write, group=self.s.group, epochs=self._epochs,
                                               instance=self.s.instance_id)

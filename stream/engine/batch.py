@@ -49,6 +49,7 @@ from stream.engine.anytime import Anytime
 from stream.engine.cascade import Cascade
 from stream.engine.aggregation import RewardSums, source_field
 from stream.engine.records import BatchOutputs, DeadLetter, InRecord
+from stream.engine.fresh import FreshDecisions
 from stream.engine.prefetch import Prefetched
 from stream.engine.state import BatchWrite, StateReader
 from stream.engine.users import UserCache, merged_population
@@ -119,6 +120,8 @@ class Batch:
     """Seconds spent in the feature net's forward pass (None when the batch had no query to embed)."""
     features_ready: float | None = None
     """``time.perf_counter()`` when the batch's last feature vectors were ready (the anytime tail starts there)."""
+    began: float = 0.0
+    """The engine's clock when the batch began: its new decisions' age counts from it (:class:`FreshDecisions`)."""
     outbox: dict[int, tuple[str, list[tuple[str, bytes]]]] = field(default_factory=dict)
     """Per partition: the outbox id and the outputs of the feedback applied, in marker order
     (stream/engine/markers.py); written to ``write.outboxes`` at the end of the batch's feedback."""
@@ -200,7 +203,8 @@ class Engine:
                  seed: int = 0, cache_users: int = 100_000, held_max: int = 10_000, reward_wait_s: float = 0.0,
                  reward_aggregation: str = "earliest", policy_learns: bool = True,
                  clock: Callable[[], float] = time.time, feature_caches: FeatureCaches | None = None,
-                 anytime: Anytime | None = None, cascade: Cascade | None = None):
+                 anytime: Anytime | None = None, cascade: Cascade | None = None,
+                 join_memory_bytes: int = 64 << 20):
         self.feature_caches = feature_caches
         self.policy = policy
         self.reward_aggregation = reward_aggregation
@@ -217,6 +221,8 @@ class Engine:
         self._populations: dict[tuple[str, int], PopulationModel] = {}
         # Partitions known to hold no early feedback (see held_counts): their queries skip the lookup.
         self._held_none: set[int] = set()
+        # Join records of this engine's own new decisions: their feedback joins without a store read.
+        self.fresh = FreshDecisions(max_bytes=join_memory_bytes, max_age_s=join_window_s)
         self.anytime = anytime
         self.cascade = cascade
         self.serve_default = False
@@ -277,8 +283,15 @@ class Engine:
         """Load users of the live version into memory (a newly assigned partition's)."""
         self._caches[self.model.version].warm(states)
 
+    def refused(self, batch: Batch) -> None:
+        """An optimistic ``batch``'s commit was refused (:class:`DecisionsExist`), so nothing of it was
+        written: the users it learned into, in place, are read again from the store on next use."""
+        for fn, uid in batch.learned:
+            self._caches[fn].discard(uid)
+
     def forget(self) -> None:
         """Drop everything held in memory: the partitions' next owner may change it (revoke, fence)."""
+        self.fresh.clear()
         for cache in self._caches.values():
             cache.clear()
         self._populations.clear()
@@ -312,17 +325,21 @@ class Engine:
                 optimistic: bool = False) -> Batch:
         """Handle one batch; ``started`` is the ``time.perf_counter()`` when it was polled.
 
-        ``optimistic``: a batch of queries only, in partitions known to hold no early feedback,
+        ``optimistic``: a batch whose queries are in partitions known to hold no early feedback
         decides without first reading for decisions already stored (a batch read again, a
         retried request id) and leaves that check to its commit (``BatchWrite.expect_new``:
-        the store writes nothing and raises :class:`DecisionsExist` if one is there). Such
-        a batch learns nothing, so nothing in memory moved and the caller processes the same
-        records again, not optimistically, which re-emits the stored decisions. It saves a
-        store round trip per query batch; batches with feedback read as before.
+        the store writes nothing and raises :class:`DecisionsExist` if a decision, or an
+        applied-marker, of a request it decided is there). The caller then calls
+        :meth:`refused` (the users it learned into, in place, are read again from the store)
+        and processes the same records again, not optimistically, which re-emits the stored
+        decisions. It saves a store round trip per batch. A batch with feedback is optimistic
+        only where nothing else learns in memory (a learning policy, model selection).
         """
         started = time.perf_counter() if started is None else started
-        batch = Batch(BatchOutputs(), BatchWrite(decision_ttl_s=2 * self.join_window_s))
-        optimistic = optimistic and all(r.kind == "query" and r.partition in self._held_none for r in records)
+        batch = Batch(BatchOutputs(), BatchWrite(decision_ttl_s=2 * self.join_window_s), began=self._clock())
+        learns_in_memory = self.selection is not None or (self.policy_learns and hasattr(self.policy, "learn"))
+        optimistic = optimistic and all(r.partition in self._held_none if r.kind == "query" else not learns_in_memory
+                                        for r in records)
         if self.selection is not None:
             self.selection.begin()
         queries: list[tuple[InRecord, Query]] = []
@@ -339,13 +356,14 @@ class Engine:
             except Exception as exc:  # a decoder bug must not stop the partition
                 batch.dead(r, "undecodable", f"{type(exc).__name__}: {exc}")
         held: list[tuple[InRecord, Feedback]] = []
-        state = self._prefetch(state, queries, feedback, check_decided=not optimistic)
+        fresh = self._fresh_joins(feedback, batch.began)
+        state = self._prefetch(state, queries, feedback, fresh, check_decided=not optimistic)
         if queries:
             self._score(queries, state, batch, started, check_decided=not optimistic)
             batch.write.expect_new = optimistic and bool(batch.write.decisions)
             held = self._release_held(queries, state, batch)
         if feedback or held:
-            self._learn(held + feedback, state, batch, n_held=len(held))
+            self._learn(held + feedback, state, batch, n_held=len(held), fresh=fresh)
         if self.selection is not None:
             self.selection.write(batch)
         n_learned = getattr(self.policy, "n_learned", None)
@@ -355,11 +373,20 @@ class Engine:
         batch.write.counts = dict(batch.counts)
         return batch
 
+    def _fresh_joins(self, feedback: list[tuple[InRecord, Feedback]], now: float) -> dict[str, bytes]:
+        """The feedback's join records that memory holds (``fresh.py``): no read, and no applied-marker."""
+        if not feedback or not len(self.fresh):
+            return {}
+        rids = {_slot(fb): r.partition for r, fb in feedback}  # as _learn reads them
+        found = {slot: self.fresh.get(slot, partition=p, now=now) for slot, p in rids.items()}
+        return {slot: record for slot, record in found.items() if record is not None}
+
     def _prefetch(self, state: StateReader, queries: list[tuple[InRecord, Query]],
-                  feedback: list[tuple[InRecord, Feedback]], *, check_decided: bool) -> StateReader:
+                  feedback: list[tuple[InRecord, Feedback]], fresh: Mapping[str, bytes], *,
+                  check_decided: bool) -> StateReader:
         """The reads this batch will make, in one round trip (``prefetch.py``): its users not in memory,
         the queries' stored decisions (unless ``check_decided`` is off: an optimistic batch), the
-        feedback's join records and applied-markers."""
+        feedback's join records and applied-markers (unless ``fresh`` answers for them)."""
         fn = self.model.version
         users: dict[str, int] = {}
         for r, q in queries:
@@ -372,15 +399,24 @@ class Engine:
         decisions = ({slates.slot_key(q.request_id, j): r.partition for r, q in queries for j in range(q.k)}
                      if check_decided else {})
         applied = {_slot(fb): r.partition for r, fb in feedback}
+        for slot in fresh:
+            del applied[slot]
         decisions.update(applied)
         if not users and not decisions:
             return state
         return Prefetched.read(state, fn, users=users, decisions=decisions, applied=applied)
 
     def commit(self, batch: Batch) -> None:
-        """The batch is durable: memory takes its new user models and statistics."""
+        """The batch is durable: memory takes its new user models and statistics, and the join records of
+        the decisions its commit checked were new (:class:`FreshDecisions`)."""
         for (fn, uid), model in batch.learned.items():
             self._caches[fn].put(uid, model)
+        fresh = self.fresh
+        if batch.write.expect_new:
+            for slot, (record, partition) in batch.write.decisions.items():
+                fresh.add(slot, record, partition=partition, t=batch.began)
+        fresh.applied(batch.write.applied)
+        fresh.expire(batch.began)
         self._held_none.difference_update(p for p, _ in batch.write.held)
         self._populations.update(batch.populations)
         if self.selection is not None:
@@ -703,13 +739,16 @@ class Engine:
         return pop
 
     def _learn(self, feedback: list[tuple[InRecord, Feedback]], state: StateReader, batch: Batch,
-               n_held: int = 0) -> None:
-        """The first ``n_held`` feedbacks were held until this batch decided their requests."""
+               n_held: int = 0, fresh: Mapping[str, bytes] = {}) -> None:
+        """The first ``n_held`` feedbacks were held until this batch decided their requests. ``fresh``: join
+        records that memory answers for (:meth:`_fresh_joins`), with no applied-marker in the store."""
         rids = {_slot(f): r.partition for r, f in feedback}
         made_here = batch.write.decisions
-        stored = state.load_decisions({r: p for r, p in rids.items() if r not in made_here})
+        stored = state.load_decisions({r: p for r, p in rids.items() if r not in made_here and r not in fresh})
+        stored.update({r: fresh[r] for r in rids if r in fresh})
         stored.update({r: made_here[r][0] for r in rids if r in made_here})
-        markers: dict[str, Marker] = {r: decode_marker(v) for r, v in state.load_applied(rids).items()}
+        markers: dict[str, Marker] = {r: decode_marker(v) for r, v in
+                                      state.load_applied({r: p for r, p in rids.items() if r not in fresh}).items()}
         sources = {(r.topic, r.partition, r.offset) for r, _ in feedback}
         outboxes = _outboxes(state, [m for m in markers.values() if m.source in sources])  # read again: re-emit
         unknown = [(r.partition, _slot(fb)) for r, fb in feedback[n_held:]

@@ -58,7 +58,7 @@ class MemoryState:
 
     def commit(self, w: BatchWrite) -> None:
         if w.expect_new:
-            found = [r for r in w.decisions if r in self.decisions]
+            found = [r for r in w.decisions if r in self.decisions or r in self.applied]
             if found:
                 raise DecisionsExist(found)
         for (fn, u), (state, _) in w.users.items():

@@ -74,7 +74,8 @@ class BatchWrite:
     sums_closed: set[tuple[int, str]] = field(default_factory=set)  # accumulators applied: deleted after the adds
     expect_new: bool = False
     """The batch decided without reading for stored decisions (``Engine.process(optimistic=True)``): the
-    commit writes nothing and raises :class:`DecisionsExist` if any of ``decisions`` is stored already."""
+    commit writes nothing and raises :class:`DecisionsExist` if any of ``decisions``, or an applied-marker of
+    one of them, is stored already."""
 
     def __bool__(self) -> bool:
         return bool(self.users or self.applied or self.outboxes or self.population or self.decisions or self.policy

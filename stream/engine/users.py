@@ -98,6 +98,10 @@ class UserCache:
         while len(self._models) > self._capacity:
             self._models.popitem(last=False)
 
+    def discard(self, user_id: str) -> None:
+        """Forget ``user_id``'s model (it learned something the store refused): read again on next use."""
+        self._models.pop(user_id, None)
+
     def clear(self) -> None:
         self._models.clear()
 

@@ -138,6 +138,26 @@ def test_an_optimistic_write_whose_decision_is_stored_writes_nothing_and_names_i
     assert not store.commit(fresh, group=g, epochs={1: 5}, instance="w7")  # fencing still comes first
 
 
+def test_an_optimistic_write_refuses_a_decision_whose_request_has_an_applied_marker(settings):
+    """A request id used again after its decision expired, while its marker lives on: the engine joins an
+    optimistic batch's feedback from memory on the word of this check that no marker exists
+    (stream/engine/fresh.py), so a script that checked only the decision would let that feedback apply
+    where the store's marker makes it a duplicate."""
+    from stream.engine.state import DecisionsExist
+
+    store = RedisStore.from_settings(settings)
+    r, k, g = redis_client(settings), store.keys, settings.group
+    assert store.commit(BatchWrite(applied={"r3": (b"old-marker", 2)}), group=g, epochs={2: 0}, instance="w7")
+    reused = BatchWrite(decisions={"r3": (b"join-3", 2), "r4": (b"join-4", 2)}, expect_new=True)
+    with pytest.raises(DecisionsExist) as err:
+        store.commit(reused, group=g, epochs={2: 0}, instance="w7")
+    assert err.value.requests == [k.applied("r3", 2)]
+    assert r.get(k.decision("r3", 2)) is None and r.get(k.decision("r4", 2)) is None
+    reused.expect_new = False  # the engine's careful retry writes it
+    assert store.commit(reused, group=g, epochs={2: 0}, instance="w7")
+    assert r.get(k.decision("r3", 2)) == b"join-3" and r.get(k.applied("r3", 2)) == b"old-marker"
+
+
 def test_process_figures_are_read_by_instance_and_match_what_read_stats_finds(settings):
     """``process_figures`` (the benchmark's batch watch, once a second during a run) reads the named
     instances' published figures by key; an instance that published nothing is left out."""

@@ -4,8 +4,8 @@ A batch read again (crash, rebalance) or a retried request id must re-emit the s
 byte for byte. Reading for it costs a store round trip per batch; an optimistic batch skips the
 read, and its commit refuses (``DecisionsExist``, nothing written) when a decision is there, so
 the worker processes the batch again the careful way. These tests pin when a batch may be
-optimistic (queries only, in partitions known to hold no early feedback) and that the retry
-re-emits exactly what was logged.
+optimistic (its queries in partitions known to hold no early feedback; with feedback, only
+where nothing else learns in memory) and that the retry re-emits exactly what was logged.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import pytest
 
 from stream.engine import DecisionsExist, Engine
 from stream.engine.memory import MemoryState
+from stream.engine.selection import Selection
 from tests.unit.test_engine import Log, engine, feedback, model, outputs, query, run  # noqa: F401 (fixtures)
+from tests.unit.test_engine_learning import RecordingPolicy
 
 pytestmark = pytest.mark.unit
 
@@ -30,6 +32,9 @@ class CountingState(MemoryState):
         self.decisions_read += list(requests)
         return super().load_decisions(requests)
 
+    def load_selection(self, partition):  # model selection's state: none yet
+        return None
+
 
 def _optimistic(engine: Engine, state: MemoryState, records):
     """What the worker does: optimistic first; on a refusal, the same records with the check."""
@@ -37,6 +42,7 @@ def _optimistic(engine: Engine, state: MemoryState, records):
     try:
         state.commit(batch.write)
     except DecisionsExist:
+        engine.refused(batch)
         batch = engine.process(records, state)
         state.commit(batch.write)
     engine.commit(batch)
@@ -52,15 +58,28 @@ def test_a_query_batch_in_a_partition_known_empty_of_held_feedback_skips_the_rea
     assert set(batch.write.decisions) == {"r1", "r2"}
 
 
-@pytest.mark.parametrize("why", ["not optimistic", "held unknown", "feedback in the batch", "other partition"])
+def test_a_batch_with_feedback_is_optimistic_too(engine):
+    state, log = CountingState(), Log()
+    engine.held_counts({0: 0})
+    batch = engine.process([log.rec(query("r1")), log.rec(feedback("old", "i1"))], state, optimistic=True)
+    assert state.decisions_read == ["old"]  # the feedback's join record, not the query's check
+    assert batch.write.expect_new
+
+
+@pytest.mark.parametrize("why", ["not optimistic", "held unknown", "feedback, a learning policy",
+                                 "feedback, model selection", "other partition"])
 def test_otherwise_the_batch_reads_for_stored_decisions_first(engine, why):
     state, log = CountingState(), Log()
     engine.held_counts({0: 0})
     records = [log.rec(query("r1"))]
     if why == "held unknown":
         engine.held_counts({0: 3})
-    if why == "feedback in the batch":
+    if why.startswith("feedback"):  # what learns in memory outside the users could not be put back
         records.append(log.rec(feedback("old", "i1")))
+        if why == "feedback, a learning policy":
+            engine.policy = RecordingPolicy()
+        else:
+            engine.serve_selection(Selection([], mode="shadow"))
     if why == "other partition":
         records.append(log.rec(query("r2"), partition=1))
     batch = engine.process(records, state, optimistic=why != "not optimistic")
