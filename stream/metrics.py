@@ -144,6 +144,14 @@ class _Scraped(Collector):
                 lookups.add_metric([version], n_lookups)
                 hits.add_metric([version], n_hits)
             yield from (size, cap, lookups, hits)
+        fresh = getattr(engine, "fresh", None)
+        if fresh is not None:
+            yield GaugeMetricFamily("eddy_join_memory_records", "join records of this worker's own recent "
+                                    "decisions held in memory (join_memory_mb)", value=len(fresh))
+            yield GaugeMetricFamily("eddy_join_memory_bytes", "their bytes", value=fresh.nbytes)
+            yield CounterMetricFamily("eddy_join_memory_lookups", "feedback looked up in memory", value=fresh.lookups)
+            yield CounterMetricFamily("eddy_join_memory_hits", "feedback joined from memory, with no Redis read (hit "
+                                      "rate: rate(hits) / rate(lookups))", value=fresh.hits)
         caches = getattr(engine, "feature_caches", None)
         if caches is not None and caches.enabled:
             f = caches.figures()

@@ -375,9 +375,12 @@ class Engine:
 
     def _fresh_joins(self, feedback: list[tuple[InRecord, Feedback]], now: float) -> dict[str, bytes]:
         """The feedback's join records that memory holds (``fresh.py``): no read, and no applied-marker."""
-        if not feedback or not len(self.fresh):
+        if not feedback:
             return {}
         rids = {_slot(fb): r.partition for r, fb in feedback}  # as _learn reads them
+        if not len(self.fresh):
+            self.fresh.lookups += len(rids)
+            return {}
         found = {slot: self.fresh.get(slot, partition=p, now=now) for slot, p in rids.items()}
         return {slot: record for slot, record in found.items() if record is not None}
 

@@ -13,7 +13,9 @@ from memory when it knows what Redis holds:
   entry that is still here means "no marker";
 * a rebalance, a fence or an outage drops every entry (:meth:`clear`, by ``Engine.forget``);
 * an entry answers only while younger than the join window; Redis keeps the decision for
-  twice that, and an older decision is read from Redis as before.
+  twice that, and an older decision is read from Redis as before. Age is by the engine's
+  clock (wall time, like held feedback's deadlines): a clock stepped back by more than the
+  join window would keep entries answering past it.
 
 So every answer is the one the two reads would have given. Memory is bounded in bytes; the
 oldest entries go first.
@@ -41,12 +43,14 @@ class FreshDecisions:
     """Join records of decisions this engine committed as new, oldest first, at most ``max_bytes`` of
     them (0: none kept), each answering for ``max_age_s`` (the join window)."""
 
-    __slots__ = ("max_bytes", "max_age_s", "nbytes", "_entries")
+    __slots__ = ("max_bytes", "max_age_s", "nbytes", "lookups", "hits", "_entries")
 
     def __init__(self, *, max_bytes: int, max_age_s: float) -> None:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.nbytes = 0
+        self.lookups = 0  # feedback looked up, and answered from here (eddy_join_memory_*)
+        self.hits = 0
         self._entries: OrderedDict[str, tuple[bytes, int, float]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -67,9 +71,11 @@ class FreshDecisions:
     def get(self, slot: str, *, partition: int, now: float) -> bytes | None:
         """The join record, if this engine holds it for ``partition`` and it is younger than the join
         window: then the store holds the same record and no applied-marker for it."""
+        self.lookups += 1
         entry = self._entries.get(slot)
         if entry is None or entry[1] != partition or now - entry[2] >= self.max_age_s:
             return None
+        self.hits += 1
         return entry[0]
 
     def applied(self, slots: Iterable[str]) -> None:

@@ -109,7 +109,8 @@ def test_prometheus_scrapes_the_worker_counters_that_match_what_was_sent(setting
                      "eddy_feature_net_duration_seconds_sum", "eddy_redis_commit_duration_seconds_count",
                      "eddy_kafka_commit_duration_seconds_count", "eddy_batch_size_records_bucket",
                      "eddy_consumer_lag{", "eddy_feature_net_info{", "eddy_user_cache_users{",
-                     "eddy_user_cache_hits_total{", "eddy_batch_size_limit",
+                     "eddy_user_cache_hits_total{", "eddy_batch_size_limit", "eddy_join_memory_records",
+                     "eddy_join_memory_bytes", "eddy_join_memory_lookups_total", "eddy_join_memory_hits_total",
                      'eddy_gc_pause_seconds_count{generation="0"}'):
             assert name in text, name
 

@@ -154,3 +154,18 @@ def test_gc_pauses_are_observed_by_generation(engine):
     assert value(m, "eddy_gc_pause_seconds_bucket", generation="2", le="0.1") == 1
     assert value(m, "eddy_gc_pause_seconds_count", generation="0") == 2
     assert value(m, "eddy_gc_pause_seconds_count", generation="1") == 0
+
+
+def test_join_memory_figures_are_read_at_scrape_time(engine):
+    m, log, state = WorkerMetrics(_worker(engine)), Log(), MemoryState()
+    engine.held_counts({0: 0})
+    for batch in ([log.rec(query("r1"))], [log.rec(feedback("r9", "i1"))]):  # r9: no decision, a miss
+        b = engine.process(batch, state, optimistic=True)  # optimistic: r1's record is kept in memory
+        state.commit(b.write)
+        engine.commit(b)
+    assert value(m, "eddy_join_memory_records") == 1
+    assert value(m, "eddy_join_memory_bytes") == len(state.decisions["r1"])
+    run(engine, state, [log.rec(feedback("r1", "i1"))])
+    assert value(m, "eddy_join_memory_lookups_total") == 2
+    assert value(m, "eddy_join_memory_hits_total") == 1
+    assert value(m, "eddy_join_memory_records") == 0  # applied: the store answers from now on
