@@ -343,7 +343,6 @@ class Worker:
                 self._next_stats = now + 1.0
                 self.stats["model_load_failed"] = self.watcher.failed if self.watcher is not None else 0
                 self.stats["batch_limit"] = self.batching.limit
-                self.stats["join_memory_entries"] = len(self.engine.fresh)
                 self.stats["gc_full_collections"] = self.gc_pauses.counts[2]
                 self.stats["gc_longest_pause_ms"] = round(self.gc_pauses.longest_ms)
                 self.store.publish_stats(self.s.group, self.s.instance_id, {**self.stats, **self.metrics.figures()})
