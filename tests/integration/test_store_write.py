@@ -158,6 +158,22 @@ def test_an_optimistic_write_refuses_a_decision_whose_request_has_an_applied_mar
     assert r.get(k.decision("r3", 2)) == b"join-3" and r.get(k.applied("r3", 2)) == b"old-marker"
 
 
+def test_the_check_counts_keys_in_chunks_and_finds_one_past_the_first_thousand(settings):
+    """The script asks EXISTS of 1,000 keys at a time (Lua's unpack has a stack limit): a key past the
+    first chunk, or in the last partial one, must still refuse the write and be named."""
+    from stream.engine.state import DecisionsExist
+
+    store = RedisStore.from_settings(settings)
+    r, k, g = redis_client(settings), store.keys, settings.group
+    assert store.commit(BatchWrite(applied={"r1100": (b"m", 0)}), group=g, epochs={0: 0}, instance="w7")
+    big = BatchWrite(decisions={f"r{i}": (b"j", 0) for i in range(1200)}, expect_new=True)  # 2,400 keys
+    with pytest.raises(DecisionsExist) as err:
+        store.commit(big, group=g, epochs={0: 0}, instance="w7")
+    assert err.value.requests == [k.applied("r1100", 0)] and r.get(k.decision("r0", 0)) is None
+    del big.decisions["r1100"]
+    assert store.commit(big, group=g, epochs={0: 0}, instance="w7") and r.get(k.decision("r1199", 0)) == b"j"
+
+
 def test_process_figures_are_read_by_instance_and_match_what_read_stats_finds(settings):
     """``process_figures`` (the benchmark's batch watch, once a second during a run) reads the named
     instances' published figures by key; an instance that published nothing is left out."""
