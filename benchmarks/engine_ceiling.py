@@ -42,7 +42,7 @@ def engine_for(model, s: Settings) -> Engine:
     """The engine the benchmarks run outside a worker: the worker's settings, a join window that no
     benchmark outlives."""
     return Engine(model, make_policy(s.policy), learner=s.learner, join_window_s=3600.0, seed=s.seed,
-                  cache_users=s.cache_users)
+                  cache_users=s.cache_users, join_memory_bytes=int(s.join_memory_mb * 2**20))
 
 
 def _run(engine: Engine, state: MemoryState, records: list[InRecord], batch: int, bar: tqdm) -> tuple[float, float]:

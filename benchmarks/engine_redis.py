@@ -1,13 +1,16 @@
 """The engine over the real Redis, no Kafka: what a batch of queries and feedback costs its shell's store.
 
-    python -m benchmarks.engine_redis [--batches 1500] [--queries 4] [--feedback 2] [--redis-url URL]
+    python -m benchmarks.engine_redis [--batches 1500] [--queries 4] [--feedback 2] [--pool 1024]
+                                      [--join-memory-mb MB] [--redis-url URL]
 
 The engine ceiling (:mod:`benchmarks.engine_ceiling`) runs on in-memory state, so it cannot see
 what the worker's store reads and writes cost. Here the pure engine runs on the benchmark's
 feature net and simulated queries against a :class:`stream.store.RedisStore` under a prefix of
-its own, one process, one thread, committing each batch like the worker (one commit script):
-batches of ``--queries`` new queries and ``--feedback`` feedback events for earlier ones (about
-what a worker at 1,000 queries/s batches), with the users' models in memory. It reports the median
+its own, one process, one thread, processing and committing each batch like the worker
+(optimistic, one commit script; refused, again with the reads): batches of ``--queries`` new
+queries and ``--feedback`` feedback events for earlier ones (about what a worker at 1,000
+queries/s batches), with the users' models in memory, and their join records too unless
+``--join-memory-mb 0`` (stream/engine/fresh.py). It reports the median
 batch's wall and CPU time and how many Redis commands of each kind a batch sent (``INFO
 commandstats``: one ``MGET`` is one round trip; ``EVALSHA`` is the commit). Run it from two commits
 in turn to compare their store traffic. Writes ``engine-redis-<timestamp>.json``; leaves no key.
@@ -29,7 +32,7 @@ from benchmarks.engine_ceiling import engine_for
 from benchmarks.loadgen import QueryPool
 from features.model import limit_threads
 from stream import events
-from stream.engine import InRecord
+from stream.engine import DecisionsExist, InRecord
 
 WARM = 200  # batches before the clock starts: allocators, torch, the users' models in memory
 
@@ -38,12 +41,12 @@ def _commands(client) -> dict[str, int]:
     return {k.removeprefix("cmdstat_"): v["calls"] for k, v in client.info("commandstats").items()}
 
 
-def measure(batches: int, queries: int, feedback: int, settings) -> dict:
+def measure(batches: int, queries: int, feedback: int, settings, pool: int = 1024) -> dict:
     from stream.store import RedisStore, redis_client
 
     limit_threads(settings.torch_threads)
     model, _ = bench_model.train(seed=0, examples=3000, epochs=1)
-    pool = QueryPool(bench_model.world(0), 1024)
+    pool = QueryPool(bench_model.world(0), pool)
     store = RedisStore(settings.redis_url, f"engine-redis-{uuid.uuid4().hex[:8]}.", **settings.redis_options())
     client = redis_client(settings)
     engine = engine_for(model, settings)
@@ -70,8 +73,14 @@ def measure(batches: int, queries: int, feedback: int, settings) -> dict:
             if b == WARM:
                 before = _commands(client)
             c, w = time.process_time(), time.perf_counter()
-            batch = engine.process(recs, store)
-            if not store.commit(batch.write, group=group, epochs=epochs, instance="engine-redis"):
+            batch = engine.process(recs, store, optimistic=True)
+            try:
+                committed = store.commit(batch.write, group=group, epochs=epochs, instance="engine-redis")
+            except DecisionsExist:
+                engine.refused(batch)
+                batch = engine.process(recs, store)
+                committed = store.commit(batch.write, group=group, epochs=epochs, instance="engine-redis")
+            if not committed:
                 raise SystemExit("engine-redis: the benchmark's own epoch was fenced")
             engine.commit(batch)
             if b >= WARM:
@@ -85,7 +94,8 @@ def measure(batches: int, queries: int, feedback: int, settings) -> dict:
         store.delete_deployment()
     sent = {k: round((after.get(k, 0) - before.get(k, 0)) / batches, 2) for k in after
             if after.get(k, 0) - before.get(k, 0) >= batches / 10 and k != "info"}
-    return {"batches": batches, "queries": queries, "feedback": feedback,
+    return {"batches": batches, "queries": queries, "feedback": feedback, "pool": len(pool),
+            "join_memory_mb": settings.join_memory_mb,
             "wall_ms_median": round(statistics.median(wall) * 1e3, 3),
             "cpu_ms_median": round(statistics.median(cpu) * 1e3, 3),
             "commands_per_batch": dict(sorted(sent.items(), key=lambda kv: -kv[1]))}
@@ -98,14 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", type=int, default=1500, help="batches timed, after 200 that warm up")
     ap.add_argument("--queries", type=int, default=4, help="new queries per batch")
     ap.add_argument("--feedback", type=int, default=2, help="feedback events per batch, for earlier queries")
+    ap.add_argument("--pool", type=int, default=1024, help="distinct simulated queries cycled through (their users "
+                                                           "repeat; a small pool keeps every user in memory)")
     ap.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"))
-    config.add_arguments(ap, only=("redis_url",))
+    config.add_arguments(ap, only=("redis_url", "join_memory_mb"))
     args = ap.parse_args(argv)
-    if args.batches < 1 or args.queries < 1 or args.feedback < 0:
-        ap.error("--batches and --queries must be at least 1, --feedback at least 0")
+    if args.batches < 1 or args.queries < 1 or args.feedback < 0 or args.pool < 1:
+        ap.error("--batches, --queries and --pool must be at least 1, --feedback at least 0")
     settings = config.from_args(args)
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              **measure(args.batches, args.queries, args.feedback, settings)}
+              **measure(args.batches, args.queries, args.feedback, settings, args.pool)}
     args.output_dir.mkdir(parents=True, exist_ok=True)
     path = args.output_dir / f"engine-redis-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
