@@ -742,7 +742,7 @@ class Engine:
         return pop
 
     def _learn(self, feedback: list[tuple[InRecord, Feedback]], state: StateReader, batch: Batch,
-               n_held: int = 0, fresh: Mapping[str, bytes] = {}) -> None:
+               n_held: int = 0, *, fresh: Mapping[str, bytes]) -> None:
         """The first ``n_held`` feedbacks were held until this batch decided their requests. ``fresh``: join
         records that memory answers for (:meth:`_fresh_joins`), with no applied-marker in the store."""
         rids = {_slot(f): r.partition for r, f in feedback}

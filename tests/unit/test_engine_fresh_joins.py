@@ -4,36 +4,20 @@ store would have given (the last test runs random histories both ways and compar
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import msgspec
-
 from learners import load_user_model
-from stream.engine import DecisionsExist, Engine
+from stream.engine import DecisionsExist
 from stream.engine.joins import JoinRecord
 from stream.engine.memory import MemoryState
 from tests.unit.test_engine import T0, Log, feedback, model, query  # noqa: F401 (fixtures)
 from tests.unit.test_engine_learning import make_engine
+from tests.unit.test_engine_optimistic import CountingState, like_the_worker as step
 
 pytestmark = pytest.mark.unit
-
-
-class CountingState(MemoryState):
-    """MemoryState that records the join reads (each one a Redis round trip in the worker)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads: list[str] = []
-
-    def load_decisions(self, requests):
-        self.reads += [f"decision:{r}" for r in requests]
-        return super().load_decisions(requests)
-
-    def load_applied(self, requests):
-        self.reads += [f"applied:{r}" for r in requests]
-        return super().load_applied(requests)
 
 
 class Clock:
@@ -42,19 +26,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def step(engine: Engine, state: MemoryState, records):
-    """What the worker does with a batch: optimistic first; refused, the careful way."""
-    batch = engine.process(records, state, optimistic=True)
-    try:
-        state.commit(batch.write)
-    except DecisionsExist:
-        engine.refused(batch)
-        batch = engine.process(records, state)
-        state.commit(batch.write)
-    engine.commit(batch)
-    return batch
 
 
 def n_obs(state: MemoryState, user: str = "u1") -> int:
@@ -79,7 +50,7 @@ def test_feedback_for_its_own_new_decision_reads_nothing_and_applies(engine):
     state, log = CountingState(), Log()
     step(engine, state, [log.rec(query("r1"))])
     batch = step(engine, state, [log.rec(feedback("r1", "i2"))])
-    assert state.reads == []
+    assert state.decisions_read == [] and state.applied_read == []
     assert batch.counts["feedback_applied"] == 1 and n_obs(state) == 1
     assert "r1" in state.applied and len(engine.fresh) == 0  # applied: the store answers from now on
 
@@ -89,7 +60,7 @@ def test_a_second_feedback_then_reads_the_store_and_is_a_duplicate(engine):
     step(engine, state, [log.rec(query("r1"))])
     step(engine, state, [log.rec(feedback("r1", "i2"))])
     batch = step(engine, state, [log.rec(feedback("r1", "i3"))])
-    assert "applied:r1" in state.reads
+    assert "r1" in state.applied_read
     assert batch.counts["dead_lettered.duplicate_feedback"] == 1 and n_obs(state) == 1
 
 
@@ -111,9 +82,10 @@ def test_otherwise_the_feedback_reads_the_store(model, engine, clock, why):
         clock.now += engine.join_window_s
     if why == "forgotten":
         engine.forget()
-    state.reads.clear()
+    state.decisions_read.clear()
+    state.applied_read.clear()
     step(engine, state, [log.rec(feedback("r1", "i2"), partition=1 if why == "other partition" else 0)])
-    assert "decision:r1" in state.reads and "applied:r1" in state.reads
+    assert "r1" in state.decisions_read and "r1" in state.applied_read
 
 
 def test_a_request_id_used_again_over_an_old_marker_stays_a_duplicate(engine):

@@ -22,21 +22,26 @@ pytestmark = pytest.mark.unit
 
 
 class CountingState(MemoryState):
-    """MemoryState that counts the decision reads (each one a Redis round trip in the worker)."""
+    """MemoryState that records the join reads: decisions and applied-markers (a Redis round trip in the worker)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.decisions_read: list[str] = []
+        self.applied_read: list[str] = []
 
     def load_decisions(self, requests):
         self.decisions_read += list(requests)
         return super().load_decisions(requests)
 
+    def load_applied(self, requests):
+        self.applied_read += list(requests)
+        return super().load_applied(requests)
+
     def load_selection(self, partition):  # model selection's state: none yet
         return None
 
 
-def _optimistic(engine: Engine, state: MemoryState, records):
+def like_the_worker(engine: Engine, state: MemoryState, records):
     """What the worker does: optimistic first; on a refusal, the same records with the check."""
     batch = engine.process(records, state, optimistic=True)
     try:
@@ -91,8 +96,8 @@ def test_a_batch_read_again_re_emits_the_logged_decision_byte_for_byte(engine):
     state, log = MemoryState(), Log()
     engine.held_counts({0: 0})
     records = [log.rec(query("r1", items=tuple(f"i{k}" for k in range(12))))]
-    first = _optimistic(engine, state, records)
-    again = _optimistic(engine, state, records)
+    first = like_the_worker(engine, state, records)
+    again = like_the_worker(engine, state, records)
     assert again.outputs.predictions == first.outputs.predictions
     assert again.counts["predictions_redelivered"] == 1 and "predictions" not in again.counts
     assert not again.write.decisions
@@ -114,8 +119,8 @@ def test_a_refused_commit_writes_nothing(engine):
 def test_a_retried_request_among_new_ones_keeps_its_decision_and_the_new_ones_are_decided(engine):
     state, log = MemoryState(), Log()
     engine.held_counts({0: 0})
-    first = _optimistic(engine, state, [log.rec(query("r1"))])
-    mixed = _optimistic(engine, state, [log.rec(query("r1")), log.rec(query("r2"))])
+    first = like_the_worker(engine, state, [log.rec(query("r1"))])
+    mixed = like_the_worker(engine, state, [log.rec(query("r1")), log.rec(query("r2"))])
     preds = outputs(mixed, "predictions")
     assert sorted(p["request_id"] for p in preds) == ["r1", "r2"]
     assert first.outputs.predictions[0] in mixed.outputs.predictions
