@@ -21,7 +21,7 @@ import time
 import numpy as np
 from confluent_kafka import Producer
 
-from benchmarks.stats import summarize
+from benchmarks.stats import summarize, timeline
 from stream import events
 from stream.client import reader
 from stream.config import Settings, redacted
@@ -212,6 +212,6 @@ def step_summary(rate: float, duration_s: float, lat_ms: np.ndarray, lag_ms: np.
         "latency_ms": s, "send_lag_ms": {"p50": round(float(np.percentile(lag_ms, 50)), 4),
                                          "p99": round(float(np.percentile(lag_ms, 99)), 4),
                                          "max": round(float(lag_ms.max()), 4)},
-        "feedback_sent": feedback_sent, "duplicates": duplicates,
+        "feedback_sent": feedback_sent, "duplicates": duplicates, "timeline": timeline(lat_ms, rate),
         "saturated": bool(reasons), "saturation_reason": "; ".join(reasons),
     }

@@ -1,5 +1,5 @@
 """PNG plots of a result file: latency CDFs per system, all systems at one rate, p99 against offered load,
-batch sizes over the ramp, and where the machine's cores went by rate."""
+batch sizes over the ramp, when the slow steps' tails happened, and where the machine's cores went by rate."""
 
 from __future__ import annotations
 
@@ -119,6 +119,34 @@ def batch_sizes(system: dict, path: Path, slo_ms: float) -> Path | None:
     return path
 
 
+def tail_timeline(system: dict, path: Path, slo_ms: float, most: int = 4) -> Path | None:
+    """When each slow step's tail happened: for the first ``most`` unsaturated steps whose p99 passed
+    ``slo_ms``, the median and the slowest answer per bin of send times (:func:`benchmarks.stats.timeline`),
+    with Redis's AOF rewrites in the step shaded. None when no such step has a timeline."""
+    steps = [s for s in system["steps"] if s.get("timeline") and not s["saturated"]
+             and (s["latency_ms"]["p99"] or 0) > slo_ms][:most]
+    if not steps:
+        return None
+    with saved_figure(path, ncols=len(steps), figsize=(4.2 * len(steps), 3.6)) as (_, axes):
+        for ax, s in zip(axes if len(steps) > 1 else [axes], steps):
+            tl = s["timeline"]
+            t = [k * tl["bin_s"] for k in range(len(tl["p50"]))]
+            ax.plot(t, tl["max"], color="tab:red", lw=0.8, label="slowest answer per bin")
+            ax.plot(t, tl["p50"], color="tab:blue", lw=1, label="median per bin")
+            ax.axhline(slo_ms, color="k", lw=0.8, ls=":")
+            for k, (start, seconds) in enumerate(s.get("redis_aof_rewrites") or []):
+                ax.axvspan(max(0.0, start), start + seconds, color="tab:orange", alpha=0.3,
+                           label="Redis AOF rewrite" if k == 0 else None)
+            ax.set_yscale("log")
+            ax.set_xlim(0, s["duration_s"])
+            ax.set_xlabel(f"seconds into the step (bins of {tl['bin_s']:g} s)")
+            ax.set_ylabel("latency (ms, log)")
+            ax.set_title(f"{s['rate']:g}/s: p99 {s['latency_ms']['p99']:.1f} ms", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left")
+    return path
+
+
 CORE_PARTS = (("system", "system under test", "tab:blue"), ("generator", "load generator", "tab:orange"),
               ("broker", "Kafka broker", "tab:gray"), ("redis", "Redis", "tab:red"), ("other", "other busy", "tab:brown"),
               ("steal", "steal", "black"), ("idle", "idle", "whitesmoke"))
@@ -168,6 +196,10 @@ def draw_all(results: dict, out_dir: Path, stem: str) -> dict[str, Path]:
         got = batch_sizes(system, out_dir / f"{stem}-batches-{name}.png", system["config"].get("batch_slo_ms", 10.0))
         if got:
             out[f"batches_{name}"] = got
+    if "eddy-eos" in systems:
+        got = tail_timeline(systems["eddy-eos"], out_dir / f"{stem}-tail-timeline-eddy-eos.png", slo)
+        if got:
+            out["tail_timeline_eddy-eos"] = got
     got = cores_by_rate(systems, ("eddy-eos", "floor-eos", "http"), out_dir / f"{stem}-cores.png")
     if got:
         out["cores"] = got

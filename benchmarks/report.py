@@ -95,7 +95,10 @@ def _method(r: dict) -> list[str]:
         "response), so queueing anywhere, the generator included, is counted (no coordinated omission). "
         "The generator's own lag (actual minus scheduled send) is in the tables, and so is the longest stall "
         "Redis's latency monitor recorded in the step's seconds (`command`, `aof-write`, `fork`...: every client "
-        "of Redis waited that long; `-`: none of 10 ms or more).",
+        "of Redis waited that long; `-`: none of 10 ms or more), with the AOF rewrites that overlapped the step "
+        "and how long each ran (Redis forks a child that rewrites its whole dataset, using most of a core while "
+        "it runs: here, with the broker, the worker and the generator on two cores, the answers of those "
+        "seconds wait; the latency monitor records only the fork).",
         f"- **Unanswered = infinitely slow.** A query not answered {p['drain_s']:g} s after the step's last send "
         "counts as infinite latency; a percentile past it reads `timeout`.",
         f"- **Steps.** Rates {', '.join(f'{x:g}' for x in p['rates'])}/s, each for max({p['step_s']:g} s, "
@@ -171,7 +174,7 @@ def _steps(name: str, sys_: dict, nproc: int | None = None) -> list[str]:
         rows.append([f"{s['rate']:,g}", f"{s['duration_s']:.1f}", f"{s['sent']:,}", f"{lat['answered']:,}",
                      f"{s['throughput']:,.0f}", fmt_ms(lat["p50"]), fmt_ms(lat["p95"]), fmt_ms(lat["p99"]),
                      fmt_ms(lat["p99.9"]), fmt_ms(s["send_lag_ms"]["p99"]),
-                     redis_watch.step_stalls(s.get("redis_stalls_ms")), f"{s['feedback_sent']:,}"]
+                     redis_watch.step_stalls(s.get("redis_stalls_ms"), s.get("redis_aof_rewrites")), f"{s['feedback_sent']:,}"]
                     + (_batch(s) if batched else []) + (_cores(s, nproc) if cores else []) + [s["saturation_reason"] or ""])
     head = [f"### {sys_['title']} (`{name}`)", "", sys_["description"] + ".", ""]
     if sys_.get("redis"):
@@ -401,6 +404,11 @@ def render(r: dict, plots: dict[str, Path], md_path: Path, json_path: Path) -> s
             out += [f"![{name} latency CDFs]({_rel(plots[f'cdf_{name}'], md_path)})", ""]
         if f"batches_{name}" in plots:
             out += [f"![{name} batch size over the ramp]({_rel(plots[f'batches_{name}'], md_path)})", ""]
+        if f"tail_timeline_{name}" in plots:
+            out += ["When the tail came, in the steps whose p99 passed the objective: the median and the slowest "
+                    "answer of each tenth of a second, with Redis's AOF rewrites shaded.", "",
+                    f"![{name} latency over time in the slow steps]({_rel(plots[f'tail_timeline_{name}'], md_path)})",
+                    ""]
     if any("feedback_throughput" in s for s in r["systems"].values()):
         rows = []
         for name, s in r["systems"].items():

@@ -179,6 +179,7 @@ class Run:
             if "error" not in res["redis"]:
                 for step in res["steps"]:
                     step["redis_stalls_ms"] = watch.stalls(*step["window"])
+                    step["redis_aof_rewrites"] = watch.rewrites(*step["window"])
             if gen is not None:
                 gen.close()
             proc.stop()

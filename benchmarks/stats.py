@@ -45,3 +45,25 @@ def fmt_ms(x: float | None) -> str:
     if x is None:
         return "timeout"
     return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 1000 else f"{x:,.0f}"
+
+
+def timeline(latency_ms: np.ndarray, rate: float, bin_s: float = 0.1) -> dict:
+    """The step's latency over time: per ``bin_s`` of scheduled send times, the median and the largest
+    latency of the queries answered (None where none was) and how many were not. A p99 says how long
+    the tail was, this says when: a tail spread evenly is the work itself, one that comes in a few
+    bursts is something that stopped for that long (Redis rewriting its AOF, a pause of the machine).
+
+    >>> t = timeline(np.array([1.0, 3.0, 2.0, np.inf, 50.0]), rate=10.0, bin_s=0.2)
+    >>> t["p50"], t["max"], t["unanswered"]
+    ([1.0, 2.0, 50.0], [3.0, 2.0, 50.0], [0, 1, 0])
+    """
+    lat = np.asarray(latency_ms, dtype=float)
+    per_bin = max(1, round(rate * bin_s))
+    p50, top, lost = [], [], []
+    for k in range(0, lat.size, per_bin):
+        part = lat[k:k + per_bin]
+        answered = part[np.isfinite(part)]
+        p50.append(_num(percentile(answered, 50)) if answered.size else None)
+        top.append(_num(answered.max()) if answered.size else None)
+        lost.append(int(part.size - answered.size))
+    return {"bin_s": per_bin / rate, "p50": p50, "max": top, "unanswered": lost}

@@ -11,6 +11,7 @@ import redis
 
 from benchmarks.redis_watch import RedisWatch, describe, step_stalls
 from benchmarks.systems import BenchError
+from benchmarks.users import settle_persistence
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +61,24 @@ def test_a_system_runs_under_its_own_fsync_policy_and_the_stacks_comes_back(stac
     assert report["events"]["command"]["max_ms"] >= 30
     line = describe(report)
     assert f"`appendfsync {other}`" in line and "`command` in 1 s" in line
+
+
+def test_an_aof_rewrite_is_told_by_the_step_it_ran_in(stack):
+    client = redis.Redis.from_url(stack["redis_url"])
+    if client.info("persistence").get("aof_enabled") in (0, "0"):
+        pytest.skip("this Redis keeps no AOF")
+    watch = RedisWatch(client)
+    watch.start()
+    try:
+        settle_persistence(client)  # waits out one already running, then rewrites and waits for it
+        t1 = time.time()
+    finally:
+        watch.stop()
+    spans = watch.rewrites(t1 - 60, t1)
+    assert spans and all(seconds >= 0 for _, seconds in spans)
+    assert watch.rewrites(t1 + 1, t1 + 60) == []
+    assert watch.report()["aof_rewrites"]["count"] == len(watch.rewrites(0, t1 + 60)) >= 1
+    assert "; AOF rewrite " in step_stalls({}, spans)
 
 
 def test_a_redis_that_refuses_config_still_runs_the_system_and_the_report_says_so(stack):

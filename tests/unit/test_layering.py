@@ -63,8 +63,8 @@ ALLOWED: dict[str, set[str]] = {
     "benchmarks.anytime":       {"benchmarks.serving_load", "benchmarks.plots", *_PURE_CODE, *_STREAM_BASE},
     "benchmarks.cascade":       {"benchmarks.serving_load", "benchmarks.plots", "stream.engine", *_PURE_CODE,
                                  *_STREAM_BASE},
-    "tests":                    {"tests", "benchmarks", "stream.cli", "stream.commands", "stream.commands.demo_cmd",
-                                 "stream.demo", "stream.replay", "stream", "stream.engine", *_PURE_CODE,
+    "tests":                    {"tests", "benchmarks", "benchmarks.plots", "stream.cli", "stream.commands",
+                                 "stream.commands.demo_cmd", "stream.demo", "stream.replay", "stream", "stream.engine", *_PURE_CODE,
                                  *_STREAM_BASE},
 }
 
