@@ -78,8 +78,8 @@ class RewriteWatch:
                 return
             now = time.time()
             busy = int(info.get("aof_rewrite_in_progress", 0)) == 1
-            count = int(info.get("aof_rewrites", 0))  # rewrites finished since Redis started
-            if last is not None and count > done and began is None:
+            count = int(info.get("aof_rewrites", 0))  # rewrites started since Redis started
+            if last is not None and count > done and began is None and not busy:
                 self.intervals.append((last, now))  # began and ended between two readings: within them
             if busy and began is None:
                 began = now

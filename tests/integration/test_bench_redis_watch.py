@@ -81,6 +81,32 @@ def test_an_aof_rewrite_is_told_by_the_step_it_ran_in(stack):
     assert "; AOF rewrite " in step_stalls({}, spans)
 
 
+def test_a_long_rewrite_is_one_span_from_its_start_to_its_end(stack):
+    # Redis counts a rewrite when it starts, and the watch sees it running: one span, not two.
+    client = redis.Redis.from_url(stack["redis_url"])
+    if client.info("persistence").get("aof_enabled") in (0, "0"):
+        pytest.skip("this Redis keeps no AOF")
+    settle_persistence(client)
+    client.set("eddy-test:rewrite-watch", b"x")
+    delay_us = max(1, int(1_000_000 / client.dbsize()))  # the child sleeps per key: about a second in all
+    before = client.config_get("rdb-key-save-delay")["rdb-key-save-delay"]
+    watch = RedisWatch(client)
+    watch.start()
+    try:
+        client.config_set("rdb-key-save-delay", delay_us)
+        t0 = time.time()
+        settle_persistence(client)
+        t1 = time.time()
+    finally:
+        client.config_set("rdb-key-save-delay", before)
+        watch.stop()
+        client.delete("eddy-test:rewrite-watch")
+    spans = watch.rewrites(t0, t1)
+    assert len(spans) == 1, spans
+    start, seconds = spans[0]
+    assert -0.5 <= start <= 0.5 and 0.5 <= seconds <= t1 - t0 + 0.5
+
+
 def test_a_redis_that_refuses_config_still_runs_the_system_and_the_report_says_so(stack):
     # A managed Redis refuses CONFIG; here a real one does, for an ACL user without it.
     with user_without(stack["redis_url"], "config") as client:
