@@ -94,3 +94,14 @@ def test_redis_round_trip(settings):
     r.set(key, b"\x00eddy\xff", ex=60)
     assert r.get(key) == b"\x00eddy\xff"
     assert r.config_get("appendonly")["appendonly"] == "yes"
+    # deploy/stack.env: a small dataset's AOF is not rewritten every few seconds under load
+    assert r.config_get("auto-aof-rewrite-min-size")["auto-aof-rewrite-min-size"] == str(512 * 2**20)
+
+
+def test_a_bad_aof_rewrite_size_is_one_line_naming_it():
+    stack = Path(__file__).resolve().parents[2] / "deploy" / "stack"
+    out = subprocess.run(["bash", str(stack), "status"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "EDDY_REDIS_AOF_REWRITE_MIN_SIZE": "lots"})
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines() == [
+        "stack: error: invalid EDDY_REDIS_AOF_REWRITE_MIN_SIZE 'lots' (bytes, or a number with kb, mb or gb)"]
