@@ -66,3 +66,21 @@ def test_the_report_shows_the_engine_alone_table_and_explains_the_bound():
     table = "\n".join(report._engine_ceiling(r))
     assert "| median batch | 1,900 | 9,000 | 10,000 | 8,500 |" in table
     assert "| whole run | 1,700 | 8,000 | 6,000 | 7,800 |" in table
+
+
+def test_a_missed_latency_target_names_the_idle_cores_and_the_aof_rewrites_of_its_steps():
+    r = _results(None)
+    steps = r["systems"]["eddy-eos"]["steps"] + [
+        {"rate": 2000, "saturated": False, "throughput": 2_000, "latency_ms": {"p50": 9.0, "p99": 80.0},
+         "cpu_cores": {"idle": 0.25}, "redis_aof_rewrites": [[0.6, 1.2]]}]
+    steps[1] = {**steps[1], "cpu_cores": {"idle": 0.5}, "redis_aof_rewrites": []}
+    r["systems"]["eddy-eos"]["steps"] = steps
+    r["systems"]["floor-alo"]["steps"].append({"rate": 2000, "saturated": False, "throughput": 2_000,
+                                               "latency_ms": {"p50": 3.0, "p99": 9.0}})
+    row = next(t for t in targets(r) if t["target"].startswith("p99 <= max(20 ms"))
+    assert row["met"] is False and "2000/s: 80.0 vs 20.0 (missed)" in row["measured"]
+    assert row["bound"] == "idle cores in those steps: 2000/s 0.25; AOF rewrites in them: 2000/s 1.2 s"
+    # a run from before rewrites were watched: the idle cores alone
+    del steps[2]["redis_aof_rewrites"]
+    row = next(t for t in targets(r) if t["target"].startswith("p99 <= max(20 ms"))
+    assert row["bound"] == "idle cores in those steps: 2000/s 0.25"
