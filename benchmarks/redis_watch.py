@@ -191,8 +191,17 @@ def step_stalls(stalls: dict[str, int] | None, rewrites: list[list[float]] | Non
         name, ms = max(stalls.items(), key=lambda kv: kv[1])
         cell = f"{ms} ({name})"
     if rewrites:
-        cell += f"; AOF rewrite {' + '.join(f'{s:.1f}' for _, s in rewrites)} s"
+        cell += f"; AOF rewrite {rewrite_seconds(rewrites)}"
     return cell
+
+
+def rewrite_seconds(rewrites: list[list[float]]) -> str:
+    """How long each of a step's AOF rewrites ran (:meth:`RedisWatch.rewrites`).
+
+    >>> rewrite_seconds([[0.7, 1.0], [9.2, 0.9]])
+    '1.0 + 0.9 s'
+    """
+    return " + ".join(f"{seconds:.1f}" for _, seconds in rewrites) + " s"
 
 
 def describe(watch: dict | None) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import statistics
 
+from benchmarks.redis_watch import rewrite_seconds
+
 FLOOR_OF = {"eddy-eos": "floor-eos", "eddy-eos-2w": "floor-eos", "eddy-eos-fsync": "floor-eos", "eddy-alo": "floor-alo"}
 
 
@@ -105,8 +107,7 @@ def rewrites_in(system: dict, rates: list[float]) -> str | None:
     if not any(v is not None for _, v in figures):
         return None
     return "AOF rewrites in them: " + ", ".join(
-        f"{r:g}/s " + ("n/a" if v is None else " + ".join(f"{d:.1f}" for _, d in v) + " s" if v else "none")
-        for r, v in figures)
+        f"{r:g}/s " + ("n/a" if v is None else rewrite_seconds(v) if v else "none") for r, v in figures)
 
 
 def _bound(*parts: str | None) -> str | None:
